@@ -1,0 +1,286 @@
+/* cli.c -- shared program conventions; see cli.h.  */
+
+#include <config.h>
+#include "cli.h"
+#include "error.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *program_name = "prumux";
+
+/* Temporary output files to remove if we die before committing them.  */
+enum { MAX_PENDING = 8 };
+static char *pending_tmp[MAX_PENDING];
+
+static void
+remove_pending (void)
+{
+  for (int i = 0; i < MAX_PENDING; i++)
+    if (pending_tmp[i])
+      {
+        unlink (pending_tmp[i]);
+        pending_tmp[i] = NULL;
+      }
+}
+
+/* Quietly end the program for a reader that went away.  */
+static noreturn void
+exit_for_epipe (void)
+{
+  remove_pending ();
+  _exit (EXIT_SUCCESS);
+}
+
+static void
+close_stdout (void)
+{
+  int err = 0;
+  if (ferror (stdout))
+    err = errno ? errno : EIO;
+  if (fclose (stdout) != 0 && !err)
+    err = errno;
+  if (err == EPIPE)
+    exit_for_epipe ();
+  if (err)
+    {
+      fprintf (stderr, "%s: write error: %s\n", program_name, strerror (err));
+      remove_pending ();
+      _exit (EXIT_FAILURE);
+    }
+  if (fclose (stderr) != 0)
+    _exit (EXIT_FAILURE);
+}
+
+void
+cli_init (const char *argv0)
+{
+  if (argv0 && *argv0)
+    {
+      const char *slash = strrchr (argv0, '/');
+      program_name = slash ? slash + 1 : argv0;
+      /* libtool's uninstalled wrappers run "lt-prog".  */
+      if (strncmp (program_name, "lt-", 3) == 0)
+        program_name += 3;
+    }
+  signal (SIGPIPE, SIG_IGN);
+  atexit (close_stdout);
+}
+
+static void
+vmessage (const char *fmt, va_list ap)
+{
+  fflush (stdout);
+  fprintf (stderr, "%s: ", program_name);
+  vfprintf (stderr, fmt, ap);
+  fputc ('\n', stderr);
+}
+
+void
+die (const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  vmessage (fmt, ap);
+  va_end (ap);
+  remove_pending ();
+  exit (EXIT_FAILURE);
+}
+
+void
+die_lib (const char *context)
+{
+  if (pmx_errnum () == EPIPE)
+    exit_for_epipe ();
+  if (context)
+    die ("%s: %s", context, pmx_errmsg ());
+  die ("%s", pmx_errmsg ());
+}
+
+void
+warn (const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  vmessage (fmt, ap);
+  va_end (ap);
+}
+
+void
+usage_error (const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  vmessage (fmt, ap);
+  va_end (ap);
+  fprintf (stderr, "Try '%s --help' for more information.\n", program_name);
+  remove_pending ();
+  exit (EXIT_FAILURE);
+}
+
+void
+cli_version (void)
+{
+  printf ("%s (%s) %s\n", program_name, PACKAGE_NAME, PACKAGE_VERSION);
+  printf ("Copyright (C) 2026 the prumux authors.\n"
+          "License GPLv3+: GNU GPL version 3 or later"
+          " <https://gnu.org/licenses/gpl.html>.\n"
+          "This is free software: you are free to change and redistribute it.\n"
+          "There is NO WARRANTY, to the extent permitted by law.\n");
+  exit (EXIT_SUCCESS);
+}
+
+void
+cli_help_tail (void)
+{
+  printf ("\nExit status is 0 on success and 1 on any error.\n"
+          "\nReport bugs to: %s\n"
+          "prumux home page: <https://github.com/prumux/prumux>\n",
+          PACKAGE_BUGREPORT);
+  exit (EXIT_SUCCESS);
+}
+
+static int
+is_stdio (const char *path)
+{
+  return path == NULL || strcmp (path, "-") == 0;
+}
+
+FILE *
+cli_open_input (const char *path)
+{
+  if (is_stdio (path))
+    return stdin;
+  FILE *f = fopen (path, "rb");
+  if (!f)
+    die ("%s: %s", path, strerror (errno));
+  return f;
+}
+
+void
+cli_close_input (FILE *f, const char *path)
+{
+  int bad = ferror (f);
+  int err = errno;
+  if (f != stdin && fclose (f) != 0 && !bad)
+    {
+      bad = 1;
+      err = errno;
+    }
+  if (bad)
+    die ("%s: read error: %s", is_stdio (path) ? "-" : path, strerror (err));
+}
+
+static mode_t
+umask_value (void)
+{
+  mode_t m = umask (0);
+  umask (m);
+  return m;
+}
+
+FILE *
+cli_output_open (cli_output *o, const char *path)
+{
+  memset (o, 0, sizeof *o);
+  if (is_stdio (path))
+    {
+      o->f = stdout;
+      return o->f;
+    }
+  size_t n = strlen (path);
+  o->path = strdup (path);
+  o->tmp = malloc (n + sizeof ".XXXXXX");
+  if (!o->path || !o->tmp)
+    die ("memory exhausted");
+  memcpy (o->tmp, path, n);
+  memcpy (o->tmp + n, ".XXXXXX", sizeof ".XXXXXX");
+  int fd = mkstemp (o->tmp);
+  if (fd < 0)
+    die ("%s: cannot create temporary file: %s", path, strerror (errno));
+  fchmod (fd, 0666 & ~umask_value ());
+  for (int i = 0; i < MAX_PENDING; i++)
+    if (!pending_tmp[i])
+      {
+        pending_tmp[i] = o->tmp;
+        break;
+      }
+  o->f = fdopen (fd, "wb");
+  if (!o->f)
+    die ("%s: %s", o->tmp, strerror (errno));
+  return o->f;
+}
+
+void
+cli_output_commit (cli_output *o)
+{
+  if (o->f == stdout)
+    {
+      if (fflush (stdout) != 0 || ferror (stdout))
+        {
+          if (errno == EPIPE)
+            exit_for_epipe ();
+          die ("write error: %s", strerror (errno));
+        }
+      return;
+    }
+  int bad = ferror (o->f) || fflush (o->f) != 0 || fsync (fileno (o->f)) != 0;
+  int err = errno;
+  if (fclose (o->f) != 0 && !bad)
+    {
+      bad = 1;
+      err = errno;
+    }
+  if (bad)
+    die ("%s: write error: %s", o->path, strerror (err ? err : EIO));
+  if (rename (o->tmp, o->path) != 0)
+    die ("%s: cannot rename %s: %s", o->path, o->tmp, strerror (errno));
+  for (int i = 0; i < MAX_PENDING; i++)
+    if (pending_tmp[i] == o->tmp)
+      pending_tmp[i] = NULL;
+  free (o->tmp);
+  free (o->path);
+  memset (o, 0, sizeof *o);
+}
+
+long long
+cli_parse_int (const char *opt, const char *arg, long long lo, long long hi)
+{
+  char *end;
+  errno = 0;
+  long long v = strtoll (arg, &end, 10);
+  if (end == arg || *end || errno == ERANGE)
+    usage_error ("invalid number for %s: '%s'", opt, arg);
+  if (v < lo || v > hi)
+    usage_error ("%s must be between %lld and %lld, not %lld", opt, lo, hi, v);
+  return v;
+}
+
+double
+cli_parse_double (const char *opt, const char *arg)
+{
+  char *end;
+  errno = 0;
+  double v = strtod (arg, &end);
+  if (end == arg || *end || errno == ERANGE || !isfinite (v))
+    usage_error ("invalid number for %s: '%s'", opt, arg);
+  return v;
+}
+
+void
+cli_check_write (FILE *f, const char *what)
+{
+  if (ferror (f))
+    {
+      if (errno == EPIPE)
+        exit_for_epipe ();
+      die ("%s: write error: %s", what, strerror (errno));
+    }
+}
