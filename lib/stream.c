@@ -760,8 +760,10 @@ read_tensor (pmx_reader *r, pmx_record *rec, uint64_t len)
     return -1;
   if (r->mem && ((uintptr_t) (r->mem + r->pos) % PMX_ALIGN) == 0)
     {
-      t->data = (void *) (r->mem + r->pos);     /* borrowed, used in place */
-      r->pos += bytes;
+      const void *at = r->mem + r->pos;
+      if (rd (r, NULL, bytes) < 0)              /* bounds check, then borrow */
+        return pmx_error_prefix ("tensor '%s'", name);
+      t->data = (void *) at;
     }
   else
     {
