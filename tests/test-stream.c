@@ -250,6 +250,10 @@ test_limits_and_validation (void)
   pmx_meta_init (&m);
   CHECK (pmx_meta_set (&m, "bad key", "v") == -1);
   CHECK (pmx_meta_set (&m, "k", "line\nbreak") == -1);
+  CHECK (pmx_meta_set (&m, "k", "caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80") == 0);
+  CHECK (pmx_meta_set (&m, "k", "bad \xc3") == -1);
+  CHECK (pmx_meta_set (&m, "k", "overlong \xc0\xaf") == -1);
+  CHECK (pmx_meta_set (&m, "k", "surrogate \xed\xa0\x80") == -1);
   CHECK (pmx_meta_set (&m, "k", "a") == 0 && pmx_meta_set (&m, "k", "b") == 0);
   CHECK (m.count == 1 && strcmp (pmx_meta_get (&m, "k"), "b") == 0);
   pmx_meta_free (&m);
