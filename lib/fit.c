@@ -500,20 +500,24 @@ pmx_fit_interp (const double *Nv, size_t nN, const double *sv, size_t ns,
   if (refuse_missing)
     return PMX_FIT_MISSING;
 
-  /* A corner is missing: along s on the two N lines, then along N.  */
-  double u0, u1;
-  if (line_interp (sv, val + a0 * ns, ns, 1, s, extrapolate, &u0) == 0
-      && line_interp (sv, val + a1 * ns, ns, 1, s, extrapolate, &u1) == 0)
+  /* A corner is missing: along s on the two N lines, then along N; or
+     along N on the two s columns, then along s.  Interpolating either way
+     is preferred to extrapolating either way.  */
+  for (int ex = 0; ex <= extrapolate; ex++)
     {
-      *out = (1 - tn) * u0 + tn * u1;
-      return PMX_FIT_OK;
-    }
-  /* Otherwise along N on the two s columns, then along s.  */
-  if (line_interp (Nv, val + b0, nN, ns, N, extrapolate, &u0) == 0
-      && line_interp (Nv, val + b1, nN, ns, N, extrapolate, &u1) == 0)
-    {
-      *out = (1 - ts) * u0 + ts * u1;
-      return PMX_FIT_OK;
+      double u0, u1;
+      if (line_interp (sv, val + a0 * ns, ns, 1, s, ex, &u0) == 0
+          && line_interp (sv, val + a1 * ns, ns, 1, s, ex, &u1) == 0)
+        {
+          *out = (1 - tn) * u0 + tn * u1;
+          return PMX_FIT_OK;
+        }
+      if (line_interp (Nv, val + b0, nN, ns, N, ex, &u0) == 0
+          && line_interp (Nv, val + b1, nN, ns, N, ex, &u1) == 0)
+        {
+          *out = (1 - ts) * u0 + ts * u1;
+          return PMX_FIT_OK;
+        }
     }
   return PMX_FIT_MISSING;
 }

@@ -22,7 +22,9 @@
    each of the two bracketing N lines between the nearest measured points
    of that line, then linearly in N; if a line lacks points on one side, the
    same along N on the two bracketing s columns, then in s; if neither works
-   the point is not predictable.  With `refuse_missing` such cells are not
+   the point is not predictable.  (With `extrapolate`, a line may also be
+   continued past its last measured point, but only when neither order
+   works by interpolation.)  With `refuse_missing` such cells are not
    predictable.  Outside the measured range nothing is predicted unless
    `extrapolate` (then the edge cell's bilinear form, or the edge segment of
    a line, is continued linearly).
