@@ -569,30 +569,53 @@ keep_top (pmx_fit_pick *top, size_t *n, size_t k, const pmx_fit_pick *p)
 }
 
 size_t
+pmx_fit_predict_all (const pmx_fit_table *t, size_t task, const pmx_fit_opts *o,
+                     const double *Ns, size_t nNs, const double *Ss, size_t nSs,
+                     pmx_fit_pick *out)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < nNs; i++)
+    for (size_t j = 0; j < nSs; j++)
+      {
+        pmx_fit_pick p = { Ns[i], Ss[j], 0, 0 };
+        if (pmx_fit_accuracy (t, task, o, p.N, p.s, &p.acc) == PMX_FIT_OK
+            && pmx_fit_throughput (t, task, o, p.N, p.s, &p.thr) == PMX_FIT_OK)
+          out[n++] = p;
+      }
+  return n;
+}
+
+size_t
+pmx_fit_top (const pmx_fit_pick *p, size_t n, double threshold,
+             pmx_fit_pick *top, size_t k)
+{
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++)
+    /* Tolerate rounding in the interpolation: a budget that a measured
+       model meets exactly must keep that model.  */
+    if (p[i].acc >= threshold - 1e-9)
+      keep_top (top, &m, k, &p[i]);
+  return m;
+}
+
+size_t
 pmx_fit_rank (const pmx_fit_table *t, size_t task, const pmx_fit_opts *o,
               const double *Ns, size_t nNs, const double *Ss, size_t nSs,
               double threshold, pmx_fit_pick *top, size_t k,
               size_t *unpredictable)
 {
-  size_t n = 0, bad = 0;
-  for (size_t i = 0; i < nNs; i++)
-    for (size_t j = 0; j < nSs; j++)
-      {
-        pmx_fit_pick p = { Ns[i], Ss[j], 0, 0 };
-        if (pmx_fit_accuracy (t, task, o, p.N, p.s, &p.acc) != PMX_FIT_OK
-            || pmx_fit_throughput (t, task, o, p.N, p.s, &p.thr) != PMX_FIT_OK)
-          {
-            bad++;
-            continue;
-          }
-        /* Tolerate rounding in the interpolation: a budget that a measured
-           model meets exactly must keep that model.  */
-        if (p.acc >= threshold - 1e-9)
-          keep_top (top, &n, k, &p);
-      }
+  pmx_fit_pick *all = malloc ((nNs * nSs + 1) * sizeof *all);
+  if (!all)
+    {
+      pmx_error ("memory exhausted");
+      return (size_t) -1;
+    }
+  size_t n = pmx_fit_predict_all (t, task, o, Ns, nNs, Ss, nSs, all);
   if (unpredictable)
-    *unpredictable = bad;
-  return n;
+    *unpredictable = nNs * nSs - n;
+  size_t m = pmx_fit_top (all, n, threshold, top, k);
+  free (all);
+  return m;
 }
 
 int
@@ -697,27 +720,48 @@ pmx_fit_loo_task (pmx_fit_table *t, size_t task, const pmx_fit_opts *o,
 
 /* ---- Pareto frontier ------------------------------------------------------ */
 
+/* Sort key for the frontier sweep: throughput descending, then accuracy
+   descending.  qsort has no context argument, hence the file-scope
+   pointers; they are set and used only inside pmx_fit_pareto.  */
+static const double *pareto_acc, *pareto_thr;
+
+static int
+cmp_pareto (const void *a, const void *b)
+{
+  size_t i = *(const size_t *) a, j = *(const size_t *) b;
+  if (pareto_thr[i] != pareto_thr[j])
+    return pareto_thr[i] < pareto_thr[j] ? 1 : -1;
+  if (pareto_acc[i] != pareto_acc[j])
+    return pareto_acc[i] < pareto_acc[j] ? 1 : -1;
+  return (i > j) - (i < j);
+}
+
+/* O(n log n): walking down in throughput, a point is on the frontier when
+   it is more accurate than every faster point.  */
 size_t
 pmx_fit_pareto (const double *acc, const double *thr, size_t n, size_t *idx)
 {
   size_t m = 0;
   for (size_t i = 0; i < n; i++)
+    if (!isnan (acc[i]) && !isnan (thr[i]))
+      idx[m++] = i;
+  pareto_acc = acc;
+  pareto_thr = thr;
+  qsort (idx, m, sizeof *idx, cmp_pareto);
+  size_t k = 0;
+  double best = -INFINITY;
+  for (size_t q = 0; q < m; q++)
+    if (acc[idx[q]] > best)
+      {
+        best = acc[idx[q]];
+        idx[k++] = idx[q];
+      }
+  /* Increasing throughput.  */
+  for (size_t a = 0, b = k; a + 1 < b; a++, b--)
     {
-      if (isnan (acc[i]) || isnan (thr[i]))
-        continue;
-      int dominated = 0;
-      for (size_t j = 0; j < n && !dominated; j++)
-        dominated = j != i && !isnan (acc[j]) && !isnan (thr[j])
-          && acc[j] >= acc[i] && thr[j] >= thr[i]
-          && (acc[j] > acc[i] || thr[j] > thr[i]);
-      if (!dominated)
-        {
-          /* Insertion by throughput; equal points keep input order.  */
-          size_t k = m++;
-          for (; k > 0 && thr[idx[k - 1]] > thr[i]; k--)
-            idx[k] = idx[k - 1];
-          idx[k] = i;
-        }
+      size_t tmp = idx[a];
+      idx[a] = idx[b - 1];
+      idx[b - 1] = tmp;
     }
-  return m;
+  return k;
 }

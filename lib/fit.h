@@ -131,6 +131,16 @@ size_t pmx_fit_rank (const pmx_fit_table *t, size_t task, const pmx_fit_opts *o,
                      double threshold, pmx_fit_pick *top, size_t k,
                      size_t *unpredictable);
 
+/* The two halves of pmx_fit_rank, for ranking the same candidates under
+   many thresholds: predict every candidate of Ns x Ss into OUT (room for
+   nNs * nSs), returning how many were predictable; then the best K of
+   P[0..N-1] reaching THRESHOLD into TOP, returning how many.  */
+size_t pmx_fit_predict_all (const pmx_fit_table *t, size_t task,
+                            const pmx_fit_opts *o, const double *Ns, size_t nNs,
+                            const double *Ss, size_t nSs, pmx_fit_pick *out);
+size_t pmx_fit_top (const pmx_fit_pick *p, size_t n, double threshold,
+                    pmx_fit_pick *top, size_t k);
+
 /* The default candidates of TASK: its measured N values, and s from its
    smallest to its largest measured s in steps of STEP (the largest always
    included).  The arrays are malloc'd; caller frees.  -1 on error.  */
