@@ -735,7 +735,7 @@ run_plot (const config *c, const pmx_fit_table *t, const selection *sel,
   int svg = strcmp (strrchr (c->plot, '.'), ".svg") == 0;
   size_t cols = sel->n <= 1 ? 1 : sel->n <= 4 ? 2 : 3;
   size_t rows = (sel->n + cols - 1) / cols;
-  unsigned w = (unsigned) (620 * cols), h = (unsigned) (440 * rows);
+  unsigned w = (unsigned) (800 * cols), h = (unsigned) (440 * rows);
   if (svg)
     fprintf (sf, "set terminal svg size %u,%u dynamic\n", w, h);
   else
@@ -745,7 +745,7 @@ run_plot (const config *c, const pmx_fit_table *t, const selection *sel,
   fputs ("set output ", sf);
   gp_string (sf, o.tmp);
   fprintf (sf, "\nset datafile separator '\\t'\nset logscale x 2\n"
-           "set grid\nset key top right box opaque\n"
+           "set grid\nset key outside right top vertical font ',9' spacing 1.2\n"
            "set offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05\n"
            "set xlabel '%s'\nset ylabel 'accuracy (%s)'\n",
            t->thr_column, t->acc_percent ? "%" : "fraction");
