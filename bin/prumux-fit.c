@@ -79,7 +79,7 @@ Model:\n\
                               every task, as in the paper; 'per-task': each\n\
                               task's own\n\
   -r, --throughput-task=NAME  the reference task (default: the task with the\n\
-                              most measured points)\n\
+                              most measured throughputs)\n\
   -x, --extrapolate         predict outside the measured range (linearly);\n\
                               default: such points are not predicted\n\
       --missing=MODE        a grid cell with a missing corner: 'fill'\n\
@@ -711,6 +711,31 @@ temp_file (char *tmpl)
   return f;
 }
 
+/* The measured points of TASK for the picture: accuracy, and throughput
+   as the task measured it, else the throughput model's value (the
+   reference task's).  ACC and THR have room for the task's grid; NaN where
+   a point cannot be drawn.  Returns how many can.  */
+static size_t
+panel_points (const config *c, const pmx_fit_table *t, size_t task,
+              double *acc, double *thr)
+{
+  const pmx_fit_task *tk = &t->tasks[task];
+  size_t n = 0;
+  for (size_t i = 0; i < tk->nN; i++)
+    for (size_t j = 0; j < tk->ns; j++)
+      {
+        size_t cc = i * tk->ns + j;
+        acc[cc] = tk->acc[cc];
+        thr[cc] = tk->thr[cc];
+        if (isnan (thr[cc])
+            && pmx_fit_throughput (t, task, &c->fo, tk->Nv[i], tk->sv[j],
+                                   &thr[cc]) != PMX_FIT_OK)
+          thr[cc] = NAN;
+        n += !isnan (acc[cc]) && !isnan (thr[cc]);
+      }
+  return n;
+}
+
 /* Draw one panel per selected task with gnuplot.  The data go to a
    temporary file as gnuplot "index" blocks; gnuplot writes the picture to
    the atomic output's temporary file, which is committed when it succeeds.  */
@@ -732,9 +757,35 @@ run_plot (const config *c, const pmx_fit_table *t, const selection *sel,
   cli_output o;
   cli_output_open (&o, c->plot);
 
+  /* Tasks with nothing to draw get no panel.  */
+  size_t panels = 0;
+  for (size_t q = 0; q < sel->n; q++)
+    {
+      const pmx_fit_task *tk = &t->tasks[sel->idx[q]];
+      double *a = malloc (tk->nN * tk->ns * sizeof *a);
+      double *b = malloc (tk->nN * tk->ns * sizeof *b);
+      if (!a || !b)
+        die ("memory exhausted");
+      if (panel_points (c, t, sel->idx[q], a, b))
+        panels++;
+      else
+        warn ("--plot: task %s: no model with both accuracy and %s to draw",
+              tk->name, t->thr_column);
+      free (a);
+      free (b);
+    }
+  if (panels == 0)
+    {
+      fclose (df);
+      fclose (sf);
+      unlink (dpath);
+      unlink (spath);
+      die ("--plot: nothing to draw");
+    }
+
   int svg = strcmp (strrchr (c->plot, '.'), ".svg") == 0;
-  size_t cols = sel->n <= 1 ? 1 : sel->n <= 4 ? 2 : 3;
-  size_t rows = (sel->n + cols - 1) / cols;
+  size_t cols = panels <= 1 ? 1 : panels <= 4 ? 2 : 3;
+  size_t rows = (panels + cols - 1) / cols;
   unsigned w = (unsigned) (800 * cols), h = (unsigned) (440 * rows);
   if (svg)
     fprintf (sf, "set terminal svg size %u,%u dynamic\n", w, h);
@@ -749,7 +800,7 @@ run_plot (const config *c, const pmx_fit_table *t, const selection *sel,
            "set offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05\n"
            "set xlabel '%s'\nset ylabel 'accuracy (%s)'\n",
            t->thr_column, t->acc_percent ? "%" : "fraction");
-  if (sel->n > 1)
+  if (panels > 1)
     fprintf (sf, "set multiplot layout %zu,%zu\n", rows, cols);
 
   static const char *const cat_title[] = {
@@ -773,19 +824,13 @@ run_plot (const config *c, const pmx_fit_table *t, const selection *sel,
       size_t *idx = malloc (cells * sizeof *idx);
       if (!acc || !thr || !idx)
         die ("memory exhausted");
-      /* Each point's throughput is the task's own measurement, else the
-         throughput model's value (the reference task's).  */
-      for (size_t i = 0; i < tk->nN; i++)
-        for (size_t j = 0; j < tk->ns; j++)
-          {
-            size_t cc = i * tk->ns + j;
-            acc[cc] = tk->acc[cc];
-            thr[cc] = tk->thr[cc];
-            if (isnan (thr[cc])
-                && pmx_fit_throughput (t, sel->idx[q], &c->fo, tk->Nv[i],
-                                       tk->sv[j], &thr[cc]) != PMX_FIT_OK)
-              thr[cc] = NAN;
-          }
+      if (panel_points (c, t, sel->idx[q], acc, thr) == 0)
+        {
+          free (acc);
+          free (thr);
+          free (idx);
+          continue;
+        }
       fputs ("set title ", sf);
       gp_string (sf, tk->name);
       fputs ("\nplot ", sf);
@@ -825,14 +870,12 @@ run_plot (const config *c, const pmx_fit_table *t, const selection *sel,
                    cat_title[cat], cat_style[cat]);
           first = 0;
         }
-      if (first)
-        fputs ("NaN notitle", sf);
       fputc ('\n', sf);
       free (acc);
       free (thr);
       free (idx);
     }
-  if (sel->n > 1)
+  if (panels > 1)
     fputs ("unset multiplot\n", sf);
   fputs ("set output\n", sf);
   int bad = ferror (df) | ferror (sf);

@@ -369,13 +369,26 @@ pmx_fit_find_task (const pmx_fit_table *t, const char *name)
   return -1;
 }
 
+/* Measured throughputs of TK.  */
+static size_t
+count_throughputs (const pmx_fit_task *tk)
+{
+  size_t n = 0;
+  for (size_t c = 0; c < tk->nN * tk->ns; c++)
+    n += !isnan (tk->thr[c]);
+  return n;
+}
+
 size_t
 pmx_fit_default_reference (const pmx_fit_table *t)
 {
-  size_t best = 0;
+  size_t best = 0, most = count_throughputs (&t->tasks[0]);
   for (size_t k = 1; k < t->ntasks; k++)
-    if (t->tasks[k].npoints > t->tasks[best].npoints)
-      best = k;
+    {
+      size_t n = count_throughputs (&t->tasks[k]);
+      if (n > most)
+        best = k, most = n;
+    }
   return best;
 }
 

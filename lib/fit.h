@@ -80,7 +80,8 @@ void pmx_fit_free (pmx_fit_table *t);
 
 /* Index of task NAME or -1 (no error set).  */
 int pmx_fit_find_task (const pmx_fit_table *t, const char *name);
-/* The task with the most measured points (the first such in the input).  */
+/* The task with the most measured throughputs (the first such in the
+   input).  */
 size_t pmx_fit_default_reference (const pmx_fit_table *t);
 
 /* Leave out of the model every point whose s is not in S[0..N-1] (s = 0,

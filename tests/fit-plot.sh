@@ -14,6 +14,14 @@ GNUPLOT=false expect_fail 1 "^prumux-fit: --plot: false failed (exit status 1)" 
 [ -e p.png ] && fail_ "a failed plot left p.png"
 ls -A | grep -q '^p\.png\.' && fail_ "a failed plot left a temporary file"
 
+# Nothing drawable (no model has both numbers): an error, no file.
+printf 'task\tN\ts\taccuracy\tthroughput\na\t1\t0\tNA\t5\n' > empty.tsv
+expect_fail 1 "^prumux-fit: --plot: nothing to draw" \
+  prumux-fit -q --plot e.svg empty.tsv
+grep -q "task a: no model with both accuracy and throughput" err_ \
+  || fail_ "empty panel not explained"
+[ -e e.svg ] && fail_ "a failed plot left e.svg"
+
 command -v gnuplot > /dev/null 2>&1 || skip_ "gnuplot is not installed"
 
 # Plot only: nothing on stdout, a PNG file.

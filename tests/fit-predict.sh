@@ -50,6 +50,13 @@ for mode in "" "--throughput=per-task" "--throughput-task=y"; do
   compare exp got || fail_ "throughput model '$mode'"
 done
 
+# The default reference is the task with the most measured throughputs,
+# not the most rows: z has 7 rows but throughput for one.
+{ cat t.tsv; printf 'z\t1\t0\t90\t1\n'
+  for s in 0.1 0.2 0.3 0.4 0.5 0.6; do printf 'z\t1\t%s\t89\t\n' $s; done; } > tz.tsv
+prumux-fit -q -t 80 --task y --N 1 --s 0.5 -f json tz.tsv > out || fail_ "tz"
+grep -q '"throughput_task": "x"' out || { cat out >&2; fail_ "reference choice"; }
+
 # Budget sweep with s=0.5 held out of the fit (x's N=1 line is then
 # linear from 90 to 85: 87.22 at 0.5, throughput 2.667; N=2: 83.56, 4.8):
 #  budget 1 (89): true best (1,0.5); only (1,0) predicted >= 89 -> no
