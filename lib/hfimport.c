@@ -83,10 +83,12 @@ exists (const char *dir, const char *name)
   return ok;
 }
 
-/* DIR/NAME as JSON; NULL with *ERR = 0 if it does not exist and is not
-   REQUIRED, NULL with *ERR = -1 and an error otherwise.  */
+/* DIR/NAME as a JSON object (parsed with jansson FLAGS); NULL with
+   *ERR = 0 if it does not exist and is not REQUIRED, NULL with *ERR = -1
+   and an error otherwise.  */
 static json_t *
-load_json (const char *dir, const char *name, int required, int *err)
+load_json (const char *dir, const char *name, int required, size_t flags,
+           int *err)
 {
   *err = 0;
   char *p = path_join (dir, name);
@@ -111,7 +113,7 @@ load_json (const char *dir, const char *name, int required, int *err)
       return NULL;
     }
   json_error_t jerr;
-  json_t *o = json_load_file (p, JSON_REJECT_DUPLICATES, &jerr);
+  json_t *o = json_load_file (p, JSON_REJECT_DUPLICATES | flags, &jerr);
   if (!o || !json_is_object (o))
     {
       *err = o ? pmx_error ("%s: not a JSON object", p)
@@ -494,10 +496,14 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
     }
 
   /* Tokenizer.  */
-  json_t *tok = load_json (dir, "tokenizer_config.json", 0, &err);
+  /* Tokenizer files may hold integers too big for jansson (HF writes
+     model_max_length 1e30 as an integer): read their numbers as reals.  */
+  json_t *tok = load_json (dir, "tokenizer_config.json", 0,
+                           JSON_DECODE_INT_AS_REAL, &err);
   if (err)
     return -1;
-  json_t *sb = load_json (dir, "sentence_bert_config.json", 0, &err);
+  json_t *sb = load_json (dir, "sentence_bert_config.json", 0,
+                          JSON_DECODE_INT_AS_REAL, &err);
   if (err)
     {
       json_decref (tok);
@@ -520,12 +526,12 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
           json_t *v = sb ? json_object_get (sb, "max_seq_length") : NULL;
           json_t *w = tok ? json_object_get (tok, "model_max_length") : NULL;
           cfg->max_length = cfg->max_position;
-          if (json_is_integer (v) && json_integer_value (v) >= 2
-              && json_integer_value (v) < cfg->max_length)
-            cfg->max_length = (int) json_integer_value (v);
-          else if (json_is_integer (w) && json_integer_value (w) >= 2
-                   && json_integer_value (w) < cfg->max_length)
-            cfg->max_length = (int) json_integer_value (w);
+          if (json_is_number (v) && json_number_value (v) >= 2
+              && json_number_value (v) < cfg->max_length)
+            cfg->max_length = (int) json_number_value (v);
+          else if (json_is_number (w) && json_number_value (w) >= 2
+                   && json_number_value (w) < cfg->max_length)
+            cfg->max_length = (int) json_number_value (w);
         }
     }
   json_decref (tok);
@@ -545,7 +551,7 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
   strcpy (cfg->pooling, "cls");
   if (cls && !muxed && pmx_record_get (rec, "pooler.dense.weight"))
     strcpy (cfg->pooling, "pooler");
-  json_t *pool = load_json (dir, "1_Pooling/config.json", 0, &err);
+  json_t *pool = load_json (dir, "1_Pooling/config.json", 0, 0, &err);
   if (err)
     return -1;
   if (pool)
@@ -631,7 +637,7 @@ pmx_hf_import (const char *dir, const pmx_hf_options *opt,
   *vocab = NULL;
   *vocab_len = 0;
   int err;
-  json_t *hf = load_json (dir, "config.json", 1, &err);
+  json_t *hf = load_json (dir, "config.json", 1, 0, &err);
   if (!hf)
     return -1;
   int rc = -1;
