@@ -166,7 +166,7 @@ info_json (const char *path, const pmx_model *m)
   json_object_set_new (o, "tensors", json_integer (pmx_model_tensor_count (m)));
   json_object_set_new (o, "parameters", json_integer (params));
   json_object_set_new (o, "bytes", json_integer (bytes));
-  if (json_dumpf (o, stdout, JSON_INDENT (2)) < 0)
+  if (json_dumpf (o, stdout, JSON_INDENT (2) | JSON_REAL_PRECISION (15)) < 0)
     die ("write error");
   putchar ('\n');
   json_decref (o);

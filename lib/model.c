@@ -677,7 +677,7 @@ compute_id (const pmx_model_config *c, const int *heads, const int *ffn,
             size_t stream_len, char out[33])
 {
   json_t *o = config_to_json (c, heads, ffn, 0);
-  char *text = o ? json_dumps (o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  char *text = o ? json_dumps (o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION (15)) : NULL;
   json_decref (o);
   if (!text)
     return pmx_error ("out of memory");
@@ -837,7 +837,7 @@ pmx_model_save (const char *path, pmx_model_config *cfg,
       goto out;
     }
   json_t *o = config_to_json (cfg, heads, ffn, 1);
-  config = o ? json_dumps (o, JSON_INDENT (2)) : NULL;
+  config = o ? json_dumps (o, JSON_INDENT (2) | JSON_REAL_PRECISION (15)) : NULL;
   json_decref (o);
   tmp = malloc (strlen (path) + sizeof ".XXXXXX");
   if (!config || !tmp)

@@ -318,6 +318,22 @@ main (int argc, char **argv)
               argv[2], sum / n * 1e3, best * 1e3, n);
       return 0;
     }
+  if (argc >= 3 && strcmp (argv[1], "--write-tiny") == 0)
+    {
+      pmx_model_config cfg;
+      pmx_record rec;
+      tiny_model (&cfg, &rec);
+      const char vocab[] = "[PAD]\n[UNK]\n[CLS]\n[SEP]\na\nb\n";
+      int z = argc > 3 && strcmp (argv[3], "gzip") == 0 ? PMX_COMPRESS_GZIP : 0;
+      if (pmx_model_save (argv[2], &cfg, &rec, vocab, strlen (vocab), z) < 0)
+        {
+          fprintf (stderr, "test-model: %s\n", pmx_errmsg ());
+          return 1;
+        }
+      pmx_record_free (&rec);
+      pmx_model_config_free (&cfg);
+      return 0;
+    }
   char dir[] = "/tmp/prumux-test-model.XXXXXX";
   if (!mkdtemp (dir))
     return 99;
