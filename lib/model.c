@@ -714,8 +714,10 @@ add_member (struct archive *a, const char *name, const void *data, size_t len)
       size_t n = len < ((size_t) 1 << 24) ? len : (size_t) 1 << 24;
       la_ssize_t w = archive_write_data (a, p, n);
       if (w <= 0)
-        return pmx_error ("%s: %s", name, archive_error_string (a)
-                          ? archive_error_string (a) : "write error");
+        return archive_errno (a) > 0
+               ? pmx_error_errno (archive_errno (a), "%s: write error", name)
+               : pmx_error ("%s: %s", name, archive_error_string (a)
+                            ? archive_error_string (a) : "write error");
       p += w;
       len -= (size_t) w;
     }
@@ -795,8 +797,10 @@ write_archive (int fd, int compress, const char *config, const char *vocab,
     rc = add_member (a, "tensors.pmxs", stream, stream_len);
   /* Closing writes the end blocks and flushes: a full disk shows here.  */
   if (archive_write_close (a) != ARCHIVE_OK && rc == 0)
-    rc = pmx_error ("%s", archive_error_string (a)
-                    ? archive_error_string (a) : "write error");
+    rc = archive_errno (a) > 0
+         ? pmx_error_errno (archive_errno (a), "write error")
+         : pmx_error ("%s", archive_error_string (a)
+                      ? archive_error_string (a) : "write error");
   archive_write_free (a);
   return rc;
 }

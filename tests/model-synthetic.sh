@@ -64,4 +64,11 @@ expect_fail 1 'no classifier' prumux-convert --labels=a models/st -o x.pmx
 expect_fail 1 'max-length' prumux-convert --max-length=41 models/st -o x.pmx
 expect_fail 1 'pooling' prumux-convert --pooling=max models/st -o x.pmx
 [ -e x.pmx ] && fail_ "a failed conversion left its output"
+
+# A full disk (here: a file size limit) is an error, and leaves nothing.
+(trap '' XFSZ; ulimit -f 20; exec prumux-convert models/mux -o full.pmx) 2> err \
+  && fail_ "a write past the file size limit succeeded"
+grep -q '^prumux-convert: full.pmx: .*write error: File too large' err \
+  || { cat err >&2; fail_ "full disk message"; }
+ls | grep -q '^full.pmx' && fail_ "a failed write left a file"
 exit 0
