@@ -724,9 +724,9 @@ add_member (struct archive *a, const char *name, const void *data, size_t len)
   return 0;
 }
 
-/* The tensors of REC as one record in a stream held in memory.  */
+/* The tensors of RECS as NRECS records of a stream held in memory.  */
 static int
-stream_to_memory (const pmx_record *rec, char **buf, size_t *len)
+stream_to_memory (const pmx_record *recs, int nrecs, char **buf, size_t *len)
 {
   *buf = NULL;
   FILE *f = open_memstream (buf, len);
@@ -741,7 +741,11 @@ stream_to_memory (const pmx_record *rec, char **buf, size_t *len)
   if (w)
     {
       pmx_writer_set_flush (w, 0);
-      rc = pmx_writer_write (w, rec) < 0 || pmx_writer_finish (w) < 0 ? -1 : 0;
+      rc = 0;
+      for (int i = 0; i < nrecs && rc == 0; i++)
+        rc = pmx_writer_write (w, &recs[i]);
+      if (rc == 0)
+        rc = pmx_writer_finish (w);
       pmx_writer_close (w);
     }
   if (fclose (f) != 0 && rc == 0)
@@ -810,30 +814,51 @@ pmx_model_save (const char *path, pmx_model_config *cfg,
                 const pmx_record *tensors, const char *vocab,
                 size_t vocab_len, int compress)
 {
+  return pmx_model_save_records (path, cfg, tensors, 1, vocab, vocab_len,
+                                 compress);
+}
+
+int
+pmx_model_save_records (const char *path, pmx_model_config *cfg,
+                        const pmx_record *recs, int nrecs, const char *vocab,
+                        size_t vocab_len, int compress)
+{
   if (check_fields (cfg) < 0)
     return pmx_error_prefix ("%s: config", path);
   if (vocab && vocab_len > VOCAB_MAX)
     return pmx_error ("%s: vocab.txt: larger than %u bytes", path, VOCAB_MAX);
-  const pmx_tensor *list[PMX_MAX_TENSORS];
-  for (int i = 0; i < tensors->count; i++)
-    list[i] = tensors->slot[i];
-  tensor_set set = {tensors->count, list};
+  int n = 0;
+  for (int i = 0; i < nrecs; i++)
+    n += recs[i].count;
+  const pmx_tensor **list = malloc (sizeof *list * (size_t) (n + 1));
   int *heads = calloc ((size_t) cfg->layers + 1, sizeof (int));
   int *ffn = calloc ((size_t) cfg->layers + 1, sizeof (int));
   char *stream = NULL, *config = NULL, *tmp = NULL;
   size_t stream_len = 0;
   int fd = -1, rc = -1;
-  if (!heads || !ffn)
+  tensor_set set = {0, list};
+  if (!heads || !ffn || !list)
     {
       pmx_error ("out of memory");
       goto out;
     }
+  for (int i = 0; i < nrecs; i++)
+    for (int j = 0; j < recs[i].count; j++)
+      {
+        const pmx_tensor *t = recs[i].slot[j];
+        if (set_get (&set, t->name))
+          {
+            pmx_error ("%s: duplicate tensor '%s'", path, t->name);
+            goto out;
+          }
+        list[set.n++] = t;
+      }
   if (check_tensors (cfg, &set, heads, ffn) < 0)
     {
       pmx_error_prefix ("%s", path);
       goto out;
     }
-  if (stream_to_memory (tensors, &stream, &stream_len) < 0
+  if (stream_to_memory (recs, nrecs, &stream, &stream_len) < 0
       || compute_id (cfg, heads, ffn, vocab, vocab_len, stream, stream_len,
                      cfg->id) < 0)
     {
@@ -897,6 +922,7 @@ out:
   free (stream);
   free (heads);
   free (ffn);
+  free (list);
   return rc;
 }
 
