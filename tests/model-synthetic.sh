@@ -45,6 +45,12 @@ prumux-model --format=json info models/st.pmx > info.json || fail_ "info json"
   || fail_ "json info of the sentence-transformers model"
 prumux-model tensors models/mux.pmx > tensors || fail_ "tensors"
 grep -q '^demux_module.dense_1.weight	f32	32x48	1536$' tensors || fail_ "tensor table"
+prumux-model -f json tensors models/pruned.pmx > tensors.json || fail_ "json tensors"
+"$py" -c 'import json,sys; t={x["name"]: x for x in json.load(open("tensors.json"))}
+w=t["encoder.layer.1.intermediate.dense.weight"]
+sys.exit(not (w["shape"]==[17,24] and w["dtype"]=="f32" and w["elements"]==408
+              and "encoder.layer.1.attention.output.LayerNorm.weight" not in t))' \
+  || fail_ "json tensor table of the pruned model"
 prumux-model vocab models/st.pmx | cmp - models/st/vocab.txt || fail_ "vocab"
 
 # Compressed archives hold the same tensors and identity.
