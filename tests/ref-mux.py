@@ -1,0 +1,475 @@
+#!/usr/bin/python3
+"""ref-mux.py -- PyTorch reference for prumux's embedding stage, multiplexer,
+demultiplexers and heads (MUX-PLM-SPEC.md §2-§4), written from the spec.
+
+    ref-mux.py stages TEST_MUX WORKDIR
+        For small random models (N in 1, 2, 5, 10; index_pos, index and mlp
+        demux; pruned widths), write the weights and a token stream, run
+        `TEST_MUX mux` and `TEST_MUX demux` and compare with the reference:
+        the muxed embeddings E2 and the logits within 1e-4 (absolute), and
+        the rows in input order with the filler rows of a ragged last group
+        dropped.
+    ref-mux.py make-model OUT.pt ... (see the end-to-end test, tests/mux-e2e.sh)
+
+The reference follows the published code: first embedding pass, Hadamard
+with the stored keys and mean over the instances, second embedding pass, a
+plain post-LN BERT encoder (no attention mask for muxed models), then the
+demultiplexer and classifier.  A short last group is filled with copies of
+the group's first row (prumux's deterministic rule; the published code
+draws random rows) and the filler results are dropped.
+"""
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pmxstream  # noqa: E402
+
+TOL = 1e-4
+CLS, SEP, PAD = 101, 102, 0
+
+
+# ---- model -----------------------------------------------------------------
+
+def make_model(seed, N, demux="index_pos", H=32, D=None, heads=4, head_dim=8,
+               layers=2, inter=64, vocab=1000, max_pos=200, labels=3,
+               demux_layers=3, pruned=False, pooler=False, alias=False):
+    """Random weights named as prumux model archives name them (model.h)."""
+    g = torch.Generator().manual_seed(seed)
+    D = D or H
+
+    def r(*shape, s=0.5):
+        return (torch.randn(*shape, generator=g) * s).float()
+
+    W = {}
+    W["embeddings.word_embeddings.weight"] = r(vocab, H)
+    W["embeddings.position_embeddings.weight"] = r(max_pos, H)
+    W["embeddings.token_type_embeddings.weight"] = r(2, H)
+    W["embeddings.LayerNorm.weight"] = 1 + r(H, s=0.1)
+    W["embeddings.LayerNorm.bias"] = r(H, s=0.1)
+    for l in range(layers):
+        p = f"encoder.layer.{l}."
+        k = heads - 1 if pruned and l == 0 else heads   # pruned heads
+        skip_attn = pruned and l == 1 and layers > 2
+        skip_ffn = pruned and l == layers - 1
+        if not skip_attn:
+            for n in ("query", "key", "value"):
+                W[p + f"attention.self.{n}.weight"] = r(k * head_dim, H, s=0.2)
+                W[p + f"attention.self.{n}.bias"] = r(k * head_dim, s=0.1)
+            W[p + "attention.output.dense.weight"] = r(H, k * head_dim, s=0.2)
+            W[p + "attention.output.dense.bias"] = r(H, s=0.1)
+            W[p + "attention.output.LayerNorm.weight"] = 1 + r(H, s=0.1)
+            W[p + "attention.output.LayerNorm.bias"] = r(H, s=0.1)
+        if not skip_ffn:
+            m = inter - 8 if pruned else inter
+            W[p + "intermediate.dense.weight"] = r(m, H, s=0.2)
+            W[p + "intermediate.dense.bias"] = r(m, s=0.1)
+            W[p + "output.dense.weight"] = r(H, m, s=0.2)
+            W[p + "output.dense.bias"] = r(H, s=0.1)
+            W[p + "output.LayerNorm.weight"] = 1 + r(H, s=0.1)
+            W[p + "output.LayerNorm.bias"] = r(H, s=0.1)
+    if N > 1:
+        keys = torch.randn(N, H, generator=g)
+        W["instance_embedding"] = keys / keys.norm(dim=1, keepdim=True)
+        dm = "demultiplexer.demux_module." if alias else "demux_module."
+        if demux == "index_pos":
+            W[dm + "demux_instance_embedding"] = r(N, H, s=1.0)
+            W[dm + "dense_1.weight"] = r(D, 2 * H, s=0.2)
+            W[dm + "dense_1.bias"] = r(D, s=0.1)
+            for k in range(2, demux_layers + 1):
+                W[dm + f"dense_{k}.weight"] = r(D, D, s=0.2)
+                W[dm + f"dense_{k}.bias"] = r(D, s=0.1)
+                # present in the checkpoints, unused by classification
+                W[dm + f"layer_norm_{k}.weight"] = 1 + r(D, s=0.3)
+                W[dm + f"layer_norm_{k}.bias"] = r(D, s=0.3)
+            W[dm + "layer_norm_1.weight"] = 1 + r(D, s=0.3)
+            W[dm + "layer_norm_1.bias"] = r(D, s=0.3)
+            W["demultiplexer.pre_decoder.weight"] = r(D, D, s=0.2)
+            W["demultiplexer.pre_decoder.bias"] = r(D, s=0.1)
+            W["demultiplexer.pre_decoder_layer_norm.weight"] = 1 + r(D, s=0.1)
+            W["demultiplexer.pre_decoder_layer_norm.bias"] = r(D, s=0.1)
+        elif demux == "index":
+            W["demultiplexer.dense.weight"] = r(D, 2 * H, s=0.2)
+            W["demultiplexer.dense.bias"] = r(D, s=0.1)
+            W["demultiplexer.layer_norm.weight"] = 1 + r(D, s=0.1)
+            W["demultiplexer.layer_norm.bias"] = r(D, s=0.1)
+        elif demux == "mlp":
+            for i in range(N):
+                W[dm + f"dense_{i}.weight"] = r(D, H, s=0.2)
+                W[dm + f"dense_{i}.bias"] = r(D, s=0.1)
+                W[dm + f"layer_norm_{i}.weight"] = 1 + r(D, s=0.1)
+                W[dm + f"layer_norm_{i}.bias"] = r(D, s=0.1)
+            W["demultiplexer.dense_before_out_proj.weight"] = r(D, D, s=0.2)
+            W["demultiplexer.dense_before_out_proj.bias"] = r(D, s=0.1)
+            W["demultiplexer.layernorm.weight"] = 1 + r(D, s=0.1)
+            W["demultiplexer.layernorm.bias"] = r(D, s=0.1)
+    if pooler:
+        W["pooler.dense.weight"] = r(H, H, s=0.2)
+        W["pooler.dense.bias"] = r(H, s=0.1)
+    if labels:
+        W["classifier.weight"] = r(labels, D, s=0.3)
+        W["classifier.bias"] = r(labels, s=0.1)
+    return W
+
+
+def get(W, name):
+    if name in W:
+        return W[name]
+    return W["demultiplexer." + name]
+
+
+# ---- forward ----------------------------------------------------------------
+
+def embed(W, ids=None, types=None, vectors=None, eps=1e-12):
+    """BertEmbeddings: LN(inputs + type + pos), inputs = word[ids] or VECTORS."""
+    x = W["embeddings.word_embeddings.weight"][ids] if vectors is None else vectors
+    T, H = x.shape[1], x.shape[2]
+    ty = torch.zeros(x.shape[:2], dtype=torch.long) if types is None else types
+    x = x + W["embeddings.token_type_embeddings.weight"][ty]
+    x = x + W["embeddings.position_embeddings.weight"][:T]
+    return F.layer_norm(x, (H,), W["embeddings.LayerNorm.weight"],
+                        W["embeddings.LayerNorm.bias"], eps)
+
+
+def encoder(W, x, head_dim, lengths=None, eps=1e-12):
+    """Post-LN BERT layers; shapes from the weights; missing sublayers are
+    identities (CoFi).  LENGTHS: mask the padding (N = 1 models only)."""
+    H = x.shape[-1]
+    B, T = x.shape[:2]
+    bias = None
+    if lengths is not None:
+        keep = torch.arange(T)[None, :] < lengths[:, None]
+        bias = torch.where(keep, 0.0, torch.finfo(torch.float32).min)[:, None, None, :]
+    l = 0
+    while any(k.startswith(f"encoder.layer.{l}.") for k in W):
+        p = f"encoder.layer.{l}."
+        if p + "attention.self.query.weight" in W:
+            q, k, v = (F.linear(x, W[p + f"attention.self.{n}.weight"],
+                                W[p + f"attention.self.{n}.bias"])
+                       for n in ("query", "key", "value"))
+            nh = q.shape[-1] // head_dim
+            q, k, v = (t.view(B, T, nh, head_dim).transpose(1, 2) for t in (q, k, v))
+            s = q @ k.transpose(-1, -2) / math.sqrt(head_dim)
+            if bias is not None:
+                s = s + bias
+            c = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, nh * head_dim)
+            a = F.linear(c, W[p + "attention.output.dense.weight"],
+                         W[p + "attention.output.dense.bias"])
+            x = F.layer_norm(a + x, (H,), W[p + "attention.output.LayerNorm.weight"],
+                             W[p + "attention.output.LayerNorm.bias"], eps)
+        if p + "intermediate.dense.weight" in W:
+            h = F.gelu(F.linear(x, W[p + "intermediate.dense.weight"],
+                                W[p + "intermediate.dense.bias"]))
+            o = F.linear(h, W[p + "output.dense.weight"], W[p + "output.dense.bias"])
+            x = F.layer_norm(o + x, (H,), W[p + "output.LayerNorm.weight"],
+                             W[p + "output.LayerNorm.bias"], eps)
+        l += 1
+    return x
+
+
+def fill_ragged(ids, N):
+    """Pad the batch to a multiple of N with copies of the last group's first
+    row (prumux's deterministic stand-in for the code's random rows)."""
+    B = ids.shape[0]
+    extra = (-B) % N
+    if extra:
+        first = B - B % N
+        ids = torch.cat([ids, ids[first:first + 1].repeat(extra, 1)], 0)
+    return ids, extra
+
+
+def mux_embed(W, ids, N, demux, eps=1e-12):
+    """Input ids (B, L) with B % N == 0 -> E2 (B/N, T, H), as the code."""
+    ids = ids.clone()
+    B, L = ids.shape
+    G = B // N
+    if demux == "index":
+        prefix = torch.full((N, N), 680, dtype=torch.long)
+        prefix[torch.arange(N), torch.arange(N)] = -(torch.arange(N) + 2) + 680
+        prefix = torch.cat([prefix, torch.full((N, 1), CLS)], 1)
+        ids = torch.cat([prefix.repeat(G, 1), ids], 1)
+    else:
+        ids[:, 0] = CLS
+    T = ids.shape[1]
+    e1 = embed(W, ids, eps=eps)
+    H = e1.shape[-1]
+    e1 = e1.view(G, N, T, H) * W["instance_embedding"][:N].unsqueeze(1).unsqueeze(0)
+    m = torch.mean(e1, dim=1)
+    return embed(W, vectors=m, eps=eps)
+
+
+def demux_forward(W, hidden, N, demux, demux_layers, eps=1e-12):
+    """hidden (G, T, H) -> classifier input (G*N, D) in row order g*N + i."""
+    G, T, H = hidden.shape
+    if demux == "index_pos":
+        h = hidden[:, 0:1, :]
+        e = get(W, "demux_module.demux_instance_embedding")
+        pr = e.unsqueeze(0).unsqueeze(2).expand(G, N, 1, H)
+        f = h.unsqueeze(1).expand(G, N, 1, H)
+        x = torch.cat([pr, f], dim=3).view(-1, 1, 2 * H)
+        for k in range(1, demux_layers):      # dropout_k, not layer_norm_k
+            x_in = x
+            x = F.gelu(F.linear(x, get(W, f"demux_module.dense_{k}.weight"),
+                                get(W, f"demux_module.dense_{k}.bias")))
+            if k > 1:
+                x = x + x_in
+        x_in = x
+        x = F.gelu(F.linear(x, W["demultiplexer.pre_decoder.weight"],
+                            W["demultiplexer.pre_decoder.bias"]))
+        x = F.layer_norm(x, (x.shape[-1],), W["demultiplexer.pre_decoder_layer_norm.weight"],
+                         W["demultiplexer.pre_decoder_layer_norm.bias"], eps)
+        return (x + x_in).squeeze(1)
+    if demux == "index":
+        pr = hidden[:, :N, :].unsqueeze(2).expand(G, N, T, H)
+        f = hidden.unsqueeze(1).expand(G, N, T, H)
+        x = torch.cat([pr, f], dim=3).view(-1, T, 2 * H)
+        x = F.gelu(F.linear(x, W["demultiplexer.dense.weight"], W["demultiplexer.dense.bias"]))
+        x = F.layer_norm(x, (x.shape[-1],), W["demultiplexer.layer_norm.weight"],
+                         W["demultiplexer.layer_norm.bias"], eps)
+        return x[:, N, :]
+    if demux == "mlp":
+        h = hidden[:, 0:1, :]
+        feats = []
+        for i in range(N):
+            x = F.gelu(F.linear(h, get(W, f"demux_module.dense_{i}.weight"),
+                                get(W, f"demux_module.dense_{i}.bias")))
+            x = F.layer_norm(x, (x.shape[-1],), get(W, f"demux_module.layer_norm_{i}.weight"),
+                             get(W, f"demux_module.layer_norm_{i}.bias"), eps)
+            feats.append(x.unsqueeze(1))
+        x = torch.cat(feats, 1).view(G * N, 1, -1)
+        x = F.gelu(F.linear(x, W["demultiplexer.dense_before_out_proj.weight"],
+                            W["demultiplexer.dense_before_out_proj.bias"]))
+        x = F.layer_norm(x, (x.shape[-1],), W["demultiplexer.layernorm.weight"],
+                         W["demultiplexer.layernorm.bias"], eps)
+        return x.squeeze(1)
+    raise ValueError(demux)
+
+
+def classify(W, z):
+    return F.linear(z, W["classifier.weight"], W["classifier.bias"])
+
+
+def forward_muxed(W, ids, N, demux, demux_layers, head_dim, max_length):
+    """The whole published forward for one batch: (B, L0) ids -> logits (B, C),
+    with the muxed embeddings and hidden states for the stage checks."""
+    L0 = ids.shape[1]
+    ids = F.pad(ids, (0, max_length - L0), value=PAD)
+    full, extra = fill_ragged(ids, N)
+    e2 = mux_embed(W, full, N, demux)
+    hidden = encoder(W, e2, head_dim)
+    z = demux_forward(W, hidden, N, demux, demux_layers)
+    logits = classify(W, z)
+    B = ids.shape[0]
+    return e2, hidden, z[:B], logits[:B], extra
+
+
+def forward_plain(W, ids, types, lengths, head_dim, pool, normalize):
+    """N = 1: BertForSequenceClassification (pooler) or an embedding model."""
+    e = embed(W, ids, types)
+    hidden = encoder(W, e, head_dim, lengths=lengths)
+    if pool == "pooler":
+        z = torch.tanh(F.linear(hidden[:, 0], W["pooler.dense.weight"], W["pooler.dense.bias"]))
+    elif pool == "cls":
+        z = hidden[:, 0]
+    else:
+        keep = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).float()
+        z = (hidden * keep[..., None]).sum(1) / keep.sum(1, keepdim=True)
+    if normalize:
+        z = F.normalize(z, dim=-1)
+    logits = classify(W, z) if "classifier.weight" in W else None
+    return e, hidden, z, logits
+
+
+# ---- data -------------------------------------------------------------------
+
+def make_tokens(seed, B, L0, vocab=1000, pairs=True):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.zeros(B, L0, dtype=torch.long)
+    types = torch.zeros(B, L0, dtype=torch.long)
+    lengths = torch.randint(3, L0 + 1, (B,), generator=g)
+    for b in range(B):
+        n = int(lengths[b])
+        ids[b, :n] = torch.randint(1000 - vocab + 200, vocab, (n,), generator=g)
+        ids[b, 0] = CLS
+        ids[b, n - 1] = SEP
+        if pairs and n > 4:
+            cut = n // 2
+            ids[b, cut - 1] = SEP
+            types[b, cut:n] = 1
+    return ids, types, lengths
+
+
+def split(n, sizes):
+    """Irregular record sizes covering n rows."""
+    out, i, k = [], 0, 0
+    while i < n:
+        s = min(sizes[k % len(sizes)], n - i)
+        out.append((i, i + s))
+        i += s
+        k += 1
+    return out
+
+
+def run(cmd):
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.stderr.write(p.stderr)
+        raise SystemExit(f"FAIL: {' '.join(cmd)} exited {p.returncode}")
+
+
+def maxdiff(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise SystemExit(f"FAIL: shape {a.shape} != reference {b.shape}")
+    return float(np.max(np.abs(a - b))) if a.size else 0.0
+
+
+def check(name, got, want, failures):
+    d = maxdiff(got, want)
+    ok = d <= TOL
+    print(f"{'ok  ' if ok else 'FAIL'} {name}: max |diff| = {d:.3g} (tolerance {TOL})")
+    if not ok:
+        failures.append(name)
+
+
+# ---- stage tests --------------------------------------------------------------
+
+CASES = [
+    # name, N, demux, kwargs, B, record sizes
+    ("N2-index_pos", 2, "index_pos", {}, 23, [3, 7, 1, 12]),
+    ("N5-index_pos-alias", 5, "index_pos", {"alias": True}, 23, [3, 7, 1, 12]),
+    ("N10-index_pos", 10, "index_pos", {}, 23, [4, 9]),
+    ("N5-index_pos-2layers", 5, "index_pos", {"demux_layers": 2}, 12, [5]),
+    ("N5-index_pos-pruned", 5, "index_pos",
+     {"H": 24, "D": 32, "pruned": True, "layers": 3}, 21, [8, 2]),
+    ("N2-index", 2, "index", {}, 9, [4, 4]),
+    ("N5-index", 5, "index", {}, 13, [6]),
+    ("N5-mlp", 5, "mlp", {"labels": 2}, 11, [3, 3]),
+]
+
+
+def stage_case(tm, wd, name, N, demux, kw, B, sizes, failures):
+    max_length, head_dim = 16, 8
+    demux_layers = kw.get("demux_layers", 3)
+    W = make_model(hash(name) % 1000, N, demux, head_dim=head_dim, **kw)
+    meta = {"mux_n": N, "mux_variant": "gaussian_hadamard", "demux_variant": demux,
+            "demux_layers": demux_layers, "num_labels": W["classifier.weight"].shape[0],
+            "max_length": max_length, "attend_padding": 1}
+    wpath = os.path.join(wd, name + ".weights")
+    pmxstream.write(wpath, [{k: v.numpy() for k, v in W.items()}], meta)
+    ids, types, lengths = make_tokens(len(name), B, 12)
+    ids[1::3, 0] = 7        # the muxer must force [CLS] at position 0 itself
+    label = torch.randint(0, 2, (B,), generator=torch.Generator().manual_seed(B))
+    recs = [{"row": np.arange(a, b, dtype=np.int64),
+             "ids": ids[a:b].numpy().astype(np.int32),
+             "type_ids": types[a:b].numpy().astype(np.int32),
+             "lengths": lengths[a:b].numpy().astype(np.int32),
+             "label": label[a:b].numpy().astype(np.int32)} for a, b in split(B, sizes)]
+    tpath, epath = os.path.join(wd, name + ".tokens"), os.path.join(wd, name + ".embeds")
+    pmxstream.write(tpath, recs, {"stage": "tokens"})
+    run([tm, "mux", wpath, tpath, epath])
+
+    with torch.no_grad():
+        e2, hidden, z, logits, extra = forward_muxed(W, ids, N, demux, demux_layers,
+                                                     head_dim, max_length)
+    _, out = pmxstream.read(epath)
+    got = np.concatenate([r["embeds"] for r in out])
+    rows = np.concatenate([r["row"] for r in out])
+    want_rows = np.concatenate([np.arange(B), -np.ones(extra, dtype=np.int64)])
+    if not np.array_equal(rows, want_rows):
+        failures.append(name + " mux rows")
+        print(f"FAIL {name}: mux rows {rows} != {want_rows}")
+    lab = np.concatenate([r["label"] for r in out])
+    if not np.array_equal(lab[:B], label.numpy()):
+        failures.append(name + " mux labels")
+        print(f"FAIL {name}: mux labels out of order")
+    check(f"{name}: mux embeds {tuple(got.shape)}", got, e2.numpy(), failures)
+
+    # demux: feed the reference encoder's output, in records of 2 groups,
+    # keeping only the positions the demultiplexer needs where it is told.
+    G = hidden.shape[0]
+    hrecs = []
+    for a in range(0, G, 2):
+        b = min(a + 2, G)
+        rec = {"row": rows[a * N:b * N], "label": lab[a * N:b * N]}
+        if demux == "index":
+            pos = np.arange(N + 1, dtype=np.int32)[::-1].copy()   # any order
+            rec["hidden"] = hidden[a:b][:, pos].numpy()
+            rec["positions"] = pos
+        elif a == 0:
+            rec["hidden"] = hidden[a:b].numpy()                    # all positions
+        else:
+            rec["hidden"] = hidden[a:b, 0:1].numpy()
+            rec["positions"] = np.zeros(1, dtype=np.int32)
+        hrecs.append(rec)
+    hpath, lpath = os.path.join(wd, name + ".hidden"), os.path.join(wd, name + ".logits")
+    pmxstream.write(hpath, hrecs, {"stage": "hidden"})
+    run([tm, "demux", wpath, hpath, lpath, "both"])
+    _, out = pmxstream.read(lpath)
+    got = np.concatenate([r["logits"] for r in out])
+    emb = np.concatenate([r["embeddings"] for r in out])
+    rows = np.concatenate([r["row"] for r in out])
+    if not np.array_equal(rows, np.arange(B)):
+        failures.append(name + " demux rows")
+        print(f"FAIL {name}: demux rows {rows}")
+    check(f"{name}: demux logits {tuple(got.shape)}", got, logits.numpy(), failures)
+    check(f"{name}: demux features {tuple(emb.shape)}", emb, z.numpy(), failures)
+
+
+def plain_case(tm, wd, name, pool, normalize, labels, pooler, failures):
+    head_dim, B = 8, 7
+    W = make_model(len(name), 1, labels=labels, pooler=pooler, head_dim=head_dim)
+    meta = {"mux_n": 1, "num_labels": labels, "pooling": pool, "normalize": int(normalize),
+            "max_length": 16, "attend_padding": 0}
+    wpath = os.path.join(wd, name + ".weights")
+    pmxstream.write(wpath, [{k: v.numpy() for k, v in W.items()}], meta)
+    ids, types, lengths = make_tokens(7, B, 12)
+    recs = [{"row": np.arange(a, b, dtype=np.int64),
+             "ids": ids[a:b].numpy().astype(np.int32),
+             "type_ids": types[a:b].numpy().astype(np.int32),
+             "lengths": lengths[a:b].numpy().astype(np.int32)} for a, b in split(B, [3, 4])]
+    tpath, epath = os.path.join(wd, name + ".tokens"), os.path.join(wd, name + ".embeds")
+    pmxstream.write(tpath, recs, {"stage": "tokens"})
+    run([tm, "mux", wpath, tpath, epath])
+    with torch.no_grad():
+        e, hidden, z, logits = forward_plain(W, ids, types, lengths, head_dim, pool, normalize)
+    _, out = pmxstream.read(epath)
+    got = np.concatenate([r["embeds"] for r in out])
+    check(f"{name}: embeds {tuple(got.shape)}", got, e.numpy(), failures)
+    hrecs = [{"row": r["row"], "lengths": r["lengths"],
+              "hidden": hidden[a:b].numpy()} for r, (a, b) in zip(out, split(B, [3, 4]))]
+    hpath, lpath = os.path.join(wd, name + ".hidden"), os.path.join(wd, name + ".logits")
+    pmxstream.write(hpath, hrecs, {"stage": "hidden"})
+    run([tm, "demux", wpath, hpath, lpath, "both" if labels else "embeddings"])
+    _, out = pmxstream.read(lpath)
+    if labels:
+        check(f"{name}: logits", np.concatenate([r["logits"] for r in out]), logits.numpy(),
+              failures)
+    check(f"{name}: embeddings", np.concatenate([r["embeddings"] for r in out]), z.numpy(),
+          failures)
+
+
+def stages(tm, wd):
+    torch.manual_seed(0)
+    failures = []
+    for case in CASES:
+        stage_case(tm, wd, *case, failures)
+    plain_case(tm, wd, "N1-pooler", "pooler", False, 3, True, failures)
+    plain_case(tm, wd, "N1-mean-norm", "mean", True, 0, False, failures)
+    plain_case(tm, wd, "N1-cls", "cls", False, 2, False, failures)
+    if failures:
+        print("FAILED:", ", ".join(failures))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "stages":
+        sys.exit(stages(sys.argv[2], sys.argv[3]))
+    sys.exit(__doc__)
