@@ -396,6 +396,18 @@ int pmx_demuxer_embedding_width (const pmx_demuxer *dx) { return dx->D; }
 int pmx_demuxer_instances (const pmx_demuxer *dx) { return dx->N; }
 int pmx_demuxer_hidden (const pmx_demuxer *dx) { return dx->H; }
 
+int
+pmx_demuxer_positions (const pmx_demuxer *dx, int32_t *pos, int max)
+{
+  if (dx->kind == DEMUX_NONE && dx->pool == POOL_MEAN)
+    return 0;
+  /* index: the N index tokens and the [CLS] after them; else [CLS].  */
+  int P = dx->kind == DEMUX_INDEX ? dx->N + 1 : 1;
+  for (int p = 0; p < P && p < max; p++)
+    pos[p] = p;
+  return P;
+}
+
 /* ---- The stage ---------------------------------------------------------- */
 
 /* The slot of position POS in the hidden tensor, or -1 with an error.  */

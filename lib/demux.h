@@ -59,6 +59,11 @@ int pmx_demuxer_embedding_width (const pmx_demuxer *dx); /* D */
 int pmx_demuxer_instances (const pmx_demuxer *dx);      /* N */
 int pmx_demuxer_hidden (const pmx_demuxer *dx);         /* H expected */
 
+/* The encoder output positions the stage reads: writes them to POS (room
+   for MAX) and returns their count, or returns 0 when it needs every
+   position (mean pooling).  prumux-infer asks for these only.  */
+int pmx_demuxer_positions (const pmx_demuxer *dx, int32_t *pos, int max);
+
 /* Demultiplex one hidden record IN into OUT (reset first).  Returns 1 with
    a record (which may hold 0 rows if IN held only filler rows), -1 on
    error.  */
