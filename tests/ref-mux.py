@@ -455,6 +455,130 @@ def plain_case(tm, wd, name, pool, normalize, labels, pooler, failures):
           failures)
 
 
+# ---- metrics -------------------------------------------------------------------
+
+def np_ranks(x):
+    """Average ranks (1-based) with ties sharing their mean rank."""
+    order = np.argsort(x, kind="mergesort")
+    r = np.empty(len(x))
+    sx = x[order]
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and sx[j + 1] == sx[i]:
+            j += 1
+        r[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return r
+
+
+def run_metrics(tm, classes, gold, scores):
+    text = "".join(f"{g} " + " ".join(f"{v:.9g}" for v in row) + "\n"
+                   for g, row in zip(gold, scores))
+    p = subprocess.run([tm, "metrics", str(classes)], input=text, capture_output=True,
+                       text=True)
+    if p.returncode:
+        raise SystemExit("FAIL: test-mux metrics: " + p.stderr)
+    return {k: float(v) for k, v in (l.split("\t") for l in p.stdout.splitlines())}
+
+
+def metrics(tm, failures):
+    rng = np.random.default_rng(5)
+
+    def close(name, got, want, tol=1e-6):
+        ok = abs(got - want) <= tol
+        print(f"{'ok  ' if ok else 'FAIL'} metrics {name}: {got:.9g} vs {want:.9g}")
+        if not ok:
+            failures.append("metrics " + name)
+
+    # binary: accuracy, F1 of class 1, Matthews from TP/TN/FP/FN
+    gold = rng.integers(0, 2, 200)
+    sc = rng.normal(size=(200, 2)).astype(np.float32)
+    sc[np.arange(200), gold] += 0.7
+    pred = sc.argmax(1)
+    tp = np.sum((pred == 1) & (gold == 1)); tn = np.sum((pred == 0) & (gold == 0))
+    fp = np.sum((pred == 1) & (gold == 0)); fn = np.sum((pred == 0) & (gold == 1))
+    m = run_metrics(tm, 2, list(gold) + [-1], np.vstack([sc, [[0, 1]]]))
+    close("binary count", m["count"], 200)
+    close("binary skipped", m["skipped"], 1)
+    close("binary accuracy", m["accuracy"], np.mean(pred == gold))
+    close("binary f1", m["f1"], 2 * tp / (2 * tp + fp + fn))
+    close("binary matthews", m["matthews"],
+          (tp * tn - fp * fn) / math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
+    # three classes: Matthews as the correlation of the one-hot matrices
+    gold = rng.integers(0, 3, 300)
+    sc = rng.normal(size=(300, 3)).astype(np.float32)
+    sc[np.arange(300), gold] += 0.5
+    pred = sc.argmax(1)
+    X, Y = np.eye(3)[gold], np.eye(3)[pred]
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    mcc = np.sum(Xc * Yc) / math.sqrt(np.sum(Xc * Xc) * np.sum(Yc * Yc))
+    m = run_metrics(tm, 3, gold, sc)
+    close("3-class accuracy", m["accuracy"], np.mean(pred == gold))
+    close("3-class matthews", m["matthews"], mcc)
+    # regression, with ties
+    gold = np.round(rng.uniform(0, 5, 150), 1)
+    score = (gold + rng.normal(size=150)).astype(np.float32)
+    score[:10] = score[10]
+    m = run_metrics(tm, 1, gold, score[:, None])
+    close("pearson", m["pearson"], np.corrcoef(gold, score.astype(np.float64))[0, 1])
+    close("spearman", m["spearman"], np.corrcoef(np_ranks(gold), np_ranks(score))[0, 1])
+
+
+# ---- errors -------------------------------------------------------------------
+
+def errors(tm, wd, failures):
+    """Bad input gives a clear error and status 1, never a crash."""
+    W = {k: v.numpy() for k, v in make_model(3, 5, "index").items()}
+    meta = {"mux_n": 5, "mux_variant": "gaussian_hadamard", "demux_variant": "index",
+            "num_labels": 3, "max_length": 16, "attend_padding": 1}
+    good = os.path.join(wd, "err.weights")
+    pmxstream.write(good, [W], meta)
+    bad = os.path.join(wd, "err-v2.weights")
+    pmxstream.write(bad, [W], dict(meta, mux_variant="gaussian_attention_v2"))
+    ids = np.full((5, 12), 5, dtype=np.int32)
+
+    def tokens(name, **t):
+        path = os.path.join(wd, name)
+        rec = {"row": np.arange(len(t.get("ids", ids)), dtype=np.int64), "ids": ids}
+        rec.update(t)
+        pmxstream.write(path, [rec], {"stage": "tokens"})
+        return path
+
+    def hidden(name, **t):
+        path = os.path.join(wd, name)
+        pmxstream.write(path, [t], {"stage": "hidden"})
+        return path
+
+    H = W["embeddings.word_embeddings.weight"].shape[1]
+    cases = [
+        ("unsupported muxing", ["mux", bad, tokens("t1")], "gaussian_attention_v2.*not supported"),
+        ("id outside vocabulary", ["mux", good, tokens("t2", ids=ids * 1000)],
+         "outside the vocabulary"),
+        ("rows too long", ["mux", good, tokens("t3", ids=np.zeros((5, 40), np.int32))],
+         "longer than the model's max_length"),
+        ("hidden width", ["demux", good, hidden("h1", row=np.arange(5, dtype=np.int64),
+                                                 hidden=np.zeros((1, 22, H + 1), np.float32))],
+         "hidden size"),
+        ("row count", ["demux", good, hidden("h2", row=np.arange(4, dtype=np.int64),
+                                              hidden=np.zeros((1, 22, H), np.float32))],
+         "groups of N"),
+        ("missing position", ["demux", good, hidden("h3", row=np.arange(5, dtype=np.int64),
+                                                     hidden=np.zeros((1, 1, H), np.float32),
+                                                     positions=np.zeros(1, np.int32))],
+         "position [0-9]+ is needed"),
+    ]
+    import re
+    for name, args, pattern in cases:
+        p = subprocess.run([tm] + args + [os.path.join(wd, "err.out")],
+                           capture_output=True, text=True)
+        ok = p.returncode == 1 and re.search(pattern, p.stderr)
+        print(f"{'ok  ' if ok else 'FAIL'} error {name}: status {p.returncode}: "
+              f"{p.stderr.strip()}")
+        if not ok:
+            failures.append("error " + name)
+
+
 def stages(tm, wd):
     torch.manual_seed(0)
     failures = []
@@ -463,6 +587,8 @@ def stages(tm, wd):
     plain_case(tm, wd, "N1-pooler", "pooler", False, 3, True, failures)
     plain_case(tm, wd, "N1-mean-norm", "mean", True, 0, False, failures)
     plain_case(tm, wd, "N1-cls", "cls", False, 2, False, failures)
+    metrics(tm, failures)
+    errors(tm, wd, failures)
     if failures:
         print("FAILED:", ", ".join(failures))
         return 1

@@ -4,6 +4,7 @@
    on their own.
 
    usage: test-mux mux|demux WEIGHTS IN OUT [OUTPUTS]
+          test-mux metrics CLASSES < "GOLD SCORE..." lines
    WEIGHTS: a stream whose first record holds the named weights and whose
    META gives the configuration (mux_n, mux_variant, demux_variant,
    demux_layers, num_labels, max_length, attend_padding, ln_eps, pooling,
@@ -13,6 +14,7 @@
 #include "mux.h"
 #include "demux.h"
 #include "error.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,9 +49,38 @@ meta_str (const pmx_meta *m, const char *key, char *dst, size_t size, const char
   snprintf (dst, size, "%s", v ? v : dflt);
 }
 
+/* Score "GOLD SCORE_1 .. SCORE_C" lines from standard input with
+   lib/metrics.c and print NAME<TAB>VALUE lines.  */
+static int
+metrics_main (int classes)
+{
+  pmx_metrics *m = pmx_metrics_new (classes);
+  if (!m)
+    fail ("metrics");
+  float scores[64];
+  double gold;
+  while (scanf ("%lf", &gold) == 1)
+    {
+      for (int c = 0; c < classes && c < 64; c++)
+        if (scanf ("%f", &scores[c]) != 1)
+          fail ("short line");
+      if (pmx_metrics_add (m, gold, scores) < 0)
+        fail ("add");
+    }
+  pmx_metric_values v;
+  pmx_metrics_get (m, &v);
+  printf ("count\t%lld\nskipped\t%lld\naccuracy\t%.9g\nf1\t%.9g\nmatthews\t%.9g\n"
+          "pearson\t%.9g\nspearman\t%.9g\n", (long long) v.count, (long long) v.skipped,
+          v.accuracy, v.f1, v.matthews, v.pearson, v.spearman);
+  pmx_metrics_free (m);
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
+  if (argc == 3 && !strcmp (argv[1], "metrics"))
+    return metrics_main (atoi (argv[2]));
   if (argc < 5 || (strcmp (argv[1], "mux") && strcmp (argv[1], "demux")))
     {
       fprintf (stderr, "usage: test-mux mux|demux WEIGHTS IN OUT [OUTPUTS]\n");
