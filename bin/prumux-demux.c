@@ -8,6 +8,7 @@
 #include "error.h"
 #include "metrics.h"
 #include "model.h"
+#include "mux-weights.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -16,12 +17,6 @@
 
 enum what { OUT_LABELS, OUT_PROBS, OUT_LOGITS, OUT_EMBEDDINGS };
 enum format { FMT_TSV, FMT_JSON, FMT_STREAM };
-
-static const pmx_tensor *
-model_lookup (const void *ctx, const char *name)
-{
-  return pmx_model_tensor (ctx, name);
-}
 
 static void
 usage (void)
@@ -33,7 +28,10 @@ its head: one result per input row, in input order; the filler rows of a\n\
 short last group are dropped.  With no FILE, or when FILE is -, read\n\
 standard input.\n\
 \n\
-  -m, --model=FILE        the model archive (required)\n\
+  -m, --model=FILE        the model archive\n\
+  -w, --weights=FILE      take the weights from a tensor stream instead: one\n\
+                            record of named tensors, the configuration in its\n\
+                            META (as prumux-infer --weights); for tests\n\
   -o, --output-file=FILE  write to FILE (default: standard output)\n\
       --output=WHAT       labels (default): the predicted label and its\n\
                             probability; probs: the class probabilities;\n\
@@ -109,6 +107,7 @@ main (int argc, char **argv)
   enum { OPT_OUTPUT = 256, OPT_POOL, OPT_NORMALIZE, OPT_NO_NORMALIZE };
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
+    { "weights", required_argument, NULL, 'w' },
     { "output-file", required_argument, NULL, 'o' },
     { "output", required_argument, NULL, OPT_OUTPUT },
     { "format", required_argument, NULL, 'f' },
@@ -120,15 +119,17 @@ main (int argc, char **argv)
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 }
   };
-  const char *model_path = NULL, *out_path = "-", *eval_path = NULL, *pool = NULL;
+  const char *model_path = NULL, *weights_path = NULL, *out_path = "-";
+  const char *eval_path = NULL, *pool = NULL;
   int what = -1, eval = 0, normalize = -1, c;
   enum format fmt = FMT_TSV;
 
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "m:o:f:e::", longopts, NULL)) != -1)
+  while ((c = getopt_long (argc, argv, "m:w:o:f:e::", longopts, NULL)) != -1)
     switch (c)
       {
       case 'm': model_path = optarg; break;
+      case 'w': weights_path = optarg; break;
       case 'o': out_path = optarg; break;
       case OPT_OUTPUT:
         if (!strcmp (optarg, "labels")) what = OUT_LABELS;
@@ -151,17 +152,18 @@ main (int argc, char **argv)
       case 'V': cli_version (); break;
       default: usage_error ("invalid usage");
       }
-  if (!model_path)
-    usage_error ("no model given (-m MODEL)");
+  if (!model_path == !weights_path)
+    usage_error ("give exactly one of --model and --weights");
   if (argc - optind > 1)
     usage_error ("extra operand '%s'", argv[optind + 1]);
   const char *in_path = optind < argc ? argv[optind] : "-";
 
-  pmx_model *model = pmx_model_open (model_path);
-  if (!model)
-    die_lib (NULL);
-  const pmx_model_config *cfg = pmx_model_config_of (model);
-  pmx_demuxer *dx = pmx_demuxer_new (cfg, model_lookup, model);
+  mux_weights mw;
+  mux_weights_open (&mw, model_path, weights_path);
+  const pmx_model_config *cfg = &mw.cfg;
+  if (!model_path)
+    model_path = weights_path;
+  pmx_demuxer *dx = pmx_demuxer_new (cfg, mw.get, mw.ctx);
   if (!dx)
     die_lib (model_path);
   if ((pool || normalize >= 0) && pmx_demuxer_set_pool (dx, pool, normalize) < 0)
@@ -358,6 +360,6 @@ main (int argc, char **argv)
   pmx_record_free (&res);
   pmx_meta_free (&meta);
   pmx_demuxer_free (dx);
-  pmx_model_close (model);
+  mux_weights_close (&mw);
   return EXIT_SUCCESS;
 }

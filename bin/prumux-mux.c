@@ -5,17 +5,12 @@
 #include "cli.h"
 #include "error.h"
 #include "model.h"
+#include "mux-weights.h"
 #include "mux.h"
 
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const pmx_tensor *
-model_lookup (const void *ctx, const char *name)
-{
-  return pmx_model_tensor (ctx, name);
-}
 
 static void
 usage (void)
@@ -35,7 +30,10 @@ trained.  A short last group is filled with copies of its first row,\n\
 marked row -1, which prumux-demux drops.  For an ordinary model (N = 1)\n\
 this is the BERT embedding stage alone.\n\
 \n\
-  -m, --model=FILE        the model archive (required)\n\
+  -m, --model=FILE        the model archive\n\
+  -w, --weights=FILE      take the weights from a tensor stream instead: one\n\
+                            record of named tensors, the configuration in its\n\
+                            META (as prumux-infer --weights); for tests\n\
   -N, --instances=N       check that MODEL multiplexes N instances\n\
   -o, --output=FILE       write the stream to FILE (default: standard output)\n\
       --help              display this help and exit\n\
@@ -52,41 +50,44 @@ main (int argc, char **argv)
 {
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
+    { "weights", required_argument, NULL, 'w' },
     { "instances", required_argument, NULL, 'N' },
     { "output", required_argument, NULL, 'o' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 }
   };
-  const char *model_path = NULL, *out_path = "-";
+  const char *model_path = NULL, *weights_path = NULL, *out_path = "-";
   long long want_n = 0;
   int c;
 
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "m:N:o:", longopts, NULL)) != -1)
+  while ((c = getopt_long (argc, argv, "m:w:N:o:", longopts, NULL)) != -1)
     switch (c)
       {
       case 'm': model_path = optarg; break;
+      case 'w': weights_path = optarg; break;
       case 'N': want_n = cli_parse_int ("--instances", optarg, 1, 1000); break;
       case 'o': out_path = optarg; break;
       case 'h': usage (); break;
       case 'V': cli_version (); break;
       default: usage_error ("invalid usage");
       }
-  if (!model_path)
-    usage_error ("no model given (-m MODEL)");
+  if (!model_path == !weights_path)
+    usage_error ("give exactly one of --model and --weights");
   if (argc - optind > 1)
     usage_error ("extra operand '%s'", argv[optind + 1]);
   const char *in_path = optind < argc ? argv[optind] : "-";
 
-  pmx_model *model = pmx_model_open (model_path);
-  if (!model)
-    die_lib (NULL);
-  const pmx_model_config *cfg = pmx_model_config_of (model);
+  mux_weights mw;
+  mux_weights_open (&mw, model_path, weights_path);
+  const pmx_model_config *cfg = &mw.cfg;
+  if (!model_path)
+    model_path = weights_path;
   int n = cfg->mux_n > 1 ? cfg->mux_n : 1;
   if (want_n && want_n != n)
     die ("%s: the model multiplexes N = %d instances, not %lld", model_path, n, want_n);
-  pmx_muxer *mx = pmx_muxer_new (cfg, model_lookup, model);
+  pmx_muxer *mx = pmx_muxer_new (cfg, mw.get, mw.ctx);
   if (!mx)
     die_lib (model_path);
 
@@ -153,6 +154,6 @@ main (int argc, char **argv)
   pmx_record_free (&res);
   pmx_meta_free (&meta);
   pmx_muxer_free (mx);
-  pmx_model_close (model);
+  mux_weights_close (&mw);
   return EXIT_SUCCESS;
 }

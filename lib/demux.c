@@ -608,8 +608,8 @@ pmx_demux_stage (pmx_demuxer *dx, const pmx_record *in, pmx_record *out)
   if (!row)
     return pmx_error ("no tensor 'row'");
   if (row->dtype != PMX_I64 || row->rank != 1 || row->shape[0] != B)
-    return pmx_error ("tensor 'row' has %lld rows, but %lld groups of N = %d "
-                      "need %lld", (long long) (row->rank == 1 ? row->shape[0] : -1),
+    return pmx_error ("tensor 'row' has %lld rows; %lld sequences of N = %d "
+                      "instances need %lld", (long long) (row->rank == 1 ? row->shape[0] : -1),
                       (long long) G, dx->N, (long long) B);
   const pmx_tensor *label = pmx_record_get (in, "label");
   if (label && (label->rank != 1 || label->shape[0] != B

@@ -562,7 +562,7 @@ def errors(tm, wd, failures):
          "hidden size"),
         ("row count", ["demux", good, hidden("h2", row=np.arange(4, dtype=np.int64),
                                               hidden=np.zeros((1, 22, H), np.float32))],
-         "groups of N"),
+         "sequences of N = 5 instances need 5"),
         ("missing position", ["demux", good, hidden("h3", row=np.arange(5, dtype=np.int64),
                                                      hidden=np.zeros((1, 1, H), np.float32),
                                                      positions=np.zeros(1, np.int32))],
@@ -595,7 +595,141 @@ def stages(tm, wd):
     return 0
 
 
+# ---- the programs, end to end ------------------------------------------------
+
+PIPELINE_CASES = [
+    # name, N, demux, model kwargs, rows, record sizes
+    ("p-N1-pooler", 1, None, {"pooler": True}, 11, [4]),
+    ("p-N2-index_pos", 2, "index_pos", {}, 13, [5, 3]),
+    ("p-N5-index_pos-pruned", 5, "index_pos",
+     {"H": 24, "D": 32, "pruned": True, "layers": 3}, 17, [6, 7]),
+    ("p-N10-index_pos", 10, "index_pos", {"labels": 2}, 23, [8]),
+    ("p-N5-index", 5, "index", {}, 12, [12]),
+]
+
+
+def pipeline_case(bindir, wd, name, N, demux, kw, B, sizes, failures):
+    """tokens | prumux-mux | prumux-infer | prumux-demux, weights from
+    --weights streams, against the reference forward."""
+    head_dim, max_length = 8, 16
+    layers = kw.get("layers", 2)
+    W = make_model(len(name) * 7, N, demux or "index_pos", head_dim=head_dim, **kw)
+    C = W["classifier.weight"].shape[0]
+    names = ",".join(f"class{c}" for c in range(C))
+    meta = {"id": f"{name}-0123456789abcdef"[:32], "hidden": W["embeddings.word_embeddings.weight"].shape[1],
+            "layers": layers, "head_dim": head_dim, "mux_n": N,
+            "mux_variant": "gaussian_hadamard" if N > 1 else "none",
+            "demux_variant": demux or "none", "demux_layers": 3, "num_labels": C,
+            "labels": names, "max_length": max_length, "attend_padding": int(N > 1),
+            "pooling": "pooler" if N == 1 else "cls"}
+    wpath = os.path.join(wd, name + ".weights")
+    pmxstream.write(wpath, [{k: v.numpy() for k, v in W.items()}], meta)
+    ids, types, lengths = make_tokens(B, B, 12)
+    label = torch.randint(0, C, (B,), generator=torch.Generator().manual_seed(1))
+    recs = [{"row": np.arange(a, b, dtype=np.int64),
+             "ids": ids[a:b].numpy().astype(np.int32),
+             "type_ids": types[a:b].numpy().astype(np.int32),
+             "lengths": lengths[a:b].numpy().astype(np.int32),
+             "label": label[a:b].numpy().astype(np.int32)} for a, b in split(B, sizes)]
+    tpath = os.path.join(wd, name + ".tokens")
+    pmxstream.write(tpath, recs, {"stage": "tokens"})
+    with torch.no_grad():
+        if N > 1:
+            _, _, _, logits, _ = forward_muxed(W, ids, N, demux, 3, head_dim, max_length)
+        else:
+            _, _, _, logits = forward_plain(W, ids, types, lengths, head_dim, "pooler", False)
+    logits = logits.numpy()
+    b = lambda p: os.path.join(bindir, p)
+    front = (f"{b('prumux-mux')} -w {wpath} {tpath} | {b('prumux-infer')} -t 1 -w {wpath} "
+             f"| {b('prumux-demux')} -w {wpath}")
+    out = os.path.join(wd, name + ".out")
+    for args, check_fn in (
+            ("--format=stream", "stream"), ("", "tsv"), ("--output=probs --format=json", "json"),
+            (f"--output=logits --eval={out}.eval", "eval")):
+        p = subprocess.run(f"{front} {args} > {out}", shell=True, capture_output=True,
+                           text=True)
+        if p.returncode:
+            failures.append(f"{name} {check_fn}")
+            print(f"FAIL {name}: pipeline {args}: {p.stderr.strip()}")
+            continue
+        if check_fn == "stream":
+            _, res = pmxstream.read(out)
+            got = np.concatenate([r["logits"] for r in res])
+            rows = np.concatenate([r["row"] for r in res])
+            if not np.array_equal(rows, np.arange(B)):
+                failures.append(name + " rows")
+                print(f"FAIL {name}: rows {rows}")
+            check(f"{name}: pipeline logits {got.shape}", got, logits, failures)
+        elif check_fn == "tsv":
+            lines = open(out).read().splitlines()
+            pred = logits.argmax(1)
+            prob = torch.softmax(torch.from_numpy(logits), 1).numpy().max(1)
+            want = [f"class{p}" for p in pred]
+            got = [l.split("\t")[0] for l in lines]
+            ok = got == want and len(lines) == B
+            d = max(abs(float(l.split("\t")[1]) - q) for l, q in zip(lines, prob))
+            print(f"{'ok  ' if ok and d < 1e-5 else 'FAIL'} {name}: TSV, {len(lines)} lines, "
+                  f"labels {'match' if got == want else 'differ'}, max |p diff| {d:.3g}")
+            if not (ok and d < 1e-5):
+                failures.append(name + " tsv")
+        elif check_fn == "json":
+            import json
+            objs = [json.loads(l) for l in open(out)]
+            got = np.array([o["probs"] for o in objs])
+            rows = [o["row"] for o in objs]
+            want = torch.softmax(torch.from_numpy(logits), 1).numpy()
+            if rows != list(range(B)):
+                failures.append(name + " json rows")
+            check(f"{name}: JSON probs", got, want, failures)
+        else:
+            ev = dict(l.split("\t") for l in open(out + ".eval").read().splitlines())
+            acc = float(np.mean(logits.argmax(1) == label.numpy()))
+            ok = int(ev["rows"]) == B and abs(float(ev["accuracy"]) - acc) < 1e-6
+            print(f"{'ok  ' if ok else 'FAIL'} {name}: --eval accuracy {ev['accuracy']} "
+                  f"vs {acc:.6f}, rows {ev['rows']}")
+            if not ok:
+                failures.append(name + " eval")
+
+
+def pipeline(bindir, wd):
+    failures = []
+    for case in PIPELINE_CASES:
+        pipeline_case(bindir, wd, *case, failures)
+    if failures:
+        print("FAILED:", ", ".join(failures))
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "stages":
         sys.exit(stages(sys.argv[2], sys.argv[3]))
+    if len(sys.argv) == 4 and sys.argv[1] == "pipeline":
+        sys.exit(pipeline(sys.argv[2], sys.argv[3]))
+    if len(sys.argv) == 6 and sys.argv[1] == "weights":
+        # weights OUT N DEMUX ID: a --weights stream for the programs
+        out, n, demux, ident = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+        W = make_model(11, n, demux if n > 1 else "index_pos", labels=2, head_dim=8)
+        pmxstream.write(out, [{k: v.numpy() for k, v in W.items()}],
+                        {"id": ident, "hidden": 32, "layers": 2, "head_dim": 8, "mux_n": n,
+                         "mux_variant": "gaussian_hadamard" if n > 1 else "none",
+                         "demux_variant": demux if n > 1 else "none", "num_labels": 2,
+                         "labels": "neg,pos", "max_length": 16,
+                         "attend_padding": int(n > 1), "pooling": "cls"})
+        sys.exit(0)
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "tokens":
+        # tokens OUT B [MODEL]: a token stream of B rows in records of 7,
+        # with labels, made for MODEL
+        out, B = sys.argv[2], int(sys.argv[3])
+        tmeta = {"stage": "tokens"}
+        if len(sys.argv) == 5:
+            tmeta["model"] = sys.argv[4]
+        ids, types, lengths = make_tokens(B, B, 12)
+        pmxstream.write(out, [{"row": np.arange(a, b, dtype=np.int64),
+                               "ids": ids[a:b].numpy().astype(np.int32),
+                               "type_ids": types[a:b].numpy().astype(np.int32),
+                               "lengths": lengths[a:b].numpy().astype(np.int32),
+                               "label": (np.arange(a, b) % 2).astype(np.int32)}
+                              for a, b in split(B, [7])], tmeta)
+        sys.exit(0)
     sys.exit(__doc__)
