@@ -706,16 +706,34 @@ if __name__ == "__main__":
         sys.exit(stages(sys.argv[2], sys.argv[3]))
     if len(sys.argv) == 4 and sys.argv[1] == "pipeline":
         sys.exit(pipeline(sys.argv[2], sys.argv[3]))
-    if len(sys.argv) == 6 and sys.argv[1] == "weights":
-        # weights OUT N DEMUX ID: a --weights stream for the programs
+    if len(sys.argv) in (6, 7) and sys.argv[1] == "weights":
+        # weights OUT N DEMUX ID [base]: a --weights stream for the programs,
+        # small, or of the BERT-base shape (for bench/pipeline-bench.sh)
         out, n, demux, ident = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
-        W = make_model(11, n, demux if n > 1 else "index_pos", labels=2, head_dim=8)
+        base = len(sys.argv) == 7 and sys.argv[6] == "base"
+        shape = dict(H=768, heads=12, head_dim=64, layers=12, inter=3072, vocab=30522,
+                     max_pos=512) if base else dict(head_dim=8)
+        W = make_model(11, n, demux if n > 1 else "index_pos", labels=2,
+                       pooler=base and n == 1, **shape)
         pmxstream.write(out, [{k: v.numpy() for k, v in W.items()}],
-                        {"id": ident, "hidden": 32, "layers": 2, "head_dim": 8, "mux_n": n,
-                         "mux_variant": "gaussian_hadamard" if n > 1 else "none",
+                        {"id": ident, "hidden": shape.get("H", 32),
+                         "layers": shape.get("layers", 2), "head_dim": shape["head_dim"],
+                         "mux_n": n, "mux_variant": "gaussian_hadamard" if n > 1 else "none",
                          "demux_variant": demux if n > 1 else "none", "num_labels": 2,
-                         "labels": "neg,pos", "max_length": 16,
-                         "attend_padding": int(n > 1), "pooling": "cls"})
+                         "labels": "neg,pos", "max_length": 128 if base else 16,
+                         "attend_padding": int(n > 1),
+                         "pooling": "pooler" if base and n == 1 else "cls"})
+        sys.exit(0)
+    if len(sys.argv) == 5 and sys.argv[1] == "bench-tokens":
+        # bench-tokens OUT ROWS T: full rows of T random tokens, records of 64
+        out, B, T = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        rng = np.random.default_rng(0)
+        ids = rng.integers(1000, 30000, (B, T)).astype(np.int32)
+        ids[:, 0], ids[:, -1] = CLS, SEP
+        pmxstream.write(out, [{"row": np.arange(a, b, dtype=np.int64), "ids": ids[a:b],
+                               "type_ids": np.zeros((b - a, T), np.int32),
+                               "lengths": np.full(b - a, T, np.int32)}
+                              for a, b in split(B, [64])], {"stage": "tokens"})
         sys.exit(0)
     if len(sys.argv) in (4, 5) and sys.argv[1] == "tokens":
         # tokens OUT B [MODEL]: a token stream of B rows in records of 7,
