@@ -396,6 +396,36 @@ valid_key (const char *k)
   return 1;
 }
 
+/* Whether S is well-formed UTF-8 (no overlongs, surrogates or values past
+   U+10FFFF), so every text form of the metadata stays valid.  */
+static int
+valid_utf8 (const unsigned char *s)
+{
+  while (*s)
+    {
+      unsigned c = *s++, n, min, cp;
+      if (c < 0x80)
+        continue;
+      if ((c & 0xe0) == 0xc0)
+        n = 1, min = 0x80, cp = c & 0x1f;
+      else if ((c & 0xf0) == 0xe0)
+        n = 2, min = 0x800, cp = c & 0x0f;
+      else if ((c & 0xf8) == 0xf0)
+        n = 3, min = 0x10000, cp = c & 0x07;
+      else
+        return 0;
+      for (unsigned i = 0; i < n; i++, s++)
+        {
+          if ((*s & 0xc0) != 0x80)
+            return 0;
+          cp = cp << 6 | (*s & 0x3f);
+        }
+      if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    }
+  return 1;
+}
+
 int
 pmx_meta_set (pmx_meta *m, const char *key, const char *value)
 {
@@ -403,6 +433,8 @@ pmx_meta_set (pmx_meta *m, const char *key, const char *value)
     return pmx_error ("invalid metadata key '%s'", key);
   if (strpbrk (value, "\r\n"))
     return pmx_error ("metadata value for '%s' contains a line break", key);
+  if (!valid_utf8 ((const unsigned char *) value))
+    return pmx_error ("metadata value for '%s' is not valid UTF-8", key);
   char *v = strdup (value);
   if (!v)
     return pmx_error ("out of memory");
@@ -760,8 +792,10 @@ read_tensor (pmx_reader *r, pmx_record *rec, uint64_t len)
     return -1;
   if (r->mem && ((uintptr_t) (r->mem + r->pos) % PMX_ALIGN) == 0)
     {
-      t->data = (void *) (r->mem + r->pos);     /* borrowed, used in place */
-      r->pos += bytes;
+      const void *at = r->mem + r->pos;
+      if (rd (r, NULL, bytes) < 0)              /* bounds check, then borrow */
+        return pmx_error_prefix ("tensor '%s'", name);
+      t->data = (void *) at;
     }
   else
     {
