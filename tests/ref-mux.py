@@ -701,7 +701,117 @@ def pipeline(bindir, wd):
     return 0
 
 
+# ---- end to end, from text, through a converted model archive -----------------
+
+def write_hf_dir(d, W, N, demux, C, layers, max_pos):
+    """A Hugging Face directory of a MuxedBertForSequenceClassification as
+    the published code saves it (bert. prefix, the demux module under both
+    of its names), for prumux-convert."""
+    import json
+    import struct
+    os.makedirs(d, exist_ok=True)
+    tensors = {}
+    for k, v in W.items():
+        if k.startswith(("embeddings.", "encoder.", "pooler.")):
+            tensors["bert." + k] = v
+        elif k.startswith("demux_module."):
+            tensors[k] = v
+            tensors["demultiplexer." + k] = v
+        else:
+            tensors[k] = v
+    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+    for name, t in tensors.items():
+        b = t.numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(os.path.join(d, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    H = W["embeddings.word_embeddings.weight"].shape[1]
+    cfg = {"model_type": "bert", "hidden_act": "gelu", "hidden_size": H,
+           "num_attention_heads": 4, "intermediate_size": 64, "num_hidden_layers": layers,
+           "max_position_embeddings": max_pos, "type_vocab_size": 2,
+           "vocab_size": W["embeddings.word_embeddings.weight"].shape[0],
+           "layer_norm_eps": 1e-12, "position_embedding_type": "absolute",
+           "id2label": {str(c): f"class{c}" for c in range(C)}}
+    if N > 1:
+        cfg.update(architectures=["MuxedBertForSequenceClassification"],
+                   muxing_variant="gaussian_hadamard", demuxing_variant=demux,
+                   num_instances=N, num_hidden_demux_layers=3)
+    else:
+        cfg.update(architectures=["BertForSequenceClassification"])
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    vocab = (["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]",
+             "[MASK]"] + [f"word{i}" for i in range(104, 1000)])
+    with open(os.path.join(d, "vocab.txt"), "w") as f:
+        f.write("\n".join(vocab) + "\n")
+
+
+def e2e(bindir, wd, N, demux, lines):
+    """LINES of labelled text through prumux-tokenize | prumux-mux |
+    prumux-infer | prumux-demux with a converted archive: one output line per
+    input line, in order, logits within 1e-4 of the reference, --eval."""
+    failures = []
+    C, layers = 3, 2
+    W = make_model(100 + N, N, demux or "index_pos", labels=C, head_dim=8,
+                   pooler=N == 1)
+    d = os.path.join(wd, f"hf{N}")
+    write_hf_dir(d, W, N, demux, C, layers, 200)
+    model = os.path.join(wd, f"m{N}.pmx")
+    b = lambda p: os.path.join(bindir, p)
+    run([b("prumux-convert"), d, "-o", model])
+    rng = np.random.default_rng(N)
+    text = os.path.join(wd, "input.tsv")
+    gold = rng.integers(0, C, lines)
+    with open(text, "w") as f:
+        for i in range(lines):
+            words = [f"word{w}" for w in rng.integers(104, 1000, rng.integers(1, 30))]
+            if i % 17 == 0:
+                words.append("unknownword")
+            f.write(" ".join(words) + f"\t{gold[i]}\n")
+    tok = [b("prumux-tokenize"), "-v", os.path.join(d, "vocab.txt"), "-f", "1", "-l", "2",
+           "-b", "13", text]
+    tokens = os.path.join(wd, "tokens")
+    run(tok + ["-o", tokens])
+    out, ev = os.path.join(wd, "out.tsv"), os.path.join(wd, "eval.txt")
+    cmd = (" ".join(tok) + f" | {b('prumux-mux')} -m {model} | {b('prumux-infer')} -t 1 -m {model}"
+           f" | {b('prumux-demux')} -m {model} --output=logits --eval={ev} > {out}")
+    p = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+    if p.returncode:
+        print(f"FAIL pipeline exited {p.returncode}: {p.stderr}")
+        return 1
+    got = np.loadtxt(out, ndmin=2)
+    _, recs = pmxstream.read(tokens)
+    ids = torch.from_numpy(np.concatenate([r["ids"] for r in recs]).astype(np.int64))
+    with torch.no_grad():
+        if N > 1:
+            logits = forward_muxed(W, ids, N, demux, 3, 8, 128)[3].numpy()
+        else:
+            types = torch.from_numpy(np.concatenate([r["type_ids"] for r in recs]).astype(np.int64))
+            lengths = torch.from_numpy(np.concatenate([r["lengths"] for r in recs]).astype(np.int64))
+            logits = forward_plain(W, ids, types, lengths, 8, "pooler", False)[3].numpy()
+    n_ok = got.shape[0] == lines
+    print(f"{'ok  ' if n_ok else 'FAIL'} {lines} input lines -> {got.shape[0]} output lines")
+    if not n_ok:
+        return 1
+    check(f"N={N} {demux}: end-to-end logits {got.shape}", got, logits, failures)
+    e = dict(l.split("\t") for l in open(ev).read().splitlines())
+    acc = float(np.mean(logits.argmax(1) == gold))
+    ok = int(e["rows"]) == lines and abs(float(e["accuracy"]) - acc) < 1e-6
+    print(f"{'ok  ' if ok else 'FAIL'} --eval: rows {e['rows']}, accuracy {e['accuracy']} "
+          f"(reference {acc:.6f}), matthews {e['matthews']}")
+    if not ok:
+        failures.append("eval")
+    return 1 if failures else 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 7 and sys.argv[1] == "e2e":
+        # e2e BINDIR WORKDIR N DEMUX LINES
+        sys.exit(e2e(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5],
+                     int(sys.argv[6])))
     if len(sys.argv) == 4 and sys.argv[1] == "stages":
         sys.exit(stages(sys.argv[2], sys.argv[3]))
     if len(sys.argv) == 4 and sys.argv[1] == "pipeline":
