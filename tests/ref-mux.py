@@ -703,7 +703,7 @@ def pipeline(bindir, wd):
 
 # ---- end to end, from text, through a converted model archive -----------------
 
-def write_hf_dir(d, W, N, demux, C, layers, max_pos):
+def write_hf_dir(d, W, N, demux, C, layers, max_pos, heads=4, inter=64):
     """A Hugging Face directory of a MuxedBertForSequenceClassification as
     the published code saves it (bert. prefix, the demux module under both
     of its names), for prumux-convert."""
@@ -731,7 +731,8 @@ def write_hf_dir(d, W, N, demux, C, layers, max_pos):
         f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
     H = W["embeddings.word_embeddings.weight"].shape[1]
     cfg = {"model_type": "bert", "hidden_act": "gelu", "hidden_size": H,
-           "num_attention_heads": 4, "intermediate_size": 64, "num_hidden_layers": layers,
+           "num_attention_heads": heads, "intermediate_size": inter,
+           "num_hidden_layers": layers,
            "max_position_embeddings": max_pos, "type_vocab_size": 2,
            "vocab_size": W["embeddings.word_embeddings.weight"].shape[0],
            "layer_norm_eps": 1e-12, "position_embedding_type": "absolute",
@@ -745,6 +746,7 @@ def write_hf_dir(d, W, N, demux, C, layers, max_pos):
     json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
     vocab = (["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]",
              "[MASK]"] + [f"word{i}" for i in range(104, 1000)])
+    vocab += [f"extra{i}" for i in range(len(vocab), cfg["vocab_size"])]
     with open(os.path.join(d, "vocab.txt"), "w") as f:
         f.write("\n".join(vocab) + "\n")
 
@@ -833,6 +835,14 @@ if __name__ == "__main__":
                          "labels": "neg,pos", "max_length": 128 if base else 16,
                          "attend_padding": int(n > 1),
                          "pooling": "pooler" if base and n == 1 else "cls"})
+        sys.exit(0)
+    if len(sys.argv) == 4 and sys.argv[1] == "bench-hf":
+        # bench-hf DIR N: a BERT-base-shaped checkpoint directory, N instances
+        # (index_pos), random weights, for bench/pipeline-bench.sh
+        n = int(sys.argv[3])
+        W = make_model(11, n, "index_pos", labels=2, pooler=n == 1, H=768, heads=12,
+                       head_dim=64, layers=12, inter=3072, vocab=30522, max_pos=512)
+        write_hf_dir(sys.argv[2], W, n, "index_pos", 2, 12, 512, heads=12, inter=3072)
         sys.exit(0)
     if len(sys.argv) == 5 and sys.argv[1] == "bench-tokens":
         # bench-tokens OUT ROWS T: full rows of T random tokens, records of 64
