@@ -163,6 +163,8 @@ ln_rows (const layer_norm *ln, float *x, int M, float eps)
 static float *
 scratch (pmx_demuxer *dx, int k, size_t n)
 {
+  if (n == 0)
+    n = 1;                      /* an empty record still gets a buffer */
   if (dx->cap[k] < n)
     {
       float *p = realloc (dx->buf[k], n * sizeof *p);

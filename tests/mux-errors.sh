@@ -35,6 +35,20 @@ m, r = p.read('tok'); [x.pop('label') for x in r]; p.write('tok-nl', r, m)" \
   || framework_failure_ "tokens without labels"
 prumux-mux -w w5 tok-nl | prumux-infer -t 1 -w w5 > hid-nl || fail_ "no-label pipeline"
 expect_fail 1 "no gold labels" prumux-demux -w w5 --eval hid-nl
+# Empty records are no error, for N = 1 and N = 5 alike.
+"$py" -c "import sys; sys.path.insert(0, '$srcdir/tests'); import pmxstream as p
+import numpy as np
+m, r = p.read('tok')
+e = {k: v[:0] for k, v in r[0].items()}
+p.write('tok-e', [e] + r[:1] + [e] + r[1:], m)" || framework_failure_ "empty records"
+for w in w1 w5; do
+  prumux-mux -w $w tok | prumux-infer -t 1 -w $w | prumux-demux -w $w > want.$w \
+    || fail_ "$w: pipeline"
+  prumux-mux -w $w tok-e | prumux-infer -t 1 -w $w | prumux-demux -w $w > got.$w \
+    || fail_ "$w: pipeline with empty records"
+  compare want.$w got.$w || fail_ "$w: empty records change the output"
+done
+
 head -c $(($(wc -c < hid) - 100)) hid > hid.cut
 expect_fail 1 "hid.cut" prumux-demux -w w5 hid.cut
 head -c $(($(wc -c < tok) - 100)) tok > tok.cut
