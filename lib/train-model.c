@@ -571,7 +571,7 @@ check_batch (const pmx_train_config *c, const pmx_tbatch *b)
     }
   if (b->labels && b->task_weight != 0 && c->num_labels == 0)
     return pmx_error ("the model has no classifier");
-  if (b->ret_inst && b->retrieval_weight != 0)
+  if (b->ret_inst)
     {
       if (!c->retrieval)
         return pmx_error ("the model has no retrieval head");
@@ -690,7 +690,7 @@ pmx_tmodel_forward (pmx_tmodel *m, const pmx_tbatch *b, int training,
           loss += b->task_weight * th->loss / th->count;
         }
     }
-  if (c->retrieval && b->ret_inst && b->retrieval_weight != 0)
+  if (c->retrieval && b->ret_inst)
     {
       /* One instance per muxed position; its token is the target, and PAD
          targets (id 0) are left out, as the published code does.  */
@@ -713,8 +713,11 @@ pmx_tmodel_forward (pmx_tmodel *m, const pmx_tbatch *b, int training,
           ret_head_fwd (m, rh, a->X);
           rh->loss = pmx_softmax_xent_fwd (rh->probs, rh->logits, rh->target,
                                            k, c->vocab, &rh->count);
-          rh->scale = b->retrieval_weight / rh->count;
-          loss += b->retrieval_weight * rh->loss / rh->count;
+          if (b->retrieval_weight != 0)
+            {
+              rh->scale = b->retrieval_weight / rh->count;
+              loss += b->retrieval_weight * rh->loss / rh->count;
+            }
         }
     }
   else
@@ -730,12 +733,42 @@ pmx_tmodel_logits (const pmx_tmodel *m)
   return a && a->have_forward && m->cfg.num_labels > 0 ? a->task.logits : NULL;
 }
 
+static int
+correct (const head_act *h, int C)
+{
+  int n = 0;
+  for (int r = 0; r < h->rows; r++)
+    {
+      if (h->target[r] < 0)
+        continue;
+      const float *x = h->logits + (size_t) r * C;
+      int best = 0;
+      for (int j = 1; j < C; j++)
+        best = x[j] > x[best] ? j : best;
+      n += best == h->target[r];
+    }
+  return n;
+}
+
 void
-pmx_tmodel_counts (const pmx_tmodel *m, int *task, int *retrieval)
+pmx_tmodel_stats (const pmx_tmodel *m, pmx_tstats *s)
 {
   const act *a = m->act;
-  *task = a ? a->task.count : 0;
-  *retrieval = a ? a->ret.count : 0;
+  memset (s, 0, sizeof *s);
+  if (!a || !a->have_forward)
+    return;
+  if (a->b.labels && m->cfg.num_labels > 0)
+    {
+      s->task_loss = a->task.loss;
+      s->task_count = a->task.count;
+      s->task_correct = correct (&a->task, m->cfg.num_labels);
+    }
+  if (a->ret.rows > 0)
+    {
+      s->ret_loss = a->ret.loss;
+      s->ret_count = a->ret.count;
+      s->ret_correct = correct (&a->ret, m->cfg.vocab);
+    }
 }
 
 /* ---- Backward ----------------------------------------------------------- */

@@ -128,8 +128,9 @@ const pmx_tparam *pmx_tmodel_find (const pmx_tmodel *m, const char *name);
 /* Forward the batch and return the loss
      task_weight * mean CE(logits, labels)
        + retrieval_weight * mean CE(retrieval logits, retrieved tokens)
-   (a term is left out when its weight is 0, its inputs are NULL, or no row
-   counts).  TRAINING turns dropout on, with masks drawn from
+   (a term is left out when its weight is 0 or its inputs are NULL, and
+   is 0 when no row counts; a head with weight 0 but inputs still runs, for
+   pmx_tmodel_stats).  TRAINING turns dropout on, with masks drawn from
    (SEED, STEP).  The activations are kept for pmx_tmodel_backward.
    Returns NaN with an error for a bad batch (id out of range, B not a
    multiple of N, T > max_pos, missing head) or no memory.  */
@@ -139,8 +140,16 @@ double pmx_tmodel_forward (pmx_tmodel *m, const pmx_tbatch *b, int training,
 /* Per-row results of the last forward: logits (B, C) of the task head,
    or NULL.  Valid until the next forward.  */
 const float *pmx_tmodel_logits (const pmx_tmodel *m);
-/* Rows that counted in each loss term of the last forward.  */
-void pmx_tmodel_counts (const pmx_tmodel *m, int *task, int *retrieval);
+/* What the last forward measured, whatever the weights: the summed loss,
+   rows counted and rows whose argmax is the target, for the task head
+   (when labels were given) and the retrieval head (when ret_inst was
+   given).  */
+typedef struct pmx_tstats
+{
+  double task_loss, ret_loss;
+  int task_count, task_correct, ret_count, ret_correct;
+} pmx_tstats;
+void pmx_tmodel_stats (const pmx_tmodel *m, pmx_tstats *s);
 
 /* Add the gradient of the last forward's loss to m->grads (call
    pmx_tmodel_zero_grad first to start afresh).  -1 if there was no
