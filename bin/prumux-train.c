@@ -594,7 +594,9 @@ main (int argc, char **argv)
   int want_ret = o.ret_w > 0;
   if (strchr (o.init, '='))
     {
-      vocab = read_file (o.vocab ? o.vocab : "-", &vocab_len);
+      if (!o.vocab)
+        usage_error ("a new model (--init=SPEC) needs --vocab");
+      vocab = read_file (o.vocab, &vocab_len);
       acfg.vocab_size = count_lines (vocab, vocab_len);
       if (acfg.vocab_size < 2)
         die ("%s: not a vocabulary", o.vocab);
