@@ -1,0 +1,30 @@
+#!/bin/sh
+# train-bench.sh -- training examples/s of prumux-train against PyTorch
+# training the same small model (bench/train_bench.py), fp32, 2 threads,
+# no dropout, for N = 1, 2, 5.  Usage: train-bench.sh PYTHON TRAIN_BENCH_PY
+# (prumux-tokenize and prumux-train from PATH).  Rows are exactly T = 32
+# tokens, so both sides compute the same shapes.
+set -eu
+py=${1:-/usr/bin/python3}
+torch_bench=${2:-$(dirname "$0")/train_bench.py}
+threads=${THREADS:-2} steps=${STEPS:-40} batch=40 T=32 words=6000
+spec=layers=2,hidden=64,heads=2,ffn=256,max-length=$T
+dir=$(mktemp -d "${TMPDIR:-/tmp}/train-bench.XXXXXX")
+trap 'rm -rf "$dir"' EXIT
+{ echo "[PAD]"; i=0; while [ $i -lt 99 ]; do echo "[unused$i]"; i=$((i + 1)); done
+  printf '%s\n' "[UNK]" "[CLS]" "[SEP]" "[MASK]"
+  i=0; while [ $i -lt $words ]; do echo "w$i"; i=$((i + 1)); done; } > "$dir/vocab.txt"
+awk -v w=$words 'BEGIN { s = 1; for (r = 0; r < 800; r++) { t = ""
+    for (j = 0; j < 40; j++) { s = (s * 69069 + 1) % 4294967296; t = t " w" s % w }
+    print r % 8 "\t" t } }' > "$dir/data.tsv"
+prumux-tokenize -v "$dir/vocab.txt" -f 2 -l 1 -n $T -o "$dir/data.pmxs" "$dir/data.tsv"
+V=$(wc -l < "$dir/vocab.txt")
+printf 'N\tprumux_ex_per_s\ttorch_ex_per_s\tratio\n'
+for n in 1 2 5; do
+  prumux-train --init=$spec,n=$n,labels=8 -V "$dir/vocab.txt" -t "$dir/data.pmxs" \
+    -b $batch -s $steps -E $steps --dropout=0 -l 1e-4 -j $threads -q \
+    -L "$dir/log-$n.tsv" -o "$dir/m-$n.pmx"
+  c=$(tail -n 1 "$dir/log-$n.tsv" | cut -f 9)
+  t=$(OMP_NUM_THREADS=$threads "$py" "$torch_bench" $n $steps $batch $T $V $threads)
+  printf '%s\t%s\t%s\t%s\n' $n "$c" "$t" $(awk -v c="$c" -v t="$t" 'BEGIN { printf "%.2f", c / t }')
+done
