@@ -24,7 +24,7 @@ for n in 1 2 5; do
   prumux-train --init=$spec,n=$n,labels=8 -V "$dir/vocab.txt" -t "$dir/data.pmxs" \
     -b $batch -s $steps -E $steps --dropout=0 -l 1e-4 -j $threads -q \
     -L "$dir/log-$n.tsv" -o "$dir/m-$n.pmx"
-  c=$(tail -n 1 "$dir/log-$n.tsv" | cut -f 9)
+  c=$(tail -n 1 "$dir/log-$n.tsv" | cut -f 10)
   t=$(OMP_NUM_THREADS=$threads "$py" "$torch_bench" $n $steps $batch $T $V $threads)
   printf '%s\t%s\t%s\t%s\n' $n "$c" "$t" $(awk -v c="$c" -v t="$t" 'BEGIN { printf "%.2f", c / t }')
 done

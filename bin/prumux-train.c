@@ -67,8 +67,10 @@ Data and objective:\n\
   -d, --dev=FILE          development examples, evaluated every\n\
                             --eval-every steps; the best model is kept\n\
   -O, --objective=OBJ     task (default), retrieval (the MUX-PLM token\n\
-                            retrieval warm-up), or a weighted mix such as\n\
-                            task:0.9,retrieval:0.1\n\
+                            retrieval warm-up), mlm (masked language\n\
+                            model: 15% of each instance's tokens, 80%\n\
+                            [MASK], 10% random, 10% kept), or a weighted\n\
+                            mix such as task:0.9,retrieval:0.1\n\
 \n\
 Optimisation (AdamW):\n\
   -b, --batch=N           rows per micro-batch, a multiple of n (default 32)\n\
@@ -118,7 +120,7 @@ position, the token of one instance drawn at random.\n\
 typedef struct options
 {
   const char *init, *vocab, *task, *train, *dev, *output, *log;
-  float task_w, ret_w;
+  float task_w, ret_w, mlm_w;
   int batch, accumulate, threads, eval_every, resume, quiet;
   long long pause_after;
   double epochs, warmup;
@@ -134,7 +136,7 @@ parse_objective (options *o, const char *arg)
   char *s = strdup (arg), *save = NULL;
   if (!s)
     die ("out of memory");
-  o->task_w = o->ret_w = 0;
+  o->task_w = o->ret_w = o->mlm_w = 0;
   for (char *tok = strtok_r (s, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
     {
       char *colon = strchr (tok, ':');
@@ -151,12 +153,14 @@ parse_objective (options *o, const char *arg)
         o->task_w = w;
       else if (!strcmp (tok, "retrieval"))
         o->ret_w = w;
+      else if (!strcmp (tok, "mlm"))
+        o->mlm_w = w;
       else
-        usage_error ("--objective: unknown objective '%s' (task, retrieval)",
-                     tok);
+        usage_error ("--objective: unknown objective '%s' (task, retrieval,"
+                     " mlm)", tok);
     }
   free (s);
-  if (o->task_w == 0 && o->ret_w == 0)
+  if (o->task_w == 0 && o->ret_w == 0 && o->mlm_w == 0)
     usage_error ("--objective: empty");
 }
 
@@ -319,12 +323,13 @@ typedef struct batcher
   uint64_t seed;
   int64_t epoch;                /* of perm */
   int *perm, *rows;
-  int32_t *ids, *types, *lengths, *labels, *inst;
+  int32_t *ids, *types, *lengths, *labels, *inst, *mlm;
+  int32_t mask_id, vocab;       /* for MLM */
 } batcher;
 
 static void
 batcher_init (batcher *b, const pmx_tdata *d, int B, const pmx_tmodel *m,
-              int max_len, uint64_t seed)
+              int max_len, uint64_t seed, int32_t mask_id)
 {
   memset (b, 0, sizeof *b);
   b->d = d;
@@ -343,8 +348,11 @@ batcher_init (batcher *b, const pmx_tdata *d, int B, const pmx_tmodel *m,
   b->lengths = malloc (B * 4);
   b->labels = malloc (B * 4);
   b->inst = malloc (bt * 4);
+  b->mlm = malloc (bt * 4);
+  b->mask_id = mask_id;
+  b->vocab = m->cfg.vocab;
   if (!b->perm || !b->rows || !b->ids || !b->types || !b->lengths
-      || !b->labels || !b->inst)
+      || !b->labels || !b->inst || !b->mlm)
     die ("out of memory");
 }
 
@@ -352,13 +360,14 @@ static void
 batcher_free (batcher *b)
 {
   free (b->perm); free (b->rows); free (b->ids); free (b->types);
-  free (b->lengths); free (b->labels); free (b->inst);
+  free (b->lengths); free (b->labels); free (b->inst); free (b->mlm);
 }
 
 /* Fill the batch of the given rows (-1: filler) and the retrieval
    instances of micro-batch U.  */
 static pmx_tbatch
-batcher_fill (batcher *b, int n, uint64_t u, float tw, float rw, int training)
+batcher_fill (batcher *b, int n, uint64_t u, float tw, float rw, float mw,
+              int training)
 {
   int T = b->T_fixed ? b->T_fixed : pmx_tdata_longest (b->d, b->rows, n, b->max_len);
   pmx_tdata_batch (b->d, b->rows, n, T, b->muxed ? CLS_ID : 0, b->ids,
@@ -367,9 +376,34 @@ batcher_fill (batcher *b, int n, uint64_t u, float tw, float rw, int training)
   uint64_t key = pmx_mix64 (b->seed ^ pmx_mix64 (u ^ (training ? 0 : 0xe7a1ull << 40)));
   for (int i = 0; i < G * T; i++)
     b->inst[i] = (int32_t) (pmx_mix64 (key + (uint64_t) i) % (uint64_t) b->N);
+  if (mw > 0)
+    {
+      /* BERT's masking, per instance: 15% of the tokens between [CLS]
+         and the last [SEP]; of those 80% [MASK], 10% a random id, 10%
+         unchanged.  */
+      uint64_t mk = pmx_mix64 (key ^ 0x6d6c6dull);
+      for (int r = 0; r < n; r++)
+        for (int t = 0; t < T; t++)
+          {
+            size_t i = (size_t) r * T + t;
+            b->mlm[i] = -1;
+            if (t == 0 || t >= b->lengths[r] - 1)
+              continue;
+            uint64_t h = pmx_mix64 (mk + i);
+            if ((h >> 40) % 10000 >= 1500)
+              continue;
+            b->mlm[i] = b->ids[i];
+            uint64_t k = (h >> 8) % 10;
+            if (k < 8)
+              b->ids[i] = b->mask_id;
+            else if (k == 8)
+              b->ids[i] = (int32_t) (pmx_mix64 (h) % (uint64_t) b->vocab);
+          }
+    }
   pmx_tbatch t = { n, T, b->ids, b->types, b->lengths,
                    tw > 0 || !training ? b->labels : NULL,
-                   rw > 0 ? b->inst : NULL, tw, rw };
+                   rw > 0 ? b->inst : NULL, mw > 0 ? b->mlm : NULL,
+                   tw, rw, mw };
   return t;
 }
 
@@ -400,12 +434,12 @@ batcher_train_rows (batcher *b, uint64_t u)
 
 typedef struct eval_result
 {
-  double loss, accuracy, ret_accuracy;
-  int have_task, have_ret;
+  double loss, accuracy, ret_accuracy, mlm_accuracy;
+  int have_task, have_ret, have_mlm;
 } eval_result;
 
 static eval_result
-evaluate (pmx_tmodel *m, batcher *b, float tw, float rw)
+evaluate (pmx_tmodel *m, batcher *b, float tw, float rw, float mw)
 {
   pmx_tstats sum = { 0 }, s;
   int rows = b->d->rows, N = b->N;
@@ -417,7 +451,7 @@ evaluate (pmx_tmodel *m, batcher *b, float tw, float rw)
       int padded = (n + N - 1) / N * N;
       for (int i = n; i < padded; i++)
         b->rows[i] = -1;
-      pmx_tbatch t = batcher_fill (b, padded, u, tw, rw, 0);
+      pmx_tbatch t = batcher_fill (b, padded, u, tw, rw, mw, 0);
       if (isnan (pmx_tmodel_forward (m, &t, 0, 0, 0)))
         die_lib ("evaluation");
       pmx_tmodel_stats (m, &s);
@@ -427,8 +461,11 @@ evaluate (pmx_tmodel *m, batcher *b, float tw, float rw)
       sum.ret_loss += s.ret_loss;
       sum.ret_count += s.ret_count;
       sum.ret_correct += s.ret_correct;
+      sum.mlm_loss += s.mlm_loss;
+      sum.mlm_count += s.mlm_count;
+      sum.mlm_correct += s.mlm_correct;
     }
-  eval_result r = { 0, 0, 0, 0, 0 };
+  eval_result r = { 0, 0, 0, 0, 0, 0, 0 };
   if (sum.task_count)
     {
       r.have_task = 1;
@@ -440,6 +477,12 @@ evaluate (pmx_tmodel *m, batcher *b, float tw, float rw)
       r.have_ret = 1;
       r.ret_accuracy = (double) sum.ret_correct / sum.ret_count;
       r.loss += rw * sum.ret_loss / sum.ret_count;
+    }
+  if (sum.mlm_count)
+    {
+      r.have_mlm = 1;
+      r.mlm_accuracy = (double) sum.mlm_correct / sum.mlm_count;
+      r.loss += mw * sum.mlm_loss / sum.mlm_count;
     }
   return r;
 }
@@ -591,7 +634,7 @@ main (int argc, char **argv)
   char *vocab = NULL;
   size_t vocab_len = 0;
   pmx_tmodel *m;
-  int want_ret = o.ret_w > 0;
+  int want_ret = o.ret_w > 0 || o.mlm_w > 0;
   if (strchr (o.init, '='))
     {
       if (!o.vocab)
@@ -638,8 +681,29 @@ main (int argc, char **argv)
   int N = mc->mux_n;
   if (o.task_w > 0 && mc->num_labels == 0)
     die ("%s: the task objective needs a model with labels", o.init);
-  if (o.ret_w > 0 && !mc->muxed)
-    die ("the retrieval objective needs a multiplexed model (n > 1)");
+  if ((o.ret_w > 0 || o.mlm_w > 0) && !mc->muxed)
+    die ("the retrieval and mlm objectives need a multiplexed model (n > 1)");
+  int32_t mask_id = -1;
+  if (o.mlm_w > 0)
+    {
+      /* The id of [MASK]: its line in the vocabulary.  */
+      const char *p = vocab, *end = vocab ? vocab + vocab_len : NULL;
+      for (int32_t id = 0; p && p < end; id++)
+        {
+          const char *nl = memchr (p, '\n', end - p);
+          size_t len = (nl ? nl : end) - p;
+          if (len && p[len - 1] == '\r')
+            len--;
+          if (len == 6 && !memcmp (p, "[MASK]", 6))
+            {
+              mask_id = id;
+              break;
+            }
+          p = nl ? nl + 1 : end;
+        }
+      if (mask_id < 0 || mask_id >= mc->vocab)
+        die ("the mlm objective needs a vocabulary with [MASK]");
+    }
   if (o.batch % N)
     die ("--batch: %d rows is not a multiple of n = %d", o.batch, N);
   int max_len = acfg.max_length;
@@ -704,10 +768,10 @@ main (int argc, char **argv)
   char fingerprint[512];
   snprintf (fingerprint, sizeof fingerprint,
             "seed=%lld batch=%d accumulate=%d steps=%lld lr=%.9g warmup=%lld"
-            " decay=%d wd=%.9g clip=%.9g dropout=%.9g freeze=%d objective=%.9g/%.9g"
-            " rows=%d", o.seed, o.batch, o.accumulate, total, o.lr, warmup,
-            o.decay, o.weight_decay, o.clip, o.dropout, o.freeze_embeddings,
-            o.task_w, o.ret_w, train->rows);
+            " decay=%d wd=%.9g clip=%.9g dropout=%.9g freeze=%d"
+            " objective=%.9g/%.9g/%.9g rows=%d", o.seed, o.batch, o.accumulate,
+            total, o.lr, warmup, o.decay, o.weight_decay, o.clip, o.dropout,
+            o.freeze_embeddings, o.task_w, o.ret_w, o.mlm_w, train->rows);
   size_t olen = strlen (o.output);
   char *state_path = malloc (olen + 7);
   if (!state_path)
@@ -741,16 +805,17 @@ main (int argc, char **argv)
         die ("%s: %s", o.log, strerror (errno));
       if (ftell (log) == 0)
         fputs ("step\tepoch\tlr\ttrain_loss\tgrad_norm\tdev_loss\tdev_accuracy"
-               "\tdev_retrieval_accuracy\texamples_per_s\n", log);
+               "\tdev_retrieval_accuracy\tdev_mlm_accuracy\texamples_per_s\n",
+               log);
     }
   signal (SIGINT, on_signal);
   signal (SIGTERM, on_signal);
   int tty = isatty (2) && !o.quiet;
 
   batcher tb, db;
-  batcher_init (&tb, train, o.batch, m, max_len, (uint64_t) o.seed);
+  batcher_init (&tb, train, o.batch, m, max_len, (uint64_t) o.seed, mask_id);
   if (dev)
-    batcher_init (&db, dev, o.batch, m, max_len, (uint64_t) o.seed);
+    batcher_init (&db, dev, o.batch, m, max_len, (uint64_t) o.seed, mask_id);
   double t0 = now (), loss_sum = 0, norm = 0;
   long long loss_n = 0, done_here = 0;
   for (long long step = start; step < total; step++)
@@ -762,7 +827,8 @@ main (int argc, char **argv)
           uint64_t u = (uint64_t) step * o.accumulate + k;
           batcher_train_rows (&tb, u);
           pmx_tbatch b = batcher_fill (&tb, o.batch, u, o.task_w / o.accumulate,
-                                       o.ret_w / o.accumulate, 1);
+                                       o.ret_w / o.accumulate,
+                                       o.mlm_w / o.accumulate, 1);
           double l = pmx_tmodel_forward (m, &b, 1, (uint64_t) o.seed, u);
           if (isnan (l) || pmx_tmodel_backward (m) < 0)
             die_lib ("training");
@@ -784,15 +850,16 @@ main (int argc, char **argv)
       int stop = interrupted || pause;
       if ((step + 1) % eval_every == 0 || last || stop)
         {
-          eval_result r = { 0, 0, 0, 0, 0 };
+          eval_result r = { 0, 0, 0, 0, 0, 0, 0 };
           int improved = 0;
           /* A stop between evaluations only saves the state, so that the
              resumed run evaluates at the same steps as an unbroken one.  */
           int eval_now = (step + 1) % eval_every == 0 || last;
           if (dev && eval_now)
             {
-              r = evaluate (m, &db, o.task_w, o.ret_w);
-              double score = o.task_w > 0 ? r.accuracy : r.ret_accuracy;
+              r = evaluate (m, &db, o.task_w, o.ret_w, o.mlm_w);
+              double score = o.task_w > 0 ? r.accuracy
+                : o.ret_w > 0 ? r.ret_accuracy : r.mlm_accuracy;
               if (score > best)
                 {
                   best = score;
@@ -819,11 +886,12 @@ main (int argc, char **argv)
               fprintf (log, "%lld\t%.3f\t%.3g\t%.6f\t%.4f\t", step + 1, epoch,
                        lr, loss_sum / loss_n, norm);
               if (dev)
-                fprintf (log, "%.6f\t%.4f\t%.4f", r.loss,
+                fprintf (log, "%.6f\t%.4f\t%.4f\t%.4f", r.loss,
                          r.have_task ? r.accuracy : NAN,
-                         r.have_ret ? r.ret_accuracy : NAN);
+                         r.have_ret ? r.ret_accuracy : NAN,
+                         r.have_mlm ? r.mlm_accuracy : NAN);
               else
-                fputs ("nan\tnan\tnan", log);
+                fputs ("nan\tnan\tnan\tnan", log);
               fprintf (log, "\t%.1f\n", rate);
               fflush (log);
             }
@@ -836,6 +904,8 @@ main (int argc, char **argv)
                 fprintf (stderr, " dev_accuracy %.4f", r.accuracy);
               if (dev && r.have_ret)
                 fprintf (stderr, " dev_retrieval_accuracy %.4f", r.ret_accuracy);
+              if (dev && r.have_mlm)
+                fprintf (stderr, " dev_mlm_accuracy %.4f", r.mlm_accuracy);
               fprintf (stderr, " %.1f ex/s%s\n", rate, improved ? " (saved)" : "");
             }
           if (eval_now)

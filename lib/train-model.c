@@ -316,7 +316,7 @@ typedef struct act
   float *es, *e, *emean, *erstd, *emask;  /* final pass (R, H) */
   layer_act L[PMX_TRAIN_MAX_LAYERS];
   float *X;                             /* encoder output (R, H) */
-  head_act task, ret;
+  head_act task, ret, mlm;
   /* backward scratch */
   float *dA, *dB, *dres, *dx1, *dq, *dk, *dv, *dctx, *dff, *dfg, *datt;
   float *de1, *des1;
@@ -442,6 +442,7 @@ plan (const pmx_train_config *c, act *a, float *base, int B, int T)
   int D = c->muxed ? c->demux_hidden : H;
   plan_head (&a->task, base, &cur, B, H, D, c->num_labels, 0);
   plan_head (&a->ret, base, &cur, c->retrieval ? R : 0, H, D, c->vocab, 1);
+  plan_head (&a->mlm, base, &cur, c->retrieval ? B * T : 0, H, D, c->vocab, 1);
   (void) NHmax;
   return cur;
 }
@@ -544,6 +545,26 @@ ret_head_fwd (const pmx_tmodel *m, head_act *h, const float *X)
   pmx_linear_fwd (h->logits, h->pl, w->dec_w, w->dec_b, rows, D, c->vocab);
 }
 
+/* Run the vocabulary head H over its first K rows (filled by the caller)
+   and return its weighted mean loss (0 without rows or weight).  */
+static double
+run_vocab_head (const pmx_tmodel *m, head_act *h, int k, const float *X,
+                float weight)
+{
+  h->rows = k;
+  h->count = 0;
+  h->scale = 0;
+  if (k == 0)
+    return 0;
+  ret_head_fwd (m, h, X);
+  h->loss = pmx_softmax_xent_fwd (h->probs, h->logits, h->target, k,
+                                  m->cfg.vocab, &h->count);
+  if (weight == 0 || h->count == 0)
+    return 0;
+  h->scale = weight / h->count;
+  return weight * h->loss / h->count;
+}
+
 static int
 check_batch (const pmx_train_config *c, const pmx_tbatch *b)
 {
@@ -571,6 +592,14 @@ check_batch (const pmx_train_config *c, const pmx_tbatch *b)
     }
   if (b->labels && b->task_weight != 0 && c->num_labels == 0)
     return pmx_error ("the model has no classifier");
+  if (b->mlm_labels)
+    {
+      if (!c->retrieval)
+        return pmx_error ("MLM needs a multiplexed model with a retrieval head");
+      for (int64_t i = 0; i < (int64_t) b->B * b->T; i++)
+        if (b->mlm_labels[i] >= c->vocab)
+          return pmx_error ("MLM label %d out of range", b->mlm_labels[i]);
+    }
   if (b->ret_inst)
     {
       if (!c->retrieval)
@@ -670,7 +699,7 @@ pmx_tmodel_forward (pmx_tmodel *m, const pmx_tbatch *b, int training,
 
   /* Heads.  */
   double loss = 0;
-  head_act *th = &a->task, *rh = &a->ret;
+  head_act *th = &a->task, *rh = &a->ret, *mh = &a->mlm;
   th->count = rh->count = 0;
   th->scale = rh->scale = 0;
   if (c->num_labels > 0)
@@ -690,6 +719,9 @@ pmx_tmodel_forward (pmx_tmodel *m, const pmx_tbatch *b, int training,
           loss += b->task_weight * th->loss / th->count;
         }
     }
+  rh->rows = mh->rows = 0;
+  mh->count = 0;
+  mh->scale = 0;
   if (c->retrieval && b->ret_inst)
     {
       /* One instance per muxed position; its token is the target, and PAD
@@ -707,21 +739,27 @@ pmx_tmodel_forward (pmx_tmodel *m, const pmx_tbatch *b, int training,
             rh->target[k] = tok;
             k++;
           }
-      rh->rows = k;
-      if (k > 0)
-        {
-          ret_head_fwd (m, rh, a->X);
-          rh->loss = pmx_softmax_xent_fwd (rh->probs, rh->logits, rh->target,
-                                           k, c->vocab, &rh->count);
-          if (b->retrieval_weight != 0)
-            {
-              rh->scale = b->retrieval_weight / rh->count;
-              loss += b->retrieval_weight * rh->loss / rh->count;
-            }
-        }
+      loss += run_vocab_head (m, rh, k, a->X, b->retrieval_weight);
     }
-  else
-    rh->rows = 0;
+  if (c->retrieval && b->mlm_labels)
+    {
+      /* MLM with multiplexing: every masked position of every instance is
+         demultiplexed with that instance's e_i (§4.2, mlm_mask).  */
+      int k = 0;
+      for (int g = 0; g < G; g++)
+        for (int i = 0; i < N; i++)
+          for (int t = 0; t < T; t++)
+            {
+              int32_t tok = b->mlm_labels[((size_t) g * N + i) * T + t];
+              if (tok < 0)
+                continue;
+              mh->inst[k] = i;
+              mh->src[k] = g * T + t;
+              mh->target[k] = tok;
+              k++;
+            }
+      loss += run_vocab_head (m, mh, k, a->X, b->mlm_weight);
+    }
   a->have_forward = 1;
   return loss;
 }
@@ -768,6 +806,12 @@ pmx_tmodel_stats (const pmx_tmodel *m, pmx_tstats *s)
       s->ret_loss = a->ret.loss;
       s->ret_count = a->ret.count;
       s->ret_correct = correct (&a->ret, m->cfg.vocab);
+    }
+  if (a->mlm.rows > 0)
+    {
+      s->mlm_loss = a->mlm.loss;
+      s->mlm_count = a->mlm.count;
+      s->mlm_correct = correct (&a->mlm, m->cfg.vocab);
     }
 }
 
@@ -879,6 +923,8 @@ pmx_tmodel_backward (pmx_tmodel *m)
     task_head_bwd (m, &a->task, a->X, dout);
   if (a->ret.rows > 0 && a->ret.scale != 0)
     ret_head_bwd (m, &a->ret, dout);
+  if (a->mlm.rows > 0 && a->mlm.scale != 0)
+    ret_head_bwd (m, &a->mlm, dout);
 
   for (int l = c->layers - 1; l >= 0; l--)
     {

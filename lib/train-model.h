@@ -13,7 +13,8 @@
             encoder without a mask, then the classification demux
               z1 = gelu(dense_1([e_i ; h_0])), z2 = gelu(dense_2(z1)) + z1,
               z3 = LN_pd(gelu(pre_decoder(z2))) + z2, logits = classifier(z3)
-            and the retrieval head for token retrieval
+            and the retrieval head for token retrieval and for MLM
+            (every masked position of every instance, §4.5)
               LN_2(gelu(dense_2(LN_1(gelu(dense_1([e_i ; h_t])))))
               -> LN_rpd(gelu(retrieval_head.pre_decoder)) -> decoder.
    Layers may have any head count (0: no attention sublayer) and FFN width
@@ -97,7 +98,10 @@ typedef struct pmx_tbatch
   const int32_t *labels;        // (B) class, or -1 to ignore; NULL: no task
   const int32_t *ret_inst;      // (B/N, T) instance to retrieve at each
                                 //   muxed position; NULL: no retrieval
-  float task_weight, retrieval_weight;
+  const int32_t *mlm_labels;    // (B, T) original token at each masked
+                                //   position, -1 elsewhere (ids hold the
+                                //   corrupted input); NULL: no MLM
+  float task_weight, retrieval_weight, mlm_weight;
 } pmx_tbatch;
 
 typedef struct pmx_tmodel pmx_tmodel;
@@ -128,6 +132,7 @@ const pmx_tparam *pmx_tmodel_find (const pmx_tmodel *m, const char *name);
 /* Forward the batch and return the loss
      task_weight * mean CE(logits, labels)
        + retrieval_weight * mean CE(retrieval logits, retrieved tokens)
+       + mlm_weight * mean CE(MLM logits, masked tokens)
    (a term is left out when its weight is 0 or its inputs are NULL, and
    is 0 when no row counts; a head with weight 0 but inputs still runs, for
    pmx_tmodel_stats).  TRAINING turns dropout on, with masks drawn from
@@ -146,8 +151,8 @@ const float *pmx_tmodel_logits (const pmx_tmodel *m);
    given).  */
 typedef struct pmx_tstats
 {
-  double task_loss, ret_loss;
-  int task_count, task_correct, ret_count, ret_correct;
+  double task_loss, ret_loss, mlm_loss;
+  int task_count, task_correct, ret_count, ret_correct, mlm_count, mlm_correct;
 } pmx_tstats;
 void pmx_tmodel_stats (const pmx_tmodel *m, pmx_tstats *s);
 

@@ -92,16 +92,26 @@ def model_loss(P, d, meta):
             z3 = x[:, 0, :]
         logits = lin(z3, "classifier")
         loss = loss + tw * F.cross_entropy(logits, labels, ignore_index=-1)
+    def vocab_head(z):
+        z = ln(gelu(lin(z, "demux_module.dense_1")), "demux_module.layer_norm_1")
+        z = ln(gelu(lin(z, "demux_module.dense_2")), "demux_module.layer_norm_2")
+        z = ln(gelu(lin(z, "retrieval_head.pre_decoder")), "retrieval_head.pre_decoder_layer_norm")
+        return lin(z, "retrieval_head.decoder")
+    mw = float(meta.get("mlm_weight", 0))
+    if mw != 0:
+        # §4.5 MLM: every instance at every masked position, against the original
+        mlm = torch.as_tensor(d["mlm_labels"]).long().view(G, N, T)
+        e = P["demux_module.demux_instance_embedding"].view(1, N, 1, H).expand(G, N, T, H)
+        z = torch.cat([e, x.view(G, 1, T, H).expand(G, N, T, H)], 3)
+        logits = vocab_head(z)
+        loss = loss + mw * F.cross_entropy(logits.reshape(G * N * T, -1), mlm.reshape(-1),
+                                           ignore_index=-1)
     if rw != 0:
         # §4.2: one instance per muxed position, its token the target, PAD ignored
         inst = torch.as_tensor(d["ret_inst"]).long()                # (G, T)
         e = P["demux_module.demux_instance_embedding"][inst]       # (G, T, H)
         tgt = ids.view(G, N, T).gather(1, inst.view(G, 1, T)).view(G, T)
-        z = torch.cat([e, x], 2)
-        z = ln(gelu(lin(z, "demux_module.dense_1")), "demux_module.layer_norm_1")
-        z = ln(gelu(lin(z, "demux_module.dense_2")), "demux_module.layer_norm_2")
-        z = ln(gelu(lin(z, "retrieval_head.pre_decoder")), "retrieval_head.pre_decoder_layer_norm")
-        logits = lin(z, "retrieval_head.decoder")
+        logits = vocab_head(torch.cat([e, x], 2))
         tgt = torch.where(tgt == 0, -100, tgt)
         loss = loss + rw * F.cross_entropy(logits.view(G * T, -1), tgt.view(-1))
     return loss

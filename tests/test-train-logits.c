@@ -55,7 +55,7 @@ main (int argc, char **argv)
       int T = m->cfg.muxed ? max_len : pmx_tdata_longest (d, rows, n, max_len);
       pmx_tdata_batch (d, rows, padded, T, m->cfg.muxed ? 101 : 0, ids, types,
                        lengths, labels);
-      pmx_tbatch b = { padded, T, ids, types, lengths, NULL, NULL, 0, 0 };
+      pmx_tbatch b = { padded, T, ids, types, lengths, NULL, NULL, NULL, 0, 0, 0 };
       if (isnan (pmx_tmodel_forward (m, &b, 0, 0, 0)))
         die ("forward");
       const float *lg = pmx_tmodel_logits (m);

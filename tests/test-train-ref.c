@@ -3,6 +3,8 @@
 
    Usage: test-train-ref VARIANT DIR
      VARIANT  mux    N = 2 MUX-BERT, task + retrieval losses, uneven layers
+              mlm    N = 2, MLM (masked positions of every instance) +
+                     retrieval
               mux3   N = 3, retrieval only, frozen embeddings
               plain  N = 1 BERT with padding mask, type ids and CoFi-pruned
                      sublayers (layer 0 without FFN, layer 1 without
@@ -76,12 +78,50 @@ dump_params (pmx_record *rec, const pmx_tmodel *m, const float *base)
     }
 }
 
+/* Gradient accumulation: two micro-batches of 3 rows, each with loss
+   weight 1/2, must give the gradient of the whole batch of 6 (all labels
+   counted, so the means agree).  Returns the number of failures.  */
+static int
+check_accumulation (pmx_tmodel *m, const int32_t *ids, const int32_t *types,
+                    const int32_t *lengths, int T, int C)
+{
+  int32_t labels[6] = { 0, 1 % C, 2 % C, 1 % C, 0, 2 % C };
+  pmx_tbatch full = { 6, T, ids, types, lengths, labels, NULL, NULL, 1, 0, 0 };
+  pmx_tmodel_zero_grad (m);
+  if (isnan (pmx_tmodel_forward (m, &full, 0, 0, 0)) || pmx_tmodel_backward (m) < 0)
+    die ("accumulation: full batch");
+  float *g = malloc (m->total * sizeof *g);
+  memcpy (g, m->grads, m->total * sizeof *g);
+  pmx_tmodel_zero_grad (m);
+  for (int k = 0; k < 2; k++)
+    {
+      pmx_tbatch half = { 3, T, ids + 3 * k * T, types + 3 * k * T,
+                          lengths + 3 * k, labels + 3 * k, NULL, NULL, 0.5f,
+                          0, 0 };
+      if (isnan (pmx_tmodel_forward (m, &half, 0, 0, k))
+          || pmx_tmodel_backward (m) < 0)
+        die ("accumulation: micro-batch");
+    }
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < m->total; i++)
+    {
+      double d = fabs (g[i] - m->grads[i]);
+      worst = d > worst ? d : worst;
+      scale = fabs (g[i]) > scale ? fabs (g[i]) : scale;
+    }
+  free (g);
+  int bad = !(worst <= 1e-6 + 1e-5 * scale);
+  printf ("%s accumulation: max |diff| %.3g (max |grad| %.3g)\n",
+          bad ? "FAIL" : "ok  ", worst, scale);
+  return bad;
+}
+
 int
 main (int argc, char **argv)
 {
   if (argc != 3)
     {
-      fprintf (stderr, "usage: test-train-ref mux|mux3|plain DIR\n");
+      fprintf (stderr, "usage: test-train-ref mux|mlm|mux3|plain DIR\n");
       return 2;
     }
   const char *variant = argv[1], *dir = argv[2];
@@ -90,13 +130,20 @@ main (int argc, char **argv)
   c.vocab = 40; c.hidden = 16; c.layers = 2; c.head_dim = 4;
   c.max_pos = 12; c.type_vocab = 2; c.ln_eps = 1e-12f;
   int B, T = 10, freeze = 0;
-  float tw = 1, rw = 0;
+  float tw = 1, rw = 0, mw = 0;
   if (!strcmp (variant, "mux"))
     {
       c.mux_n = 2; c.muxed = 1; c.demux_hidden = 20; c.num_labels = 3;
       c.retrieval = 1; c.attend_padding = 1;
       c.heads[0] = 4; c.ffn[0] = 24; c.heads[1] = 2; c.ffn[1] = 12;
       B = 6; tw = 0.9f; rw = 0.1f;
+    }
+  else if (!strcmp (variant, "mlm"))
+    {
+      c.mux_n = 2; c.muxed = 1; c.demux_hidden = 12; c.num_labels = 2;
+      c.retrieval = 1; c.attend_padding = 1;
+      c.heads[0] = 2; c.ffn[0] = 16; c.heads[1] = 1; c.ffn[1] = 16;
+      B = 4; tw = 0; rw = 0.5f; mw = 1;
     }
   else if (!strcmp (variant, "mux3"))
     {
@@ -109,7 +156,7 @@ main (int argc, char **argv)
     {
       c.mux_n = 1; c.num_labels = 4;
       c.heads[0] = 3; c.ffn[0] = 0; c.heads[1] = 0; c.ffn[1] = 28;
-      B = 5;
+      B = 6;
     }
   else
     {
@@ -125,7 +172,7 @@ main (int argc, char **argv)
   int G = B / c.mux_n;
   int32_t *ids = calloc (B * T, 4), *types = calloc (B * T, 4);
   int32_t *lengths = calloc (B, 4), *labels = calloc (B, 4);
-  int32_t *inst = calloc (G * T, 4);
+  int32_t *inst = calloc (G * T, 4), *mlm = malloc (B * T * 4);
   uint64_t s = 99;
   for (int r = 0; r < B; r++)
     {
@@ -139,10 +186,22 @@ main (int argc, char **argv)
         }
     }
   labels[1] = -1;               /* an ignored row */
+  /* MLM: a third of the real tokens after [CLS] are masked (id 3 stands
+     for [MASK]), their originals the targets.  */
+  for (int i = 0; i < B * T; i++)
+    {
+      mlm[i] = -1;
+      if (mw != 0 && i % T > 0 && ids[i] != 0
+          && (s = pmx_mix64 (s)) % 3 == 0)
+        {
+          mlm[i] = ids[i];
+          ids[i] = 3;
+        }
+    }
   for (int i = 0; i < G * T; i++)
     inst[i] = (int) ((s = pmx_mix64 (s)) % c.mux_n);
   pmx_tbatch b = { B, T, ids, types, lengths, labels, c.retrieval ? inst : NULL,
-                   tw, rw };
+                   mw != 0 ? mlm : NULL, tw, rw, mw };
 
   /* Settings of the AdamW run, passed to the reference in META.  */
   const float lr = 3e-3f, wd = 0.01f, clip = 0.5f;
@@ -159,6 +218,7 @@ main (int argc, char **argv)
   pmx_meta_setf (&meta, "attend_padding", "%d", c.attend_padding);
   pmx_meta_setf (&meta, "task_weight", "%.9g", tw);
   pmx_meta_setf (&meta, "retrieval_weight", "%.9g", rw);
+  pmx_meta_setf (&meta, "mlm_weight", "%.9g", mw);
   pmx_meta_setf (&meta, "lr", "%.9g", lr);
   pmx_meta_setf (&meta, "weight_decay", "%.9g", wd);
   pmx_meta_setf (&meta, "clip", "%.9g", clip);
@@ -177,6 +237,7 @@ main (int argc, char **argv)
   memcpy (add (&rec, "lengths", PMX_I32, 1, B, 0), lengths, B * 4);
   memcpy (add (&rec, "label", PMX_I32, 1, B, 0), labels, B * 4);
   memcpy (add (&rec, "ret_inst", PMX_I32, 2, G, T), inst, G * T * 4);
+  memcpy (add (&rec, "mlm_labels", PMX_I32, 2, B, T), mlm, B * T * 4);
   write_stream (dir, "data.pmxs", &meta, &rec);
 
   /* Gradients of one forward/backward.  */
@@ -208,6 +269,9 @@ main (int argc, char **argv)
       pmx_adamw_step (o, m, pmx_lr_at (lr, step, warmup, steps, 1));
     }
   write_stream (dir, "losses.pmxs", NULL, &rec);
+  int failures = 0;
+  if (!c.muxed && B >= 6)
+    failures += check_accumulation (m, ids, types, lengths, T, c.num_labels);
   printf ("%s: loss %.6f, after %d steps %.6f\n", variant, loss, steps,
           losses[steps - 1]);
 
@@ -215,6 +279,6 @@ main (int argc, char **argv)
   pmx_meta_free (&meta);
   pmx_adamw_free (o);
   pmx_tmodel_free (m);
-  free (ids); free (types); free (lengths); free (labels); free (inst);
-  return 0;
+  free (ids); free (types); free (lengths); free (labels); free (inst); free (mlm);
+  return failures ? 1 : 0;
 }

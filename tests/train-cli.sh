@@ -9,12 +9,12 @@ prumux-train --version > /dev/null || fail_ "--version failed"
 
 new="--init=layers=1,hidden=16,heads=2,ffn=32,n=2,labels=3,max-length=16"
 expect_fail 1 'required' prumux-train -t train.pmxs -o m.pmx
-expect_fail 1 'unknown objective' prumux-train $new -V vocab.txt -t train.pmxs -o m.pmx -O mlm
+expect_fail 1 'unknown objective' prumux-train $new -V vocab.txt -t train.pmxs -o m.pmx -O bogus
 expect_fail 1 'invalid weight' prumux-train $new -V vocab.txt -t train.pmxs -o m.pmx -O task:x
 expect_fail 1 'unknown key' prumux-train --init=layers=1,colour=3 -V vocab.txt -t train.pmxs -o m.pmx
 expect_fail 1 'needs --vocab' prumux-train $new -t train.pmxs -o m.pmx
 expect_fail 1 'not a multiple of n' prumux-train $new -V vocab.txt -t train.pmxs -o m.pmx -b 5
-expect_fail 1 'retrieval objective needs a multiplexed' \
+expect_fail 1 'mlm objectives need a multiplexed' \
   prumux-train --init=layers=1,hidden=16,heads=2,ffn=32,labels=3 -V vocab.txt \
   -t train.pmxs -o m.pmx -O retrieval
 expect_fail 1 "not one of the model's 2" \

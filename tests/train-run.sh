@@ -2,7 +2,7 @@
 # prumux-train end to end on a synthetic task: a plain model and a
 # two-instance MUX-BERT (retrieval warm-up, then the task) learn it; the
 # checkpoint gives the training forward's logits through prumux-mux |
-# prumux-infer | prumux-demux (|diff| <= 1e-4); a run paused and resumed
+# prumux-infer | prumux-demux (|diff| <= 1e-4); MLM learns; a run paused and resumed
 # ends bit for bit where an unbroken run does, and the same seed repeats it.
 . "$abs_top_srcdir/tests/init.sh"
 . "$srcdir/tests/train-data.sh"
@@ -43,6 +43,15 @@ best=$(cut -f 7 t2.tsv | sed 1d | sort -g | tail -n 1)
 awk -v a="$best" 'BEGIN { exit !(a >= 0.5) }' || fail_ "N=2: best accuracy $best"
 echo "N=2 best dev accuracy $best"
 same_logits t2.pmx
+
+# MLM (masked positions of both instances): the words are random, so the
+# loss can only fall towards log 18 (from log 124) and the accuracy stays
+# near a word's frequency; both are checked loosely.
+prumux-train --init=$spec,n=2 -V vocab.txt -t train.pmxs -d dev.pmxs -O mlm \
+  -b 16 -e 4 -E 31 -l 2e-3 -o mlm.pmx -L mlm.tsv -q || fail_ "MLM training"
+awk -F'\t' 'NR == 2 { first = $4 } END { print "MLM loss", first, "->", $4,
+  "dev MLM accuracy", $9; exit !($4 < 0.8 * first && $9 > 0.05) }' mlm.tsv \
+  || fail_ "MLM did not learn"
 
 # Resume: paused after 12 of 30 steps, then resumed = unbroken.
 a="--init=$spec,n=2 -V vocab.txt -t train.pmxs -d dev.pmxs -b 16 -a 2 -s 30
