@@ -1,7 +1,11 @@
 """train_bench.py -- PyTorch trains the model prumux-train trains, for
 bench/train-bench.sh: the MUX-PLM model of tests/ref-train.py (same maths,
 same tensor names and shapes), fp32, AdamW with gradient clipping, no
-dropout.  Prints examples per second.
+dropout.  Prints examples per second.  THREADS is the GEMM threads: the
+caller sets OPENBLAS_NUM_THREADS (Debian's torch runs fp32 GEMMs in
+OpenBLAS) and torch's own OpenMP pool gets 1 thread, since two spinning
+pools on two cores slow torch several times
+(reference/PERF-ANCHORS.md, Surprises 1).
 
 Usage: train_bench.py N STEPS BATCH T VOCAB THREADS [LAYERS HIDDEN HEADS FFN]
 """
@@ -22,7 +26,7 @@ torch.set_default_dtype(torch.float32)
 
 N, steps, B, T, V, threads = (int(a) for a in sys.argv[1:7])
 L, H, NH, F = (int(a) for a in sys.argv[7:11]) if len(sys.argv) > 7 else (2, 64, 2, 256)
-torch.set_num_threads(threads)
+torch.set_num_threads(1)
 C, hd = 8, H // NH
 g = torch.Generator().manual_seed(1)
 r = lambda *s: (torch.randn(*s, generator=g) * 0.02).requires_grad_()

@@ -684,8 +684,7 @@ pmx_tmodel_forward (pmx_tmodel *m, const pmx_tbatch *b, int training,
         }
       if (F)
         {
-          pmx_linear_fwd (L->f1, x, W->fi_w, W->fi_b, R, H, F);
-          pmx_gelu_fwd (L->fg, L->f1, (size_t) R * F);
+          pmx_linear_gelu_fwd (L->f1, L->fg, x, W->fi_w, W->fi_b, R, H, F);
           pmx_linear_fwd (L->f2, L->fg, W->fo_w, W->fo_b, R, F, H);
           dropout (L->f2, L->f2_mask, RH, p, training, dseed, 2 * l + 2);
           for (size_t i = 0; i < RH; i++)
@@ -946,7 +945,7 @@ pmx_tmodel_backward (pmx_tmodel *m)
           pmx_linear_bwd (a->dfg, Gw->fo_w, Gw->fo_b, a->dres, L->fg, W->fo_w,
                           R, F, H);
           zero (a->dff, (size_t) R * F);
-          pmx_gelu_bwd (a->dff, L->f1, a->dfg, (size_t) R * F);
+          pmx_gelu_bwd_out (a->dff, L->f1, L->fg, a->dfg, (size_t) R * F);
           pmx_linear_bwd (dx1, Gw->fi_w, Gw->fi_b, a->dff, x1, W->fi_w, R, H,
                           F);
         }

@@ -4,6 +4,7 @@
 
 #include <config.h>
 #include "train-ops.h"
+#include "kernels.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -154,6 +155,35 @@ pmx_gelu_bwd (float *dinp, const float *inp, const float *dout, int n)
     {
       float x = inp[i];
       float cdf = 0.5f * (1.0f + erff (x * (float) M_SQRT1_2));
+      float pdf = k * expf (-0.5f * x * x);
+      dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+
+void
+pmx_linear_gelu_fwd (float *pre, float *out, const float *inp, const float *w,
+                     const float *bias, int R, int In, int O)
+{
+  if (R == 0 || O == 0)
+    return;
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, R, O, In, 1.0f, inp,
+               In, w, In, 0.0f, out, O);
+  memcpy (pre, out, (size_t) R * O * sizeof *pre);
+  pmx_add_bias (pre, O, bias, R, O);
+  pmx_bias_gelu (out, O, bias, R, O);
+}
+
+void
+pmx_gelu_bwd_out (float *dinp, const float *pre, const float *out,
+                  const float *dout, int n)
+{
+  const float k = (float) (0.5 * M_2_SQRTPI * M_SQRT1_2); /* 1/sqrt(2 pi) */
+  for (int i = 0; i < n; i++)
+    {
+      float x = pre[i];
+      /* Phi (x) = gelu (x) / x, except near 0 where that loses digits (and
+         far below, where gelu underflows to 0 and Phi is 0 too).  */
+      float cdf = fabsf (x) > 1e-2f ? out[i] / x : 0.5f + k * x;
       float pdf = k * expf (-0.5f * x * x);
       dinp[i] += dout[i] * (cdf + x * pdf);
     }

@@ -45,6 +45,17 @@ void pmx_linear_bwd (float *dinp, float *dw, float *dbias, const float *dout,
 void pmx_gelu_fwd (float *out, const float *inp, int n);
 void pmx_gelu_bwd (float *dinp, const float *inp, const float *dout, int n);
 
+/* The FFN's fused form: pre (R, O) = inp W^T + bias, out = gelu (pre),
+   GELU by the encoder's vectorised kernel (lib/kernels.h, erf to about
+   1e-7).  */
+void pmx_linear_gelu_fwd (float *pre, float *out, const float *inp,
+                          const float *w, const float *bias, int R, int In,
+                          int O);
+/* Its backward, with Phi (pre) taken as out / pre (no erf): dinp += dout *
+   (Phi (pre) + pre phi (pre)).  */
+void pmx_gelu_bwd_out (float *dinp, const float *pre, const float *out,
+                       const float *dout, int n);
+
 /* Multi-head self-attention of B sequences of T tokens, NH heads of HD:
    q, k, v, out (B*T, NH*HD); att (B, NH, T, T) holds the probabilities.
    Scores are scaled by 1/sqrt(HD).  LENGTHS (B), if not NULL, masks the

@@ -285,6 +285,65 @@ test_gelu (void)
   free (gx); free (W); free (fx); free (fW); free (dx);
 }
 
+/* ---- The fused FFN input: gelu (inp W^T + b) -------------------------- */
+
+static double
+loss_linear_gelu (void)
+{
+  double pre[MR * MO], s = 0;
+  ref_linear (pre);
+  for (int i = 0; i < MR * MO; i++)
+    s += 0.5 * pre[i] * (1 + erf (pre[i] / sqrt (2.0))) * W[i];
+  return s;
+}
+
+static void
+test_linear_gelu (void)
+{
+  lin_x = drand_array (MR * MI, 1.5);
+  lin_w = drand_array (MO * MI, 1);
+  lin_b = drand_array (MO, 1);
+  W = drand_array (MR * MO, 1);
+  float *fx = to_float (lin_x, MR * MI), *fw = to_float (lin_w, MO * MI);
+  float *fb = to_float (lin_b, MO), *fW = to_float (W, MR * MO);
+  float pre[MR * MO], out[MR * MO];
+  double ref[MR * MO];
+  pmx_linear_gelu_fwd (pre, out, fx, fw, fb, MR, MI, MO);
+  ref_linear (ref);
+  for (int i = 0; i < MR * MO; i++)
+    ref[i] = 0.5 * ref[i] * (1 + erf (ref[i] / sqrt (2.0)));
+  check_forward ("linear+gelu", out, ref, MR * MO);
+  /* backward: the GELU from out, then the linear layer */
+  float dpre[MR * MO];
+  memset (dpre, 0, sizeof dpre);
+  pmx_gelu_bwd_out (dpre, pre, out, fW, MR * MO);
+  float *dx = fzeros (MR * MI), *dw = fzeros (MO * MI), *db = fzeros (MO);
+  pmx_linear_bwd (dx, dw, db, dpre, fx, fw, MR, MI, MO);
+  ref_loss = loss_linear_gelu;
+  check_grad ("linear+gelu input", lin_x, dx, MR * MI);
+  check_grad ("linear+gelu weight", lin_w, dw, MO * MI);
+  check_grad ("linear+gelu bias", lin_b, db, MO);
+  /* Phi from out near 0 and far below 0 */
+  float x[4] = { 0.0f, 1e-3f, -12.0f, 30.0f }, o[4], d[4] = { 0 };
+  float one[4] = { 1, 1, 1, 1 };
+  pmx_gelu_fwd (o, x, 4);
+  pmx_gelu_bwd_out (d, x, o, one, 4);
+  double want[4];
+  for (int i = 0; i < 4; i++)
+    {
+      want[i] = 0.5 * (1 + erf (x[i] / sqrt (2.0)))
+        + x[i] * exp (-0.5 * x[i] * x[i]) / sqrt (2 * M_PI);
+      if (!(fabs (d[i] - want[i]) <= 1e-5))
+        {
+          printf ("FAIL gelu derivative at %g: %.9g, reference %.9g\n", x[i],
+                  d[i], want[i]);
+          failures++;
+        }
+    }
+  free (lin_x); free (lin_w); free (lin_b); free (W);
+  free (fx); free (fw); free (fb); free (fW); free (dx); free (dw); free (db);
+}
+
 /* ---- Attention ---------------------------------------------------------- */
 
 enum { AB = 2, AT = 4, ANH = 2, AHD = 3, AC = ANH * AHD };
@@ -528,6 +587,7 @@ main (void)
   test_layernorm ();
   test_linear ();
   test_gelu ();
+  test_linear_gelu ();
   test_attention (NULL, "attention");
   test_attention (alen, "attention masked");
   test_xent ();

@@ -20,7 +20,7 @@ VOCAB_WORDS = 6000
 MAXLEN = 32
 SPEC = layers=2,hidden=64,heads=2,ffn=256,max-length=$(MAXLEN)
 # retrieval warm-up and task epochs, learning rates
-WARM_EPOCHS = 4
+WARM_EPOCHS = 10
 TASK_EPOCHS = 6
 WARM_LR = 1e-3
 TASK_LR = 5e-4
@@ -100,3 +100,5 @@ clean:
 
 .PHONY: all clean
 .DELETE_ON_ERROR:
+# Keep the warm-up models and every checkpoint (intermediate files to make).
+.SECONDARY:
