@@ -19,11 +19,17 @@ PER_CLASS_DEV = 250
 VOCAB_WORDS = 6000
 MAXLEN = 32
 SPEC = layers=2,hidden=64,heads=2,ffn=256,max-length=$(MAXLEN)
-# retrieval warm-up and task epochs, learning rates
+# retrieval warm-up and task epochs, learning rates; TASK_EPOCHS_n and
+# TASK_LR_n override the task stage for N = n (more instances per
+# sequence learn more slowly)
 WARM_EPOCHS = 10
 TASK_EPOCHS = 6
 WARM_LR = 1e-3
 TASK_LR = 5e-4
+TASK_EPOCHS_2 = 10
+TASK_LR_2 = 1e-3
+TASK_EPOCHS_5 = 12
+TASK_LR_5 = 1.5e-3
 BATCH = 40
 NS = 1 2 5
 
@@ -81,7 +87,8 @@ $(WORK)/warm-%.pmx: $(DATA)
 
 $(WORK)/model-%.pmx: $(WORK)/warm-%.pmx
 	$(TRAIN) -i $< -O task:0.9,retrieval:0.1 -t $(WORK)/train.pmxs -d $(WORK)/dev.pmxs \
-	  -b $(BATCH) -e $(TASK_EPOCHS) -l $(TASK_LR) -w 0.06 -L $(WORK)/metrics-$*.tsv -o $@
+	  -b $(BATCH) -e $(or $(TASK_EPOCHS_$*),$(TASK_EPOCHS)) -l $(or $(TASK_LR_$*),$(TASK_LR)) \
+	  -w 0.06 -L $(WORK)/metrics-$*.tsv -o $@
 
 # Dev accuracy measured by the inference programs on the saved model.
 $(WORK)/eval-%.txt: $(WORK)/model-%.pmx
