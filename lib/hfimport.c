@@ -126,10 +126,11 @@ load_json (const char *dir, const char *name, int required, size_t flags,
   return o;
 }
 
+/* Read DIR/NAME, or NAME alone if DIR is NULL.  */
 static int
 read_text (const char *dir, const char *name, char **out, size_t *len)
 {
-  char *p = path_join (dir, name);
+  char *p = dir ? path_join (dir, name) : strdup (name);
   if (!p)
     return pmx_error ("out of memory");
   FILE *f = fopen (p, "rb");
@@ -722,8 +723,20 @@ pmx_hf_import (const char *dir, const pmx_hf_options *opt,
       goto out;
     }
   drop_orphan_norms (tensors, cfg->layers, rep);
-  if (read_text (dir, "vocab.txt", vocab, vocab_len) < 0)
+  if ((opt->vocab ? read_text (NULL, opt->vocab, vocab, vocab_len)
+       : read_text (dir, "vocab.txt", vocab, vocab_len)) < 0)
     goto out;
+  long lines = 0;
+  for (size_t i = 0; i < *vocab_len; i++)
+    lines += (*vocab)[i] == '\n';
+  if (*vocab_len && (*vocab)[*vocab_len - 1] != '\n')
+    lines++;
+  if (lines > cfg->vocab_size)
+    {
+      pmx_error ("%s: %ld tokens, more than vocab_size %d",
+                 opt->vocab ? opt->vocab : "vocab.txt", lines, cfg->vocab_size);
+      goto out;
+    }
   rc = 0;
 out:
   pmx_st_close (st);
