@@ -472,7 +472,7 @@ static int
 map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
             const pmx_hf_tensors *ts, pmx_model_config *cfg, pmx_hf_report *rep)
 {
-  int err, hidden_size, unused;
+  int err, hidden_size;
   char buf[64];
   /* Only BERT with exact GELU and absolute positions is implemented.  */
   if (cfg_str (hf, "model_type", "bert", buf, sizeof buf) < 0)
@@ -498,8 +498,7 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
       || cfg_int (hf, "num_attention_heads", 1, 1024, INT_MIN, &cfg->heads) < 0
       || cfg_int (hf, "intermediate_size", 1, 1 << 20, INT_MIN, &cfg->intermediate) < 0
       || cfg_int (hf, "max_position_embeddings", 1, 1 << 20, 512, &cfg->max_position) < 0
-      || cfg_int (hf, "type_vocab_size", 1, 1 << 16, 2, &cfg->type_vocab) < 0
-      || cfg_int (hf, "num_labels", 0, PMX_MAX_LABELS, 0, &unused) < 0)
+      || cfg_int (hf, "type_vocab_size", 1, 1 << 16, 2, &cfg->type_vocab) < 0)
     return pmx_error_prefix ("config.json");
   if (hidden_size % cfg->heads)
     return pmx_error ("config.json: hidden_size %d is not a multiple of"
