@@ -465,12 +465,96 @@ drop_orphan_norms (pmx_hf_tensors *ts, int layers, pmx_hf_report *rep)
     }
 }
 
+/* ---- sentence-transformers layout ------------------------------------------ */
+
+/* Where the parts of a sentence-transformers model are: the Hugging Face
+   files at the top (current layout) or in the Transformer module's folder
+   (older models: 0_BERT/), the pooling configuration in the Pooling
+   module's folder, and whether a Normalize module follows.  */
+typedef struct st_layout
+{
+  char *model;                  /* folder of config.json etc. */
+  char *pooling;                /* pooling config, relative to DIR, or NULL */
+  int normalize;
+} st_layout;
+
+static void
+layout_free (st_layout *L)
+{
+  free (L->model);
+  free (L->pooling);
+}
+
+static int
+read_layout (const char *dir, st_layout *L)
+{
+  memset (L, 0, sizeof *L);
+  L->model = strdup (dir);
+  if (!L->model)
+    return pmx_error ("out of memory");
+  if (!exists (dir, "modules.json"))
+    {
+      if (exists (dir, "1_Pooling/config.json")
+          && !(L->pooling = strdup ("1_Pooling/config.json")))
+        return pmx_error ("out of memory");
+      return 0;
+    }
+  /* modules.json is an array, which load_json refuses: read it here.  */
+  char *p = path_join (dir, "modules.json");
+  json_error_t jerr;
+  struct stat sb;
+  json_t *mods = p && stat (p, &sb) == 0 && sb.st_size <= JSON_FILE_MAX
+                 ? json_load_file (p, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+  free (p);
+  if (!json_is_array (mods))
+    {
+      json_decref (mods);
+      return pmx_error ("modules.json: not a JSON array");
+    }
+  int rc = 0;
+  for (size_t i = 0; i < json_array_size (mods) && rc == 0; i++)
+    {
+      json_t *m = json_array_get (mods, i);
+      json_t *ty = json_object_get (m, "type"), *pa = json_object_get (m, "path");
+      if (!json_is_string (ty))
+        continue;
+      const char *t = json_string_value (ty);
+      const char *path = json_is_string (pa) ? json_string_value (pa) : "";
+      if (path[0] == '/' || strstr (path, ".."))
+        {
+          rc = pmx_error ("modules.json: module path '%.64s' leaves the"
+                          " model directory", path);
+          break;
+        }
+      if (ends (t, ".Normalize"))
+        L->normalize = 1;
+      else if (ends (t, ".Pooling"))
+        {
+          free (L->pooling);
+          L->pooling = *path ? path_join (path, "config.json")
+                             : strdup ("config.json");
+          if (!L->pooling)
+            rc = pmx_error ("out of memory");
+        }
+      else if ((ends (t, ".Transformer") || ends (t, ".BERT")) && *path)
+        {
+          free (L->model);
+          L->model = path_join (dir, path);
+          if (!L->model)
+            rc = pmx_error ("out of memory");
+        }
+    }
+  json_decref (mods);
+  return rc;
+}
+
 /* ---- The import -------------------------------------------------------------- */
 
 /* Fill CFG from the parsed files; errors name the file and field.  */
 static int
-map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
-            const pmx_hf_tensors *ts, pmx_model_config *cfg, pmx_hf_report *rep)
+map_config (const char *dir, const st_layout *L, json_t *hf,
+            const pmx_hf_options *opt, const pmx_hf_tensors *ts,
+            pmx_model_config *cfg, pmx_hf_report *rep)
 {
   int err, hidden_size;
   char buf[64];
@@ -547,12 +631,15 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
   /* Tokenizer.  */
   /* Tokenizer files may hold integers too big for jansson (HF writes
      model_max_length 1e30 as an integer): read their numbers as reals.  */
-  json_t *tok = load_json (dir, "tokenizer_config.json", 0,
+  json_t *tok = load_json (L->model, "tokenizer_config.json", 0,
                            JSON_DECODE_INT_AS_REAL, &err);
   if (err)
     return -1;
   json_t *sb = load_json (dir, "sentence_bert_config.json", 0,
                           JSON_DECODE_INT_AS_REAL, &err);
+  if (!sb && !err)
+    sb = load_json (L->model, "sentence_bert_config.json", 0,
+                    JSON_DECODE_INT_AS_REAL, &err);
   if (err)
     {
       json_decref (tok);
@@ -600,8 +687,8 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
   strcpy (cfg->pooling, "cls");
   if (cls && !muxed && ts_get (ts, "pooler.dense.weight"))
     strcpy (cfg->pooling, "pooler");
-  json_t *pool = load_json (dir, "1_Pooling/config.json", 0, 0, &err);
-  if (err)
+  json_t *pool = L->pooling ? load_json (dir, L->pooling, 0, 0, &err) : NULL;
+  if (L->pooling && err)
     return -1;
   if (pool)
     {
@@ -613,33 +700,13 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
            ? -1 : 0;
       json_decref (pool);
       if (rc < 0)
-        return pmx_error_prefix ("1_Pooling/config.json");
+        return pmx_error_prefix ("%s", L->pooling);
       if (maxt || sqrt || mean + clst != 1)
-        return pmx_error ("1_Pooling/config.json: only one of mean or CLS"
-                          " pooling is supported");
+        return pmx_error ("%s: only one of mean or CLS pooling is supported",
+                          L->pooling);
       strcpy (cfg->pooling, mean ? "mean" : "cls");
     }
-  json_t *mods = NULL;
-  if (exists (dir, "modules.json"))
-    {
-      /* modules.json is an array, which load_json refuses: read it here.  */
-      char *p = path_join (dir, "modules.json");
-      json_error_t jerr;
-      mods = p ? json_load_file (p, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-      free (p);
-      if (!json_is_array (mods))
-        {
-          json_decref (mods);
-          return pmx_error ("modules.json: not a JSON array");
-        }
-      for (size_t i = 0; i < json_array_size (mods); i++)
-        {
-          json_t *ty = json_object_get (json_array_get (mods, i), "type");
-          if (json_is_string (ty) && ends (json_string_value (ty), ".Normalize"))
-            cfg->normalize = 1;
-        }
-      json_decref (mods);
-    }
+  cfg->normalize = L->normalize;
   if (opt->pooling)
     {
       if (strcmp (opt->pooling, "cls") && strcmp (opt->pooling, "mean")
@@ -688,42 +755,52 @@ pmx_hf_import (const char *dir, const pmx_hf_options *opt,
   *vocab = NULL;
   *vocab_len = 0;
   int err;
-  json_t *hf = load_json (dir, "config.json", 1, 0, &err);
+  st_layout L;
+  if (read_layout (dir, &L) < 0)
+    {
+      layout_free (&L);
+      return pmx_error_prefix ("%s", dir);
+    }
+  const char *hfdir = L.model;
+  json_t *hf = load_json (hfdir, "config.json", 1, 0, &err);
   if (!hf)
-    return -1;
+    {
+      layout_free (&L);
+      return -1;
+    }
   int rc = -1;
   pmx_safetensors *st = NULL;
-  if (!exists (dir, "model.safetensors"))
+  if (!exists (hfdir, "model.safetensors"))
     {
-      if (exists (dir, "model.safetensors.index.json"))
-        pmx_error ("%s: sharded safetensors checkpoints are not supported", dir);
-      else if (exists (dir, "pytorch_model.bin"))
+      if (exists (hfdir, "model.safetensors.index.json"))
+        pmx_error ("%s: sharded safetensors checkpoints are not supported", hfdir);
+      else if (exists (hfdir, "pytorch_model.bin"))
         pmx_error ("%s: no model.safetensors, only pytorch_model.bin: convert it"
-                   " with bin2safetensors.py first", dir);
+                   " with bin2safetensors.py first", hfdir);
       else
-        pmx_error ("%s: no model.safetensors", dir);
+        pmx_error ("%s: no model.safetensors", hfdir);
       goto out;
     }
-  char *p = path_join (dir, "model.safetensors");
+  char *p = path_join (hfdir, "model.safetensors");
   st = p ? pmx_st_open (p) : NULL;
   free (p);
   if (!st)
     goto out;
   if (import_tensors (st, tensors, rep) < 0)
     {
-      pmx_error_prefix ("%s/model.safetensors", dir);
+      pmx_error_prefix ("%s/model.safetensors", hfdir);
       goto out;
     }
   pmx_st_close (st);
   st = NULL;
-  if (map_config (dir, hf, opt, tensors, cfg, rep) < 0)
+  if (map_config (dir, &L, hf, opt, tensors, cfg, rep) < 0)
     {
       pmx_error_prefix ("%s", dir);
       goto out;
     }
   drop_orphan_norms (tensors, cfg->layers, rep);
   if ((opt->vocab ? read_text (NULL, opt->vocab, vocab, vocab_len)
-       : read_text (dir, "vocab.txt", vocab, vocab_len)) < 0)
+       : read_text (hfdir, "vocab.txt", vocab, vocab_len)) < 0)
     goto out;
   long lines = 0;
   for (size_t i = 0; i < *vocab_len; i++)
@@ -740,5 +817,6 @@ pmx_hf_import (const char *dir, const pmx_hf_options *opt,
 out:
   pmx_st_close (st);
   json_decref (hf);
+  layout_free (&L);
   return rc;
 }

@@ -4,8 +4,9 @@
    Reads DIR/config.json, DIR/model.safetensors, DIR/vocab.txt, and when
    present DIR/tokenizer_config.json (do_lower_case, strip_accents,
    model_max_length), the sentence-transformers files modules.json,
-   sentence_bert_config.json and 1_Pooling/config.json (mean or CLS pooling,
-   a Normalize module).
+   sentence_bert_config.json and the Pooling module's config.json (mean or
+   CLS pooling, a Normalize module); in older sentence-transformers models
+   the Hugging Face files are in the Transformer module's folder (0_BERT/).
 
    Handles plain BERT encoders and classifiers, MUX-PLM / PruMUX
    multiplexed checkpoints and CoFi-style structurally pruned checkpoints,

@@ -153,6 +153,11 @@ st '{"a":{"dtype":"BOOL","shape":[1],"data_offsets":[0,1]}}' 1
 conv 'dtype BOOL is not supported'
 st '{"embeddings.word_embeddings.weight":{"dtype":"F32","shape":[2,8],"data_offsets":[0,64]}}' 64
 conv "out.pmx: tensor 'embeddings.position_embeddings.weight' is missing"
+echo '[{"path": "../x", "type": "sentence_transformers.models.Transformer"}]' > hf/modules.json
+conv "modules.json: module path '../x' leaves the model directory"
+echo '{' > hf/modules.json
+conv 'hf: modules.json: not a JSON array'
+rm hf/modules.json
 sed 's/"bert"/"roberta"/' hf/config.json > c && mv c hf/config.json
 conv "model_type: 'roberta' is not supported"
 echo '{"model_type": "bert", "vocab_size": 2, "hidden_size": "x"}' > hf/config.json

@@ -152,15 +152,19 @@ def hf_config(layers, maxpos=40, **extra):
     return c
 
 
-def write_dir(out, name, cfg, tensors, expect, args="", files=None, torch_bin=False):
-    d = os.path.join(out, name)
+def write_dir(out, name, cfg, tensors, expect, args="", files=None, torch_bin=False,
+              sub=""):
+    """SUB: the folder of the Hugging Face files (older sentence-transformers
+    models keep them in 0_BERT/)."""
+    top = os.path.join(out, name)
+    d = os.path.join(top, sub)
     os.makedirs(d, exist_ok=True)
     json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=2)
     with open(os.path.join(d, "vocab.txt"), "w") as f:
         f.write("".join(f"tok{i}\n" for i in range(VOCAB)))
     for fname, text in (files or {}).items():
-        os.makedirs(os.path.dirname(os.path.join(d, fname)), exist_ok=True)
-        with open(os.path.join(d, fname), "w") as f:
+        os.makedirs(os.path.dirname(os.path.join(top, fname)), exist_ok=True)
+        with open(os.path.join(top, fname), "w") as f:
             f.write(text)
     if torch_bin:
         import torch
@@ -176,9 +180,9 @@ def write_dir(out, name, cfg, tensors, expect, args="", files=None, torch_bin=Fa
         torch.save(sd, os.path.join(d, "pytorch_model.bin"))
     else:
         write_safetensors(os.path.join(d, "model.safetensors"), tensors)
-    with open(os.path.join(d, "args"), "w") as f:
+    with open(os.path.join(top, "args"), "w") as f:
         f.write(args)
-    json.dump(expect, open(os.path.join(d, "expect.json"), "w"), indent=2)
+    json.dump(expect, open(os.path.join(top, "expect.json"), "w"), indent=2)
 
 
 def make(out):
@@ -245,6 +249,21 @@ def make(out):
             "1_Pooling/config.json": '{"pooling_mode_mean_tokens": true, "pooling_mode_cls_token": false}',
             "sentence_bert_config.json": '{"max_seq_length": 16, "do_lower_case": false}',
             "tokenizer_config.json": '{"do_lower_case": true, "strip_accents": false}'})
+
+    # 4b. An older sentence-transformers layout: the Hugging Face files in
+    #     0_BERT/ (module type models.BERT), CLS pooling, no Normalize.
+    t = embeddings("", H0, 40) + layer("", 0, H0, 2, 24)
+    mods = json.dumps([
+        {"idx": 0, "name": "0", "path": "0_BERT", "type": "sentence_transformers.models.BERT"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}])
+    write_dir(out, "st-old", hf_config(1), t, {
+        "hidden": H0, "layers": 1, "layer_heads": [2], "layer_ffn": [24], "pooling": "cls",
+        "normalize": False, "max_length": 12, "lowercase": False, "strip_accents": False},
+        sub="0_BERT", files={
+            "modules.json": mods,
+            "1_Pooling/config.json": '{"pooling_mode_mean_tokens": false, "pooling_mode_cls_token": true}',
+            "0_BERT/sentence_bert_config.json": '{"max_seq_length": 12, "do_lower_case": false}',
+            "0_BERT/tokenizer_config.json": '{"do_lower_case": false}'})
 
     # 5. Deep: more tensors than one stream record holds (as BERT-large).
     t = embeddings("bert.", H0, 40)
@@ -326,7 +345,8 @@ def read_archive(path):
 
 
 def check(d, pmx, expect_path=None):
-    src = os.path.join(d, "model.safetensors")
+    hf = d if os.path.exists(os.path.join(d, "model.safetensors")) else os.path.join(d, "0_BERT")
+    src = os.path.join(hf, "model.safetensors")
     st = read_safetensors(src)
     cfg, vocab, tensors = read_archive(pmx)
     want = {}
@@ -360,7 +380,7 @@ def check(d, pmx, expect_path=None):
     expect = json.load(open(expect_path or os.path.join(d, "expect.json")))
     for k, v in expect.items():
         assert cfg.get(k) == v, f"config.json: {k}: {cfg.get(k)!r}, expected {v!r}"
-    assert vocab == open(os.path.join(d, "vocab.txt"), "rb").read()
+    assert vocab == open(os.path.join(hf, "vocab.txt"), "rb").read()
     print(f"{os.path.basename(d.rstrip('/'))}: {len(want)} tensors equal, config as expected")
 
 
