@@ -370,15 +370,23 @@ cmp_mapped (const void *a, const void *b)
 
 /* The tensors of ST under prumux names into TS (f32).  */
 static int
-import_tensors (const pmx_safetensors *st, pmx_hf_tensors *ts, pmx_hf_report *rep)
+import_tensors (pmx_safetensors *const *sts, int nst, pmx_hf_tensors *ts,
+                pmx_hf_report *rep)
 {
-  mapped *m = calloc ((size_t) st->count + 1, sizeof *m);
+  size_t total = 0;
+  for (int f = 0; f < nst; f++)
+    total += (size_t) sts[f]->count;
+  mapped *m = calloc (total + 1, sizeof *m);
   if (!m)
     return pmx_error ("out of memory");
   int n = 0, rc = 0;
-  for (int i = 0; i < st->count && rc == 0; i++)
+  for (size_t k = 0; k < total && rc == 0; k++)
     {
-      const pmx_st_tensor *t = &st->tensors[i];
+      int f = 0;
+      size_t i = k;
+      while (i >= (size_t) sts[f]->count)
+        i -= (size_t) sts[f++]->count;
+      const pmx_st_tensor *t = &sts[f]->tensors[i];
       int keep = pmx_hf_map_name (t->name, m[n].name, sizeof m[n].name);
       if (keep < 0)
         rc = pmx_error ("tensor '%s': name too long", t->name);
@@ -741,6 +749,104 @@ map_config (const char *dir, const st_layout *L, json_t *hf,
   return 0;
 }
 
+static void
+close_weights (pmx_safetensors **sts, int n)
+{
+  for (int i = 0; i < n; i++)
+    pmx_st_close (sts[i]);
+  free (sts);
+}
+
+/* Open DIR/model.safetensors, or the shards named by
+   DIR/model.safetensors.index.json ("weight_map": {tensor: file}).  */
+static int
+open_weights (const char *dir, pmx_safetensors ***out, int *n)
+{
+  *out = NULL;
+  *n = 0;
+  if (exists (dir, "model.safetensors"))
+    {
+      char *p = path_join (dir, "model.safetensors");
+      pmx_safetensors *st = p ? pmx_st_open (p) : NULL;
+      free (p);
+      if (!st || !(*out = malloc (sizeof **out)))
+        {
+          pmx_st_close (st);
+          return st ? pmx_error ("out of memory") : -1;
+        }
+      (*out)[(*n)++] = st;
+      return 0;
+    }
+  if (!exists (dir, "model.safetensors.index.json"))
+    {
+      if (exists (dir, "pytorch_model.bin"))
+        return pmx_error ("%s: no model.safetensors, only pytorch_model.bin:"
+                          " convert it with bin2safetensors.py first", dir);
+      return pmx_error ("%s: no model.safetensors", dir);
+    }
+  int err;
+  json_t *idx = load_json (dir, "model.safetensors.index.json", 1, 0, &err);
+  if (!idx)
+    return -1;
+  json_t *wm = json_object_get (idx, "weight_map");
+  const char **names = NULL;    /* file name of each shard, into IDX */
+  int rc = 0;
+  if (!json_is_object (wm))
+    rc = pmx_error ("%s/model.safetensors.index.json: weight_map: not an"
+                    " object", dir);
+  const char *key;
+  json_t *val;
+  json_object_foreach (wm, key, val)
+    {
+      if (rc < 0)
+        break;
+      const char *file = json_is_string (val) ? json_string_value (val) : "";
+      if (!*file || strchr (file, '/') || strcmp (file, "..") == 0)
+        {
+          rc = pmx_error ("%s/model.safetensors.index.json: weight_map: '%.64s'"
+                          " is not a file name", dir, key);
+          break;
+        }
+      /* The shard holding KEY: opened once, found by its file name.  */
+      pmx_safetensors *st = NULL;
+      for (int i = 0; i < *n && !st; i++)
+        if (strcmp (names[i], file) == 0)
+          st = (*out)[i];
+      if (!st)
+        {
+          char *p = path_join (dir, file);
+          st = p ? pmx_st_open (p) : NULL;
+          free (p);
+          if (!st)
+            {
+              rc = -1;
+              break;
+            }
+          pmx_safetensors **g = realloc (*out, sizeof *g * (size_t) (*n + 1));
+          const char **h = g ? realloc (names, sizeof *h * (size_t) (*n + 1)) : NULL;
+          if (g)
+            *out = g;
+          if (!h)
+            {
+              pmx_st_close (st);
+              rc = pmx_error ("out of memory");
+              break;
+            }
+          names = h;
+          names[*n] = file;
+          (*out)[(*n)++] = st;
+        }
+      if (!pmx_st_get (st, key))
+        {
+          rc = pmx_error ("%s/%s: no tensor '%s' (weight_map)", dir, file, key);
+          break;
+        }
+    }
+  free (names);
+  json_decref (idx);
+  return rc;
+}
+
 int
 pmx_hf_import (const char *dir, const pmx_hf_options *opt,
                pmx_model_config *cfg, pmx_hf_tensors *tensors, char **vocab,
@@ -768,31 +874,18 @@ pmx_hf_import (const char *dir, const pmx_hf_options *opt,
       layout_free (&L);
       return -1;
     }
-  int rc = -1;
-  pmx_safetensors *st = NULL;
-  if (!exists (hfdir, "model.safetensors"))
-    {
-      if (exists (hfdir, "model.safetensors.index.json"))
-        pmx_error ("%s: sharded safetensors checkpoints are not supported", hfdir);
-      else if (exists (hfdir, "pytorch_model.bin"))
-        pmx_error ("%s: no model.safetensors, only pytorch_model.bin: convert it"
-                   " with bin2safetensors.py first", hfdir);
-      else
-        pmx_error ("%s: no model.safetensors", hfdir);
-      goto out;
-    }
-  char *p = path_join (hfdir, "model.safetensors");
-  st = p ? pmx_st_open (p) : NULL;
-  free (p);
-  if (!st)
+  int rc = -1, nst = 0;
+  pmx_safetensors **sts = NULL;
+  if (open_weights (hfdir, &sts, &nst) < 0)
     goto out;
-  if (import_tensors (st, tensors, rep) < 0)
+  if (import_tensors (sts, nst, tensors, rep) < 0)
     {
-      pmx_error_prefix ("%s/model.safetensors", hfdir);
+      pmx_error_prefix ("%s", hfdir);
       goto out;
     }
-  pmx_st_close (st);
-  st = NULL;
+  close_weights (sts, nst);
+  sts = NULL;
+  nst = 0;
   if (map_config (dir, &L, hf, opt, tensors, cfg, rep) < 0)
     {
       pmx_error_prefix ("%s", dir);
@@ -815,7 +908,7 @@ pmx_hf_import (const char *dir, const pmx_hf_options *opt,
     }
   rc = 0;
 out:
-  pmx_st_close (st);
+  close_weights (sts, nst);
   json_decref (hf);
   layout_free (&L);
   return rc;

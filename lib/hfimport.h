@@ -1,7 +1,8 @@
 /* hfimport.h -- turn a Hugging Face model directory into a model archive's
    parts: configuration, f32 tensors under prumux names, vocabulary.
 
-   Reads DIR/config.json, DIR/model.safetensors, DIR/vocab.txt, and when
+   Reads DIR/config.json, DIR/model.safetensors (or the shards that
+   DIR/model.safetensors.index.json lists), DIR/vocab.txt, and when
    present DIR/tokenizer_config.json (do_lower_case, strip_accents,
    model_max_length), the sentence-transformers files modules.json,
    sentence_bert_config.json and the Pooling module's config.json (mean or

@@ -265,6 +265,20 @@ def make(out):
             "0_BERT/sentence_bert_config.json": '{"max_seq_length": 12, "do_lower_case": false}',
             "0_BERT/tokenizer_config.json": '{"do_lower_case": false}'})
 
+    # 4c. Sharded: model.safetensors.index.json and two shard files.
+    t = embeddings("bert.", H0, 40) + layer("bert.", 0, H0, 4, 16) + layer("bert.", 1, H0, 1, 0)
+    write_dir(out, "sharded", hf_config(2), t, {
+        "hidden": H0, "layers": 2, "layer_heads": [4, 1], "layer_ffn": [16, 0]})
+    shard_dir = os.path.join(out, "sharded")
+    os.unlink(os.path.join(shard_dir, "model.safetensors"))
+    half = len(t) // 2
+    shards = {"model-00001-of-00002.safetensors": t[:half],
+              "model-00002-of-00002.safetensors": t[half:]}
+    for f, part in shards.items():
+        write_safetensors(os.path.join(shard_dir, f), part)
+    json.dump({"metadata": {}, "weight_map": {n: f for f, part in shards.items() for n, _, _ in part}},
+              open(os.path.join(shard_dir, "model.safetensors.index.json"), "w"))
+
     # 5. Deep: more tensors than one stream record holds (as BERT-large).
     t = embeddings("bert.", H0, 40)
     for l in range(17):
@@ -345,9 +359,13 @@ def read_archive(path):
 
 
 def check(d, pmx, expect_path=None):
-    hf = d if os.path.exists(os.path.join(d, "model.safetensors")) else os.path.join(d, "0_BERT")
-    src = os.path.join(hf, "model.safetensors")
-    st = read_safetensors(src)
+    hf = d if os.path.exists(os.path.join(d, "config.json")) else os.path.join(d, "0_BERT")
+    index = os.path.join(hf, "model.safetensors.index.json")
+    files = (sorted(set(json.load(open(index))["weight_map"].values())) if os.path.exists(index)
+             else ["model.safetensors"])
+    st = {}
+    for f in files:
+        st.update(read_safetensors(os.path.join(hf, f)))
     cfg, vocab, tensors = read_archive(pmx)
     want = {}
     for name, (dt, a) in st.items():
