@@ -83,6 +83,25 @@ int pmx_model_save (const char *path, pmx_model_config *cfg,
                     const pmx_record *tensors, const char *vocab,
                     size_t vocab_len, int compress);
 
+/* The same for a model of more than PMX_MAX_TENSORS tensors, spread over
+   NRECS records (BERT-large has 24 x 16 encoder tensors).  */
+int pmx_model_save_records (const char *path, pmx_model_config *cfg,
+                            const pmx_record *recs, int nrecs,
+                            const char *vocab, size_t vocab_len, int compress);
+
+/* COMPRESS values for pmx_model_save.  */
+enum
+{
+  PMX_COMPRESS_NONE = 0, PMX_COMPRESS_GZIP, PMX_COMPRESS_ZSTD, PMX_COMPRESS_XZ
+};
+
+/* Recompute the identity from the archive's contents: 0 if it matches
+   cfg.id, -1 with an error otherwise (the archive was altered).  */
+int pmx_model_verify (const pmx_model *m);
+/* "mapped" when the tensors are used in place from the mapped file,
+   "memory" when they were read (decompressed) into memory.  */
+const char *pmx_model_storage (const pmx_model *m);
+
 void pmx_model_config_init (pmx_model_config *cfg);
 void pmx_model_config_free (pmx_model_config *cfg);
 

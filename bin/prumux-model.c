@@ -1,0 +1,271 @@
+/* prumux-model -- show what a model archive (.pmx) holds.  */
+
+#include <config.h>
+#include "cli.h"
+#include "error.h"
+#include "model.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+usage (void)
+{
+  printf ("Usage: %s [OPTION]... COMMAND FILE\n", program_name);
+  printf ("Show the contents of the model archive FILE (see prumux-model(5)).\n\n"
+          "Commands:\n"
+          "  info      the configuration, per-layer structure and tensor totals\n"
+          "  tensors   the tensor table: name, dtype, shape, elements\n"
+          "  vocab     the vocabulary (vocab.txt), one token a line\n"
+          "  verify    recompute the identity from the contents and check it\n"
+          "\nOptions:\n"
+          "  -f, --format=FORMAT  output 'text' (default) or 'json'\n"
+          "      --help           display this help and exit\n"
+          "      --version        output version information and exit\n");
+  cli_help_tail ();
+}
+
+/* Heads and FFN width of layer L, from its tensors (0: pruned away).  */
+static void
+layer_shape (const pmx_model *m, int l, int *heads, int *ffn)
+{
+  const pmx_model_config *c = pmx_model_config_of (m);
+  char name[PMX_NAME_MAX + 1];
+  snprintf (name, sizeof name, "encoder.layer.%d.attention.self.query.weight", l);
+  const pmx_tensor *q = pmx_model_tensor (m, name);
+  *heads = q ? (int) (q->shape[0] / c->head_dim) : 0;
+  snprintf (name, sizeof name, "encoder.layer.%d.intermediate.dense.weight", l);
+  const pmx_tensor *f = pmx_model_tensor (m, name);
+  *ffn = f ? (int) f->shape[0] : 0;
+}
+
+static void
+totals (const pmx_model *m, long long *params, long long *bytes)
+{
+  *params = *bytes = 0;
+  for (int i = 0; i < pmx_model_tensor_count (m); i++)
+    {
+      const pmx_tensor *t = pmx_model_tensor_at (m, i);
+      *params += pmx_tensor_numel (t);
+      *bytes += (long long) t->nbytes;
+    }
+}
+
+static const char *
+yes (int b)
+{
+  return b ? "yes" : "no";
+}
+
+static void
+info_text (const char *path, const pmx_model *m)
+{
+  const pmx_model_config *c = pmx_model_config_of (m);
+  long long params, bytes;
+  totals (m, &params, &bytes);
+  size_t vlen;
+  const char *vocab = pmx_model_vocab (m, &vlen);
+  long tokens = 0;
+  for (size_t i = 0; i < vlen; i++)
+    tokens += vocab[i] == '\n';
+  if (vlen && vocab[vlen - 1] != '\n')
+    tokens++;
+#define ROW(k, ...) (printf ("%-15s ", k ":"), printf (__VA_ARGS__), putchar ('\n'))
+  ROW ("file", "%s", path);
+  ROW ("id", "%s", c->id);
+  ROW ("storage", "%s", pmx_model_storage (m));
+  ROW ("arch", "%s", c->arch);
+  ROW ("task", "%s", c->task);
+  ROW ("vocab_size", "%d", c->vocab_size);
+  if (vocab)
+    ROW ("vocab", "%ld tokens", tokens);
+  else
+    ROW ("vocab", "%s", "none");
+  ROW ("hidden", "%d", c->hidden);
+  ROW ("layers", "%d", c->layers);
+  ROW ("heads", "%d", c->heads);
+  ROW ("head_dim", "%d", c->head_dim);
+  ROW ("intermediate", "%d", c->intermediate);
+  ROW ("max_position", "%d", c->max_position);
+  ROW ("type_vocab", "%d", c->type_vocab);
+  ROW ("ln_eps", "%g", c->ln_eps);
+  ROW ("mux_n", "%d", c->mux_n);
+  ROW ("mux_variant", "%s", c->mux_variant);
+  ROW ("demux_variant", "%s", c->demux_variant);
+  ROW ("demux_layers", "%d", c->demux_layers);
+  ROW ("num_labels", "%d", c->num_labels);
+  printf ("%-15s ", "labels:");
+  for (int i = 0; i < c->num_labels; i++)
+    printf ("%s%s", i ? "," : "", c->labels[i]);
+  putchar ('\n');
+  ROW ("pooling", "%s", c->pooling);
+  ROW ("normalize", "%s", yes (c->normalize));
+  ROW ("attend_padding", "%s", yes (c->attend_padding));
+  ROW ("max_length", "%d", c->max_length);
+  ROW ("lowercase", "%s", yes (c->lowercase));
+  ROW ("strip_accents", "%s", yes (c->strip_accents));
+  ROW ("tensors", "%d", pmx_model_tensor_count (m));
+  ROW ("parameters", "%lld", params);
+  ROW ("bytes", "%lld", bytes);
+  for (int l = 0; l < c->layers; l++)
+    {
+      int h, f;
+      layer_shape (m, l, &h, &f);
+      printf ("layer %-9d heads %d, ffn %d\n", l, h, f);
+    }
+#undef ROW
+}
+
+static void
+info_json (const char *path, const pmx_model *m)
+{
+  const pmx_model_config *c = pmx_model_config_of (m);
+  long long params, bytes;
+  totals (m, &params, &bytes);
+  json_t *o = json_object (), *lab = json_array (), *lh = json_array (),
+    *lf = json_array ();
+  for (int i = 0; i < c->num_labels; i++)
+    json_array_append_new (lab, json_string (c->labels[i]));
+  for (int l = 0; l < c->layers; l++)
+    {
+      int h, f;
+      layer_shape (m, l, &h, &f);
+      json_array_append_new (lh, json_integer (h));
+      json_array_append_new (lf, json_integer (f));
+    }
+  json_object_set_new (o, "file", json_string (path));
+  json_object_set_new (o, "id", json_string (c->id));
+  json_object_set_new (o, "storage", json_string (pmx_model_storage (m)));
+  json_object_set_new (o, "arch", json_string (c->arch));
+  json_object_set_new (o, "task", json_string (c->task));
+  json_object_set_new (o, "vocab_size", json_integer (c->vocab_size));
+  json_object_set_new (o, "hidden", json_integer (c->hidden));
+  json_object_set_new (o, "layers", json_integer (c->layers));
+  json_object_set_new (o, "heads", json_integer (c->heads));
+  json_object_set_new (o, "head_dim", json_integer (c->head_dim));
+  json_object_set_new (o, "intermediate", json_integer (c->intermediate));
+  json_object_set_new (o, "max_position", json_integer (c->max_position));
+  json_object_set_new (o, "type_vocab", json_integer (c->type_vocab));
+  json_object_set_new (o, "ln_eps", json_real (c->ln_eps));
+  json_object_set_new (o, "layer_heads", lh);
+  json_object_set_new (o, "layer_ffn", lf);
+  json_object_set_new (o, "mux_n", json_integer (c->mux_n));
+  json_object_set_new (o, "mux_variant", json_string (c->mux_variant));
+  json_object_set_new (o, "demux_variant", json_string (c->demux_variant));
+  json_object_set_new (o, "demux_layers", json_integer (c->demux_layers));
+  json_object_set_new (o, "num_labels", json_integer (c->num_labels));
+  json_object_set_new (o, "labels", lab);
+  json_object_set_new (o, "pooling", json_string (c->pooling));
+  json_object_set_new (o, "normalize", json_boolean (c->normalize));
+  json_object_set_new (o, "attend_padding", json_boolean (c->attend_padding));
+  json_object_set_new (o, "max_length", json_integer (c->max_length));
+  json_object_set_new (o, "lowercase", json_boolean (c->lowercase));
+  json_object_set_new (o, "strip_accents", json_boolean (c->strip_accents));
+  json_object_set_new (o, "tensors", json_integer (pmx_model_tensor_count (m)));
+  json_object_set_new (o, "parameters", json_integer (params));
+  json_object_set_new (o, "bytes", json_integer (bytes));
+  if (json_dumpf (o, stdout, JSON_INDENT (2) | JSON_REAL_PRECISION (15)) < 0)
+    die ("write error");
+  putchar ('\n');
+  json_decref (o);
+}
+
+static void
+tensors_out (const pmx_model *m, int json)
+{
+  json_t *arr = json ? json_array () : NULL;
+  for (int i = 0; i < pmx_model_tensor_count (m); i++)
+    {
+      const pmx_tensor *t = pmx_model_tensor_at (m, i);
+      if (json)
+        {
+          json_t *sh = json_array ();
+          for (int k = 0; k < t->rank; k++)
+            json_array_append_new (sh, json_integer (t->shape[k]));
+          json_array_append_new (arr, json_pack ("{s:s, s:s, s:o, s:I}",
+                                                 "name", t->name, "dtype",
+                                                 pmx_dtype_name (t->dtype),
+                                                 "shape", sh, "elements",
+                                                 (json_int_t) pmx_tensor_numel (t)));
+        }
+      else
+        {
+          char sh[8 * 24];
+          printf ("%s\t%s\t%s\t%lld\n", t->name, pmx_dtype_name (t->dtype),
+                  pmx_shape_str (t, sh, sizeof sh),
+                  (long long) pmx_tensor_numel (t));
+        }
+    }
+  if (json)
+    {
+      if (json_dumpf (arr, stdout, JSON_INDENT (2)) < 0)
+        die ("write error");
+      putchar ('\n');
+      json_decref (arr);
+    }
+}
+
+int
+main (int argc, char **argv)
+{
+  cli_init (argv[0]);
+  enum { OPT_HELP = 256, OPT_VERSION };
+  static const struct option longopts[] = {
+    {"format", required_argument, NULL, 'f'},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0}
+  };
+  int json = 0, c;
+  while ((c = getopt_long (argc, argv, "f:", longopts, NULL)) != -1)
+    switch (c)
+      {
+      case 'f':
+        if (strcmp (optarg, "json") == 0)
+          json = 1;
+        else if (strcmp (optarg, "text") == 0)
+          json = 0;
+        else
+          usage_error ("--format must be 'text' or 'json', not '%s'", optarg);
+        break;
+      case OPT_HELP:
+        usage ();
+        break;
+      case OPT_VERSION:
+        cli_version ();
+        break;
+      default:
+        usage_error ("invalid usage");
+      }
+  if (argc - optind != 2)
+    usage_error (argc - optind < 2 ? "missing COMMAND or FILE" : "too many arguments");
+  const char *cmd = argv[optind], *path = argv[optind + 1];
+  if (strcmp (cmd, "info") && strcmp (cmd, "tensors") && strcmp (cmd, "vocab")
+      && strcmp (cmd, "verify"))
+    usage_error ("unknown command '%s'", cmd);
+  pmx_model *m = pmx_model_open (path);
+  if (!m)
+    die_lib (NULL);
+  if (strcmp (cmd, "info") == 0)
+    (json ? info_json : info_text) (path, m);
+  else if (strcmp (cmd, "tensors") == 0)
+    tensors_out (m, json);
+  else if (strcmp (cmd, "vocab") == 0)
+    {
+      size_t len;
+      const char *v = pmx_model_vocab (m, &len);
+      if (!v)
+        die ("%s: the archive has no vocabulary", path);
+      fwrite (v, 1, len, stdout);
+    }
+  else
+    {
+      if (pmx_model_verify (m) < 0)
+        die_lib (path);
+      printf ("%s: OK %s\n", path, pmx_model_config_of (m)->id);
+    }
+  pmx_model_close (m);
+  return EXIT_SUCCESS;
+}
