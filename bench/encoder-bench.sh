@@ -5,7 +5,8 @@
 #
 # The machine may be shared, so each shape runs REPEAT rounds, each round
 # the encoder (all positions, then the CLS row only) and torch back to back:
-# compare the ranges, and the best passes, which are least disturbed.
+# compare the ranges, and the best passes, which are least disturbed.  With
+# THREADS=1 compare "seq per CPU-s", which other processes hardly disturb.
 # SHAPES, THREADS, BATCH, PASSES and REPEAT override the defaults.
 bench=$1 py=$2 torch_script=$3
 threads=${THREADS:-2} batch=${BATCH:-32} passes=${PASSES:-3} repeat=${REPEAT:-2}

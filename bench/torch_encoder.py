@@ -10,8 +10,9 @@ Torch runs at its best on this machine per PERF-ANCHORS.md: one torch thread
 (torch.set_num_threads(1)) while OpenBLAS, which runs its fp32 GEMMs, uses
 OPENBLAS_NUM_THREADS threads (set it in the environment).
 
-Prints one summary line per implementation: the median pass in seq/s and
-the range over passes.
+Prints one summary line per implementation: the median pass in seq/s, the
+range over passes, and sequences per CPU-second (at one thread, the figure
+least disturbed by other processes on a shared machine).
 """
 import argparse
 import math
@@ -95,14 +96,16 @@ def main():
         model.eval()
         with torch.no_grad():
             run()
-            times = []
+            times, cpu = [], []
             for _ in range(a.passes):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 run()
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
         med = statistics.median(times)
         print(f"torch {impl} L {a.layers} H {H} heads {a.heads} ffn {a.ffn} T {T} batch {B}: "
-              f"{B / med:.2f} seq/s (passes {B / max(times):.2f}-{B / min(times):.2f})")
+              f"{B / med:.2f} seq/s (passes {B / max(times):.2f}-{B / min(times):.2f})"
+              f"; {B / statistics.median(cpu):.2f} seq per CPU-s")
         sys.stdout.flush()
 
 
