@@ -10,7 +10,8 @@
    median pass in seq/s, GFLOP/s over the GEMM FLOPs of the shape (QKV,
    scores, context, output, FFN; as in PERF-ANCHORS.md), and with --sgemm
    the OpenBLAS rate on the shape's large GEMMs at the same thread count,
-   i.e. the roofline.  */
+   i.e. the roofline.  At one thread the roofline fraction is taken per
+   CPU-second, which other processes on a shared machine hardly disturb.  */
 
 #include <config.h>
 #include "encoder.h"
@@ -267,9 +268,11 @@ main (int argc, char **argv)
           "%.2f seq/s (passes %.2f-%.2f), %.1f GFLOP/s of %.3f GFLOP/seq",
           L, H, heads_arg, ffn_arg, T, B, threads, cls ? "cls" : "all", sps,
           B / times[passes - 1], B / times[0], gf, flops / 1e9);
+  /* At one thread both rates are per CPU-second (see cpu_now).  */
+  double gf_cpu = flops * B / cpu[passes / 2] / 1e9;
   if (roof > 0)
-    printf (", %.0f%% of sgemm", 100 * gf / roof);
-  printf ("; %.2f seq per CPU-s\n", B / cpu[passes / 2]);
+    printf (", %.0f%% of sgemm", 100 * (threads == 1 ? gf_cpu : gf) / roof);
+  printf ("; %.2f seq per CPU-s (%.1f GFLOP per CPU-s)\n", B / cpu[passes / 2], gf_cpu);
   pmx_encoder_free (e);
   pmx_record_free (&w);
   free (x);
