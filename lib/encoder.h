@@ -1,0 +1,82 @@
+/* encoder.h -- the BERT encoder layers on the CPU (fp32, OpenBLAS).
+
+   Input: the encoder input h0 (after the embedding stage), output: the last
+   hidden states at the requested positions.  Exactly BERT: post-LayerNorm,
+   exact erf GELU, LayerNorm eps from the config, and an attention mask for
+   padded positions when lengths are given.  Per-layer shapes come from the
+   tensors (CoFi-pruned models): heads_l = query rows / head_dim, FFN width
+   from the intermediate rows, hidden size cfg->hidden.  A layer without
+   attention tensors has an identity attention sublayer (and no LayerNorm),
+   a layer without FFN tensors an identity FFN (MUX-PLM-SPEC.md section 3).
+
+   How it is fast (one code path for dense and pruned models):
+   - Q, K, V weights are fused at load into one (3A, H) matrix: one GEMM per
+     layer; attention reads heads through strides, never copies them.
+   - Tokens of all sequences are packed into one matrix (M = real tokens),
+     padding removed when lengths are given; sequences are split only in
+     attention, which runs over (sequence, head) pairs.
+   - Sequences are processed in chunks of about 1024 tokens so activations
+     stay in cache; each GEMM is cut into row blocks, and each block's
+     epilogue (bias + GELU, bias + residual + LayerNorm) runs right after
+     its GEMM on the same thread.
+   - One thread pool owns the cores; OpenBLAS is set to one thread
+     (openblas_set_num_threads, a process-wide setting) and called from the
+     pool's threads.
+   - From the last layer with attention on, only the requested positions
+     are computed (K and V of that layer still use every token).
+   - Workspace is planned per shape and only grows: no allocation per record
+     once the largest shape has been seen.
+
+   Ownership: the encoder copies what it fuses (Q/K/V) and borrows every
+   other weight from the lookup's storage, which must outlive it.  An
+   encoder is used by one thread at a time.  */
+
+#ifndef PRUMUX_ENCODER_H
+#define PRUMUX_ENCODER_H
+
+#include <stdint.h>
+#include "model.h"
+#include "stream.h"
+
+/* Look up a weight by its archive name (see model.h); NULL if absent.  */
+typedef const pmx_tensor *(*pmx_tensor_lookup) (const void *ctx, const char *name);
+
+typedef struct pmx_encoder pmx_encoder;
+
+/* Build the encoder of CFG (arch, hidden, layers, head_dim, ln_eps and
+   attend_padding are used) from the tensors named
+   encoder.layer.{i}.attention.self.{query,key,value}.{weight,bias},
+   .attention.output.dense.*, .attention.output.LayerNorm.*,
+   .intermediate.dense.*, .output.dense.*, .output.LayerNorm.*.
+   THREADS >= 1 threads in all (0: the number of online CPUs).  NULL with an
+   error naming the tensor if one is missing, not f32, or misshapen.  */
+pmx_encoder *pmx_encoder_new (const pmx_model_config *cfg, pmx_tensor_lookup get,
+                              const void *ctx, int threads);
+void pmx_encoder_free (pmx_encoder *e);
+
+/* Run the encoder on X (G, T, H) for G sequences of T tokens.  LENGTHS (G)
+   holds each sequence's real tokens (1..T; the rest is padding, masked out
+   of attention), or is NULL: attend to all T (MUX models attend to PAD).
+   POSITIONS (P) are the rows wanted per sequence (each in 0..T-1, in any
+   order); OUT (G, P, H) receives them.  A position at or beyond a
+   sequence's length is padding: its row in OUT is zero.  Returns 0, or -1
+   with an error (bad arguments, no memory).  */
+int pmx_encoder_forward (pmx_encoder *e, const float *x, int G, int T,
+                         const int32_t *lengths, const int32_t *positions, int P,
+                         float *out);
+
+/* The stage used by prumux-infer: reads 'embeds' (G, T, H) (and 'lengths'
+   (G) when the model masks padding) from IN, writes 'hidden' (G, P, H) and
+   'positions' (P) into OUT (reset first) and copies the other tensors of IN
+   through, except 'embeds'.  -1 with an error on a malformed record.  */
+int pmx_encoder_stage (pmx_encoder *e, const pmx_record *in,
+                       const int32_t *positions, int P, pmx_record *out);
+
+/* Hidden size, layers and threads of E.  */
+int pmx_encoder_hidden (const pmx_encoder *e);
+int pmx_encoder_threads (const pmx_encoder *e);
+/* Tokens per chunk (default 1024; at least one whole sequence is always
+   processed at once).  For benchmarks and tests.  */
+void pmx_encoder_set_chunk (pmx_encoder *e, int tokens);
+
+#endif

@@ -1,0 +1,236 @@
+/* kernels.c -- fused elementwise kernels of the encoder (kernels.h).
+
+   The loops are written so that gcc vectorises them (restrict pointers, no
+   calls into libm, branch-free maths); target_clones builds each kernel for
+   AVX-512, AVX2+FMA and the baseline, chosen once by the dynamic loader.
+   mk/infer.am compiles this file with -fvect-cost-model=dynamic (gcc's -O2
+   default refuses loops with an epilogue), -fopenmp-simd (the reductions
+   below may be reordered: sums of a row in 8 or 16 lanes) and
+   -fno-trapping-math (else the erf clamp keeps the GELU loop scalar).  */
+
+#include <config.h>
+#include "kernels.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined __x86_64__ && defined __GNUC__ && !defined __clang__ \
+  && !defined __SANITIZE_ADDRESS__
+# define MULTIVERSION \
+  __attribute__ ((target_clones ("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+# define MULTIVERSION
+#endif
+#define INLINE static inline __attribute__ ((always_inline))
+
+/* erf (x) as x P(x^2) / Q(x^2) on [-4, 4] (erf is +-1 in float beyond):
+   the rational approximation used by Eigen and XLA for float, absolute
+   error about 1e-7.  */
+INLINE float
+erf_rational (float x)
+{
+  /* Written as x86's minps/maxps operand order, so gcc keeps the loop
+     branch-free in every clone.  */
+  x = x < 4.0f ? x : 4.0f;
+  x = x > -4.0f ? x : -4.0f;
+  float x2 = x * x;
+  float p = -2.72614225801306e-10f;
+  p = p * x2 + 2.77068142495902e-08f;
+  p = p * x2 + -2.10102402082508e-06f;
+  p = p * x2 + -5.69250639462346e-05f;
+  p = p * x2 + -7.34990630326855e-04f;
+  p = p * x2 + -2.95459980854025e-03f;
+  p = p * x2 + -1.60960333262415e-02f;
+  float q = -1.45660718464996e-05f;
+  q = q * x2 + -2.13374055278905e-04f;
+  q = q * x2 + -1.68282697438203e-03f;
+  q = q * x2 + -7.37332916720468e-03f;
+  q = q * x2 + -1.42647390514189e-02f;
+  return x * p / q;
+}
+
+INLINE float
+gelu1 (float x)
+{
+  return 0.5f * x * (1.0f + erf_rational (x * 0.70710678118654752f));
+}
+
+/* exp (x): x = n ln2 + r with |r| <= ln2/2, exp (r) by the Cephes
+   polynomial, 2^n put together in the exponent bits.  Inputs below -87.3
+   give about 1e-38 (softmax inputs are <= 0 after the max is taken off).  */
+INLINE float
+exp1 (float x)
+{
+  x = x < -87.3f ? -87.3f : x;
+  x = x > 88.3f ? 88.3f : x;
+  /* Round x log2(e) to the nearest integer with the 1.5*2^23 trick.  */
+  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  float y = p * r * r + r + 1.0f;
+  int32_t bits = ((int32_t) n + 127) << 23;
+  float scale;
+  memcpy (&scale, &bits, sizeof scale);
+  return y * scale;
+}
+
+float
+pmx_gelu_fast (float x)
+{
+  return gelu1 (x);
+}
+
+float
+pmx_exp_fast (float x)
+{
+  return exp1 (x);
+}
+
+MULTIVERSION void
+pmx_add_bias (float *x, int ld, const float *bias, int rows, int n)
+{
+  for (int r = 0; r < rows; r++)
+    {
+      float *restrict row = x + (size_t) r * ld;
+      const float *restrict b = bias;
+      for (int j = 0; j < n; j++)
+        row[j] += b[j];
+    }
+}
+
+MULTIVERSION void
+pmx_bias_gelu (float *x, int ld, const float *bias, int rows, int n)
+{
+  for (int r = 0; r < rows; r++)
+    {
+      float *restrict row = x + (size_t) r * ld;
+      const float *restrict b = bias;
+#pragma omp simd
+      for (int j = 0; j < n; j++)
+        row[j] = gelu1 (row[j] + b[j]);
+    }
+}
+
+MULTIVERSION void
+pmx_bias_residual_layernorm (float *x, const float *y, int ldy,
+                             const float *bias, const float *gamma,
+                             const float *beta, int rows, int n, float eps)
+{
+  for (int r = 0; r < rows; r++)
+    {
+      float *restrict v = x + (size_t) r * n;
+      const float *restrict g = gamma, *restrict bt = beta;
+      if (y)
+        {
+          const float *restrict yr = y + (size_t) r * ldy;
+          for (int j = 0; j < n; j++)
+            v[j] += yr[j];
+        }
+      if (bias)
+        {
+          const float *restrict b = bias;
+          for (int j = 0; j < n; j++)
+            v[j] += b[j];
+        }
+      float sum = 0.0f;
+#pragma omp simd reduction(+:sum)
+      for (int j = 0; j < n; j++)
+        sum += v[j];
+      float mean = sum / (float) n;
+      /* Two passes over a row that is in L1: the variance of the centred
+         values does not lose digits the way E[x^2] - E[x]^2 does.  */
+      float ss = 0.0f;
+#pragma omp simd reduction(+:ss)
+      for (int j = 0; j < n; j++)
+        {
+          float d = v[j] - mean;
+          ss += d * d;
+        }
+      float rstd = 1.0f / sqrtf (ss / (float) n + eps);
+      for (int j = 0; j < n; j++)
+        v[j] = (v[j] - mean) * rstd * g[j] + bt[j];
+    }
+}
+
+MULTIVERSION void
+pmx_softmax_rows (float *x, int ld, int rows, int n)
+{
+  for (int r = 0; r < rows; r++)
+    {
+      float *restrict row = x + (size_t) r * ld;
+      float m = row[0];
+#pragma omp simd reduction(max:m)
+      for (int j = 1; j < n; j++)
+        m = row[j] > m ? row[j] : m;
+      float sum = 0.0f;
+#pragma omp simd reduction(+:sum)
+      for (int j = 0; j < n; j++)
+        {
+          row[j] = exp1 (row[j] - m);
+          sum += row[j];
+        }
+      float inv = 1.0f / sum;
+      for (int j = 0; j < n; j++)
+        row[j] *= inv;
+    }
+}
+
+/* ---- References --------------------------------------------------------- */
+
+void
+pmx_ref_bias_gelu (float *x, int ld, const float *bias, int rows, int n)
+{
+  for (int r = 0; r < rows; r++)
+    for (int j = 0; j < n; j++)
+      {
+        double v = (double) x[(size_t) r * ld + j] + bias[j];
+        x[(size_t) r * ld + j] = (float) (0.5 * v * (1.0 + erf (v / sqrt (2.0))));
+      }
+}
+
+void
+pmx_ref_bias_residual_layernorm (float *x, const float *y, int ldy,
+                                 const float *bias, const float *gamma,
+                                 const float *beta, int rows, int n, float eps)
+{
+  for (int r = 0; r < rows; r++)
+    {
+      float *v = x + (size_t) r * n;
+      double mean = 0, var = 0;
+      for (int j = 0; j < n; j++)
+        {
+          v[j] = (float) ((double) v[j] + (y ? y[(size_t) r * ldy + j] : 0)
+                          + (bias ? bias[j] : 0));
+          mean += v[j];
+        }
+      mean /= n;
+      for (int j = 0; j < n; j++)
+        var += (v[j] - mean) * (v[j] - mean);
+      var /= n;
+      for (int j = 0; j < n; j++)
+        v[j] = (float) ((v[j] - mean) / sqrt (var + eps) * gamma[j] + beta[j]);
+    }
+}
+
+void
+pmx_ref_softmax_rows (float *x, int ld, int rows, int n)
+{
+  for (int r = 0; r < rows; r++)
+    {
+      float *row = x + (size_t) r * ld;
+      double m = row[0], sum = 0;
+      for (int j = 1; j < n; j++)
+        m = row[j] > m ? row[j] : m;
+      for (int j = 0; j < n; j++)
+        sum += exp (row[j] - m);
+      for (int j = 0; j < n; j++)
+        row[j] = (float) (exp (row[j] - m) / sum);
+    }
+}

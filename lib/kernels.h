@@ -1,0 +1,46 @@
+/* kernels.h -- the encoder's fused elementwise CPU kernels.
+
+   Each kernel makes a single pass over rows that were just produced by a
+   GEMM (and are still in cache): bias + GELU, bias + residual + LayerNorm,
+   bias alone, and a row softmax.  They are compiled for several x86 ISA
+   levels (AVX-512, AVX2+FMA, baseline) and the best one is picked at load
+   time, so distribution builds need no -march.
+
+   GELU is the exact erf form 0.5 x (1 + erf (x / sqrt 2)) with a rational
+   erf approximation (absolute error about 1e-7, see tests/test-encoder.c);
+   exp in the softmax is a range-reduced polynomial (about 2 ulp).  The
+   pmx_ref_* functions are plain double-precision references for tests.
+
+   All matrices are row-major; LD is the distance between rows, in floats.
+   Nothing here allocates or fails.  */
+
+#ifndef PRUMUX_KERNELS_H
+#define PRUMUX_KERNELS_H
+
+/* X[r, j] += BIAS[j] for ROWS rows of N.  */
+void pmx_add_bias (float *x, int ld, const float *bias, int rows, int n);
+/* X[r, j] = gelu (X[r, j] + BIAS[j]).  */
+void pmx_bias_gelu (float *x, int ld, const float *bias, int rows, int n);
+/* X[r] = LayerNorm (X[r] + Y[r] + BIAS) * GAMMA + BETA over N elements, the
+   post-LN residual of BERT (X is the residual stream, updated in place;
+   rows of X are N apart).  Y or BIAS may be NULL (left out).  The encoder
+   passes Y = NULL: its GEMM has already added into X (beta = 1).  */
+void pmx_bias_residual_layernorm (float *x, const float *y, int ldy,
+                                  const float *bias, const float *gamma,
+                                  const float *beta, int rows, int n, float eps);
+/* Softmax of each row of X in place.  */
+void pmx_softmax_rows (float *x, int ld, int rows, int n);
+
+/* Scalar GELU and exp used by the kernels, for tests.  */
+float pmx_gelu_fast (float x);
+float pmx_exp_fast (float x);
+
+/* Double-precision references with the same contracts.  */
+void pmx_ref_bias_gelu (float *x, int ld, const float *bias, int rows, int n);
+void pmx_ref_bias_residual_layernorm (float *x, const float *y, int ldy,
+                                      const float *bias, const float *gamma,
+                                      const float *beta, int rows, int n,
+                                      float eps);
+void pmx_ref_softmax_rows (float *x, int ld, int rows, int n);
+
+#endif
