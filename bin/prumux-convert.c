@@ -116,14 +116,14 @@ main (int argc, char **argv)
   const char *dir = argv[optind];
 
   pmx_model_config cfg;
-  pmx_record rec;
-  pmx_record_init (&rec);
+  pmx_hf_tensors ts;
   char *vocab;
   size_t vocab_len;
   pmx_hf_report rep;
-  if (pmx_hf_import (dir, &opt, &cfg, &rec, &vocab, &vocab_len, &rep) < 0)
+  if (pmx_hf_import (dir, &opt, &cfg, &ts, &vocab, &vocab_len, &rep) < 0)
     die_lib (NULL);
-  if (pmx_model_save (output, &cfg, &rec, vocab, vocab_len, compress) < 0)
+  if (pmx_model_save_records (output, &cfg, ts.recs, ts.nrecs, vocab,
+                              vocab_len, compress) < 0)
     die_lib (NULL);
   if (verbose)
     fprintf (stderr, "%s: %s: %s%s%s, %d tensors kept, %d dropped, %d aliases"
@@ -133,7 +133,7 @@ main (int argc, char **argv)
              cfg.num_labels ? " classifier" : "", rep.kept, rep.dropped,
              rep.aliases, rep.converted, cfg.id);
   free (vocab);
-  pmx_record_free (&rec);
+  pmx_hf_tensors_free (&ts);
   pmx_model_config_free (&cfg);
   return EXIT_SUCCESS;
 }

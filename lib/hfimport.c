@@ -280,6 +280,55 @@ set_labels (pmx_model_config *cfg, int n, const char *list, json_t *id2label)
 
 /* ---- Tensors --------------------------------------------------------------- */
 
+void
+pmx_hf_tensors_free (pmx_hf_tensors *ts)
+{
+  for (int i = 0; i < ts->nrecs; i++)
+    pmx_record_free (&ts->recs[i]);
+  free (ts->recs);
+  ts->recs = NULL;
+  ts->nrecs = 0;
+}
+
+static pmx_tensor *
+ts_get (const pmx_hf_tensors *ts, const char *name)
+{
+  for (int i = 0; i < ts->nrecs; i++)
+    {
+      pmx_tensor *t = pmx_record_get (&ts->recs[i], name);
+      if (t)
+        return t;
+    }
+  return NULL;
+}
+
+static int
+ts_remove (pmx_hf_tensors *ts, const char *name)
+{
+  for (int i = 0; i < ts->nrecs; i++)
+    if (pmx_record_remove (&ts->recs[i], name) == 0)
+      return 0;
+  return -1;
+}
+
+/* Add a tensor, starting a new record when the last one is full.  */
+static pmx_tensor *
+ts_add (pmx_hf_tensors *ts, const char *name, int rank, const int64_t *shape)
+{
+  if (ts->nrecs == 0 || ts->recs[ts->nrecs - 1].count == PMX_MAX_TENSORS)
+    {
+      pmx_record *r = realloc (ts->recs, sizeof *r * (size_t) (ts->nrecs + 1));
+      if (!r)
+        {
+          pmx_error ("out of memory");
+          return NULL;
+        }
+      ts->recs = r;
+      pmx_record_init (&ts->recs[ts->nrecs++]);
+    }
+  return pmx_record_add (&ts->recs[ts->nrecs - 1], name, PMX_F32, rank, shape);
+}
+
 /* Sort key: embeddings, layers in numeric order, pooler, mux, demux, heads.  */
 static int
 group_of (const char *name, long *layer)
@@ -318,9 +367,9 @@ cmp_mapped (const void *a, const void *b)
   return strcmp (x->name, y->name);
 }
 
-/* The tensors of ST under prumux names into REC (f32).  */
+/* The tensors of ST under prumux names into TS (f32).  */
 static int
-import_tensors (const pmx_safetensors *st, pmx_record *rec, pmx_hf_report *rep)
+import_tensors (const pmx_safetensors *st, pmx_hf_tensors *ts, pmx_hf_report *rep)
 {
   mapped *m = calloc ((size_t) st->count + 1, sizeof *m);
   if (!m)
@@ -350,7 +399,7 @@ import_tensors (const pmx_safetensors *st, pmx_record *rec, pmx_hf_report *rep)
       if (i > 0 && strcmp (m[i].name, m[i - 1].name) == 0)
         {
           /* Another name of a shared module: it must hold the same values.  */
-          const pmx_tensor *prev = pmx_record_get (rec, m[i].name);
+          const pmx_tensor *prev = ts_get (ts, m[i].name);
           int same = prev->rank == t->rank
                      && !memcmp (prev->shape, t->shape, sizeof t->shape[0] * (size_t) t->rank);
           if (same)
@@ -371,7 +420,7 @@ import_tensors (const pmx_safetensors *st, pmx_record *rec, pmx_hf_report *rep)
           rep->aliases++;
           continue;
         }
-      pmx_tensor *d = pmx_record_add (rec, m[i].name, PMX_F32, t->rank, t->shape);
+      pmx_tensor *d = ts_add (ts, m[i].name, t->rank, t->shape);
       if (!d)
         rc = -1;
       else
@@ -388,28 +437,28 @@ import_tensors (const pmx_safetensors *st, pmx_record *rec, pmx_hf_report *rep)
 /* Remove the LayerNorms of fully pruned sublayers: CoFi leaves them at the
    unpruned size and never uses them.  */
 static void
-drop_orphan_norms (pmx_record *rec, int layers, pmx_hf_report *rep)
+drop_orphan_norms (pmx_hf_tensors *ts, int layers, pmx_hf_report *rep)
 {
   char a[PMX_NAME_MAX + 1], b[PMX_NAME_MAX + 1];
   static const char *const parts[] = {"weight", "bias"};
   for (int l = 0; l < layers; l++)
     {
       snprintf (a, sizeof a, "encoder.layer.%d.attention.self.query.weight", l);
-      if (!pmx_record_get (rec, a))
+      if (!ts_get (ts, a))
         for (int k = 0; k < 2; k++)
           {
             snprintf (b, sizeof b, "encoder.layer.%d.attention.output.LayerNorm.%s",
                       l, parts[k]);
-            if (pmx_record_remove (rec, b) == 0)
+            if (ts_remove (ts, b) == 0)
               rep->dropped++, rep->kept--;
           }
       snprintf (a, sizeof a, "encoder.layer.%d.intermediate.dense.weight", l);
-      if (!pmx_record_get (rec, a))
+      if (!ts_get (ts, a))
         for (int k = 0; k < 2; k++)
           {
             snprintf (b, sizeof b, "encoder.layer.%d.output.LayerNorm.%s", l,
                       parts[k]);
-            if (pmx_record_remove (rec, b) == 0)
+            if (ts_remove (ts, b) == 0)
               rep->dropped++, rep->kept--;
           }
     }
@@ -420,7 +469,7 @@ drop_orphan_norms (pmx_record *rec, int layers, pmx_hf_report *rep)
 /* Fill CFG from the parsed files; errors name the file and field.  */
 static int
 map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
-            const pmx_record *rec, pmx_model_config *cfg, pmx_hf_report *rep)
+            const pmx_hf_tensors *ts, pmx_model_config *cfg, pmx_hf_report *rep)
 {
   int err, hidden_size, unused;
   char buf[64];
@@ -462,7 +511,7 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
   if (!(cfg->ln_eps > 0 && cfg->ln_eps < 1))
     return pmx_error ("config.json: layer_norm_eps: %g is outside (0, 1)", cfg->ln_eps);
   /* A pruned hidden size shows only in the embedding width.  */
-  const pmx_tensor *we = pmx_record_get (rec, "embeddings.word_embeddings.weight");
+  const pmx_tensor *we = ts_get (ts, "embeddings.word_embeddings.weight");
   if (!we || we->rank != 2)
     return pmx_error ("model.safetensors: no 2-d embeddings.word_embeddings.weight"
                       " (is this a BERT checkpoint?)");
@@ -472,7 +521,7 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
   cfg->hidden = (int) we->shape[1];
 
   /* Multiplexing (MUX-PLM, PruMUX).  */
-  int muxed = pmx_record_get (rec, "instance_embedding") != NULL
+  int muxed = ts_get (ts, "instance_embedding") != NULL
               || strstr (rep->architecture, "Muxed") != NULL;
   if (muxed)
     {
@@ -547,9 +596,9 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
     }
 
   /* Heads and pooling: sentence-transformers modules first.  */
-  const pmx_tensor *cls = pmx_record_get (rec, "classifier.weight");
+  const pmx_tensor *cls = ts_get (ts, "classifier.weight");
   strcpy (cfg->pooling, "cls");
-  if (cls && !muxed && pmx_record_get (rec, "pooler.dense.weight"))
+  if (cls && !muxed && ts_get (ts, "pooler.dense.weight"))
     strcpy (cfg->pooling, "pooler");
   json_t *pool = load_json (dir, "1_Pooling/config.json", 0, 0, &err);
   if (err)
@@ -627,13 +676,15 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
 
 int
 pmx_hf_import (const char *dir, const pmx_hf_options *opt,
-               pmx_model_config *cfg, pmx_record *tensors, char **vocab,
+               pmx_model_config *cfg, pmx_hf_tensors *tensors, char **vocab,
                size_t *vocab_len, pmx_hf_report *report)
 {
   pmx_hf_report dummy;
   pmx_hf_report *rep = report ? report : &dummy;
   memset (rep, 0, sizeof *rep);
   pmx_model_config_init (cfg);
+  tensors->nrecs = 0;
+  tensors->recs = NULL;
   *vocab = NULL;
   *vocab_len = 0;
   int err;

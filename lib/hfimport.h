@@ -37,6 +37,15 @@ typedef struct pmx_hf_report
   int converted;                /* F16/BF16/F64 tensors converted to f32 */
 } pmx_hf_report;
 
+/* The imported tensors, in records of at most PMX_MAX_TENSORS each.  */
+typedef struct pmx_hf_tensors
+{
+  int nrecs;
+  pmx_record *recs;
+} pmx_hf_tensors;
+
+void pmx_hf_tensors_free (pmx_hf_tensors *ts);
+
 /* The prumux name of the Hugging Face tensor SRC into DST: prefixes
    "model." and "bert." removed, gamma/beta renamed weight/bias, demux
    module aliases folded into "demux_module.".  Returns 1 to keep, 0 for a
@@ -45,11 +54,12 @@ typedef struct pmx_hf_report
 int pmx_hf_map_name (const char *src, char *dst, size_t size);
 
 /* Import DIR.  CFG is initialised here (free with pmx_model_config_free),
-   TENSORS (initialised by the caller) receives the f32 tensors, *VOCAB a
-   malloc'd NUL-terminated vocab.txt.  REPORT may be NULL.  -1 with an error
-   ("DIR/config.json: hidden_size: ...") on failure.  */
+   TENSORS receives the f32 tensors (free with pmx_hf_tensors_free, also
+   after a failure), *VOCAB a malloc'd NUL-terminated vocab.txt.  REPORT may
+   be NULL.  -1 with an error ("DIR: config.json: hidden_size: ...") on
+   failure.  */
 int pmx_hf_import (const char *dir, const pmx_hf_options *opt,
-                   pmx_model_config *cfg, pmx_record *tensors, char **vocab,
-                   size_t *vocab_len, pmx_hf_report *report);
+                   pmx_model_config *cfg, pmx_hf_tensors *tensors,
+                   char **vocab, size_t *vocab_len, pmx_hf_report *report);
 
 #endif

@@ -714,17 +714,19 @@ add_member (struct archive *a, const char *name, const void *data, size_t len)
       size_t n = len < ((size_t) 1 << 24) ? len : (size_t) 1 << 24;
       la_ssize_t w = archive_write_data (a, p, n);
       if (w <= 0)
-        return pmx_error ("%s: %s", name, archive_error_string (a)
-                          ? archive_error_string (a) : "write error");
+        return archive_errno (a) > 0
+               ? pmx_error_errno (archive_errno (a), "%s: write error", name)
+               : pmx_error ("%s: %s", name, archive_error_string (a)
+                            ? archive_error_string (a) : "write error");
       p += w;
       len -= (size_t) w;
     }
   return 0;
 }
 
-/* The tensors of REC as one record in a stream held in memory.  */
+/* The tensors of RECS as NRECS records of a stream held in memory.  */
 static int
-stream_to_memory (const pmx_record *rec, char **buf, size_t *len)
+stream_to_memory (const pmx_record *recs, int nrecs, char **buf, size_t *len)
 {
   *buf = NULL;
   FILE *f = open_memstream (buf, len);
@@ -739,7 +741,11 @@ stream_to_memory (const pmx_record *rec, char **buf, size_t *len)
   if (w)
     {
       pmx_writer_set_flush (w, 0);
-      rc = pmx_writer_write (w, rec) < 0 || pmx_writer_finish (w) < 0 ? -1 : 0;
+      rc = 0;
+      for (int i = 0; i < nrecs && rc == 0; i++)
+        rc = pmx_writer_write (w, &recs[i]);
+      if (rc == 0)
+        rc = pmx_writer_finish (w);
       pmx_writer_close (w);
     }
   if (fclose (f) != 0 && rc == 0)
@@ -795,8 +801,10 @@ write_archive (int fd, int compress, const char *config, const char *vocab,
     rc = add_member (a, "tensors.pmxs", stream, stream_len);
   /* Closing writes the end blocks and flushes: a full disk shows here.  */
   if (archive_write_close (a) != ARCHIVE_OK && rc == 0)
-    rc = pmx_error ("%s", archive_error_string (a)
-                    ? archive_error_string (a) : "write error");
+    rc = archive_errno (a) > 0
+         ? pmx_error_errno (archive_errno (a), "write error")
+         : pmx_error ("%s", archive_error_string (a)
+                      ? archive_error_string (a) : "write error");
   archive_write_free (a);
   return rc;
 }
@@ -806,30 +814,51 @@ pmx_model_save (const char *path, pmx_model_config *cfg,
                 const pmx_record *tensors, const char *vocab,
                 size_t vocab_len, int compress)
 {
+  return pmx_model_save_records (path, cfg, tensors, 1, vocab, vocab_len,
+                                 compress);
+}
+
+int
+pmx_model_save_records (const char *path, pmx_model_config *cfg,
+                        const pmx_record *recs, int nrecs, const char *vocab,
+                        size_t vocab_len, int compress)
+{
   if (check_fields (cfg) < 0)
     return pmx_error_prefix ("%s: config", path);
   if (vocab && vocab_len > VOCAB_MAX)
     return pmx_error ("%s: vocab.txt: larger than %u bytes", path, VOCAB_MAX);
-  const pmx_tensor *list[PMX_MAX_TENSORS];
-  for (int i = 0; i < tensors->count; i++)
-    list[i] = tensors->slot[i];
-  tensor_set set = {tensors->count, list};
+  int n = 0;
+  for (int i = 0; i < nrecs; i++)
+    n += recs[i].count;
+  const pmx_tensor **list = malloc (sizeof *list * (size_t) (n + 1));
   int *heads = calloc ((size_t) cfg->layers + 1, sizeof (int));
   int *ffn = calloc ((size_t) cfg->layers + 1, sizeof (int));
   char *stream = NULL, *config = NULL, *tmp = NULL;
   size_t stream_len = 0;
   int fd = -1, rc = -1;
-  if (!heads || !ffn)
+  tensor_set set = {0, list};
+  if (!heads || !ffn || !list)
     {
       pmx_error ("out of memory");
       goto out;
     }
+  for (int i = 0; i < nrecs; i++)
+    for (int j = 0; j < recs[i].count; j++)
+      {
+        const pmx_tensor *t = recs[i].slot[j];
+        if (set_get (&set, t->name))
+          {
+            pmx_error ("%s: duplicate tensor '%s'", path, t->name);
+            goto out;
+          }
+        list[set.n++] = t;
+      }
   if (check_tensors (cfg, &set, heads, ffn) < 0)
     {
       pmx_error_prefix ("%s", path);
       goto out;
     }
-  if (stream_to_memory (tensors, &stream, &stream_len) < 0
+  if (stream_to_memory (recs, nrecs, &stream, &stream_len) < 0
       || compute_id (cfg, heads, ffn, vocab, vocab_len, stream, stream_len,
                      cfg->id) < 0)
     {
@@ -893,6 +922,7 @@ out:
   free (stream);
   free (heads);
   free (ffn);
+  free (list);
   return rc;
 }
 

@@ -83,6 +83,12 @@ int pmx_model_save (const char *path, pmx_model_config *cfg,
                     const pmx_record *tensors, const char *vocab,
                     size_t vocab_len, int compress);
 
+/* The same for a model of more than PMX_MAX_TENSORS tensors, spread over
+   NRECS records (BERT-large has 24 x 16 encoder tensors).  */
+int pmx_model_save_records (const char *path, pmx_model_config *cfg,
+                            const pmx_record *recs, int nrecs,
+                            const char *vocab, size_t vocab_len, int compress);
+
 /* COMPRESS values for pmx_model_save.  */
 enum
 {

@@ -45,6 +45,12 @@ prumux-model --format=json info models/st.pmx > info.json || fail_ "info json"
   || fail_ "json info of the sentence-transformers model"
 prumux-model tensors models/mux.pmx > tensors || fail_ "tensors"
 grep -q '^demux_module.dense_1.weight	f32	32x48	1536$' tensors || fail_ "tensor table"
+prumux-model -f json tensors models/pruned.pmx > tensors.json || fail_ "json tensors"
+"$py" -c 'import json,sys; t={x["name"]: x for x in json.load(open("tensors.json"))}
+w=t["encoder.layer.1.intermediate.dense.weight"]
+sys.exit(not (w["shape"]==[17,24] and w["dtype"]=="f32" and w["elements"]==408
+              and "encoder.layer.1.attention.output.LayerNorm.weight" not in t))' \
+  || fail_ "json tensor table of the pruned model"
 prumux-model vocab models/st.pmx | cmp - models/st/vocab.txt || fail_ "vocab"
 
 # Compressed archives hold the same tensors and identity.
@@ -64,4 +70,11 @@ expect_fail 1 'no classifier' prumux-convert --labels=a models/st -o x.pmx
 expect_fail 1 'max-length' prumux-convert --max-length=41 models/st -o x.pmx
 expect_fail 1 'pooling' prumux-convert --pooling=max models/st -o x.pmx
 [ -e x.pmx ] && fail_ "a failed conversion left its output"
+
+# A full disk (here: a file size limit) is an error, and leaves nothing.
+(trap '' XFSZ; ulimit -f 20; exec prumux-convert models/mux -o full.pmx) 2> err \
+  && fail_ "a write past the file size limit succeeded"
+grep -q '^prumux-convert: full.pmx: .*write error: File too large' err \
+  || { cat err >&2; fail_ "full disk message"; }
+ls | grep -q '^full.pmx' && fail_ "a failed write left a file"
 exit 0

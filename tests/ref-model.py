@@ -256,7 +256,15 @@ def make(out):
             "sentence_bert_config.json": '{"max_seq_length": 16, "do_lower_case": false}',
             "tokenizer_config.json": '{"do_lower_case": true, "strip_accents": false}'})
 
-    # 5. A pytorch_model.bin (needs torch): converted by bin2safetensors.py.
+    # 5. Deep: more tensors than one stream record holds (as BERT-large).
+    t = embeddings("bert.", H0, 40)
+    for l in range(17):
+        t += layer("bert.", l, H0, 1 + l % 4, 8 + l)
+    write_dir(out, "deep", hf_config(17), t, {
+        "hidden": H0, "layers": 17, "layer_heads": [1 + l % 4 for l in range(17)],
+        "layer_ffn": [8 + l for l in range(17)], "num_labels": 0})
+
+    # 6. A pytorch_model.bin (needs torch): converted by bin2safetensors.py.
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -294,8 +302,14 @@ def read_archive(path):
     assert names[0] == "prumux-model", names
     assert names[1:] == ["config.json", "vocab.txt", "tensors.pmxs"], names
     meta, records = pmxstream.loads(members["tensors.pmxs"])
-    assert len(records) == 1, "one record holds every tensor"
-    return json.loads(members["config.json"]), members["vocab.txt"], records[0]
+    # One record holds every tensor, unless there are more than it can hold.
+    assert sum(len(r) for r in records) > 256 * (len(records) - 1), \
+        f"{len(records)} records for {sum(len(r) for r in records)} tensors"
+    merged = {}
+    for r in records:
+        assert not set(r) & set(merged), "a tensor in two records"
+        merged.update(r)
+    return json.loads(members["config.json"]), members["vocab.txt"], merged
 
 
 def check(d, pmx, expect_path=None):
