@@ -5,7 +5,6 @@
 #include <config.h>
 #include "cli.h"
 #include "error.h"
-#include "model.h"
 #include "stream.h"
 #include "vocab.h"
 #include "wordpiece.h"
@@ -242,7 +241,9 @@ print_ids (const int32_t *ids, int n)
 /* The text of a row being read: the sequences of fields A and B.  */
 static pmx_wp_seq seq_a, seq_b;
 static int32_t *ids_a, *ids_b;
-static char label_buf[PMX_LABEL_MAX + 2];
+/* A label name, as long as a model archive keeps (PMX_LABEL_MAX).  */
+enum { LABEL_MAX = 64 };
+static char label_buf[LABEL_MAX + 2];
 static size_t label_len;
 static int64_t rows;            /* data rows so far, all files */
 
@@ -253,7 +254,7 @@ parse_label (const char *file, long long line)
   size_t n = label_len;
   if (n && s[n - 1] == '\r')
     n--;
-  if (n > PMX_LABEL_MAX)
+  if (n > LABEL_MAX)
     die ("%s:%lld: label too long", file, line);
   s[n] = '\0';
   if (opt.labels)

@@ -2,7 +2,8 @@
    line number (from 0) being the token's id.
 
    Loading follows Hugging Face (tokenizers' WordPiece::read_file and
-   transformers' load_vocab): trailing white space of each line is removed,
+   transformers' load_vocab): trailing white space of each line is removed
+   (ASCII white space only: BERT vocabularies hold no other),
    and when a token occurs twice the later line wins the lookup (every line
    keeps its id, so pmx_vocab_size is the number of lines).
 

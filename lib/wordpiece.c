@@ -36,6 +36,17 @@ pmx_wordpiece_init (pmx_wordpiece *wp, const pmx_vocab *vocab, int lowercase,
 #undef FIND
   if (wp->unk < 0)
     return pmx_error ("vocabulary has no [UNK] token");
+  /* Hugging Face registers these (when the vocabulary has them) as added
+     tokens, which are cut out of the raw text before normalisation.  */
+  static const char *const names[] = { "[UNK]", "[SEP]", "[CLS]", "[PAD]",
+                                       "[MASK]" };
+  const int32_t ids[] = { wp->unk, wp->sep, wp->cls, wp->pad, wp->mask };
+  for (int i = 0; i < 5; i++)
+    if (ids[i] >= 0)
+      {
+        strcpy (wp->special_name[wp->nspecial], names[i]);
+        wp->special_id[wp->nspecial++] = ids[i];
+      }
   for (int c = 0; c < 128; c++)
     {
       unsigned char k = C_WORD;
@@ -64,6 +75,7 @@ pmx_wp_seq_init (pmx_wp_seq *s, const pmx_wordpiece *wp, int32_t *ids,
   s->nchars = 0;
   s->off[0] = 0;
   s->npend = 0;
+  s->nsp = 0;
 }
 
 static inline void
@@ -305,6 +317,75 @@ seq_len (unsigned char b)
   return 0;
 }
 
+/* One ASCII byte of raw text: the fast path.  */
+static inline void
+ascii_byte (pmx_wp_seq *s, unsigned char b)
+{
+  const pmx_wordpiece *wp = s->wp;
+  switch (wp->ascii_class[b])
+    {
+    case C_WORD:
+      {
+        size_t nc = s->nchars;
+        if (nc <= PMX_WP_MAX_WORD_CHARS)
+          {
+            uint16_t o = s->off[nc];
+            s->word[2 + o] = (char) wp->ascii_map[b];
+            s->off[nc + 1] = (uint16_t) (o + 1);
+          }
+        s->nchars = nc + 1;
+      }
+      break;
+    case C_SPACE:
+      flush_word (s);
+      break;
+    case C_PUNCT:
+      isolate (s, &b, 1);
+      break;
+    default:
+      break;
+    }
+}
+
+/* Extend a possible special token by B.  Returns 1 if B was taken (the
+   token may now be complete and emitted), 0 if the match failed.  */
+static int
+special_byte (pmx_wp_seq *s, unsigned char b)
+{
+  const pmx_wordpiece *wp = s->wp;
+  size_t n = (size_t) s->nsp;
+  if (n + 1 >= sizeof s->sp)
+    return 0;
+  for (int i = 0; i < wp->nspecial; i++)
+    {
+      const char *name = wp->special_name[i];
+      if (strncmp (name, s->sp, n) == 0 && name[n] == (char) b)
+        {
+          if (name[n + 1] == '\0')
+            {
+              s->nsp = 0;
+              flush_word (s);
+              push (s, wp->special_id[i]);
+            }
+          else
+            s->sp[s->nsp++] = (char) b;
+          return 1;
+        }
+    }
+  return 0;
+}
+
+/* A possible special token did not match: its bytes are ordinary text
+   (ASCII without '[' after the first, so no new match starts inside).  */
+static void
+replay_special (pmx_wp_seq *s)
+{
+  int n = s->nsp;
+  s->nsp = 0;
+  for (int i = 0; i < n; i++)
+    ascii_byte (s, (unsigned char) s->sp[i]);
+}
+
 void
 pmx_wp_seq_feed (pmx_wp_seq *s, const char *text, size_t n)
 {
@@ -336,32 +417,24 @@ pmx_wp_seq_feed (pmx_wp_seq *s, const char *text, size_t n)
   while (p < end)
     {
       unsigned char b = *p;
+      if (s->nsp)
+        {
+          if (special_byte (s, b))
+            {
+              p++;
+              continue;
+            }
+          replay_special (s);
+        }
       if (b < 0x80)
         {
-          /* ASCII fast path.  */
-          switch (wp->ascii_class[b])
+          if (b == '[' && wp->nspecial)
             {
-            case C_WORD:
-              {
-                size_t nc = s->nchars;
-                if (nc <= PMX_WP_MAX_WORD_CHARS)
-                  {
-                    uint16_t o = s->off[nc];
-                    s->word[2 + o] = (char) wp->ascii_map[b];
-                    s->off[nc + 1] = (uint16_t) (o + 1);
-                  }
-                s->nchars = nc + 1;
-              }
-              break;
-            case C_SPACE:
-              flush_word (s);
-              break;
-            case C_PUNCT:
-              isolate (s, &b, 1);
-              break;
-            default:
-              break;
+              s->sp[0] = '[';
+              s->nsp = 1;
             }
+          else
+            ascii_byte (s, b);
           p++;
           continue;
         }
@@ -401,6 +474,8 @@ size_t
 pmx_wp_seq_finish (pmx_wp_seq *s)
 {
   s->npend = 0;
+  if (s->nsp)
+    replay_special (s);
   flush_word (s);
   return s->count;
 }

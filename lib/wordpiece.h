@@ -1,6 +1,8 @@
 /* wordpiece.h -- BERT tokenization exactly as Hugging Face's BertTokenizer
    (tokenizers' BertNormalizer + BertPreTokenizer + WordPiece):
 
+   0. the special tokens [UNK] [SEP] [CLS] [PAD] [MASK] written in the raw
+      text (case and all) are those tokens, as Hugging Face's added tokens;
    1. clean: drop NUL, U+FFFD and control characters (categories Cc, Cf,
       Co, Cs except tab, LF, CR); white space becomes a separator;
    2. CJK ideographs become words of their own;
@@ -41,6 +43,9 @@ typedef struct pmx_wordpiece
      ([UNK] is required).  */
   int32_t unk, cls, sep, pad, mask;
   /* Private.  */
+  int nspecial;                 /* special tokens matched in raw text */
+  char special_name[5][8];
+  int32_t special_id[5];
   size_t max_bytes;             /* longest token in the vocabulary */
   unsigned char ascii_class[128];
   unsigned char ascii_map[128];
@@ -65,6 +70,8 @@ typedef struct pmx_wp_seq
   uint16_t off[PMX_WP_MAX_WORD_CHARS + 2];
   unsigned char pend[4];        /* an incomplete UTF-8 sequence */
   int npend;
+  char sp[8];                   /* raw bytes that may start a special token */
+  int nsp;
 } pmx_wp_seq;
 
 /* Start encoding into IDS (room for LIMIT ids).  */

@@ -38,6 +38,17 @@ printf 'Café\n' | tok -F tsv --cased --strip-accents > out
 printf '2 1 3\n' > exp
 compare exp out || fail_ "--cased --strip-accents"
 
+# Vocabulary lines lose trailing white space (CRLF files work), and a token
+# listed twice is found at its later line, as in Hugging Face.
+sed 's/$/\r/' vocab.txt > crlf-vocab.txt
+echo 'Hello, World!' | prumux-tokenize -v crlf-vocab.txt -F tsv > out
+printf '2 5 8 6 7 3\n' > exp
+compare exp out || fail_ "CRLF vocabulary"
+{ cat vocab.txt; echo 'hello  '; } > dup-vocab.txt
+echo 'hello' | prumux-tokenize -v dup-vocab.txt -F tsv > out
+printf '2 21 3\n' > exp
+compare exp out || fail_ "duplicate token"
+
 # --decode reads the tsv form back.
 printf '2 5 8 6 7 3\n2 9 10 11 3\n' | tok --decode > out
 printf '[CLS] hello , world ! [SEP]\n[CLS] un ##aff ##able [SEP]\n' > exp

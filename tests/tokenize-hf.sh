@@ -88,6 +88,22 @@ PY
 check long --vocab="$vocab" long.txt
 check long-pairs --vocab="$vocab" --fields=1,2 long-pairs.txt
 
+# Random bytes (mostly invalid UTF-8, fixed seed), keeping the lines whose
+# valid characters are all of the stable kind described below.
+"$py" - <<'PY' || framework_failure_ "cannot write random bytes"
+import random, unicodedata as u
+r = random.Random(1)
+data = bytes(r.randrange(256) for _ in range(300000))
+def stable(c):
+    return c == "\ufffd" or u.ucd_3_2_0.category(c) == u.category(c) != "Cn"
+with open("random.bin", "wb") as f:
+    for line in data.split(b"\n"):
+        if all(stable(c) for c in line.decode("utf-8", "replace")):
+            f.write(line + b"\n")
+PY
+check random --vocab="$vocab" --max-length=512 random.bin
+check random-cased --vocab="$vocab" --cased --max-length=512 random.bin
+
 # Every code point assigned by Unicode 3.2 whose category is unchanged
 # since (Hugging Face's category tables are older than utf8proc's, so
 # newer characters may differ), inside a word and alone, with a
