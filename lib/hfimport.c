@@ -126,10 +126,11 @@ load_json (const char *dir, const char *name, int required, size_t flags,
   return o;
 }
 
+/* Read DIR/NAME, or NAME alone if DIR is NULL.  */
 static int
 read_text (const char *dir, const char *name, char **out, size_t *len)
 {
-  char *p = path_join (dir, name);
+  char *p = dir ? path_join (dir, name) : strdup (name);
   if (!p)
     return pmx_error ("out of memory");
   FILE *f = fopen (p, "rb");
@@ -471,7 +472,7 @@ static int
 map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
             const pmx_hf_tensors *ts, pmx_model_config *cfg, pmx_hf_report *rep)
 {
-  int err, hidden_size, unused;
+  int err, hidden_size;
   char buf[64];
   /* Only BERT with exact GELU and absolute positions is implemented.  */
   if (cfg_str (hf, "model_type", "bert", buf, sizeof buf) < 0)
@@ -497,8 +498,7 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
       || cfg_int (hf, "num_attention_heads", 1, 1024, INT_MIN, &cfg->heads) < 0
       || cfg_int (hf, "intermediate_size", 1, 1 << 20, INT_MIN, &cfg->intermediate) < 0
       || cfg_int (hf, "max_position_embeddings", 1, 1 << 20, 512, &cfg->max_position) < 0
-      || cfg_int (hf, "type_vocab_size", 1, 1 << 16, 2, &cfg->type_vocab) < 0
-      || cfg_int (hf, "num_labels", 0, PMX_MAX_LABELS, 0, &unused) < 0)
+      || cfg_int (hf, "type_vocab_size", 1, 1 << 16, 2, &cfg->type_vocab) < 0)
     return pmx_error_prefix ("config.json");
   if (hidden_size % cfg->heads)
     return pmx_error ("config.json: hidden_size %d is not a multiple of"
@@ -722,8 +722,20 @@ pmx_hf_import (const char *dir, const pmx_hf_options *opt,
       goto out;
     }
   drop_orphan_norms (tensors, cfg->layers, rep);
-  if (read_text (dir, "vocab.txt", vocab, vocab_len) < 0)
+  if ((opt->vocab ? read_text (NULL, opt->vocab, vocab, vocab_len)
+       : read_text (dir, "vocab.txt", vocab, vocab_len)) < 0)
     goto out;
+  long lines = 0;
+  for (size_t i = 0; i < *vocab_len; i++)
+    lines += (*vocab)[i] == '\n';
+  if (*vocab_len && (*vocab)[*vocab_len - 1] != '\n')
+    lines++;
+  if (lines > cfg->vocab_size)
+    {
+      pmx_error ("%s: %ld tokens, more than vocab_size %d",
+                 opt->vocab ? opt->vocab : "vocab.txt", lines, cfg->vocab_size);
+      goto out;
+    }
   rc = 0;
 out:
   pmx_st_close (st);

@@ -25,6 +25,8 @@ typedef struct pmx_hf_options
   const char *pooling;          /* "cls", "mean", "pooler", or NULL */
   const char *task;             /* or NULL: config.json finetuning_task */
   int max_length;               /* 0: from the checkpoint */
+  const char *vocab;            /* vocab.txt to use instead of DIR's, or NULL
+                                   (MUX-PLM repositories ship none) */
 } pmx_hf_options;
 
 typedef struct pmx_hf_report

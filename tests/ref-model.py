@@ -169,6 +169,10 @@ def write_dir(out, name, cfg, tensors, expect, args="", files=None, torch_bin=Fa
             t = torch.from_numpy(np.ascontiguousarray(a))
             sd[n] = t.to({"F32": torch.float32, "F16": torch.float16,
                           "BF16": torch.bfloat16, "I64": torch.int64}[dt])
+            # The demux module's aliases share one storage, as in PyTorch.
+            alias = "demultiplexer." + n[len("retrieval_head."):]
+            if n.startswith("retrieval_head.demux_module.") and alias in sd:
+                sd[n] = sd[alias]
         torch.save(sd, os.path.join(d, "pytorch_model.bin"))
     else:
         write_safetensors(os.path.join(d, "model.safetensors"), tensors)
@@ -216,30 +220,16 @@ def make(out):
     # 3. PruMUX: multiplexed (N=2, index_pos), pruned hidden 24, the demux
     #    module under both of its alias prefixes, retrieval head, pooler.
     N = 2
-    t = embeddings("bert.", d, 130)
-    t += layer("bert.", 0, d, 2, 30) + layer("bert.", 1, d, 4, 0)
-    t += [("instance_embedding", values(N, d), "F32")]
-    demux = [("demux_module.demux_instance_embedding", values(N, d), "F32")]
-    demux += linear("demux_module.dense_1", H0, 2 * d)
-    for k in (2, 3):
-        demux += linear(f"demux_module.dense_{k}", H0, H0)
-    for k in (1, 2, 3):
-        demux += norm(f"demux_module.layer_norm_{k}", H0)
-    t += [("demultiplexer." + n, a, dt) for n, a, dt in demux]
-    t += [("retrieval_head." + n, a.copy(), dt) for n, a, dt in demux]
-    t += linear("demultiplexer.pre_decoder", H0, H0) + norm("demultiplexer.pre_decoder_layer_norm", H0)
-    t += linear("retrieval_head.pre_decoder", H0, H0) + norm("retrieval_head.pre_decoder_layer_norm", H0)
-    t += linear("retrieval_head.decoder", VOCAB, H0)
-    t += linear("bert.pooler.dense", H0, d) + linear("classifier", 2, H0)
-    t += linear("layer_transformation", H0, d)
+    t = mux_tensors(N, d)
     cfg = hf_config(2, maxpos=130, architectures=["MuxedBertForSequenceClassification"],
                     muxing_variant="gaussian_hadamard", demuxing_variant="index_pos",
                     num_instances=N, num_hidden_demux_layers=3, finetuning_task="qqp")
-    write_dir(out, "mux", cfg, t, {
+    expect = {
         "hidden": d, "layers": 2, "layer_heads": [2, 4], "layer_ffn": [30, 0],
         "mux_n": 2, "mux_variant": "gaussian_hadamard", "demux_variant": "index_pos",
         "demux_layers": 3, "num_labels": 2, "labels": ["0", "1"], "pooling": "cls",
-        "attend_padding": True, "max_length": 128, "task": "qqp"})
+        "attend_padding": True, "max_length": 128, "task": "qqp"}
+    write_dir(out, "mux", cfg, t, expect)
 
     # 4. sentence-transformers: no prefix, mean pooling, Normalize.
     t = embeddings("", H0, 40) + layer("", 0, H0, 4, FFN0) + linear("pooler.dense", H0, H0)
@@ -264,16 +254,39 @@ def make(out):
         "hidden": H0, "layers": 17, "layer_heads": [1 + l % 4 for l in range(17)],
         "layer_ffn": [8 + l for l in range(17)], "num_labels": 0})
 
-    # 6. A pytorch_model.bin (needs torch): converted by bin2safetensors.py.
+    # 6. pytorch_model.bin files (need torch), converted by
+    #    bin2safetensors.py: a BF16 classifier, and a PruMUX model whose
+    #    demux aliases share storage as PruMUX saves them.
     try:
         import torch  # noqa: F401
     except ImportError:
         return
+    write_dir(out, "muxbin", cfg, mux_tensors(N, d), expect, torch_bin=True)
     t = embeddings("bert.", H0, 40) + layer("bert.", 0, H0, 2, 20, "BF16")
     t += linear("classifier", 2, H0)
     write_dir(out, "bin", hf_config(1, architectures=["BertForSequenceClassification"]), t, {
         "hidden": H0, "layers": 1, "layer_heads": [2], "layer_ffn": [20], "num_labels": 2,
         "pooling": "cls"}, torch_bin=True)
+
+
+def mux_tensors(N, d):
+    t = embeddings("bert.", d, 130)
+    t += layer("bert.", 0, d, 2, 30) + layer("bert.", 1, d, 4, 0)
+    t += [("instance_embedding", values(N, d), "F32")]
+    demux = [("demux_module.demux_instance_embedding", values(N, d), "F32")]
+    demux += linear("demux_module.dense_1", H0, 2 * d)
+    for k in (2, 3):
+        demux += linear(f"demux_module.dense_{k}", H0, H0)
+    for k in (1, 2, 3):
+        demux += norm(f"demux_module.layer_norm_{k}", H0)
+    t += [("demultiplexer." + n, a, dt) for n, a, dt in demux]
+    t += [("retrieval_head." + n, a.copy(), dt) for n, a, dt in demux]
+    t += linear("demultiplexer.pre_decoder", H0, H0) + norm("demultiplexer.pre_decoder_layer_norm", H0)
+    t += linear("retrieval_head.pre_decoder", H0, H0) + norm("retrieval_head.pre_decoder_layer_norm", H0)
+    t += linear("retrieval_head.decoder", VOCAB, H0)
+    t += linear("bert.pooler.dense", H0, d) + linear("classifier", 2, H0)
+    t += linear("layer_transformation", H0, d)
+    return t
 
 
 # ---- checking an archive -------------------------------------------------------
