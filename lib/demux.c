@@ -112,7 +112,6 @@ static int
 get_layer_norm (pmx_tensor_lookup get, const void *ctx, const char *prefix, int n,
                 layer_norm *ln)
 {
-  linear l;
   char name[PMX_NAME_MAX + 1], found[PMX_NAME_MAX + 1];
   snprintf (name, sizeof name, "%s.weight", prefix);
   lookup_alias (get, ctx, name, found, sizeof found);
@@ -124,7 +123,6 @@ get_layer_norm (pmx_tensor_lookup get, const void *ctx, const char *prefix, int 
   const pmx_tensor *b = pmx_embed_weight (get, ctx, found, 1, n, -1);
   if (!b)
     return -1;
-  (void) l;
   ln->w = w->data;
   ln->b = b->data;
   ln->n = n;

@@ -33,7 +33,8 @@ typedef struct pmx_embed
 } pmx_embed;
 
 /* The f32 tensor NAME of rank RANK with dims D0, D1 where >= 0; NULL with
-   an error ("weight 'x': ...") otherwise.  Used by all my stages.  */
+   an error ("weight 'x': ...") otherwise.  Shared by the embedding,
+   mux and demux stages.  */
 const pmx_tensor *pmx_embed_weight (pmx_tensor_lookup get, const void *ctx,
                                     const char *name, int rank, int64_t d0,
                                     int64_t d1);
