@@ -1,0 +1,52 @@
+#!/bin/sh
+# pipeline-bench.sh -- rows per second of prumux-mux | prumux-infer |
+# prumux-demux on the BERT-base shape (12 layers, H 768, 12 heads, FFN
+# 3072, vocabulary 30522, random weights; T = 128 full rows), for N = 1, 2,
+# 5, 10 instances per multiplexed sequence (index_pos demux; N = 1: the
+# BERT pooler classifier).  The models are converted with prumux-convert
+# from checkpoint directories written by tests/ref-mux.py.
+#
+# usage: bench/pipeline-bench.sh [BINDIR [SEQUENCES [THREADS]]]
+#   BINDIR     where the programs are (default: bin)
+#   SEQUENCES  encoder sequences per run (default 32): N * SEQUENCES rows
+#   THREADS    prumux-infer threads (default: all CPUs)
+# Prints one line per N: rows, seconds (wall clock, whole pipeline), the
+# start-up seconds (the same pipeline on an empty stream) and rows per
+# second without the start-up.  Needs Debian's python3 with torch.
+set -eu
+bindir=${1:-bin}
+seqs=${2:-32}
+threads=${3:-0}
+here=$(cd "$(dirname "$0")/.." && pwd)
+py=/usr/bin/python3
+"$py" -c 'import torch' 2>/dev/null || py=python3
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pipeline-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+targs=
+[ "$threads" -gt 0 ] && targs="-t $threads"
+
+# Seconds of the pipeline on the token stream $1.
+run () {
+  start=$(date +%s.%N)
+  "$bindir/prumux-mux" -m "$tmp/m.pmx" "$1" \
+    | "$bindir/prumux-infer" $targs -m "$tmp/m.pmx" \
+    | "$bindir/prumux-demux" -m "$tmp/m.pmx" > "$tmp/out"
+  end=$(date +%s.%N)
+  awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", e - s }'
+}
+
+"$py" "$here/tests/ref-mux.py" bench-tokens "$tmp/empty" 0 128
+printf 'N\trows\tseconds\tstart-up\trows/s\n'
+for n in 1 2 5 10; do
+  rm -rf "$tmp/hf" "$tmp/m.pmx"
+  "$py" "$here/tests/ref-mux.py" bench-hf "$tmp/hf" "$n"
+  "$bindir/prumux-convert" "$tmp/hf" -o "$tmp/m.pmx"
+  rows=$((n * seqs))
+  "$py" "$here/tests/ref-mux.py" bench-tokens "$tmp/tok" "$rows" 128
+  t0=$(run "$tmp/empty")
+  t=$(run "$tmp/tok")
+  got=$(wc -l < "$tmp/out")
+  [ "$got" = "$rows" ] || { echo "N=$n: $got output lines, expected $rows" >&2; exit 1; }
+  awk -v n="$n" -v r="$rows" -v t="$t" -v t0="$t0" \
+    'BEGIN { printf "%d\t%d\t%.2f\t%.2f\t%.1f\n", n, r, t, t0, r / (t - t0) }'
+done

@@ -1,0 +1,365 @@
+/* prumux-demux -- the demultiplexer and heads: encoder output in, one
+   result per input row out (text or stream), with optional evaluation.
+   The work is in lib/demux.c and lib/metrics.c.  */
+
+#include <config.h>
+#include "cli.h"
+#include "demux.h"
+#include "error.h"
+#include "metrics.h"
+#include "model.h"
+#include "mux-weights.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum what { OUT_LABELS, OUT_PROBS, OUT_LOGITS, OUT_EMBEDDINGS };
+enum format { FMT_TSV, FMT_JSON, FMT_STREAM };
+
+static void
+usage (void)
+{
+  printf ("Usage: %s [OPTION]... -m MODEL [FILE]\n", program_name);
+  fputs ("\
+Demultiplex the encoder output stream (from prumux-infer) of MODEL and apply\n\
+its head: one result per input row, in input order; the filler rows of a\n\
+short last group are dropped.  With no FILE, or when FILE is -, read\n\
+standard input.\n\
+\n\
+  -m, --model=FILE        the model archive\n\
+  -w, --weights=FILE      take the weights from a tensor stream instead: one\n\
+                            record of named tensors, the configuration in its\n\
+                            META (as prumux-infer --weights); for tests\n\
+  -o, --output-file=FILE  write to FILE (default: standard output)\n\
+      --output=WHAT       labels (default): the predicted label and its\n\
+                            probability; probs: the class probabilities;\n\
+                            logits: the raw scores; embeddings: the vector\n\
+                            the classifier reads (the only output of a model\n\
+                            without a classifier)\n\
+  -f, --format=FORMAT     tsv (default): tab-separated, one line per row;\n\
+                            json: one JSON object per line; stream: a\n\
+                            prumux tensor stream (row, label, logits or\n\
+                            embeddings)\n\
+  -e, --eval[=FILE]       score the predictions against the stream's gold\n\
+                            labels: accuracy, F1 (two classes), Matthews\n\
+                            correlation, or Pearson and Spearman correlation\n\
+                            for a regression head; to FILE or standard error\n\
+      --pool=POOL         models without multiplexing: cls, mean or pooler\n\
+                            (default: the model's)\n\
+      --normalize         L2-normalise pooled embeddings\n\
+      --no-normalize      do not (default: the model's)\n\
+      --help              display this help and exit\n\
+      --version           output version information and exit\n\
+\n\
+Demultiplexers: index_pos (RSA-demux, as PruMUX and MUX-BERT), index and\n\
+mlp; models without multiplexing: BERT pooler, CLS or mean pooling.\n", stdout);
+  cli_help_tail ();
+}
+
+/* Write S as a JSON string.  */
+static void
+json_string (FILE *f, const char *s)
+{
+  putc ('"', f);
+  for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+    if (*p == '"' || *p == '\\')
+      fprintf (f, "\\%c", *p);
+    else if (*p < 0x20)
+      fprintf (f, "\\u%04x", *p);
+    else
+      putc (*p, f);
+  putc ('"', f);
+}
+
+static void
+softmax (const float *x, int C, double *p)
+{
+  double mx = x[0], s = 0;
+  for (int c = 1; c < C; c++)
+    if (x[c] > mx)
+      mx = x[c];
+  for (int c = 0; c < C; c++)
+    s += p[c] = exp (x[c] - mx);
+  for (int c = 0; c < C; c++)
+    p[c] /= s;
+}
+
+static void
+print_vector (FILE *f, enum format fmt, const char *key, int64_t row,
+              const float *v, const double *dv, int n)
+{
+  if (fmt == FMT_JSON)
+    fprintf (f, "{\"row\":%lld,\"%s\":[", (long long) row, key);
+  for (int j = 0; j < n; j++)
+    {
+      if (j)
+        putc (fmt == FMT_JSON ? ',' : '\t', f);
+      fprintf (f, "%.7g", dv ? dv[j] : (double) v[j]);
+    }
+  fputs (fmt == FMT_JSON ? "]}\n" : "\n", f);
+}
+
+int
+main (int argc, char **argv)
+{
+  enum { OPT_OUTPUT = 256, OPT_POOL, OPT_NORMALIZE, OPT_NO_NORMALIZE };
+  static const struct option longopts[] = {
+    { "model", required_argument, NULL, 'm' },
+    { "weights", required_argument, NULL, 'w' },
+    { "output-file", required_argument, NULL, 'o' },
+    { "output", required_argument, NULL, OPT_OUTPUT },
+    { "format", required_argument, NULL, 'f' },
+    { "eval", optional_argument, NULL, 'e' },
+    { "pool", required_argument, NULL, OPT_POOL },
+    { "normalize", no_argument, NULL, OPT_NORMALIZE },
+    { "no-normalize", no_argument, NULL, OPT_NO_NORMALIZE },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 }
+  };
+  const char *model_path = NULL, *weights_path = NULL, *out_path = "-";
+  const char *eval_path = NULL, *pool = NULL;
+  int what = -1, eval = 0, normalize = -1, c;
+  enum format fmt = FMT_TSV;
+
+  cli_init (argv[0]);
+  while ((c = getopt_long (argc, argv, "m:w:o:f:e::", longopts, NULL)) != -1)
+    switch (c)
+      {
+      case 'm': model_path = optarg; break;
+      case 'w': weights_path = optarg; break;
+      case 'o': out_path = optarg; break;
+      case OPT_OUTPUT:
+        if (!strcmp (optarg, "labels")) what = OUT_LABELS;
+        else if (!strcmp (optarg, "probs")) what = OUT_PROBS;
+        else if (!strcmp (optarg, "logits")) what = OUT_LOGITS;
+        else if (!strcmp (optarg, "embeddings")) what = OUT_EMBEDDINGS;
+        else usage_error ("invalid --output '%s' (labels, probs, logits, embeddings)", optarg);
+        break;
+      case 'f':
+        if (!strcmp (optarg, "tsv")) fmt = FMT_TSV;
+        else if (!strcmp (optarg, "json")) fmt = FMT_JSON;
+        else if (!strcmp (optarg, "stream")) fmt = FMT_STREAM;
+        else usage_error ("invalid --format '%s' (tsv, json, stream)", optarg);
+        break;
+      case 'e': eval = 1; eval_path = optarg; break;
+      case OPT_POOL: pool = optarg; break;
+      case OPT_NORMALIZE: normalize = 1; break;
+      case OPT_NO_NORMALIZE: normalize = 0; break;
+      case 'h': usage (); break;
+      case 'V': cli_version (); break;
+      default: usage_error ("invalid usage");
+      }
+  if (!model_path == !weights_path)
+    usage_error ("give exactly one of --model and --weights");
+  if (argc - optind > 1)
+    usage_error ("extra operand '%s'", argv[optind + 1]);
+  const char *in_path = optind < argc ? argv[optind] : "-";
+
+  mux_weights mw;
+  mux_weights_open (&mw, model_path, weights_path);
+  const pmx_model_config *cfg = &mw.cfg;
+  if (!model_path)
+    model_path = weights_path;
+  pmx_demuxer *dx = pmx_demuxer_new (cfg, mw.get, mw.ctx);
+  if (!dx)
+    die_lib (model_path);
+  if ((pool || normalize >= 0) && pmx_demuxer_set_pool (dx, pool, normalize) < 0)
+    die_lib (model_path);
+  int C = pmx_demuxer_classes (dx);
+  if (what < 0)
+    what = C > 0 ? OUT_LABELS : OUT_EMBEDDINGS;
+  if (what != OUT_EMBEDDINGS && C == 0)
+    die ("%s: the model has no classifier; use --output=embeddings", model_path);
+  if (eval && C == 0)
+    die ("%s: the model has no classifier to evaluate", model_path);
+  int flags = (what == OUT_EMBEDDINGS ? PMX_DEMUX_EMBEDDINGS : PMX_DEMUX_LOGITS)
+    | (eval ? PMX_DEMUX_LOGITS : 0);
+  if (pmx_demuxer_set_outputs (dx, flags) < 0)
+    die_lib (model_path);
+
+  FILE *in = cli_open_input (in_path);
+  const char *in_name = in_path;
+  pmx_reader *r = pmx_reader_open (in, in_name);
+  if (!r)
+    die_lib (NULL);
+  const pmx_meta *im = pmx_reader_meta (r);
+  const char *stage = pmx_meta_get (im, "stage");
+  if (stage && strcmp (stage, "hidden") != 0)
+    die ("%s: a '%s' stream, not an encoder output stream (prumux-infer)", in_name, stage);
+  const char *mid = pmx_meta_get (im, "model");
+  if (mid && strcmp (mid, cfg->id) != 0)
+    die ("%s: the stream is for model %s, but %s is model %s", in_name, mid,
+         model_path, cfg->id);
+
+  pmx_metrics *metrics = NULL;
+  if (eval && !(metrics = pmx_metrics_new (C)))
+    die_lib (NULL);
+
+  cli_output out;
+  FILE *f = cli_output_open (&out, out_path);
+  pmx_writer *w = NULL;
+  pmx_meta meta;
+  pmx_meta_init (&meta);
+  if (fmt == FMT_STREAM)
+    {
+      if (pmx_meta_copy (&meta, im) < 0
+          || pmx_meta_setf (&meta, "producer", "%s %s", program_name, PACKAGE_VERSION) < 0
+          || pmx_meta_set (&meta, "stage", "logits") < 0
+          || pmx_meta_set (&meta, "model", cfg->id) < 0
+          || !(w = pmx_writer_open (f, out_path, &meta)))
+        die_lib (NULL);
+      if (strcmp (out_path, "-") != 0)
+        pmx_writer_set_flush (w, 0);
+    }
+
+  pmx_record rec, res;
+  pmx_record_init (&rec);
+  pmx_record_init (&res);
+  double *probs = malloc ((size_t) (C > 0 ? C : 1) * sizeof *probs);
+  if (!probs)
+    die ("memory exhausted");
+  int rc, saw_label = 0;
+  while ((rc = pmx_reader_read (r, &rec)) == 1)
+    {
+      if (pmx_demux_stage (dx, &rec, &res) < 0)
+        {
+          pmx_error_prefix ("%s: record %llu", in_name,
+                            (unsigned long long) (pmx_reader_records (r) - 1));
+          die_lib (NULL);
+        }
+      const pmx_tensor *rows = pmx_record_get (&res, "row");
+      const pmx_tensor *logits = pmx_record_get (&res, "logits");
+      const pmx_tensor *emb = pmx_record_get (&res, "embeddings");
+      const pmx_tensor *label = pmx_record_get (&res, "label");
+      int64_t R = rows->shape[0];
+      if (metrics)
+        {
+          if (!label)
+            die ("%s: --eval: the stream has no gold labels ('label')", in_name);
+          saw_label = 1;
+          for (int64_t b = 0; b < R; b++)
+            {
+              double gold = label->dtype == PMX_F32 ? ((const float *) label->data)[b]
+                : label->dtype == PMX_I32 ? ((const int32_t *) label->data)[b]
+                : label->dtype == PMX_I64 ? (double) ((const int64_t *) label->data)[b]
+                : NAN;
+              if (pmx_metrics_add (metrics, gold, (const float *) logits->data + b * C) < 0)
+                die_lib (in_name);
+            }
+        }
+      if (w)
+        {
+          if (what == OUT_EMBEDDINGS && logits)
+            pmx_record_remove (&res, "logits");
+          if (pmx_writer_write (w, &res) < 0)
+            die_lib (NULL);
+          continue;
+        }
+      for (int64_t b = 0; b < R; b++)
+        {
+          int64_t row = ((const int64_t *) rows->data)[b];
+          const float *lg = logits ? (const float *) logits->data + b * C : NULL;
+          switch (what)
+            {
+            case OUT_EMBEDDINGS:
+              {
+                int D = (int) emb->shape[1];
+                print_vector (f, fmt, "embedding", row, (const float *) emb->data + b * D,
+                              NULL, D);
+                break;
+              }
+            case OUT_LOGITS:
+              print_vector (f, fmt, "logits", row, lg, NULL, C);
+              break;
+            case OUT_PROBS:
+              if (C == 1)
+                print_vector (f, fmt, "probs", row, lg, NULL, C);
+              else
+                {
+                  softmax (lg, C, probs);
+                  print_vector (f, fmt, "probs", row, NULL, probs, C);
+                }
+              break;
+            case OUT_LABELS:
+              if (C == 1)
+                {
+                  /* A regression head: the value is the prediction.  */
+                  if (fmt == FMT_JSON)
+                    fprintf (f, "{\"row\":%lld,\"score\":%.7g}\n", (long long) row, lg[0]);
+                  else
+                    fprintf (f, "%.7g\n", lg[0]);
+                  break;
+                }
+              softmax (lg, C, probs);
+              int best = 0;
+              for (int k = 1; k < C; k++)
+                if (lg[k] > lg[best])
+                  best = k;
+              const char *name = cfg->labels && best < cfg->num_labels
+                ? cfg->labels[best] : NULL;
+              char num[16];
+              if (!name)
+                {
+                  snprintf (num, sizeof num, "%d", best);
+                  name = num;
+                }
+              if (fmt == FMT_JSON)
+                {
+                  fprintf (f, "{\"row\":%lld,\"label\":", (long long) row);
+                  json_string (f, name);
+                  fprintf (f, ",\"score\":%.6f}\n", probs[best]);
+                }
+              else
+                fprintf (f, "%s\t%.6f\n", name, probs[best]);
+              break;
+            }
+        }
+      cli_check_write (f, out_path);
+    }
+  if (rc < 0)
+    die_lib (NULL);
+  if (w)
+    {
+      if (pmx_writer_finish (w) < 0)
+        die_lib (NULL);
+      pmx_writer_close (w);
+    }
+  cli_output_commit (&out);
+
+  if (metrics)
+    {
+      if (!saw_label)
+        die ("%s: --eval: the stream has no gold labels ('label')", in_name);
+      pmx_metric_values v;
+      pmx_metrics_get (metrics, &v);
+      cli_output eo;
+      FILE *ef = eval_path ? cli_output_open (&eo, eval_path) : stderr;
+      fprintf (ef, "rows\t%lld\n", (long long) v.count);
+      if (v.skipped)
+        fprintf (ef, "unlabelled\t%lld\n", (long long) v.skipped);
+      if (v.regression)
+        fprintf (ef, "pearson\t%.6f\nspearman\t%.6f\n", v.pearson, v.spearman);
+      else
+        {
+          fprintf (ef, "accuracy\t%.6f\n", v.accuracy);
+          if (C == 2)
+            fprintf (ef, "f1\t%.6f\n", v.f1);
+          fprintf (ef, "matthews\t%.6f\n", v.matthews);
+        }
+      if (eval_path)
+        cli_output_commit (&eo);
+      pmx_metrics_free (metrics);
+    }
+  pmx_reader_close (r);
+  cli_close_input (in, in_path);
+  free (probs);
+  pmx_record_free (&rec);
+  pmx_record_free (&res);
+  pmx_meta_free (&meta);
+  pmx_demuxer_free (dx);
+  mux_weights_close (&mw);
+  return EXIT_SUCCESS;
+}

@@ -1,0 +1,159 @@
+/* prumux-mux -- the embedding stage and multiplexer: tokens in, encoder
+   input out.  The work is in lib/mux.c; this is options and the loop.  */
+
+#include <config.h>
+#include "cli.h"
+#include "error.h"
+#include "model.h"
+#include "mux-weights.h"
+#include "mux.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+usage (void)
+{
+  printf ("Usage: %s [OPTION]... -m MODEL [FILE]\n", program_name);
+  fputs ("\
+Embed and multiplex a token stream (from prumux-tokenize) for MODEL, giving\n\
+the encoder input stream that prumux-infer reads.  With no FILE, or when\n\
+FILE is -, read standard input.\n\
+\n\
+For a multiplexed model (N > 1 instances), N consecutive rows form one\n\
+group, across record boundaries: each row is embedded, multiplied by its\n\
+instance key and the N are averaged (gaussian-Hadamard multiplexing, as the\n\
+published MUX-PLM code), then embedded again.  Rows are padded to the\n\
+model's max_length and type ids are ignored, as the published models were\n\
+trained.  A short last group is filled with copies of its first row,\n\
+marked row -1, which prumux-demux drops.  For an ordinary model (N = 1)\n\
+this is the BERT embedding stage alone.\n\
+\n\
+  -m, --model=FILE        the model archive\n\
+  -w, --weights=FILE      take the weights from a tensor stream instead: one\n\
+                            record of named tensors, the configuration in its\n\
+                            META (as prumux-infer --weights); for tests\n\
+  -N, --instances=N       check that MODEL multiplexes N instances\n\
+  -o, --output=FILE       write the stream to FILE (default: standard output)\n\
+      --help              display this help and exit\n\
+      --version           output version information and exit\n\
+\n\
+Supported: muxing gaussian_hadamard (with the index_pos, index and mlp\n\
+demultiplexers) and none (N = 1).  Not supported: gaussian_attention_v2\n\
+and the other variants of the research code.\n", stdout);
+  cli_help_tail ();
+}
+
+int
+main (int argc, char **argv)
+{
+  static const struct option longopts[] = {
+    { "model", required_argument, NULL, 'm' },
+    { "weights", required_argument, NULL, 'w' },
+    { "instances", required_argument, NULL, 'N' },
+    { "output", required_argument, NULL, 'o' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 }
+  };
+  const char *model_path = NULL, *weights_path = NULL, *out_path = "-";
+  long long want_n = 0;
+  int c;
+
+  cli_init (argv[0]);
+  while ((c = getopt_long (argc, argv, "m:w:N:o:", longopts, NULL)) != -1)
+    switch (c)
+      {
+      case 'm': model_path = optarg; break;
+      case 'w': weights_path = optarg; break;
+      case 'N': want_n = cli_parse_int ("--instances", optarg, 1, 1000); break;
+      case 'o': out_path = optarg; break;
+      case 'h': usage (); break;
+      case 'V': cli_version (); break;
+      default: usage_error ("invalid usage");
+      }
+  if (!model_path == !weights_path)
+    usage_error ("give exactly one of --model and --weights");
+  if (argc - optind > 1)
+    usage_error ("extra operand '%s'", argv[optind + 1]);
+  const char *in_path = optind < argc ? argv[optind] : "-";
+
+  mux_weights mw;
+  mux_weights_open (&mw, model_path, weights_path);
+  const pmx_model_config *cfg = &mw.cfg;
+  if (!model_path)
+    model_path = weights_path;
+  int n = cfg->mux_n > 1 ? cfg->mux_n : 1;
+  if (want_n && want_n != n)
+    die ("%s: the model multiplexes N = %d instances, not %lld", model_path, n, want_n);
+  pmx_muxer *mx = pmx_muxer_new (cfg, mw.get, mw.ctx);
+  if (!mx)
+    die_lib (model_path);
+
+  FILE *in = cli_open_input (in_path);
+  const char *in_name = strcmp (in_path, "-") ? in_path : "-";
+  pmx_reader *r = pmx_reader_open (in, in_name);
+  if (!r)
+    die_lib (NULL);
+  const pmx_meta *im = pmx_reader_meta (r);
+  const char *stage = pmx_meta_get (im, "stage");
+  if (stage && strcmp (stage, "tokens") != 0)
+    die ("%s: a '%s' stream, not a token stream (prumux-tokenize)", in_name, stage);
+  const char *mid = pmx_meta_get (im, "model");
+  if (mid && strcmp (mid, cfg->id) != 0)
+    die ("%s: the stream was tokenized for model %s, but %s is model %s",
+         in_name, mid, model_path, cfg->id);
+
+  pmx_meta meta;
+  pmx_meta_init (&meta);
+  if (pmx_meta_copy (&meta, im) < 0
+      || pmx_meta_setf (&meta, "producer", "%s %s", program_name, PACKAGE_VERSION) < 0
+      || pmx_meta_set (&meta, "stage", "embeds") < 0
+      || pmx_meta_set (&meta, "model", cfg->id) < 0
+      || pmx_meta_setf (&meta, "mux_n", "%d", n) < 0)
+    die_lib (NULL);
+  cli_output out;
+  FILE *f = cli_output_open (&out, out_path);
+  pmx_writer *w = pmx_writer_open (f, out_path, &meta);
+  if (!w)
+    die_lib (NULL);
+  if (strcmp (out_path, "-") != 0)
+    pmx_writer_set_flush (w, 0);
+
+  pmx_record rec, res;
+  pmx_record_init (&rec);
+  pmx_record_init (&res);
+  int rc;
+  while ((rc = pmx_reader_read (r, &rec)) == 1)
+    {
+      int got = pmx_mux_stage (mx, &rec, &res);
+      if (got < 0)
+        {
+          pmx_error_prefix ("%s: record %llu", in_name,
+                            (unsigned long long) (pmx_reader_records (r) - 1));
+          die_lib (NULL);
+        }
+      if (got && pmx_writer_write (w, &res) < 0)
+        die_lib (NULL);
+    }
+  if (rc < 0)
+    die_lib (NULL);
+  rc = pmx_mux_flush (mx, &res);
+  if (rc < 0)
+    die_lib (in_name);
+  if (rc && pmx_writer_write (w, &res) < 0)
+    die_lib (NULL);
+  if (pmx_writer_finish (w) < 0)
+    die_lib (NULL);
+  pmx_writer_close (w);
+  cli_output_commit (&out);
+  pmx_reader_close (r);
+  cli_close_input (in, in_path);
+  pmx_record_free (&rec);
+  pmx_record_free (&res);
+  pmx_meta_free (&meta);
+  pmx_muxer_free (mx);
+  mux_weights_close (&mw);
+  return EXIT_SUCCESS;
+}

@@ -1,0 +1,674 @@
+/* demux.c -- the demultiplexer and the heads; see demux.h.  */
+
+#include <config.h>
+#include "demux.h"
+#include "error.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum demux_kind { DEMUX_NONE, DEMUX_INDEX_POS, DEMUX_INDEX, DEMUX_MLP };
+enum pool_kind { POOL_CLS, POOL_MEAN, POOL_POOLER };
+
+#define MAX_DEMUX_LAYERS 16
+
+/* A Linear layer in nn.Linear layout: y = W x + b, W (out, in).  */
+typedef struct linear
+{
+  const float *w, *b;
+  int out, in;
+} linear;
+
+typedef struct layer_norm
+{
+  const float *w, *b;
+  int n;
+} layer_norm;
+
+struct pmx_demuxer
+{
+  enum demux_kind kind;
+  int N, H;                     /* instances, encoder width */
+  int D;                        /* width of the vector the classifier reads */
+  float eps;
+  int outputs;
+  /* index_pos */
+  const float *inst;            // (N, H) demux_instance_embedding
+  linear dense[MAX_DEMUX_LAYERS]; /* dense_1 (D, 2H), dense_2.. (D, D) */
+  int ndense;
+  linear pre;                   /* pre_decoder (D, D) */
+  layer_norm pre_ln;
+  float *inst_proj;             // (N, D) dense_1[:, :H] e_i + b_1
+  /* index */
+  linear idx;                   /* demultiplexer.dense (D, 2H) */
+  layer_norm idx_ln;
+  /* mlp */
+  linear *mlp;                  /* N of dense_i (D1, H) */
+  layer_norm *mlp_ln;
+  linear mlp_out;               /* dense_before_out_proj (D, D1) */
+  layer_norm mlp_out_ln;
+  /* N = 1 */
+  enum pool_kind pool;
+  int normalize;
+  int has_pooler;
+  linear pooler;                /* pooler.dense (H, H) */
+  /* all */
+  int has_classifier;
+  linear cls;                   /* classifier (C, D) */
+  /* scratch, grown as needed */
+  float *buf[4];
+  size_t cap[4];
+};
+
+/* ---- Weights ------------------------------------------------------------ */
+
+/* NAME, or the same name under "demultiplexer." (the state dict keeps the
+   shared demux module under both), or NULL without an error.  */
+static const pmx_tensor *
+lookup_alias (pmx_tensor_lookup get, const void *ctx, const char *name,
+              char *found, size_t size)
+{
+  snprintf (found, size, "%s", name);
+  const pmx_tensor *t = get (ctx, found);
+  if (!t && strncmp (name, "demux_module.", 13) == 0)
+    {
+      snprintf (found, size, "demultiplexer.%s", name);
+      t = get (ctx, found);
+    }
+  if (!t)
+    snprintf (found, size, "%s", name);
+  return t;
+}
+
+/* The Linear layer PREFIX.{weight,bias} with IN inputs (-1: any) and OUT
+   outputs (-1: any).  */
+static int
+get_linear (pmx_tensor_lookup get, const void *ctx, const char *prefix,
+            int out, int in, linear *l)
+{
+  char name[PMX_NAME_MAX + 1], found[PMX_NAME_MAX + 1];
+  snprintf (name, sizeof name, "%s.weight", prefix);
+  lookup_alias (get, ctx, name, found, sizeof found);
+  const pmx_tensor *w = pmx_embed_weight (get, ctx, found, 2, out, in);
+  if (!w)
+    return -1;
+  snprintf (name, sizeof name, "%s.bias", prefix);
+  lookup_alias (get, ctx, name, found, sizeof found);
+  const pmx_tensor *b = pmx_embed_weight (get, ctx, found, 1, w->shape[0], -1);
+  if (!b)
+    return -1;
+  l->w = w->data;
+  l->b = b->data;
+  l->out = (int) w->shape[0];
+  l->in = (int) w->shape[1];
+  return 0;
+}
+
+static int
+get_layer_norm (pmx_tensor_lookup get, const void *ctx, const char *prefix, int n,
+                layer_norm *ln)
+{
+  char name[PMX_NAME_MAX + 1], found[PMX_NAME_MAX + 1];
+  snprintf (name, sizeof name, "%s.weight", prefix);
+  lookup_alias (get, ctx, name, found, sizeof found);
+  const pmx_tensor *w = pmx_embed_weight (get, ctx, found, 1, n, -1);
+  if (!w)
+    return -1;
+  snprintf (name, sizeof name, "%s.bias", prefix);
+  lookup_alias (get, ctx, name, found, sizeof found);
+  const pmx_tensor *b = pmx_embed_weight (get, ctx, found, 1, n, -1);
+  if (!b)
+    return -1;
+  ln->w = w->data;
+  ln->b = b->data;
+  ln->n = n;
+  return 0;
+}
+
+/* ---- Maths -------------------------------------------------------------- */
+
+/* Y (M, l->out) = X (M, l->in; row stride LDX) W^T + b.  */
+static void
+linear_fwd (const linear *l, const float *x, int ldx, int M, float *y)
+{
+  if (M <= 0)
+    return;
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, M, l->out, l->in, 1.0f,
+               x, ldx, l->w, l->in, 0.0f, y, l->out);
+  for (int m = 0; m < M; m++)
+    for (int o = 0; o < l->out; o++)
+      y[(size_t) m * l->out + o] += l->b[o];
+}
+
+/* Exact (erf) GELU, as transformers.activations.gelu.  */
+static float
+gelu (float x)
+{
+  return 0.5f * x * (1.0f + erff (x * (float) M_SQRT1_2));
+}
+
+static void
+ln_rows (const layer_norm *ln, float *x, int M, float eps)
+{
+  for (int m = 0; m < M; m++)
+    pmx_embed_layer_norm (x + (size_t) m * ln->n, ln->w, ln->b, ln->n, eps);
+}
+
+static float *
+scratch (pmx_demuxer *dx, int k, size_t n)
+{
+  if (n == 0)
+    n = 1;                      /* an empty record still gets a buffer */
+  if (dx->cap[k] < n)
+    {
+      float *p = realloc (dx->buf[k], n * sizeof *p);
+      if (!p)
+        {
+          pmx_error_errno (errno, "out of memory");
+          return NULL;
+        }
+      dx->buf[k] = p;
+      dx->cap[k] = n;
+    }
+  return dx->buf[k];
+}
+
+/* ---- Construction ------------------------------------------------------- */
+
+static int
+parse_pool (const char *s, enum pool_kind *p)
+{
+  if (!strcmp (s, "cls"))
+    *p = POOL_CLS;
+  else if (!strcmp (s, "mean"))
+    *p = POOL_MEAN;
+  else if (!strcmp (s, "pooler"))
+    *p = POOL_POOLER;
+  else
+    return pmx_error ("unknown pooling '%s' (cls, mean, pooler)", s);
+  return 0;
+}
+
+static int
+init_index_pos (pmx_demuxer *dx, const pmx_model_config *cfg,
+                pmx_tensor_lookup get, const void *ctx)
+{
+  int N = dx->N, H = dx->H;
+  char found[PMX_NAME_MAX + 1];
+  const pmx_tensor *e = lookup_alias (get, ctx, "demux_module.demux_instance_embedding",
+                                      found, sizeof found);
+  e = pmx_embed_weight (get, ctx, found, 2, -1, H);
+  if (!e)
+    return -1;
+  if (e->shape[0] < N)
+    return pmx_error ("weight '%s' has %lld rows for N = %d", found,
+                      (long long) e->shape[0], N);
+  dx->inst = e->data;
+  /* The classification path runs dense_1 .. dense_{L-1} (the code's
+     range(1, num_hidden_demux_layers)); the code's default L is 2.  */
+  int L = cfg->demux_layers > 0 ? cfg->demux_layers : 2;
+  if (L > MAX_DEMUX_LAYERS)
+    return pmx_error ("%d demux layers; at most %d are supported", L, MAX_DEMUX_LAYERS);
+  dx->ndense = L - 1 < 1 ? 1 : L - 1;
+  if (get_linear (get, ctx, "demux_module.dense_1", -1, 2 * H, &dx->dense[0]) < 0)
+    return -1;
+  int D = dx->dense[0].out;
+  for (int k = 1; k < dx->ndense; k++)
+    {
+      char p[64];
+      snprintf (p, sizeof p, "demux_module.dense_%d", k + 1);
+      if (get_linear (get, ctx, p, D, D, &dx->dense[k]) < 0)
+        return -1;
+    }
+  if (get_linear (get, ctx, "demultiplexer.pre_decoder", D, D, &dx->pre) < 0
+      || get_layer_norm (get, ctx, "demultiplexer.pre_decoder_layer_norm", D,
+                         &dx->pre_ln) < 0)
+    return -1;
+  dx->D = D;
+  /* dense_1 [e_i ; h] = W[:, :H] e_i + W[:, H:] h + b: the e_i half is the
+     same for every group, so compute it once.  */
+  dx->inst_proj = malloc ((size_t) N * D * sizeof *dx->inst_proj);
+  if (!dx->inst_proj)
+    return pmx_error_errno (errno, "out of memory");
+  const linear *l1 = &dx->dense[0];
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, N, D, H, 1.0f, dx->inst, H,
+               l1->w, l1->in, 0.0f, dx->inst_proj, D);
+  for (int i = 0; i < N; i++)
+    for (int o = 0; o < D; o++)
+      dx->inst_proj[(size_t) i * D + o] += l1->b[o];
+  return 0;
+}
+
+static int
+init_mlp (pmx_demuxer *dx, pmx_tensor_lookup get, const void *ctx)
+{
+  dx->mlp = calloc ((size_t) dx->N, sizeof *dx->mlp);
+  dx->mlp_ln = calloc ((size_t) dx->N, sizeof *dx->mlp_ln);
+  if (!dx->mlp || !dx->mlp_ln)
+    return pmx_error_errno (errno, "out of memory");
+  int D1 = -1;
+  for (int i = 0; i < dx->N; i++)
+    {
+      char p[64];
+      snprintf (p, sizeof p, "demux_module.dense_%d", i);
+      if (get_linear (get, ctx, p, D1, dx->H, &dx->mlp[i]) < 0)
+        return -1;
+      D1 = dx->mlp[i].out;
+      snprintf (p, sizeof p, "demux_module.layer_norm_%d", i);
+      if (get_layer_norm (get, ctx, p, D1, &dx->mlp_ln[i]) < 0)
+        return -1;
+    }
+  if (get_linear (get, ctx, "demultiplexer.dense_before_out_proj", -1, D1,
+                  &dx->mlp_out) < 0
+      || get_layer_norm (get, ctx, "demultiplexer.layernorm", dx->mlp_out.out,
+                         &dx->mlp_out_ln) < 0)
+    return -1;
+  dx->D = dx->mlp_out.out;
+  return 0;
+}
+
+pmx_demuxer *
+pmx_demuxer_new (const pmx_model_config *cfg, pmx_tensor_lookup get, const void *ctx)
+{
+  pmx_demuxer *dx = calloc (1, sizeof *dx);
+  if (!dx)
+    {
+      pmx_error_errno (errno, "out of memory");
+      return NULL;
+    }
+  dx->N = cfg->mux_n > 1 ? cfg->mux_n : 1;
+  dx->eps = cfg->ln_eps > 0 ? (float) cfg->ln_eps : 1e-12f;
+  /* The encoder width is the (pruned) width of the embeddings.  */
+  const pmx_tensor *we = pmx_embed_weight (get, ctx, "embeddings.word_embeddings.weight",
+                                           2, -1, -1);
+  if (!we)
+    goto fail;
+  dx->H = (int) we->shape[1];
+  const char *v = cfg->demux_variant;
+  if (dx->N == 1)
+    {
+      dx->kind = DEMUX_NONE;
+      dx->D = dx->H;
+      dx->has_pooler = get (ctx, "pooler.dense.weight") != NULL;
+      if (dx->has_pooler
+          && get_linear (get, ctx, "pooler.dense", dx->H, dx->H, &dx->pooler) < 0)
+        goto fail;
+      const char *pool = cfg->pooling;
+      if (!*pool)
+        pool = dx->has_pooler && cfg->num_labels > 0 ? "pooler" : "cls";
+      if (parse_pool (pool, &dx->pool) < 0)
+        goto fail;
+      if (dx->pool == POOL_POOLER && !dx->has_pooler)
+        {
+          pmx_error ("pooling 'pooler', but the model has no pooler weights");
+          goto fail;
+        }
+      dx->normalize = cfg->normalize != 0;
+    }
+  else if (!strcmp (v, "index_pos"))
+    {
+      dx->kind = DEMUX_INDEX_POS;
+      if (init_index_pos (dx, cfg, get, ctx) < 0)
+        goto fail;
+    }
+  else if (!strcmp (v, "index"))
+    {
+      dx->kind = DEMUX_INDEX;
+      if (get_linear (get, ctx, "demultiplexer.dense", -1, 2 * dx->H, &dx->idx) < 0
+          || get_layer_norm (get, ctx, "demultiplexer.layer_norm", dx->idx.out,
+                             &dx->idx_ln) < 0)
+        goto fail;
+      dx->D = dx->idx.out;
+    }
+  else if (!strcmp (v, "mlp"))
+    {
+      dx->kind = DEMUX_MLP;
+      if (init_mlp (dx, get, ctx) < 0)
+        goto fail;
+    }
+  else
+    {
+      pmx_error ("demuxing variant '%s' is not supported (index_pos, index, mlp)", v);
+      goto fail;
+    }
+  if (cfg->num_labels > 0)
+    {
+      if (get_linear (get, ctx, "classifier", cfg->num_labels, dx->D, &dx->cls) < 0)
+        goto fail;
+      dx->has_classifier = 1;
+    }
+  dx->outputs = dx->has_classifier ? PMX_DEMUX_LOGITS : PMX_DEMUX_EMBEDDINGS;
+  return dx;
+fail:
+  pmx_demuxer_free (dx);
+  return NULL;
+}
+
+void
+pmx_demuxer_free (pmx_demuxer *dx)
+{
+  if (!dx)
+    return;
+  free (dx->inst_proj);
+  free (dx->mlp);
+  free (dx->mlp_ln);
+  for (int k = 0; k < 4; k++)
+    free (dx->buf[k]);
+  free (dx);
+}
+
+int
+pmx_demuxer_set_outputs (pmx_demuxer *dx, int what)
+{
+  if ((what & PMX_DEMUX_LOGITS) && !dx->has_classifier)
+    return pmx_error ("the model has no classifier: it gives only embeddings");
+  if (!(what & (PMX_DEMUX_LOGITS | PMX_DEMUX_EMBEDDINGS)))
+    return pmx_error ("no output asked for");
+  dx->outputs = what;
+  return 0;
+}
+
+int
+pmx_demuxer_set_pool (pmx_demuxer *dx, const char *pool, int normalize)
+{
+  if (dx->kind != DEMUX_NONE)
+    return pmx_error ("pooling applies only to models without multiplexing");
+  if (pool)
+    {
+      enum pool_kind p;
+      if (parse_pool (pool, &p) < 0)
+        return -1;
+      if (p == POOL_POOLER && !dx->has_pooler)
+        return pmx_error ("pooling 'pooler', but the model has no pooler weights");
+      dx->pool = p;
+    }
+  if (normalize >= 0)
+    dx->normalize = normalize != 0;
+  return 0;
+}
+
+int pmx_demuxer_classes (const pmx_demuxer *dx) { return dx->has_classifier ? dx->cls.out : 0; }
+int pmx_demuxer_embedding_width (const pmx_demuxer *dx) { return dx->D; }
+int pmx_demuxer_instances (const pmx_demuxer *dx) { return dx->N; }
+int pmx_demuxer_hidden (const pmx_demuxer *dx) { return dx->H; }
+
+int
+pmx_demuxer_positions (const pmx_demuxer *dx, int32_t *pos, int max)
+{
+  if (dx->kind == DEMUX_NONE && dx->pool == POOL_MEAN)
+    return 0;
+  /* index: the N index tokens and the [CLS] after them; else [CLS].  */
+  int P = dx->kind == DEMUX_INDEX ? dx->N + 1 : 1;
+  for (int p = 0; p < P && p < max; p++)
+    pos[p] = p;
+  return P;
+}
+
+/* ---- The stage ---------------------------------------------------------- */
+
+/* The slot of position POS in the hidden tensor, or -1 with an error.  */
+static int
+slot_of (const int32_t *positions, int P, int pos)
+{
+  if (!positions)
+    return pos < P ? pos : pmx_error ("'hidden' holds %d positions; position %d "
+                                      "is needed", P, pos);
+  for (int p = 0; p < P; p++)
+    if (positions[p] == pos)
+      return p;
+  return pmx_error ("position %d is needed but not in 'positions'", pos);
+}
+
+/* Z (B, D): the vectors the classifier reads, for all B = G*N rows.  */
+static int
+features (pmx_demuxer *dx, const float *hid, int G, int P, const int32_t *positions,
+          const pmx_tensor *lengths, float *Z)
+{
+  int N = dx->N, H = dx->H, D = dx->D;
+  size_t B = (size_t) G * N, PH = (size_t) P * H;
+  int s0 = slot_of (positions, P, 0);
+  if (s0 < 0)
+    return -1;
+  float *X = scratch (dx, 1, (size_t) G * H > B * H ? (size_t) G * H : B * H);
+  if (!X)
+    return -1;
+  /* X (G, H): every group's position-0 vector, made contiguous.  */
+  for (int g = 0; g < G; g++)
+    memcpy (X + (size_t) g * H, hid + g * PH + (size_t) s0 * H, (size_t) H * sizeof *X);
+
+  switch (dx->kind)
+    {
+    case DEMUX_INDEX_POS:
+      {
+        float *U = scratch (dx, 2, (size_t) G * D > B * D ? (size_t) G * D : B * D);
+        if (!U)
+          return -1;
+        /* U (G, D) = W1[:, H:] h; z1 = gelu(U[g] + W1[:, :H] e_i + b1).  */
+        const linear *l1 = &dx->dense[0];
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, G, D, H, 1.0f, X, H,
+                     l1->w + H, l1->in, 0.0f, U, D);
+        for (int g = 0; g < G; g++)
+          for (int i = 0; i < N; i++)
+            {
+              float *z = Z + ((size_t) g * N + i) * D;
+              const float *u = U + (size_t) g * D, *c = dx->inst_proj + (size_t) i * D;
+              for (int o = 0; o < D; o++)
+                z[o] = gelu (u[o] + c[o]);
+            }
+        for (int k = 1; k < dx->ndense; k++)
+          {
+            linear_fwd (&dx->dense[k], Z, D, (int) B, U);
+            for (size_t j = 0; j < B * D; j++)
+              Z[j] += gelu (U[j]);
+          }
+        linear_fwd (&dx->pre, Z, D, (int) B, U);
+        for (size_t j = 0; j < B * D; j++)
+          U[j] = gelu (U[j]);
+        ln_rows (&dx->pre_ln, U, (int) B, dx->eps);
+        for (size_t j = 0; j < B * D; j++)
+          Z[j] += U[j];
+        return 0;
+      }
+    case DEMUX_INDEX:
+      {
+        /* z = LN(gelu(W[:, :H] h_i + W[:, H:] h_N + b)).  */
+        int sN = slot_of (positions, P, N);
+        if (sN < 0)
+          return -1;
+        float *A = scratch (dx, 1, B * H), *C = scratch (dx, 2, (size_t) G * D);
+        if (!A || !C)
+          return -1;
+        for (int g = 0; g < G; g++)
+          for (int i = 0; i < N; i++)
+            {
+              int si = slot_of (positions, P, i);
+              if (si < 0)
+                return -1;
+              memcpy (A + ((size_t) g * N + i) * H, hid + g * PH + (size_t) si * H,
+                      (size_t) H * sizeof *A);
+            }
+        const linear *l = &dx->idx;
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) B, D, H, 1.0f, A, H,
+                     l->w, l->in, 0.0f, Z, D);
+        for (int g = 0; g < G; g++)
+          cblas_sgemv (CblasRowMajor, CblasNoTrans, D, H, 1.0f, l->w + H, l->in,
+                       hid + g * PH + (size_t) sN * H, 1, 0.0f, C + (size_t) g * D, 1);
+        for (size_t r = 0; r < B; r++)
+          for (int o = 0; o < D; o++)
+            {
+              float *z = Z + r * D + o;
+              *z = gelu (*z + C[(r / N) * D + o] + l->b[o]);
+            }
+        ln_rows (&dx->idx_ln, Z, (int) B, dx->eps);
+        return 0;
+      }
+    case DEMUX_MLP:
+      {
+        int D1 = dx->mlp[0].out;
+        float *T = scratch (dx, 2, (size_t) G * D1), *Y = scratch (dx, 3, B * D1);
+        if (!T || !Y)
+          return -1;
+        for (int i = 0; i < N; i++)
+          {
+            linear_fwd (&dx->mlp[i], X, H, G, T);
+            for (size_t j = 0; j < (size_t) G * D1; j++)
+              T[j] = gelu (T[j]);
+            ln_rows (&dx->mlp_ln[i], T, G, dx->eps);
+            for (int g = 0; g < G; g++)
+              memcpy (Y + ((size_t) g * N + i) * D1, T + (size_t) g * D1,
+                      (size_t) D1 * sizeof *Y);
+          }
+        linear_fwd (&dx->mlp_out, Y, D1, (int) B, Z);
+        for (size_t j = 0; j < B * D; j++)
+          Z[j] = gelu (Z[j]);
+        ln_rows (&dx->mlp_out_ln, Z, (int) B, dx->eps);
+        return 0;
+      }
+    case DEMUX_NONE:
+      break;
+    }
+
+  /* N = 1: pooling.  */
+  if (dx->pool == POOL_MEAN)
+    {
+      for (int g = 0; g < G; g++)
+        {
+          int len = P;
+          if (lengths)
+            len = ((const int32_t *) lengths->data)[g];
+          if (len < 1 || len > (positions ? INT32_MAX : P))
+            return pmx_error ("row %d: length %d does not fit %d positions", g, len, P);
+          double *acc = calloc ((size_t) H, sizeof *acc);
+          if (!acc)
+            return pmx_error_errno (errno, "out of memory");
+          int n = 0;
+          for (int p = 0; p < P; p++)
+            if ((positions ? positions[p] : p) < len)
+              {
+                const float *h = hid + g * PH + (size_t) p * H;
+                for (int j = 0; j < H; j++)
+                  acc[j] += h[j];
+                n++;
+              }
+          for (int j = 0; j < H; j++)
+            Z[(size_t) g * H + j] = (float) (acc[j] / (n ? n : 1));
+          free (acc);
+          if (n != len)
+            return pmx_error ("row %d: mean pooling needs positions 0..%d, "
+                              "'hidden' holds %d of them", g, len - 1, n);
+        }
+    }
+  else if (dx->pool == POOL_POOLER)
+    {
+      linear_fwd (&dx->pooler, X, H, G, Z);
+      for (size_t j = 0; j < (size_t) G * H; j++)
+        Z[j] = tanhf (Z[j]);
+    }
+  else
+    memcpy (Z, X, (size_t) G * H * sizeof *Z);
+  if (dx->normalize)
+    for (int g = 0; g < G; g++)
+      {
+        float *z = Z + (size_t) g * H;
+        double ss = 0;
+        for (int j = 0; j < H; j++)
+          ss += (double) z[j] * z[j];
+        /* torch.nn.functional.normalize: x / max(||x||, 1e-12).  */
+        double n = sqrt (ss);
+        float inv = (float) (1.0 / (n > 1e-12 ? n : 1e-12));
+        for (int j = 0; j < H; j++)
+          z[j] *= inv;
+      }
+  return 0;
+}
+
+int
+pmx_demux_stage (pmx_demuxer *dx, const pmx_record *in, pmx_record *out)
+{
+  char buf[8 * 24];
+  const pmx_tensor *hid = pmx_record_expect (in, "hidden", PMX_F32, 3);
+  if (!hid)
+    return -1;
+  int64_t G = hid->shape[0], P = hid->shape[1];
+  if (hid->shape[2] != dx->H)
+    return pmx_error ("tensor 'hidden' is %s, but the model's hidden size is %d",
+                      pmx_shape_str (hid, buf, sizeof buf), dx->H);
+  if (P < 1 || G > INT32_MAX / (dx->N > dx->D ? dx->N : dx->D))
+    return pmx_error ("tensor 'hidden' has a bad shape %s",
+                      pmx_shape_str (hid, buf, sizeof buf));
+  const pmx_tensor *pos = pmx_record_get (in, "positions");
+  if (pos && (pos->dtype != PMX_I32 || pos->rank != 1 || pos->shape[0] != P))
+    return pmx_error ("tensor 'positions' must be i32 (%lld)", (long long) P);
+  int64_t B = G * dx->N;
+  const pmx_tensor *row = pmx_record_get (in, "row");
+  if (!row)
+    return pmx_error ("no tensor 'row'");
+  if (row->dtype != PMX_I64 || row->rank != 1 || row->shape[0] != B)
+    return pmx_error ("tensor 'row' has %lld rows; %lld sequences of N = %d "
+                      "instances need %lld", (long long) (row->rank == 1 ? row->shape[0] : -1),
+                      (long long) G, dx->N, (long long) B);
+  const pmx_tensor *label = pmx_record_get (in, "label");
+  if (label && (label->rank != 1 || label->shape[0] != B
+                || pmx_dtype_size (label->dtype) == 0))
+    return pmx_error ("tensor 'label' must have %lld rows", (long long) B);
+  const pmx_tensor *lengths = pmx_record_get (in, "lengths");
+  if (lengths && (lengths->dtype != PMX_I32 || lengths->rank != 1
+                  || lengths->shape[0] != B))
+    return pmx_error ("tensor 'lengths' must be i32 (%lld)", (long long) B);
+
+  int D = dx->D;
+  float *Z = scratch (dx, 0, (size_t) B * D);
+  if (!Z || features (dx, hid->data, (int) G, (int) P,
+                      pos ? pos->data : NULL, lengths, Z) < 0)
+    return -1;
+  int C = dx->has_classifier ? dx->cls.out : 0;
+  float *Y = NULL;
+  if (dx->outputs & PMX_DEMUX_LOGITS)
+    {
+      Y = scratch (dx, 1, (size_t) B * C);
+      if (!Y)
+        return -1;
+      linear_fwd (&dx->cls, Z, D, (int) B, Y);
+    }
+
+  /* Keep the real rows, drop the fillers.  */
+  const int64_t *rv = row->data;
+  int64_t R = 0;
+  for (int64_t b = 0; b < B; b++)
+    R += rv[b] >= 0;
+  pmx_record_reset (out);
+  pmx_tensor *orow = pmx_record_add (out, "row", PMX_I64, 1, &R);
+  pmx_tensor *olab = NULL, *olog = NULL, *oemb = NULL;
+  if (!orow)
+    return -1;
+  if (label && !(olab = pmx_record_add (out, "label", label->dtype, 1, &R)))
+    return -1;
+  int64_t s[2] = { R, C };
+  if ((dx->outputs & PMX_DEMUX_LOGITS)
+      && !(olog = pmx_record_add (out, "logits", PMX_F32, 2, s)))
+    return -1;
+  s[1] = D;
+  if ((dx->outputs & PMX_DEMUX_EMBEDDINGS)
+      && !(oemb = pmx_record_add (out, "embeddings", PMX_F32, 2, s)))
+    return -1;
+  size_t ls = label ? pmx_dtype_size (label->dtype) : 0;
+  int64_t r = 0;
+  for (int64_t b = 0; b < B; b++)
+    {
+      if (rv[b] < 0)
+        continue;
+      ((int64_t *) orow->data)[r] = rv[b];
+      if (olab)
+        memcpy ((char *) olab->data + r * ls, (const char *) label->data + b * ls, ls);
+      if (olog)
+        memcpy ((float *) olog->data + r * C, Y + b * C, (size_t) C * sizeof *Y);
+      if (oemb)
+        memcpy ((float *) oemb->data + r * D, Z + b * D, (size_t) D * sizeof *Z);
+      r++;
+    }
+  return 1;
+}

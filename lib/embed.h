@@ -1,0 +1,61 @@
+/* embed.h -- the BERT embedding stage: LN(word[x] + pos[t] + type[s]).
+
+   Shared by the multiplexer (which runs it twice, as the published MUX-PLM
+   code does) and by ordinary N = 1 models.  The tables may be pruned: the
+   hidden width H is taken from the word table and must match the config.
+
+   Ownership: a pmx_embed only points at tensors owned by whoever answers
+   the lookup (a pmx_model, or a record of weights); they must outlive it.  */
+
+#ifndef PRUMUX_EMBED_H
+#define PRUMUX_EMBED_H
+
+#include <stdint.h>
+#include "stream.h"
+#include "model.h"
+
+/* How a stage finds a weight by name (NULL if there is none, no error).
+   lib/encoder.h declares the same type under the same guard.  */
+#ifndef PMX_TENSOR_LOOKUP_DEFINED
+#define PMX_TENSOR_LOOKUP_DEFINED
+typedef const pmx_tensor *(*pmx_tensor_lookup) (const void *ctx, const char *name);
+#endif
+
+typedef struct pmx_embed
+{
+  int hidden;                   /* H (pruned width) */
+  int vocab, max_pos, type_vocab;
+  float eps;
+  const float *word;            /* (vocab, H) */
+  const float *pos;             /* (max_pos, H) */
+  const float *type;            /* (type_vocab, H) */
+  const float *ln_w, *ln_b;     /* (H) */
+} pmx_embed;
+
+/* The f32 tensor NAME of rank RANK with dims D0, D1 where >= 0; NULL with
+   an error ("weight 'x': ...") otherwise.  Shared by the embedding,
+   mux and demux stages.  */
+const pmx_tensor *pmx_embed_weight (pmx_tensor_lookup get, const void *ctx,
+                                    const char *name, int rank, int64_t d0,
+                                    int64_t d1);
+
+/* Find the embedding tables.  -1 with an error if one is missing or has
+   the wrong shape.  */
+int pmx_embed_init (pmx_embed *e, const pmx_model_config *cfg,
+                    pmx_tensor_lookup get, const void *ctx);
+
+/* OUT (T, H) = LN(word[ids[t]] + pos[t] + type[types[t]]) for one row of T
+   tokens; TYPES may be NULL (all 0).  -1 with an error for an id or a type
+   id out of range, or T > max_pos.  */
+int pmx_embed_tokens (const pmx_embed *e, const int32_t *ids,
+                      const int32_t *types, int T, float *out);
+
+/* OUT (T, H) = LN(IN + pos[t] + type[0]): the second embedding pass the
+   MUX-PLM code runs on the multiplexed vectors.  IN may equal OUT.  */
+void pmx_embed_vectors (const pmx_embed *e, const float *in, int T, float *out);
+
+/* X (N) = LN(X) * W + B, as torch.nn.LayerNorm (biased variance).  */
+void pmx_embed_layer_norm (float *x, const float *w, const float *b, int n,
+                           float eps);
+
+#endif
