@@ -79,12 +79,6 @@ add (pmx_record *w, int l, const char *suffix, int64_t d0, int64_t d1, float sca
   fill (t->data, (size_t) pmx_tensor_numel (t), scale, offset);
 }
 
-static const pmx_tensor *
-lookup (const void *ctx, const char *name)
-{
-  return pmx_record_get (ctx, name);
-}
-
 static int
 parse_list (const char *arg, int *v, int L)
 {
@@ -230,7 +224,7 @@ main (int argc, char **argv)
   cfg.layers = L;
   cfg.head_dim = dh;
   cfg.ln_eps = 1e-12;
-  pmx_encoder *e = pmx_encoder_new (&cfg, lookup, &w, threads);
+  pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, threads);
   if (!e)
     {
       fprintf (stderr, "encoder-bench: %s\n", pmx_errmsg ());

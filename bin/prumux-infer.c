@@ -7,17 +7,12 @@
 #include "error.h"
 #include "model.h"
 #include "stream.h"
+#include "demux.h"
+#include "weights.h"
 
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The model archive reader (lib/model.c) may be absent from a build of the
-   encoder alone; the program then still works with --weights.  */
-#pragma weak pmx_model_open
-#pragma weak pmx_model_close
-#pragma weak pmx_model_config_of
-#pragma weak pmx_model_tensor
 
 static void
 usage (void)
@@ -50,60 +45,6 @@ usage (void)
           "'positions' (P), rows at padded positions being zero.  Other tensors are\n"
           "copied through.  The input's model= must be the model's identity.\n");
   cli_help_tail ();
-}
-
-/* The configuration of a --weights stream, from its META.  */
-static void
-weights_config (const pmx_meta *m, const char *path, pmx_model_config *cfg)
-{
-  memset (cfg, 0, sizeof *cfg);
-  struct { const char *key; int *dst; long long lo, hi, def; } ints[] = {
-    { "hidden", &cfg->hidden, 1, 1 << 16, -1 },
-    { "layers", &cfg->layers, 0, 1000, -1 },
-    { "head_dim", &cfg->head_dim, 1, 4096, 64 },
-    { "attend_padding", &cfg->attend_padding, 0, 1, 0 },
-    { "mux_n", &cfg->mux_n, 1, 1024, 1 },
-  };
-  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-    {
-      long long v = ints[i].def;
-      int r = pmx_meta_get_int (m, ints[i].key, ints[i].lo, ints[i].hi, &v);
-      if (r < 0)
-        die_lib (path);
-      if (v < 0)
-        die ("%s: META has no '%s'", path, ints[i].key);
-      *ints[i].dst = (int) v;
-    }
-  const char *eps = pmx_meta_get (m, "ln_eps");
-  cfg->ln_eps = eps ? strtod (eps, NULL) : 1e-12;
-  if (!(cfg->ln_eps > 0 && cfg->ln_eps < 1))
-    die ("%s: bad ln_eps '%s'", path, eps);
-  struct { const char *key; char *dst; size_t size; const char *def; } strs[] = {
-    { "id", cfg->id, sizeof cfg->id, "" },
-    { "pooling", cfg->pooling, sizeof cfg->pooling, "cls" },
-    { "demux_variant", cfg->demux_variant, sizeof cfg->demux_variant, "none" },
-    { "arch", cfg->arch, sizeof cfg->arch, "bert" },
-  };
-  for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-    {
-      const char *v = pmx_meta_get (m, strs[i].key);
-      v = v ? v : strs[i].def;
-      if (strlen (v) >= strs[i].size)
-        die ("%s: META '%s' is too long", path, strs[i].key);
-      strcpy (strs[i].dst, v);
-    }
-}
-
-static const pmx_tensor *
-record_lookup (const void *ctx, const char *name)
-{
-  return pmx_record_get (ctx, name);
-}
-
-static const pmx_tensor *
-model_lookup (const void *ctx, const char *name)
-{
-  return pmx_model_tensor (ctx, name);
 }
 
 /* Positions: a fixed list, or -1 for "all" (0..T-1 of each record).  */
@@ -144,21 +85,18 @@ positions_parse (positions *p, const char *arg)
     }
 }
 
-/* What the model's head reads (see --help).  */
+/* What the model's head reads (see --help): the demultiplexer's own rule.  */
 static void
 positions_auto (positions *p, const pmx_model_config *cfg)
 {
-  if (!strcmp (cfg->demux_variant, "index_pos"))
-    positions_add (p, 0);
-  else if (!strcmp (cfg->demux_variant, "index"))
-    for (int i = 0; i <= cfg->mux_n; i++)
-      positions_add (p, i);
-  else if (strcmp (cfg->demux_variant, "none") && cfg->demux_variant[0])
+  int32_t v[4096];
+  int n = pmx_head_positions (cfg, v, 4096);
+  if (n < 0)
+    die_lib (NULL);
+  if (n == 0 || n > 4096)
     p->all = 1;
-  else if (!strcmp (cfg->pooling, "cls") || !strcmp (cfg->pooling, "pooler"))
-    positions_add (p, 0);
-  else
-    p->all = 1;
+  for (int i = 0; i < n && i < 4096; i++)
+    positions_add (p, v[i]);
 }
 
 int
@@ -198,40 +136,16 @@ main (int argc, char **argv)
   const char *input = optind < argc ? argv[optind] : "-";
 
   /* The weights.  */
-  pmx_model_config cfg;
-  pmx_model *model = NULL;
-  pmx_record wrec;
-  pmx_record_init (&wrec);
-  pmx_encoder *enc;
-  if (model_path)
-    {
-      if (!pmx_model_open)
-        die ("%s: this build cannot read model archives; use --weights", model_path);
-      if (!(model = pmx_model_open (model_path)))
-        die_lib (NULL);
-      cfg = *pmx_model_config_of (model);
-      enc = pmx_encoder_new (&cfg, model_lookup, model, threads);
-      if (!enc)
-        die_lib (model_path);
-    }
-  else
-    {
-      FILE *wf = cli_open_input (weights_path);
-      pmx_reader *wr = pmx_reader_open (wf, weights_path);
-      if (!wr)
-        die_lib (NULL);
-      weights_config (pmx_reader_meta (wr), weights_path, &cfg);
-      int r = pmx_reader_read (wr, &wrec);
-      if (r < 0)
-        die_lib (NULL);
-      if (r == 0)
-        die ("%s: no record of weights", weights_path);
-      pmx_reader_close (wr);
-      cli_close_input (wf, weights_path);
-      enc = pmx_encoder_new (&cfg, record_lookup, &wrec, threads);
-      if (!enc)
-        die_lib (weights_path);
-    }
+  weights wt;
+  weights_open (&wt, model_path, weights_path);
+  pmx_model_config cfg = wt.cfg;
+  if (weights_path && cfg.hidden <= 0)
+    die ("%s: META has no 'hidden'", weights_path);
+  if (weights_path && cfg.layers <= 0)
+    die ("%s: META has no 'layers'", weights_path);
+  pmx_encoder *enc = pmx_encoder_new (&cfg, wt.get, wt.ctx, threads);
+  if (!enc)
+    die_lib (model_path ? model_path : weights_path);
 
   positions pos = { 0, 0, NULL };
   if (!strcmp (positions_arg, "all"))
@@ -308,8 +222,6 @@ main (int argc, char **argv)
   pmx_meta_free (&om);
   free (pos.v);
   pmx_encoder_free (enc);
-  pmx_record_free (&wrec);
-  if (model)
-    pmx_model_close (model);
+  weights_close (&wt);
   return EXIT_SUCCESS;
 }

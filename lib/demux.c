@@ -396,16 +396,36 @@ int pmx_demuxer_embedding_width (const pmx_demuxer *dx) { return dx->D; }
 int pmx_demuxer_instances (const pmx_demuxer *dx) { return dx->N; }
 int pmx_demuxer_hidden (const pmx_demuxer *dx) { return dx->H; }
 
-int
-pmx_demuxer_positions (const pmx_demuxer *dx, int32_t *pos, int max)
+/* The encoder positions a head of this kind reads: [CLS] (0); the N index
+   tokens and the [CLS] after them for index; all (returns 0) for mean
+   pooling.  */
+static int
+positions_read (enum demux_kind kind, enum pool_kind pool, int N, int32_t *pos, int max)
 {
-  if (dx->kind == DEMUX_NONE && dx->pool == POOL_MEAN)
+  if (kind == DEMUX_NONE && pool == POOL_MEAN)
     return 0;
-  /* index: the N index tokens and the [CLS] after them; else [CLS].  */
-  int P = dx->kind == DEMUX_INDEX ? dx->N + 1 : 1;
+  int P = kind == DEMUX_INDEX ? N + 1 : 1;
   for (int p = 0; p < P && p < max; p++)
     pos[p] = p;
   return P;
+}
+
+int
+pmx_demuxer_positions (const pmx_demuxer *dx, int32_t *pos, int max)
+{
+  return positions_read (dx->kind, dx->pool, dx->N, pos, max);
+}
+
+int
+pmx_head_positions (const pmx_model_config *cfg, int32_t *pos, int max)
+{
+  enum demux_kind kind = DEMUX_NONE;
+  enum pool_kind pool = POOL_CLS;
+  if (cfg->mux_n > 1)           /* index_pos and mlp read [CLS] only */
+    kind = strcmp (cfg->demux_variant, "index") ? DEMUX_INDEX_POS : DEMUX_INDEX;
+  else if (cfg->pooling[0] && parse_pool (cfg->pooling, &pool) < 0)
+    return -1;
+  return positions_read (kind, pool, cfg->mux_n, pos, max);
 }
 
 /* ---- The stage ---------------------------------------------------------- */

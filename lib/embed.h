@@ -14,13 +14,6 @@
 #include "stream.h"
 #include "model.h"
 
-/* How a stage finds a weight by name (NULL if there is none, no error).
-   lib/encoder.h declares the same type under the same guard.  */
-#ifndef PMX_TENSOR_LOOKUP_DEFINED
-#define PMX_TENSOR_LOOKUP_DEFINED
-typedef const pmx_tensor *(*pmx_tensor_lookup) (const void *ctx, const char *name);
-#endif
-
 typedef struct pmx_embed
 {
   int hidden;                   /* H (pruned width) */

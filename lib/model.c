@@ -1386,3 +1386,15 @@ pmx_model_storage (const pmx_model *m)
 {
   return m->stream ? "memory" : "mapped";
 }
+
+const pmx_tensor *
+pmx_model_lookup (const void *model, const char *name)
+{
+  return pmx_model_tensor (model, name);
+}
+
+const pmx_tensor *
+pmx_record_lookup (const void *record, const char *name)
+{
+  return pmx_record_get (record, name);
+}
