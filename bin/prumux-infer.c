@@ -8,6 +8,7 @@
 #include "model.h"
 #include "stream.h"
 #include "demux.h"
+#include "mux.h"
 #include "weights.h"
 
 #include <getopt.h>
@@ -28,6 +29,9 @@ usage (void)
           "                            in its META (hidden, layers, head_dim, ln_eps,\n"
           "                            attend_padding, id, pooling, mux_n,\n"
           "                            demux_variant); for tests and benchmarks\n"
+          "  -i, --from-ids          read a token stream (prumux-tokenize) and run the\n"
+          "                            embedding and multiplexing stage in this process,\n"
+          "                            as prumux-mux would\n"
           "  -p, --positions=WHICH   the positions to keep per sequence: 'auto' (what\n"
           "                            the model's head reads; the default), 'all',\n"
           "                            or a comma-separated list such as 0,1,2\n"
@@ -99,6 +103,29 @@ positions_auto (positions *p, const pmx_model_config *cfg)
     positions_add (p, v[i]);
 }
 
+/* Run the encoder over one embeds record REC and write the result.  */
+static void
+encode_record (pmx_encoder *enc, const pmx_record *rec, positions *pos,
+               pmx_record *res, pmx_writer *w, const char *in_name, uint64_t seq)
+{
+  if (pos->all)
+    {
+      const pmx_tensor *x = pmx_record_expect (rec, "embeds", PMX_F32, 3);
+      if (!x)
+        die ("%s: record %llu: %s", in_name, (unsigned long long) seq, pmx_errmsg ());
+      if (x->shape[1] > 65536)
+        die ("%s: record %llu: sequence length %lld is too long", in_name,
+             (unsigned long long) seq, (long long) x->shape[1]);
+      pos->n = 0;
+      for (int64_t t = 0; t < x->shape[1]; t++)
+        positions_add (pos, t);
+    }
+  if (pmx_encoder_stage (enc, rec, pos->v, pos->n, res) < 0)
+    die ("%s: record %llu: %s", in_name, (unsigned long long) seq, pmx_errmsg ());
+  if (pmx_writer_write (w, res) < 0)
+    die_lib (NULL);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -106,6 +133,7 @@ main (int argc, char **argv)
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
     { "weights", required_argument, NULL, 'w' },
+    { "from-ids", no_argument, NULL, 'i' },
     { "positions", required_argument, NULL, 'p' },
     { "threads", required_argument, NULL, 't' },
     { "output", required_argument, NULL, 'o' },
@@ -115,13 +143,14 @@ main (int argc, char **argv)
   };
   const char *model_path = NULL, *weights_path = NULL, *output = NULL;
   const char *positions_arg = "auto";
-  int threads = 0, c;
+  int threads = 0, from_ids = 0, c;
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "m:w:p:t:o:", longopts, NULL)) != -1)
+  while ((c = getopt_long (argc, argv, "m:w:ip:t:o:", longopts, NULL)) != -1)
     switch (c)
       {
       case 'm': model_path = optarg; break;
       case 'w': weights_path = optarg; break;
+      case 'i': from_ids = 1; break;
       case 'p': positions_arg = optarg; break;
       case 't': threads = (int) cli_parse_int ("--threads", optarg, 1, 256); break;
       case 'o': output = optarg; break;
@@ -163,19 +192,26 @@ main (int argc, char **argv)
     die_lib (NULL);
   const pmx_meta *meta = pmx_reader_meta (r);
   const char *stage = pmx_meta_get (meta, "stage");
-  if (stage && strcmp (stage, "embeds"))
-    die ("%s: stream stage is '%s', expected 'embeds'", in_name, stage);
+  const char *want_stage = from_ids ? "tokens" : "embeds";
+  if (stage && strcmp (stage, want_stage))
+    die ("%s: stream stage is '%s', expected '%s'", in_name, stage, want_stage);
   const char *id = pmx_meta_get (meta, "model");
-  if (!id)
+  if (!id && !from_ids)       /* token streams made with --vocab carry none */
     die ("%s: stream has no model= identity (expected %s)", in_name,
          cfg.id[0] ? cfg.id : "the model's");
-  if (strcmp (id, cfg.id))
+  if (id && strcmp (id, cfg.id))
     die ("%s: stream was made for model %s, not %s", in_name, id, cfg.id);
+  pmx_muxer *mx = NULL;
+  if (from_ids && !(mx = pmx_muxer_new (&cfg, wt.get, wt.ctx)))
+    die_lib (model_path ? model_path : weights_path);
   pmx_meta om;
   pmx_meta_init (&om);
   if (pmx_meta_copy (&om, meta) < 0
       || pmx_meta_setf (&om, "producer", "prumux-infer %s", PACKAGE_VERSION) < 0
-      || pmx_meta_set (&om, "stage", "hidden") < 0)
+      || pmx_meta_set (&om, "stage", "hidden") < 0
+      || (from_ids && (pmx_meta_set (&om, "model", cfg.id) < 0
+                       || pmx_meta_setf (&om, "mux_n", "%d",
+                                         pmx_muxer_instances (mx)) < 0)))
     die_lib (NULL);
   cli_output o;
   FILE *out = cli_output_open (&o, output);
@@ -183,30 +219,32 @@ main (int argc, char **argv)
   if (!w)
     die_lib (NULL);
 
-  pmx_record rec, res;
+  pmx_record rec, res, emb;
   pmx_record_init (&rec);
   pmx_record_init (&res);
+  pmx_record_init (&emb);
   int got;
   while ((got = pmx_reader_read (r, &rec)) > 0)
     {
-      if (pos.all)
+      if (!mx)
+        encode_record (enc, &rec, &pos, &res, w, in_name, rec.seq);
+      else
         {
-          const pmx_tensor *x = pmx_record_expect (&rec, "embeds", PMX_F32, 3);
-          if (!x)
+          int m = pmx_mux_stage (mx, &rec, &emb);
+          if (m < 0)
             die ("%s: record %llu: %s", in_name, (unsigned long long) rec.seq,
                  pmx_errmsg ());
-          if (x->shape[1] > 65536)
-            die ("%s: record %llu: sequence length %lld is too long", in_name,
-                 (unsigned long long) rec.seq, (long long) x->shape[1]);
-          pos.n = 0;
-          for (int64_t t = 0; t < x->shape[1]; t++)
-            positions_add (&pos, t);
+          if (m)
+            encode_record (enc, &emb, &pos, &res, w, in_name, rec.seq);
         }
-      if (pmx_encoder_stage (enc, &rec, pos.v, pos.n, &res) < 0)
-        die ("%s: record %llu: %s", in_name, (unsigned long long) rec.seq,
-             pmx_errmsg ());
-      if (pmx_writer_write (w, &res) < 0)
-        die_lib (NULL);
+    }
+  if (got == 0 && mx)
+    {
+      int m = pmx_mux_flush (mx, &emb);
+      if (m < 0)
+        die_lib (in_name);
+      if (m)
+        encode_record (enc, &emb, &pos, &res, w, in_name, pmx_reader_records (r));
     }
   if (got < 0)
     die_lib (NULL);
@@ -219,6 +257,8 @@ main (int argc, char **argv)
 
   pmx_record_free (&rec);
   pmx_record_free (&res);
+  pmx_record_free (&emb);
+  pmx_muxer_free (mx);
   pmx_meta_free (&om);
   free (pos.v);
   pmx_encoder_free (enc);
