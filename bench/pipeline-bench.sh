@@ -11,8 +11,11 @@
 #   SEQUENCES  encoder sequences per run (default 32): N * SEQUENCES rows
 #   THREADS    prumux-infer threads (default: all CPUs)
 # Prints one line per N: rows, seconds (wall clock, whole pipeline), the
-# start-up seconds (the same pipeline on an empty stream) and rows per
-# second without the start-up.  Needs Debian's python3 with torch.
+# start-up seconds (the same pipeline on an empty stream), rows per second
+# without the start-up, the speed-up over N = 1, and the same run in
+# process (prumux-infer --from-ids | prumux-demux: the multiplexer runs
+# inside prumux-infer, one pipe hop less) with the pipes' overhead.  The
+# two outputs must be identical.  Needs Debian's python3 with torch.
 set -eu
 bindir=${1:-bin}
 seqs=${2:-32}
@@ -35,8 +38,18 @@ run () {
   awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", e - s }'
 }
 
+# The same with the multiplexer inside prumux-infer.
+run_fused () {
+  start=$(date +%s.%N)
+  "$bindir/prumux-infer" --from-ids $targs -m "$tmp/m.pmx" "$1" \
+    | "$bindir/prumux-demux" -m "$tmp/m.pmx" > "$tmp/fused"
+  end=$(date +%s.%N)
+  awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", e - s }'
+}
+
 "$py" "$here/tests/ref-mux.py" bench-tokens "$tmp/empty" 0 128
-printf 'N\trows\tseconds\tstart-up\trows/s\n'
+printf 'N\trows\tseconds\tstart-up\trows/s\tvs N=1\tfused s\tfused rows/s\tpipe overhead\n'
+base=
 for n in 1 2 5 10; do
   rm -rf "$tmp/hf" "$tmp/m.pmx"
   "$py" "$here/tests/ref-mux.py" bench-hf "$tmp/hf" "$n"
@@ -47,6 +60,14 @@ for n in 1 2 5 10; do
   t=$(run "$tmp/tok")
   got=$(wc -l < "$tmp/out")
   [ "$got" = "$rows" ] || { echo "N=$n: $got output lines, expected $rows" >&2; exit 1; }
-  awk -v n="$n" -v r="$rows" -v t="$t" -v t0="$t0" \
-    'BEGIN { printf "%d\t%d\t%.2f\t%.2f\t%.1f\n", n, r, t, t0, r / (t - t0) }'
+  f0=$(run_fused "$tmp/empty")
+  f=$(run_fused "$tmp/tok")
+  cmp -s "$tmp/out" "$tmp/fused" || { echo "N=$n: in-process output differs" >&2; exit 1; }
+  rate=$(awk -v r="$rows" -v t="$t" -v t0="$t0" 'BEGIN { printf "%.3f", r / (t - t0) }')
+  [ -n "$base" ] || base=$rate
+  awk -v n="$n" -v r="$rows" -v t="$t" -v t0="$t0" -v rate="$rate" -v base="$base" \
+      -v f="$f" -v f0="$f0" 'BEGIN {
+    frate = r / (f - f0)
+    printf "%d\t%d\t%.2f\t%.2f\t%.2f\t%.2fx\t%.2f\t%.2f\t%+.1f%%\n", n, r, t, t0, rate,
+      rate / base, f, frate, 100 * (frate / rate - 1) }'
 done

@@ -31,6 +31,7 @@ usage (void)
           "                           (default: from the checkpoint)\n"
           "  -L, --max-length=N       tokenizer maximum length in tokens\n"
           "                           (default: from the checkpoint; 128 for MUX models)\n"
+          "  -V, --vocab=FILE         the vocabulary to store (default: DIR/vocab.txt)\n"
           "  -t, --task=NAME          task name recorded in the archive\n"
           "                           (default: finetuning_task of config.json)\n"
           "  -z, --compress=METHOD    none (default), gzip, zstd or xz; a compressed\n"
@@ -52,6 +53,7 @@ main (int argc, char **argv)
     {"pooling", required_argument, NULL, 'p'},
     {"max-length", required_argument, NULL, 'L'},
     {"task", required_argument, NULL, 't'},
+    {"vocab", required_argument, NULL, 'V'},
     {"compress", required_argument, NULL, 'z'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, OPT_HELP},
@@ -61,7 +63,7 @@ main (int argc, char **argv)
   pmx_hf_options opt = {0};
   const char *output = NULL;
   int compress = PMX_COMPRESS_NONE, verbose = 0, c;
-  while ((c = getopt_long (argc, argv, "o:l:p:L:t:z:v", longopts, NULL)) != -1)
+  while ((c = getopt_long (argc, argv, "o:l:p:L:t:V:z:v", longopts, NULL)) != -1)
     switch (c)
       {
       case 'o':
@@ -81,6 +83,9 @@ main (int argc, char **argv)
         break;
       case 't':
         opt.task = optarg;
+        break;
+      case 'V':
+        opt.vocab = optarg;
         break;
       case 'z':
         if (strcmp (optarg, "none") == 0)

@@ -8,7 +8,7 @@
 #include "error.h"
 #include "metrics.h"
 #include "model.h"
-#include "mux-weights.h"
+#include "weights.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -158,8 +158,8 @@ main (int argc, char **argv)
     usage_error ("extra operand '%s'", argv[optind + 1]);
   const char *in_path = optind < argc ? argv[optind] : "-";
 
-  mux_weights mw;
-  mux_weights_open (&mw, model_path, weights_path);
+  weights mw;
+  weights_open (&mw, model_path, weights_path);
   const pmx_model_config *cfg = &mw.cfg;
   if (!model_path)
     model_path = weights_path;
@@ -360,6 +360,6 @@ main (int argc, char **argv)
   pmx_record_free (&res);
   pmx_meta_free (&meta);
   pmx_demuxer_free (dx);
-  mux_weights_close (&mw);
+  weights_close (&mw);
   return EXIT_SUCCESS;
 }

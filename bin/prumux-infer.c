@@ -7,17 +7,13 @@
 #include "error.h"
 #include "model.h"
 #include "stream.h"
+#include "demux.h"
+#include "mux.h"
+#include "weights.h"
 
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The model archive reader (lib/model.c) may be absent from a build of the
-   encoder alone; the program then still works with --weights.  */
-#pragma weak pmx_model_open
-#pragma weak pmx_model_close
-#pragma weak pmx_model_config_of
-#pragma weak pmx_model_tensor
 
 static void
 usage (void)
@@ -33,6 +29,9 @@ usage (void)
           "                            in its META (hidden, layers, head_dim, ln_eps,\n"
           "                            attend_padding, id, pooling, mux_n,\n"
           "                            demux_variant); for tests and benchmarks\n"
+          "  -i, --from-ids          read a token stream (prumux-tokenize) and run the\n"
+          "                            embedding and multiplexing stage in this process,\n"
+          "                            as prumux-mux would\n"
           "  -p, --positions=WHICH   the positions to keep per sequence: 'auto' (what\n"
           "                            the model's head reads; the default), 'all',\n"
           "                            or a comma-separated list such as 0,1,2\n"
@@ -50,60 +49,6 @@ usage (void)
           "'positions' (P), rows at padded positions being zero.  Other tensors are\n"
           "copied through.  The input's model= must be the model's identity.\n");
   cli_help_tail ();
-}
-
-/* The configuration of a --weights stream, from its META.  */
-static void
-weights_config (const pmx_meta *m, const char *path, pmx_model_config *cfg)
-{
-  memset (cfg, 0, sizeof *cfg);
-  struct { const char *key; int *dst; long long lo, hi, def; } ints[] = {
-    { "hidden", &cfg->hidden, 1, 1 << 16, -1 },
-    { "layers", &cfg->layers, 0, 1000, -1 },
-    { "head_dim", &cfg->head_dim, 1, 4096, 64 },
-    { "attend_padding", &cfg->attend_padding, 0, 1, 0 },
-    { "mux_n", &cfg->mux_n, 1, 1024, 1 },
-  };
-  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-    {
-      long long v = ints[i].def;
-      int r = pmx_meta_get_int (m, ints[i].key, ints[i].lo, ints[i].hi, &v);
-      if (r < 0)
-        die_lib (path);
-      if (v < 0)
-        die ("%s: META has no '%s'", path, ints[i].key);
-      *ints[i].dst = (int) v;
-    }
-  const char *eps = pmx_meta_get (m, "ln_eps");
-  cfg->ln_eps = eps ? strtod (eps, NULL) : 1e-12;
-  if (!(cfg->ln_eps > 0 && cfg->ln_eps < 1))
-    die ("%s: bad ln_eps '%s'", path, eps);
-  struct { const char *key; char *dst; size_t size; const char *def; } strs[] = {
-    { "id", cfg->id, sizeof cfg->id, "" },
-    { "pooling", cfg->pooling, sizeof cfg->pooling, "cls" },
-    { "demux_variant", cfg->demux_variant, sizeof cfg->demux_variant, "none" },
-    { "arch", cfg->arch, sizeof cfg->arch, "bert" },
-  };
-  for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-    {
-      const char *v = pmx_meta_get (m, strs[i].key);
-      v = v ? v : strs[i].def;
-      if (strlen (v) >= strs[i].size)
-        die ("%s: META '%s' is too long", path, strs[i].key);
-      strcpy (strs[i].dst, v);
-    }
-}
-
-static const pmx_tensor *
-record_lookup (const void *ctx, const char *name)
-{
-  return pmx_record_get (ctx, name);
-}
-
-static const pmx_tensor *
-model_lookup (const void *ctx, const char *name)
-{
-  return pmx_model_tensor (ctx, name);
 }
 
 /* Positions: a fixed list, or -1 for "all" (0..T-1 of each record).  */
@@ -144,21 +89,41 @@ positions_parse (positions *p, const char *arg)
     }
 }
 
-/* What the model's head reads (see --help).  */
+/* What the model's head reads (see --help): the demultiplexer's own rule.  */
 static void
 positions_auto (positions *p, const pmx_model_config *cfg)
 {
-  if (!strcmp (cfg->demux_variant, "index_pos"))
-    positions_add (p, 0);
-  else if (!strcmp (cfg->demux_variant, "index"))
-    for (int i = 0; i <= cfg->mux_n; i++)
-      positions_add (p, i);
-  else if (strcmp (cfg->demux_variant, "none") && cfg->demux_variant[0])
+  int32_t v[4096];
+  int n = pmx_head_positions (cfg, v, 4096);
+  if (n < 0)
+    die_lib (NULL);
+  if (n == 0 || n > 4096)
     p->all = 1;
-  else if (!strcmp (cfg->pooling, "cls") || !strcmp (cfg->pooling, "pooler"))
-    positions_add (p, 0);
-  else
-    p->all = 1;
+  for (int i = 0; i < n && i < 4096; i++)
+    positions_add (p, v[i]);
+}
+
+/* Run the encoder over one embeds record REC and write the result.  */
+static void
+encode_record (pmx_encoder *enc, const pmx_record *rec, positions *pos,
+               pmx_record *res, pmx_writer *w, const char *in_name, uint64_t seq)
+{
+  if (pos->all)
+    {
+      const pmx_tensor *x = pmx_record_expect (rec, "embeds", PMX_F32, 3);
+      if (!x)
+        die ("%s: record %llu: %s", in_name, (unsigned long long) seq, pmx_errmsg ());
+      if (x->shape[1] > 65536)
+        die ("%s: record %llu: sequence length %lld is too long", in_name,
+             (unsigned long long) seq, (long long) x->shape[1]);
+      pos->n = 0;
+      for (int64_t t = 0; t < x->shape[1]; t++)
+        positions_add (pos, t);
+    }
+  if (pmx_encoder_stage (enc, rec, pos->v, pos->n, res) < 0)
+    die ("%s: record %llu: %s", in_name, (unsigned long long) seq, pmx_errmsg ());
+  if (pmx_writer_write (w, res) < 0)
+    die_lib (NULL);
 }
 
 int
@@ -168,6 +133,7 @@ main (int argc, char **argv)
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
     { "weights", required_argument, NULL, 'w' },
+    { "from-ids", no_argument, NULL, 'i' },
     { "positions", required_argument, NULL, 'p' },
     { "threads", required_argument, NULL, 't' },
     { "output", required_argument, NULL, 'o' },
@@ -177,13 +143,14 @@ main (int argc, char **argv)
   };
   const char *model_path = NULL, *weights_path = NULL, *output = NULL;
   const char *positions_arg = "auto";
-  int threads = 0, c;
+  int threads = 0, from_ids = 0, c;
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "m:w:p:t:o:", longopts, NULL)) != -1)
+  while ((c = getopt_long (argc, argv, "m:w:ip:t:o:", longopts, NULL)) != -1)
     switch (c)
       {
       case 'm': model_path = optarg; break;
       case 'w': weights_path = optarg; break;
+      case 'i': from_ids = 1; break;
       case 'p': positions_arg = optarg; break;
       case 't': threads = (int) cli_parse_int ("--threads", optarg, 1, 256); break;
       case 'o': output = optarg; break;
@@ -198,40 +165,16 @@ main (int argc, char **argv)
   const char *input = optind < argc ? argv[optind] : "-";
 
   /* The weights.  */
-  pmx_model_config cfg;
-  pmx_model *model = NULL;
-  pmx_record wrec;
-  pmx_record_init (&wrec);
-  pmx_encoder *enc;
-  if (model_path)
-    {
-      if (!pmx_model_open)
-        die ("%s: this build cannot read model archives; use --weights", model_path);
-      if (!(model = pmx_model_open (model_path)))
-        die_lib (NULL);
-      cfg = *pmx_model_config_of (model);
-      enc = pmx_encoder_new (&cfg, model_lookup, model, threads);
-      if (!enc)
-        die_lib (model_path);
-    }
-  else
-    {
-      FILE *wf = cli_open_input (weights_path);
-      pmx_reader *wr = pmx_reader_open (wf, weights_path);
-      if (!wr)
-        die_lib (NULL);
-      weights_config (pmx_reader_meta (wr), weights_path, &cfg);
-      int r = pmx_reader_read (wr, &wrec);
-      if (r < 0)
-        die_lib (NULL);
-      if (r == 0)
-        die ("%s: no record of weights", weights_path);
-      pmx_reader_close (wr);
-      cli_close_input (wf, weights_path);
-      enc = pmx_encoder_new (&cfg, record_lookup, &wrec, threads);
-      if (!enc)
-        die_lib (weights_path);
-    }
+  weights wt;
+  weights_open (&wt, model_path, weights_path);
+  pmx_model_config cfg = wt.cfg;
+  if (weights_path && cfg.hidden <= 0)
+    die ("%s: META has no 'hidden'", weights_path);
+  if (weights_path && cfg.layers <= 0)
+    die ("%s: META has no 'layers'", weights_path);
+  pmx_encoder *enc = pmx_encoder_new (&cfg, wt.get, wt.ctx, threads);
+  if (!enc)
+    die_lib (model_path ? model_path : weights_path);
 
   positions pos = { 0, 0, NULL };
   if (!strcmp (positions_arg, "all"))
@@ -249,19 +192,26 @@ main (int argc, char **argv)
     die_lib (NULL);
   const pmx_meta *meta = pmx_reader_meta (r);
   const char *stage = pmx_meta_get (meta, "stage");
-  if (stage && strcmp (stage, "embeds"))
-    die ("%s: stream stage is '%s', expected 'embeds'", in_name, stage);
+  const char *want_stage = from_ids ? "tokens" : "embeds";
+  if (stage && strcmp (stage, want_stage))
+    die ("%s: stream stage is '%s', expected '%s'", in_name, stage, want_stage);
   const char *id = pmx_meta_get (meta, "model");
-  if (!id)
+  if (!id && !from_ids)       /* token streams made with --vocab carry none */
     die ("%s: stream has no model= identity (expected %s)", in_name,
          cfg.id[0] ? cfg.id : "the model's");
-  if (strcmp (id, cfg.id))
+  if (id && strcmp (id, cfg.id))
     die ("%s: stream was made for model %s, not %s", in_name, id, cfg.id);
+  pmx_muxer *mx = NULL;
+  if (from_ids && !(mx = pmx_muxer_new (&cfg, wt.get, wt.ctx)))
+    die_lib (model_path ? model_path : weights_path);
   pmx_meta om;
   pmx_meta_init (&om);
   if (pmx_meta_copy (&om, meta) < 0
       || pmx_meta_setf (&om, "producer", "prumux-infer %s", PACKAGE_VERSION) < 0
-      || pmx_meta_set (&om, "stage", "hidden") < 0)
+      || pmx_meta_set (&om, "stage", "hidden") < 0
+      || (from_ids && (pmx_meta_set (&om, "model", cfg.id) < 0
+                       || pmx_meta_setf (&om, "mux_n", "%d",
+                                         pmx_muxer_instances (mx)) < 0)))
     die_lib (NULL);
   cli_output o;
   FILE *out = cli_output_open (&o, output);
@@ -269,30 +219,32 @@ main (int argc, char **argv)
   if (!w)
     die_lib (NULL);
 
-  pmx_record rec, res;
+  pmx_record rec, res, emb;
   pmx_record_init (&rec);
   pmx_record_init (&res);
+  pmx_record_init (&emb);
   int got;
   while ((got = pmx_reader_read (r, &rec)) > 0)
     {
-      if (pos.all)
+      if (!mx)
+        encode_record (enc, &rec, &pos, &res, w, in_name, rec.seq);
+      else
         {
-          const pmx_tensor *x = pmx_record_expect (&rec, "embeds", PMX_F32, 3);
-          if (!x)
+          int m = pmx_mux_stage (mx, &rec, &emb);
+          if (m < 0)
             die ("%s: record %llu: %s", in_name, (unsigned long long) rec.seq,
                  pmx_errmsg ());
-          if (x->shape[1] > 65536)
-            die ("%s: record %llu: sequence length %lld is too long", in_name,
-                 (unsigned long long) rec.seq, (long long) x->shape[1]);
-          pos.n = 0;
-          for (int64_t t = 0; t < x->shape[1]; t++)
-            positions_add (&pos, t);
+          if (m)
+            encode_record (enc, &emb, &pos, &res, w, in_name, rec.seq);
         }
-      if (pmx_encoder_stage (enc, &rec, pos.v, pos.n, &res) < 0)
-        die ("%s: record %llu: %s", in_name, (unsigned long long) rec.seq,
-             pmx_errmsg ());
-      if (pmx_writer_write (w, &res) < 0)
-        die_lib (NULL);
+    }
+  if (got == 0 && mx)
+    {
+      int m = pmx_mux_flush (mx, &emb);
+      if (m < 0)
+        die_lib (in_name);
+      if (m)
+        encode_record (enc, &emb, &pos, &res, w, in_name, pmx_reader_records (r));
     }
   if (got < 0)
     die_lib (NULL);
@@ -305,11 +257,11 @@ main (int argc, char **argv)
 
   pmx_record_free (&rec);
   pmx_record_free (&res);
+  pmx_record_free (&emb);
+  pmx_muxer_free (mx);
   pmx_meta_free (&om);
   free (pos.v);
   pmx_encoder_free (enc);
-  pmx_record_free (&wrec);
-  if (model)
-    pmx_model_close (model);
+  weights_close (&wt);
   return EXIT_SUCCESS;
 }

@@ -121,48 +121,17 @@ info_text (const char *path, const pmx_model *m)
 static void
 info_json (const char *path, const pmx_model *m)
 {
-  const pmx_model_config *c = pmx_model_config_of (m);
   long long params, bytes;
   totals (m, &params, &bytes);
-  json_t *o = json_object (), *lab = json_array (), *lh = json_array (),
-    *lf = json_array ();
-  for (int i = 0; i < c->num_labels; i++)
-    json_array_append_new (lab, json_string (c->labels[i]));
-  for (int l = 0; l < c->layers; l++)
-    {
-      int h, f;
-      layer_shape (m, l, &h, &f);
-      json_array_append_new (lh, json_integer (h));
-      json_array_append_new (lf, json_integer (f));
-    }
+  char *text = pmx_model_config_json (m);
+  if (!text)
+    die_lib (path);
+  json_t *o = json_loads (text, 0, NULL);
+  free (text);
+  if (!o)
+    die ("%s: cannot show the configuration", path);
   json_object_set_new (o, "file", json_string (path));
-  json_object_set_new (o, "id", json_string (c->id));
   json_object_set_new (o, "storage", json_string (pmx_model_storage (m)));
-  json_object_set_new (o, "arch", json_string (c->arch));
-  json_object_set_new (o, "task", json_string (c->task));
-  json_object_set_new (o, "vocab_size", json_integer (c->vocab_size));
-  json_object_set_new (o, "hidden", json_integer (c->hidden));
-  json_object_set_new (o, "layers", json_integer (c->layers));
-  json_object_set_new (o, "heads", json_integer (c->heads));
-  json_object_set_new (o, "head_dim", json_integer (c->head_dim));
-  json_object_set_new (o, "intermediate", json_integer (c->intermediate));
-  json_object_set_new (o, "max_position", json_integer (c->max_position));
-  json_object_set_new (o, "type_vocab", json_integer (c->type_vocab));
-  json_object_set_new (o, "ln_eps", json_real (c->ln_eps));
-  json_object_set_new (o, "layer_heads", lh);
-  json_object_set_new (o, "layer_ffn", lf);
-  json_object_set_new (o, "mux_n", json_integer (c->mux_n));
-  json_object_set_new (o, "mux_variant", json_string (c->mux_variant));
-  json_object_set_new (o, "demux_variant", json_string (c->demux_variant));
-  json_object_set_new (o, "demux_layers", json_integer (c->demux_layers));
-  json_object_set_new (o, "num_labels", json_integer (c->num_labels));
-  json_object_set_new (o, "labels", lab);
-  json_object_set_new (o, "pooling", json_string (c->pooling));
-  json_object_set_new (o, "normalize", json_boolean (c->normalize));
-  json_object_set_new (o, "attend_padding", json_boolean (c->attend_padding));
-  json_object_set_new (o, "max_length", json_integer (c->max_length));
-  json_object_set_new (o, "lowercase", json_boolean (c->lowercase));
-  json_object_set_new (o, "strip_accents", json_boolean (c->strip_accents));
   json_object_set_new (o, "tensors", json_integer (pmx_model_tensor_count (m)));
   json_object_set_new (o, "parameters", json_integer (params));
   json_object_set_new (o, "bytes", json_integer (bytes));

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "error.h"
 #include "stream.h"
+#include "model.h"
 #include "vocab.h"
 #include "wordpiece.h"
 
@@ -18,13 +19,17 @@
 static void
 usage (void)
 {
-  printf ("Usage: %s [OPTION]... --vocab=FILE [FILE]...\n", program_name);
+  printf ("Usage: %s [OPTION]... -m MODEL [FILE]...\n"
+          "  or:  %s [OPTION]... --vocab=FILE [FILE]...\n", program_name, program_name);
   fputs ("\
 Tokenize each line of the FILEs (or standard input) with BERT's WordPiece,\n\
 exactly as Hugging Face's BertTokenizer does, and write a prumux stream of\n\
 records of token ids ([CLS] A [SEP], or [CLS] A [SEP] B [SEP] for pairs).\n\
 \n\
 Vocabulary and normalisation:\n\
+  -m, --model=MODEL       take the vocabulary, case and accent handling,\n\
+                            maximum length and label names from the model\n\
+                            archive, and mark the stream as made for it\n\
   -v, --vocab=FILE        the vocabulary (vocab.txt, one token per line)\n\
   -c, --cased             keep case (default: lower-case, for uncased\n\
                             vocabularies)\n\
@@ -38,8 +43,8 @@ Input (one text per line; CRLF accepted; invalid UTF-8 is dropped):\n\
                             the text\n\
   -l, --label-field=N     carry field N as the integer tensor 'label'\n\
   -L, --labels=NAMES      label names, comma-separated: a label NAME is\n\
-                            stored as its index in this list (default: labels\n\
-                            are integers)\n\
+                            stored as its index in this list (default: the\n\
+                            model's label names, then integers)\n\
   -H, --skip-header       skip the first line of each FILE\n\
 \n\
 Output:\n\
@@ -68,7 +73,10 @@ truncated after tokenization, in constant memory.\n", stdout);
 static struct
 {
   const char *vocab;
+  const char *model;
   int lowercase, strip_accents;  /* strip_accents: -1 = as lowercase */
+  int cased_set, max_length_set;  /* given on the command line */
+  int labels_from_model;         /* integers are accepted too */
   int tsv_in;                    /* --fields given */
   int field_a, field_b;          /* 1-based; 0 = none */
   int label_field;
@@ -262,7 +270,19 @@ parse_label (const char *file, long long line)
       for (int i = 0; i < opt.nlabels; i++)
         if (strcmp (opt.labels[i], s) == 0)
           return i;
-      die ("%s:%lld: label '%s' is not one of --labels", file, line, s);
+      if (!opt.labels_from_model)
+        die ("%s:%lld: label '%s' is not one of --labels", file, line, s);
+    }
+  if (opt.labels_from_model)
+    {
+      /* A model's labels: a name, or a class index.  */
+      char *end;
+      errno = 0;
+      long v = strtol (s, &end, 10);
+      if (end == s || *end || errno || v < 0 || v >= opt.nlabels)
+        die ("%s:%lld: label '%s' is neither a label of the model nor a class"
+             " number below %d", file, line, s, opt.nlabels);
+      return (int) v;
     }
   char *end;
   errno = 0;
@@ -567,6 +587,7 @@ int
 main (int argc, char **argv)
 {
   static const struct option longopts[] = {
+    { "model", required_argument, NULL, 'm' },
     { "vocab", required_argument, NULL, 'v' },
     { "cased", no_argument, NULL, 'c' },
     { "no-strip-accents", no_argument, NULL, 'a' },
@@ -587,12 +608,13 @@ main (int argc, char **argv)
   };
   int c;
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "v:casf:l:L:Hn:p:b:F:do:", longopts,
+  while ((c = getopt_long (argc, argv, "m:v:casf:l:L:Hn:p:b:F:do:", longopts,
                            NULL)) != -1)
     switch (c)
       {
+      case 'm': opt.model = optarg; break;
       case 'v': opt.vocab = optarg; break;
-      case 'c': opt.lowercase = 0; break;
+      case 'c': opt.lowercase = 0; opt.cased_set = 1; break;
       case 'a': opt.strip_accents = 0; break;
       case 's': opt.strip_accents = 1; break;
       case 'f': parse_fields (optarg); break;
@@ -605,6 +627,7 @@ main (int argc, char **argv)
       case 'n':
         opt.max_length = (int) cli_parse_int ("--max-length", optarg, 2,
                                               1 << 20);
+        opt.max_length_set = 1;
         break;
       case 'p':
         if (strcmp (optarg, "max") == 0)
@@ -633,11 +656,34 @@ main (int argc, char **argv)
       case 'V': cli_version (); break;
       default: usage_error ("invalid option");
       }
-  if (!opt.vocab)
-    usage_error ("no vocabulary given (--vocab=FILE)");
+  if (!opt.vocab && !opt.model)
+    usage_error ("no vocabulary given (--model=MODEL or --vocab=FILE)");
+  if (opt.vocab && opt.model)
+    usage_error ("give only one of --model and --vocab");
+  /* The model's settings, unless the command line says otherwise.  */
+  pmx_model *model = NULL;
+  const pmx_model_config *cfg = NULL;
+  if (opt.model)
+    {
+      if (!(model = pmx_model_open (opt.model)))
+        die_lib (NULL);
+      cfg = pmx_model_config_of (model);
+      if (!opt.cased_set)
+        opt.lowercase = cfg->lowercase;
+      if (opt.strip_accents < 0)
+        opt.strip_accents = cfg->strip_accents;
+      if (!opt.max_length_set && cfg->max_length > 0)
+        opt.max_length = cfg->max_length;
+      if (!opt.labels && cfg->num_labels > 0)
+        {
+          opt.labels = cfg->labels;
+          opt.nlabels = cfg->num_labels;
+          opt.labels_from_model = 1;
+        }
+    }
   if (opt.label_field && !opt.tsv_in)
     usage_error ("--label-field needs --fields");
-  if (opt.labels && !opt.label_field)
+  if (opt.labels && !opt.label_field && !opt.labels_from_model)
     usage_error ("--labels needs --label-field");
   if (opt.field_b && opt.max_length < 3)
     usage_error ("--max-length must be at least 3 for pairs");
@@ -648,9 +694,20 @@ main (int argc, char **argv)
   if (opt.strip_accents < 0)
     opt.strip_accents = opt.lowercase;
 
-  pmx_vocab *vocab = pmx_vocab_load (opt.vocab);
+  pmx_vocab *vocab;
+  if (model)
+    {
+      size_t len;
+      const char *text = pmx_model_vocab (model, &len);
+      if (!text)
+        die ("%s: the model has no vocabulary", opt.model);
+      vocab = pmx_vocab_load_mem (text, len, opt.model);
+    }
+  else
+    vocab = pmx_vocab_load (opt.vocab);
   if (!vocab)
     die_lib (NULL);
+  const char *vocab_name = opt.model ? opt.model : opt.vocab;
 
   cli_output o;
   out = cli_output_open (&o, opt.output);
@@ -669,9 +726,9 @@ main (int argc, char **argv)
     }
 
   if (pmx_wordpiece_init (&wp, vocab, opt.lowercase, opt.strip_accents) < 0)
-    die_lib (opt.vocab);
+    die_lib (vocab_name);
   if (wp.cls < 0 || wp.sep < 0 || wp.pad < 0)
-    die ("%s: vocabulary lacks [CLS], [SEP] or [PAD]", opt.vocab);
+    die ("%s: vocabulary lacks [CLS], [SEP] or [PAD]", vocab_name);
 
   ids_a = malloc ((size_t) opt.max_length * sizeof *ids_a);
   ids_b = malloc ((size_t) opt.max_length * sizeof *ids_b);
@@ -692,7 +749,8 @@ main (int argc, char **argv)
           || pmx_meta_setf (&meta, "strip_accents", "%d",
                             opt.strip_accents) < 0
           || pmx_meta_set (&meta, "pad", opt.pad_longest ? "longest" : "max")
-             < 0)
+             < 0
+          || (cfg && pmx_meta_set (&meta, "model", cfg->id) < 0))
         die_lib (NULL);
       if (opt.labels)
         {
@@ -734,5 +792,7 @@ main (int argc, char **argv)
   cli_check_write (out, "output");
   cli_output_commit (&o);
   pmx_vocab_free (vocab);
+  if (model)
+    pmx_model_close (model);
   return EXIT_SUCCESS;
 }

@@ -112,7 +112,6 @@ static int
 get_layer_norm (pmx_tensor_lookup get, const void *ctx, const char *prefix, int n,
                 layer_norm *ln)
 {
-  linear l;
   char name[PMX_NAME_MAX + 1], found[PMX_NAME_MAX + 1];
   snprintf (name, sizeof name, "%s.weight", prefix);
   lookup_alias (get, ctx, name, found, sizeof found);
@@ -124,7 +123,6 @@ get_layer_norm (pmx_tensor_lookup get, const void *ctx, const char *prefix, int 
   const pmx_tensor *b = pmx_embed_weight (get, ctx, found, 1, n, -1);
   if (!b)
     return -1;
-  (void) l;
   ln->w = w->data;
   ln->b = b->data;
   ln->n = n;
@@ -398,16 +396,36 @@ int pmx_demuxer_embedding_width (const pmx_demuxer *dx) { return dx->D; }
 int pmx_demuxer_instances (const pmx_demuxer *dx) { return dx->N; }
 int pmx_demuxer_hidden (const pmx_demuxer *dx) { return dx->H; }
 
-int
-pmx_demuxer_positions (const pmx_demuxer *dx, int32_t *pos, int max)
+/* The encoder positions a head of this kind reads: [CLS] (0); the N index
+   tokens and the [CLS] after them for index; all (returns 0) for mean
+   pooling.  */
+static int
+positions_read (enum demux_kind kind, enum pool_kind pool, int N, int32_t *pos, int max)
 {
-  if (dx->kind == DEMUX_NONE && dx->pool == POOL_MEAN)
+  if (kind == DEMUX_NONE && pool == POOL_MEAN)
     return 0;
-  /* index: the N index tokens and the [CLS] after them; else [CLS].  */
-  int P = dx->kind == DEMUX_INDEX ? dx->N + 1 : 1;
+  int P = kind == DEMUX_INDEX ? N + 1 : 1;
   for (int p = 0; p < P && p < max; p++)
     pos[p] = p;
   return P;
+}
+
+int
+pmx_demuxer_positions (const pmx_demuxer *dx, int32_t *pos, int max)
+{
+  return positions_read (dx->kind, dx->pool, dx->N, pos, max);
+}
+
+int
+pmx_head_positions (const pmx_model_config *cfg, int32_t *pos, int max)
+{
+  enum demux_kind kind = DEMUX_NONE;
+  enum pool_kind pool = POOL_CLS;
+  if (cfg->mux_n > 1)           /* index_pos and mlp read [CLS] only */
+    kind = strcmp (cfg->demux_variant, "index") ? DEMUX_INDEX_POS : DEMUX_INDEX;
+  else if (cfg->pooling[0] && parse_pool (cfg->pooling, &pool) < 0)
+    return -1;
+  return positions_read (kind, pool, cfg->mux_n, pos, max);
 }
 
 /* ---- The stage ---------------------------------------------------------- */

@@ -63,6 +63,9 @@ int pmx_demuxer_hidden (const pmx_demuxer *dx);         /* H expected */
    for MAX) and returns their count, or returns 0 when it needs every
    position (mean pooling).  prumux-infer asks for these only.  */
 int pmx_demuxer_positions (const pmx_demuxer *dx, int32_t *pos, int max);
+/* The same from a model's configuration alone (its own pooling); -1 with an
+   error for an unknown pooling.  */
+int pmx_head_positions (const pmx_model_config *cfg, int32_t *pos, int max);
 
 /* Demultiplex one hidden record IN into OUT (reset first).  Returns 1 with
    a record (which may hold 0 rows if IN held only filler rows), -1 on

@@ -14,13 +14,6 @@
 #include "stream.h"
 #include "model.h"
 
-/* How a stage finds a weight by name (NULL if there is none, no error).
-   lib/encoder.h declares the same type under the same guard.  */
-#ifndef PMX_TENSOR_LOOKUP_DEFINED
-#define PMX_TENSOR_LOOKUP_DEFINED
-typedef const pmx_tensor *(*pmx_tensor_lookup) (const void *ctx, const char *name);
-#endif
-
 typedef struct pmx_embed
 {
   int hidden;                   /* H (pruned width) */
@@ -33,7 +26,8 @@ typedef struct pmx_embed
 } pmx_embed;
 
 /* The f32 tensor NAME of rank RANK with dims D0, D1 where >= 0; NULL with
-   an error ("weight 'x': ...") otherwise.  Used by all my stages.  */
+   an error ("weight 'x': ...") otherwise.  Shared by the embedding,
+   mux and demux stages.  */
 const pmx_tensor *pmx_embed_weight (pmx_tensor_lookup get, const void *ctx,
                                     const char *name, int rank, int64_t d0,
                                     int64_t d1);

@@ -354,7 +354,6 @@ typedef struct attention_job
   float *C;                     /* (rows, A) */
   int ldc;
   const int *q_off, *q_n;
-  int T;
 } attention_job;
 
 static void
@@ -449,12 +448,12 @@ reserve (pmx_encoder *e, size_t M, size_t R, int T)
 
 static void
 attention (pmx_encoder *e, const layer *ly, const float *Q, int ldq, const int *q_off,
-           const int *q_n, int nseq, int T)
+           const int *q_n, int nseq)
 {
   attention_job j = {
     .e = e, .heads = ly->heads, .Q = Q, .ldq = ldq,
     .K = e->QKV + ly->A, .V = e->QKV + 2 * ly->A, .ldkv = 3 * ly->A,
-    .C = e->CTX, .ldc = ly->A, .q_off = q_off, .q_n = q_n, .T = T
+    .C = e->CTX, .ldc = ly->A, .q_off = q_off, .q_n = q_n
   };
   pmx_pool_run (e->pool, attention_task, &j, nseq * ly->heads);
 }
@@ -545,7 +544,7 @@ run_chunk (pmx_encoder *e, const float *x, int g0, int g1, int T, const int32_t 
                              .ldc = ly->A, .beta = 0.0f, .M = R, .N = ly->A,
                              .K = e->H, .epi = EPI_BIAS, .bias = ly->bqkv };
               gemm (e, &q);
-              attention (e, ly, e->QS, ly->A, e->r_off, e->r_n, nseq, T);
+              attention (e, ly, e->QS, ly->A, e->r_off, e->r_n, nseq);
               attention_output (e, ly, e->XS, R);
               if (ly->F)
                 ffn (e, ly, e->XS, R);
@@ -563,7 +562,7 @@ run_chunk (pmx_encoder *e, const float *x, int g0, int g1, int T, const int32_t 
                            .ldc = 3 * ly->A, .beta = 0.0f, .M = M, .N = 3 * ly->A,
                            .K = e->H, .epi = EPI_BIAS, .bias = ly->bqkv };
           gemm (e, &qkv);
-          attention (e, ly, e->QKV, 3 * ly->A, e->off, e->len, nseq, T);
+          attention (e, ly, e->QKV, 3 * ly->A, e->off, e->len, nseq);
           attention_output (e, ly, e->X, M);
         }
       if (ly->F)

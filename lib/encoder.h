@@ -38,9 +38,6 @@
 #include "model.h"
 #include "stream.h"
 
-/* Look up a weight by its archive name (see model.h); NULL if absent.  */
-typedef const pmx_tensor *(*pmx_tensor_lookup) (const void *ctx, const char *name);
-
 typedef struct pmx_encoder pmx_encoder;
 
 /* Build the encoder of CFG (arch, hidden, layers, head_dim, ln_eps and

@@ -126,10 +126,11 @@ load_json (const char *dir, const char *name, int required, size_t flags,
   return o;
 }
 
+/* Read DIR/NAME, or NAME alone if DIR is NULL.  */
 static int
 read_text (const char *dir, const char *name, char **out, size_t *len)
 {
-  char *p = path_join (dir, name);
+  char *p = dir ? path_join (dir, name) : strdup (name);
   if (!p)
     return pmx_error ("out of memory");
   FILE *f = fopen (p, "rb");
@@ -369,15 +370,23 @@ cmp_mapped (const void *a, const void *b)
 
 /* The tensors of ST under prumux names into TS (f32).  */
 static int
-import_tensors (const pmx_safetensors *st, pmx_hf_tensors *ts, pmx_hf_report *rep)
+import_tensors (pmx_safetensors *const *sts, int nst, pmx_hf_tensors *ts,
+                pmx_hf_report *rep)
 {
-  mapped *m = calloc ((size_t) st->count + 1, sizeof *m);
+  size_t total = 0;
+  for (int f = 0; f < nst; f++)
+    total += (size_t) sts[f]->count;
+  mapped *m = calloc (total + 1, sizeof *m);
   if (!m)
     return pmx_error ("out of memory");
   int n = 0, rc = 0;
-  for (int i = 0; i < st->count && rc == 0; i++)
+  for (size_t k = 0; k < total && rc == 0; k++)
     {
-      const pmx_st_tensor *t = &st->tensors[i];
+      int f = 0;
+      size_t i = k;
+      while (i >= (size_t) sts[f]->count)
+        i -= (size_t) sts[f++]->count;
+      const pmx_st_tensor *t = &sts[f]->tensors[i];
       int keep = pmx_hf_map_name (t->name, m[n].name, sizeof m[n].name);
       if (keep < 0)
         rc = pmx_error ("tensor '%s': name too long", t->name);
@@ -464,14 +473,98 @@ drop_orphan_norms (pmx_hf_tensors *ts, int layers, pmx_hf_report *rep)
     }
 }
 
+/* ---- sentence-transformers layout ------------------------------------------ */
+
+/* Where the parts of a sentence-transformers model are: the Hugging Face
+   files at the top (current layout) or in the Transformer module's folder
+   (older models: 0_BERT/), the pooling configuration in the Pooling
+   module's folder, and whether a Normalize module follows.  */
+typedef struct st_layout
+{
+  char *model;                  /* folder of config.json etc. */
+  char *pooling;                /* pooling config, relative to DIR, or NULL */
+  int normalize;
+} st_layout;
+
+static void
+layout_free (st_layout *L)
+{
+  free (L->model);
+  free (L->pooling);
+}
+
+static int
+read_layout (const char *dir, st_layout *L)
+{
+  memset (L, 0, sizeof *L);
+  L->model = strdup (dir);
+  if (!L->model)
+    return pmx_error ("out of memory");
+  if (!exists (dir, "modules.json"))
+    {
+      if (exists (dir, "1_Pooling/config.json")
+          && !(L->pooling = strdup ("1_Pooling/config.json")))
+        return pmx_error ("out of memory");
+      return 0;
+    }
+  /* modules.json is an array, which load_json refuses: read it here.  */
+  char *p = path_join (dir, "modules.json");
+  json_error_t jerr;
+  struct stat sb;
+  json_t *mods = p && stat (p, &sb) == 0 && sb.st_size <= JSON_FILE_MAX
+                 ? json_load_file (p, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+  free (p);
+  if (!json_is_array (mods))
+    {
+      json_decref (mods);
+      return pmx_error ("modules.json: not a JSON array");
+    }
+  int rc = 0;
+  for (size_t i = 0; i < json_array_size (mods) && rc == 0; i++)
+    {
+      json_t *m = json_array_get (mods, i);
+      json_t *ty = json_object_get (m, "type"), *pa = json_object_get (m, "path");
+      if (!json_is_string (ty))
+        continue;
+      const char *t = json_string_value (ty);
+      const char *path = json_is_string (pa) ? json_string_value (pa) : "";
+      if (path[0] == '/' || strstr (path, ".."))
+        {
+          rc = pmx_error ("modules.json: module path '%.64s' leaves the"
+                          " model directory", path);
+          break;
+        }
+      if (ends (t, ".Normalize"))
+        L->normalize = 1;
+      else if (ends (t, ".Pooling"))
+        {
+          free (L->pooling);
+          L->pooling = *path ? path_join (path, "config.json")
+                             : strdup ("config.json");
+          if (!L->pooling)
+            rc = pmx_error ("out of memory");
+        }
+      else if ((ends (t, ".Transformer") || ends (t, ".BERT")) && *path)
+        {
+          free (L->model);
+          L->model = path_join (dir, path);
+          if (!L->model)
+            rc = pmx_error ("out of memory");
+        }
+    }
+  json_decref (mods);
+  return rc;
+}
+
 /* ---- The import -------------------------------------------------------------- */
 
 /* Fill CFG from the parsed files; errors name the file and field.  */
 static int
-map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
-            const pmx_hf_tensors *ts, pmx_model_config *cfg, pmx_hf_report *rep)
+map_config (const char *dir, const st_layout *L, json_t *hf,
+            const pmx_hf_options *opt, const pmx_hf_tensors *ts,
+            pmx_model_config *cfg, pmx_hf_report *rep)
 {
-  int err, hidden_size, unused;
+  int err, hidden_size;
   char buf[64];
   /* Only BERT with exact GELU and absolute positions is implemented.  */
   if (cfg_str (hf, "model_type", "bert", buf, sizeof buf) < 0)
@@ -497,8 +590,7 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
       || cfg_int (hf, "num_attention_heads", 1, 1024, INT_MIN, &cfg->heads) < 0
       || cfg_int (hf, "intermediate_size", 1, 1 << 20, INT_MIN, &cfg->intermediate) < 0
       || cfg_int (hf, "max_position_embeddings", 1, 1 << 20, 512, &cfg->max_position) < 0
-      || cfg_int (hf, "type_vocab_size", 1, 1 << 16, 2, &cfg->type_vocab) < 0
-      || cfg_int (hf, "num_labels", 0, PMX_MAX_LABELS, 0, &unused) < 0)
+      || cfg_int (hf, "type_vocab_size", 1, 1 << 16, 2, &cfg->type_vocab) < 0)
     return pmx_error_prefix ("config.json");
   if (hidden_size % cfg->heads)
     return pmx_error ("config.json: hidden_size %d is not a multiple of"
@@ -547,12 +639,15 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
   /* Tokenizer.  */
   /* Tokenizer files may hold integers too big for jansson (HF writes
      model_max_length 1e30 as an integer): read their numbers as reals.  */
-  json_t *tok = load_json (dir, "tokenizer_config.json", 0,
+  json_t *tok = load_json (L->model, "tokenizer_config.json", 0,
                            JSON_DECODE_INT_AS_REAL, &err);
   if (err)
     return -1;
   json_t *sb = load_json (dir, "sentence_bert_config.json", 0,
                           JSON_DECODE_INT_AS_REAL, &err);
+  if (!sb && !err)
+    sb = load_json (L->model, "sentence_bert_config.json", 0,
+                    JSON_DECODE_INT_AS_REAL, &err);
   if (err)
     {
       json_decref (tok);
@@ -600,8 +695,8 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
   strcpy (cfg->pooling, "cls");
   if (cls && !muxed && ts_get (ts, "pooler.dense.weight"))
     strcpy (cfg->pooling, "pooler");
-  json_t *pool = load_json (dir, "1_Pooling/config.json", 0, 0, &err);
-  if (err)
+  json_t *pool = L->pooling ? load_json (dir, L->pooling, 0, 0, &err) : NULL;
+  if (L->pooling && err)
     return -1;
   if (pool)
     {
@@ -613,33 +708,13 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
            ? -1 : 0;
       json_decref (pool);
       if (rc < 0)
-        return pmx_error_prefix ("1_Pooling/config.json");
+        return pmx_error_prefix ("%s", L->pooling);
       if (maxt || sqrt || mean + clst != 1)
-        return pmx_error ("1_Pooling/config.json: only one of mean or CLS"
-                          " pooling is supported");
+        return pmx_error ("%s: only one of mean or CLS pooling is supported",
+                          L->pooling);
       strcpy (cfg->pooling, mean ? "mean" : "cls");
     }
-  json_t *mods = NULL;
-  if (exists (dir, "modules.json"))
-    {
-      /* modules.json is an array, which load_json refuses: read it here.  */
-      char *p = path_join (dir, "modules.json");
-      json_error_t jerr;
-      mods = p ? json_load_file (p, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-      free (p);
-      if (!json_is_array (mods))
-        {
-          json_decref (mods);
-          return pmx_error ("modules.json: not a JSON array");
-        }
-      for (size_t i = 0; i < json_array_size (mods); i++)
-        {
-          json_t *ty = json_object_get (json_array_get (mods, i), "type");
-          if (json_is_string (ty) && ends (json_string_value (ty), ".Normalize"))
-            cfg->normalize = 1;
-        }
-      json_decref (mods);
-    }
+  cfg->normalize = L->normalize;
   if (opt->pooling)
     {
       if (strcmp (opt->pooling, "cls") && strcmp (opt->pooling, "mean")
@@ -674,6 +749,104 @@ map_config (const char *dir, json_t *hf, const pmx_hf_options *opt,
   return 0;
 }
 
+static void
+close_weights (pmx_safetensors **sts, int n)
+{
+  for (int i = 0; i < n; i++)
+    pmx_st_close (sts[i]);
+  free (sts);
+}
+
+/* Open DIR/model.safetensors, or the shards named by
+   DIR/model.safetensors.index.json ("weight_map": {tensor: file}).  */
+static int
+open_weights (const char *dir, pmx_safetensors ***out, int *n)
+{
+  *out = NULL;
+  *n = 0;
+  if (exists (dir, "model.safetensors"))
+    {
+      char *p = path_join (dir, "model.safetensors");
+      pmx_safetensors *st = p ? pmx_st_open (p) : NULL;
+      free (p);
+      if (!st || !(*out = malloc (sizeof **out)))
+        {
+          pmx_st_close (st);
+          return st ? pmx_error ("out of memory") : -1;
+        }
+      (*out)[(*n)++] = st;
+      return 0;
+    }
+  if (!exists (dir, "model.safetensors.index.json"))
+    {
+      if (exists (dir, "pytorch_model.bin"))
+        return pmx_error ("%s: no model.safetensors, only pytorch_model.bin:"
+                          " convert it with bin2safetensors.py first", dir);
+      return pmx_error ("%s: no model.safetensors", dir);
+    }
+  int err;
+  json_t *idx = load_json (dir, "model.safetensors.index.json", 1, 0, &err);
+  if (!idx)
+    return -1;
+  json_t *wm = json_object_get (idx, "weight_map");
+  const char **names = NULL;    /* file name of each shard, into IDX */
+  int rc = 0;
+  if (!json_is_object (wm))
+    rc = pmx_error ("%s/model.safetensors.index.json: weight_map: not an"
+                    " object", dir);
+  const char *key;
+  json_t *val;
+  json_object_foreach (wm, key, val)
+    {
+      if (rc < 0)
+        break;
+      const char *file = json_is_string (val) ? json_string_value (val) : "";
+      if (!*file || strchr (file, '/') || strcmp (file, "..") == 0)
+        {
+          rc = pmx_error ("%s/model.safetensors.index.json: weight_map: '%.64s'"
+                          " is not a file name", dir, key);
+          break;
+        }
+      /* The shard holding KEY: opened once, found by its file name.  */
+      pmx_safetensors *st = NULL;
+      for (int i = 0; i < *n && !st; i++)
+        if (strcmp (names[i], file) == 0)
+          st = (*out)[i];
+      if (!st)
+        {
+          char *p = path_join (dir, file);
+          st = p ? pmx_st_open (p) : NULL;
+          free (p);
+          if (!st)
+            {
+              rc = -1;
+              break;
+            }
+          pmx_safetensors **g = realloc (*out, sizeof *g * (size_t) (*n + 1));
+          const char **h = g ? realloc (names, sizeof *h * (size_t) (*n + 1)) : NULL;
+          if (g)
+            *out = g;
+          if (!h)
+            {
+              pmx_st_close (st);
+              rc = pmx_error ("out of memory");
+              break;
+            }
+          names = h;
+          names[*n] = file;
+          (*out)[(*n)++] = st;
+        }
+      if (!pmx_st_get (st, key))
+        {
+          rc = pmx_error ("%s/%s: no tensor '%s' (weight_map)", dir, file, key);
+          break;
+        }
+    }
+  free (names);
+  json_decref (idx);
+  return rc;
+}
+
 int
 pmx_hf_import (const char *dir, const pmx_hf_options *opt,
                pmx_model_config *cfg, pmx_hf_tensors *tensors, char **vocab,
@@ -688,45 +861,55 @@ pmx_hf_import (const char *dir, const pmx_hf_options *opt,
   *vocab = NULL;
   *vocab_len = 0;
   int err;
-  json_t *hf = load_json (dir, "config.json", 1, 0, &err);
+  st_layout L;
+  if (read_layout (dir, &L) < 0)
+    {
+      layout_free (&L);
+      return pmx_error_prefix ("%s", dir);
+    }
+  const char *hfdir = L.model;
+  json_t *hf = load_json (hfdir, "config.json", 1, 0, &err);
   if (!hf)
-    return -1;
-  int rc = -1;
-  pmx_safetensors *st = NULL;
-  if (!exists (dir, "model.safetensors"))
     {
-      if (exists (dir, "model.safetensors.index.json"))
-        pmx_error ("%s: sharded safetensors checkpoints are not supported", dir);
-      else if (exists (dir, "pytorch_model.bin"))
-        pmx_error ("%s: no model.safetensors, only pytorch_model.bin: convert it"
-                   " with bin2safetensors.py first", dir);
-      else
-        pmx_error ("%s: no model.safetensors", dir);
-      goto out;
+      layout_free (&L);
+      return -1;
     }
-  char *p = path_join (dir, "model.safetensors");
-  st = p ? pmx_st_open (p) : NULL;
-  free (p);
-  if (!st)
+  int rc = -1, nst = 0;
+  pmx_safetensors **sts = NULL;
+  if (open_weights (hfdir, &sts, &nst) < 0)
     goto out;
-  if (import_tensors (st, tensors, rep) < 0)
+  if (import_tensors (sts, nst, tensors, rep) < 0)
     {
-      pmx_error_prefix ("%s/model.safetensors", dir);
+      pmx_error_prefix ("%s", hfdir);
       goto out;
     }
-  pmx_st_close (st);
-  st = NULL;
-  if (map_config (dir, hf, opt, tensors, cfg, rep) < 0)
+  close_weights (sts, nst);
+  sts = NULL;
+  nst = 0;
+  if (map_config (dir, &L, hf, opt, tensors, cfg, rep) < 0)
     {
       pmx_error_prefix ("%s", dir);
       goto out;
     }
   drop_orphan_norms (tensors, cfg->layers, rep);
-  if (read_text (dir, "vocab.txt", vocab, vocab_len) < 0)
+  if ((opt->vocab ? read_text (NULL, opt->vocab, vocab, vocab_len)
+       : read_text (hfdir, "vocab.txt", vocab, vocab_len)) < 0)
     goto out;
+  long lines = 0;
+  for (size_t i = 0; i < *vocab_len; i++)
+    lines += (*vocab)[i] == '\n';
+  if (*vocab_len && (*vocab)[*vocab_len - 1] != '\n')
+    lines++;
+  if (lines > cfg->vocab_size)
+    {
+      pmx_error ("%s: %ld tokens, more than vocab_size %d",
+                 opt->vocab ? opt->vocab : "vocab.txt", lines, cfg->vocab_size);
+      goto out;
+    }
   rc = 0;
 out:
-  pmx_st_close (st);
+  close_weights (sts, nst);
   json_decref (hf);
+  layout_free (&L);
   return rc;
 }

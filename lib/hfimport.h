@@ -1,11 +1,13 @@
 /* hfimport.h -- turn a Hugging Face model directory into a model archive's
    parts: configuration, f32 tensors under prumux names, vocabulary.
 
-   Reads DIR/config.json, DIR/model.safetensors, DIR/vocab.txt, and when
+   Reads DIR/config.json, DIR/model.safetensors (or the shards that
+   DIR/model.safetensors.index.json lists), DIR/vocab.txt, and when
    present DIR/tokenizer_config.json (do_lower_case, strip_accents,
    model_max_length), the sentence-transformers files modules.json,
-   sentence_bert_config.json and 1_Pooling/config.json (mean or CLS pooling,
-   a Normalize module).
+   sentence_bert_config.json and the Pooling module's config.json (mean or
+   CLS pooling, a Normalize module); in older sentence-transformers models
+   the Hugging Face files are in the Transformer module's folder (0_BERT/).
 
    Handles plain BERT encoders and classifiers, MUX-PLM / PruMUX
    multiplexed checkpoints and CoFi-style structurally pruned checkpoints,
@@ -25,6 +27,8 @@ typedef struct pmx_hf_options
   const char *pooling;          /* "cls", "mean", "pooler", or NULL */
   const char *task;             /* or NULL: config.json finetuning_task */
   int max_length;               /* 0: from the checkpoint */
+  const char *vocab;            /* vocab.txt to use instead of DIR's, or NULL
+                                   (MUX-PLM repositories ship none) */
 } pmx_hf_options;
 
 typedef struct pmx_hf_report

@@ -4,8 +4,9 @@
    calls into libm, branch-free maths); target_clones builds each kernel for
    AVX-512, AVX2+FMA and the baseline, chosen once by the dynamic loader.
    mk/infer.am compiles this file with -fvect-cost-model=dynamic (gcc's -O2
-   default refuses loops with an epilogue) and -fopenmp-simd (the
-   reductions below may be reordered: sums of a row in 8 or 16 lanes).  */
+   default refuses loops with an epilogue), -fopenmp-simd (the reductions
+   below may be reordered: sums of a row in 8 or 16 lanes) and
+   -fno-trapping-math (else the erf clamp keeps the GELU loop scalar).  */
 
 #include <config.h>
 #include "kernels.h"
@@ -29,8 +30,10 @@
 INLINE float
 erf_rational (float x)
 {
-  x = x > 4.0f ? 4.0f : x;
-  x = x < -4.0f ? -4.0f : x;
+  /* Written as x86's minps/maxps operand order, so gcc keeps the loop
+     branch-free in every clone.  */
+  x = x < 4.0f ? x : 4.0f;
+  x = x > -4.0f ? x : -4.0f;
   float x2 = x * x;
   float p = -2.72614225801306e-10f;
   p = p * x2 + 2.77068142495902e-08f;
@@ -109,6 +112,7 @@ pmx_bias_gelu (float *x, int ld, const float *bias, int rows, int n)
     {
       float *restrict row = x + (size_t) r * ld;
       const float *restrict b = bias;
+#pragma omp simd
       for (int j = 0; j < n; j++)
         row[j] = gelu1 (row[j] + b[j]);
     }

@@ -1386,3 +1386,45 @@ pmx_model_storage (const pmx_model *m)
 {
   return m->stream ? "memory" : "mapped";
 }
+
+const pmx_tensor *
+pmx_model_lookup (const void *model, const char *name)
+{
+  return pmx_model_tensor (model, name);
+}
+
+const pmx_tensor *
+pmx_record_lookup (const void *record, const char *name)
+{
+  return pmx_record_get (record, name);
+}
+
+char *
+pmx_model_config_json (const pmx_model *m)
+{
+  const pmx_model_config *c = pmx_model_config_of (m);
+  int *heads = calloc ((size_t) c->layers + 1, sizeof *heads);
+  int *ffn = calloc ((size_t) c->layers + 1, sizeof *ffn);
+  char *text = NULL;
+  if (heads && ffn)
+    {
+      for (int l = 0; l < c->layers; l++)
+        {
+          char name[PMX_NAME_MAX + 1];
+          snprintf (name, sizeof name, "encoder.layer.%d.attention.self.query.weight", l);
+          const pmx_tensor *q = pmx_model_tensor (m, name);
+          heads[l] = q ? (int) (q->shape[0] / c->head_dim) : 0;
+          snprintf (name, sizeof name, "encoder.layer.%d.intermediate.dense.weight", l);
+          const pmx_tensor *f = pmx_model_tensor (m, name);
+          ffn[l] = f ? (int) f->shape[0] : 0;
+        }
+      json_t *o = config_to_json (c, heads, ffn, 1);
+      text = o ? json_dumps (o, JSON_INDENT (2) | JSON_REAL_PRECISION (15)) : NULL;
+      json_decref (o);
+    }
+  free (heads);
+  free (ffn);
+  if (!text)
+    pmx_error ("out of memory");
+  return text;
+}

@@ -60,6 +60,14 @@ typedef struct pmx_model_config
 
 typedef struct pmx_model pmx_model;
 
+/* How a stage (encoder, mux, demux) finds a weight by its archive name:
+   NULL if there is none (no error recorded).  CTX is a pmx_model for
+   pmx_model_lookup, or a pmx_record of named tensors for pmx_record_lookup
+   (tests and benchmarks).  */
+typedef const pmx_tensor *(*pmx_tensor_lookup) (const void *ctx, const char *name);
+const pmx_tensor *pmx_model_lookup (const void *model, const char *name);
+const pmx_tensor *pmx_record_lookup (const void *record, const char *name);
+
 /* Open an archive.  NULL with an error ("PATH: ...") if it cannot be read or
    fails validation.  */
 pmx_model *pmx_model_open (const char *path);
@@ -74,6 +82,9 @@ const pmx_tensor *pmx_model_expect (const pmx_model *m, const char *name,
                                     int rank, int64_t d0, int64_t d1);
 int pmx_model_tensor_count (const pmx_model *m);
 const pmx_tensor *pmx_model_tensor_at (const pmx_model *m, int i);
+/* The configuration as config.json text, per-layer shapes included (a
+   string the caller frees), or NULL on error.  */
+char *pmx_model_config_json (const pmx_model *m);
 /* vocab.txt text (one token per line), or NULL if the archive has none.  */
 const char *pmx_model_vocab (const pmx_model *m, size_t *len);
 

@@ -1,6 +1,16 @@
-/* prumux.h -- the public interface of libprumux, in one include.  */
+/* prumux.h -- the public interface of libprumux, in one include:
+   pkg-config --cflags --libs libprumux.  */
 #ifndef PRUMUX_H
 #define PRUMUX_H
-#include "error.h"
-#include "stream.h"
+#include "error.h"      /* how failures are reported */
+#include "stream.h"     /* the tensor stream */
+#include "model.h"      /* model archives */
+#include "vocab.h"      /* vocabularies */
+#include "wordpiece.h"  /* BERT WordPiece tokenization */
+#include "embed.h"      /* the embedding stage */
+#include "mux.h"        /* the multiplexer */
+#include "encoder.h"    /* the BERT encoder */
+#include "demux.h"      /* demultiplexers and heads */
+#include "metrics.h"    /* evaluation metrics */
+#include "fit.h"        /* Auto-PruMUX */
 #endif

@@ -153,6 +153,21 @@ st '{"a":{"dtype":"BOOL","shape":[1],"data_offsets":[0,1]}}' 1
 conv 'dtype BOOL is not supported'
 st '{"embeddings.word_embeddings.weight":{"dtype":"F32","shape":[2,8],"data_offsets":[0,64]}}' 64
 conv "out.pmx: tensor 'embeddings.position_embeddings.weight' is missing"
+mv hf/model.safetensors hf/shard.safetensors
+echo '{"weight_map": {"embeddings.word_embeddings.weight": "../shard.safetensors"}}' \
+  > hf/model.safetensors.index.json
+conv "weight_map: 'embeddings.word_embeddings.weight' is not a file name"
+echo '{"weight_map": {"x": "shard.safetensors"}}' > hf/model.safetensors.index.json
+conv "hf/shard.safetensors: no tensor 'x' (weight_map)"
+echo '{"weight_map": {"x": "none.safetensors"}}' > hf/model.safetensors.index.json
+conv "hf/none.safetensors: No such file"
+rm hf/model.safetensors.index.json
+mv hf/shard.safetensors hf/model.safetensors
+echo '[{"path": "../x", "type": "sentence_transformers.models.Transformer"}]' > hf/modules.json
+conv "modules.json: module path '../x' leaves the model directory"
+echo '{' > hf/modules.json
+conv 'hf: modules.json: not a JSON array'
+rm hf/modules.json
 sed 's/"bert"/"roberta"/' hf/config.json > c && mv c hf/config.json
 conv "model_type: 'roberta' is not supported"
 echo '{"model_type": "bert", "vocab_size": 2, "hidden_size": "x"}' > hf/config.json

@@ -64,6 +64,16 @@ for z in gzip xz zstd; do
   prumux-model verify st.$z.pmx >/dev/null || fail_ "verify $z"
 done
 
+# A vocabulary from elsewhere (MUX-PLM repositories ship none).
+mv models/mux/vocab.txt mux-vocab.txt
+expect_fail 1 'models/mux/vocab.txt: No such file' prumux-convert models/mux -o x.pmx
+prumux-convert --vocab=mux-vocab.txt models/mux -o mux2.pmx || fail_ "--vocab"
+prumux-model vocab mux2.pmx | cmp - mux-vocab.txt || fail_ "--vocab content"
+seq 60 > big-vocab.txt
+expect_fail 1 'big-vocab.txt: 60 tokens, more than vocab_size 50' \
+  prumux-convert --vocab=big-vocab.txt models/mux -o x.pmx
+mv mux-vocab.txt models/mux/vocab.txt
+
 # Options are checked against the model.
 expect_fail 1 'labels' prumux-convert --labels=a,b,c models/pruned -o x.pmx
 expect_fail 1 'no classifier' prumux-convert --labels=a models/st -o x.pmx

@@ -152,15 +152,19 @@ def hf_config(layers, maxpos=40, **extra):
     return c
 
 
-def write_dir(out, name, cfg, tensors, expect, args="", files=None, torch_bin=False):
-    d = os.path.join(out, name)
+def write_dir(out, name, cfg, tensors, expect, args="", files=None, torch_bin=False,
+              sub=""):
+    """SUB: the folder of the Hugging Face files (older sentence-transformers
+    models keep them in 0_BERT/)."""
+    top = os.path.join(out, name)
+    d = os.path.join(top, sub)
     os.makedirs(d, exist_ok=True)
     json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=2)
     with open(os.path.join(d, "vocab.txt"), "w") as f:
         f.write("".join(f"tok{i}\n" for i in range(VOCAB)))
     for fname, text in (files or {}).items():
-        os.makedirs(os.path.dirname(os.path.join(d, fname)), exist_ok=True)
-        with open(os.path.join(d, fname), "w") as f:
+        os.makedirs(os.path.dirname(os.path.join(top, fname)), exist_ok=True)
+        with open(os.path.join(top, fname), "w") as f:
             f.write(text)
     if torch_bin:
         import torch
@@ -169,12 +173,16 @@ def write_dir(out, name, cfg, tensors, expect, args="", files=None, torch_bin=Fa
             t = torch.from_numpy(np.ascontiguousarray(a))
             sd[n] = t.to({"F32": torch.float32, "F16": torch.float16,
                           "BF16": torch.bfloat16, "I64": torch.int64}[dt])
+            # The demux module's aliases share one storage, as in PyTorch.
+            alias = "demultiplexer." + n[len("retrieval_head."):]
+            if n.startswith("retrieval_head.demux_module.") and alias in sd:
+                sd[n] = sd[alias]
         torch.save(sd, os.path.join(d, "pytorch_model.bin"))
     else:
         write_safetensors(os.path.join(d, "model.safetensors"), tensors)
-    with open(os.path.join(d, "args"), "w") as f:
+    with open(os.path.join(top, "args"), "w") as f:
         f.write(args)
-    json.dump(expect, open(os.path.join(d, "expect.json"), "w"), indent=2)
+    json.dump(expect, open(os.path.join(top, "expect.json"), "w"), indent=2)
 
 
 def make(out):
@@ -216,30 +224,16 @@ def make(out):
     # 3. PruMUX: multiplexed (N=2, index_pos), pruned hidden 24, the demux
     #    module under both of its alias prefixes, retrieval head, pooler.
     N = 2
-    t = embeddings("bert.", d, 130)
-    t += layer("bert.", 0, d, 2, 30) + layer("bert.", 1, d, 4, 0)
-    t += [("instance_embedding", values(N, d), "F32")]
-    demux = [("demux_module.demux_instance_embedding", values(N, d), "F32")]
-    demux += linear("demux_module.dense_1", H0, 2 * d)
-    for k in (2, 3):
-        demux += linear(f"demux_module.dense_{k}", H0, H0)
-    for k in (1, 2, 3):
-        demux += norm(f"demux_module.layer_norm_{k}", H0)
-    t += [("demultiplexer." + n, a, dt) for n, a, dt in demux]
-    t += [("retrieval_head." + n, a.copy(), dt) for n, a, dt in demux]
-    t += linear("demultiplexer.pre_decoder", H0, H0) + norm("demultiplexer.pre_decoder_layer_norm", H0)
-    t += linear("retrieval_head.pre_decoder", H0, H0) + norm("retrieval_head.pre_decoder_layer_norm", H0)
-    t += linear("retrieval_head.decoder", VOCAB, H0)
-    t += linear("bert.pooler.dense", H0, d) + linear("classifier", 2, H0)
-    t += linear("layer_transformation", H0, d)
+    t = mux_tensors(N, d)
     cfg = hf_config(2, maxpos=130, architectures=["MuxedBertForSequenceClassification"],
                     muxing_variant="gaussian_hadamard", demuxing_variant="index_pos",
                     num_instances=N, num_hidden_demux_layers=3, finetuning_task="qqp")
-    write_dir(out, "mux", cfg, t, {
+    expect = {
         "hidden": d, "layers": 2, "layer_heads": [2, 4], "layer_ffn": [30, 0],
         "mux_n": 2, "mux_variant": "gaussian_hadamard", "demux_variant": "index_pos",
         "demux_layers": 3, "num_labels": 2, "labels": ["0", "1"], "pooling": "cls",
-        "attend_padding": True, "max_length": 128, "task": "qqp"})
+        "attend_padding": True, "max_length": 128, "task": "qqp"}
+    write_dir(out, "mux", cfg, t, expect)
 
     # 4. sentence-transformers: no prefix, mean pooling, Normalize.
     t = embeddings("", H0, 40) + layer("", 0, H0, 4, FFN0) + linear("pooler.dense", H0, H0)
@@ -256,6 +250,35 @@ def make(out):
             "sentence_bert_config.json": '{"max_seq_length": 16, "do_lower_case": false}',
             "tokenizer_config.json": '{"do_lower_case": true, "strip_accents": false}'})
 
+    # 4b. An older sentence-transformers layout: the Hugging Face files in
+    #     0_BERT/ (module type models.BERT), CLS pooling, no Normalize.
+    t = embeddings("", H0, 40) + layer("", 0, H0, 2, 24)
+    mods = json.dumps([
+        {"idx": 0, "name": "0", "path": "0_BERT", "type": "sentence_transformers.models.BERT"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}])
+    write_dir(out, "st-old", hf_config(1), t, {
+        "hidden": H0, "layers": 1, "layer_heads": [2], "layer_ffn": [24], "pooling": "cls",
+        "normalize": False, "max_length": 12, "lowercase": False, "strip_accents": False},
+        sub="0_BERT", files={
+            "modules.json": mods,
+            "1_Pooling/config.json": '{"pooling_mode_mean_tokens": false, "pooling_mode_cls_token": true}',
+            "0_BERT/sentence_bert_config.json": '{"max_seq_length": 12, "do_lower_case": false}',
+            "0_BERT/tokenizer_config.json": '{"do_lower_case": false}'})
+
+    # 4c. Sharded: model.safetensors.index.json and two shard files.
+    t = embeddings("bert.", H0, 40) + layer("bert.", 0, H0, 4, 16) + layer("bert.", 1, H0, 1, 0)
+    write_dir(out, "sharded", hf_config(2), t, {
+        "hidden": H0, "layers": 2, "layer_heads": [4, 1], "layer_ffn": [16, 0]})
+    shard_dir = os.path.join(out, "sharded")
+    os.unlink(os.path.join(shard_dir, "model.safetensors"))
+    half = len(t) // 2
+    shards = {"model-00001-of-00002.safetensors": t[:half],
+              "model-00002-of-00002.safetensors": t[half:]}
+    for f, part in shards.items():
+        write_safetensors(os.path.join(shard_dir, f), part)
+    json.dump({"metadata": {}, "weight_map": {n: f for f, part in shards.items() for n, _, _ in part}},
+              open(os.path.join(shard_dir, "model.safetensors.index.json"), "w"))
+
     # 5. Deep: more tensors than one stream record holds (as BERT-large).
     t = embeddings("bert.", H0, 40)
     for l in range(17):
@@ -264,16 +287,39 @@ def make(out):
         "hidden": H0, "layers": 17, "layer_heads": [1 + l % 4 for l in range(17)],
         "layer_ffn": [8 + l for l in range(17)], "num_labels": 0})
 
-    # 6. A pytorch_model.bin (needs torch): converted by bin2safetensors.py.
+    # 6. pytorch_model.bin files (need torch), converted by
+    #    bin2safetensors.py: a BF16 classifier, and a PruMUX model whose
+    #    demux aliases share storage as PruMUX saves them.
     try:
         import torch  # noqa: F401
     except ImportError:
         return
+    write_dir(out, "muxbin", cfg, mux_tensors(N, d), expect, torch_bin=True)
     t = embeddings("bert.", H0, 40) + layer("bert.", 0, H0, 2, 20, "BF16")
     t += linear("classifier", 2, H0)
     write_dir(out, "bin", hf_config(1, architectures=["BertForSequenceClassification"]), t, {
         "hidden": H0, "layers": 1, "layer_heads": [2], "layer_ffn": [20], "num_labels": 2,
         "pooling": "cls"}, torch_bin=True)
+
+
+def mux_tensors(N, d):
+    t = embeddings("bert.", d, 130)
+    t += layer("bert.", 0, d, 2, 30) + layer("bert.", 1, d, 4, 0)
+    t += [("instance_embedding", values(N, d), "F32")]
+    demux = [("demux_module.demux_instance_embedding", values(N, d), "F32")]
+    demux += linear("demux_module.dense_1", H0, 2 * d)
+    for k in (2, 3):
+        demux += linear(f"demux_module.dense_{k}", H0, H0)
+    for k in (1, 2, 3):
+        demux += norm(f"demux_module.layer_norm_{k}", H0)
+    t += [("demultiplexer." + n, a, dt) for n, a, dt in demux]
+    t += [("retrieval_head." + n, a.copy(), dt) for n, a, dt in demux]
+    t += linear("demultiplexer.pre_decoder", H0, H0) + norm("demultiplexer.pre_decoder_layer_norm", H0)
+    t += linear("retrieval_head.pre_decoder", H0, H0) + norm("retrieval_head.pre_decoder_layer_norm", H0)
+    t += linear("retrieval_head.decoder", VOCAB, H0)
+    t += linear("bert.pooler.dense", H0, d) + linear("classifier", 2, H0)
+    t += linear("layer_transformation", H0, d)
+    return t
 
 
 # ---- checking an archive -------------------------------------------------------
@@ -313,8 +359,13 @@ def read_archive(path):
 
 
 def check(d, pmx, expect_path=None):
-    src = os.path.join(d, "model.safetensors")
-    st = read_safetensors(src)
+    hf = d if os.path.exists(os.path.join(d, "config.json")) else os.path.join(d, "0_BERT")
+    index = os.path.join(hf, "model.safetensors.index.json")
+    files = (sorted(set(json.load(open(index))["weight_map"].values())) if os.path.exists(index)
+             else ["model.safetensors"])
+    st = {}
+    for f in files:
+        st.update(read_safetensors(os.path.join(hf, f)))
     cfg, vocab, tensors = read_archive(pmx)
     want = {}
     for name, (dt, a) in st.items():
@@ -347,7 +398,7 @@ def check(d, pmx, expect_path=None):
     expect = json.load(open(expect_path or os.path.join(d, "expect.json")))
     for k, v in expect.items():
         assert cfg.get(k) == v, f"config.json: {k}: {cfg.get(k)!r}, expected {v!r}"
-    assert vocab == open(os.path.join(d, "vocab.txt"), "rb").read()
+    assert vocab == open(os.path.join(hf, "vocab.txt"), "rb").read()
     print(f"{os.path.basename(d.rstrip('/'))}: {len(want)} tensors equal, config as expected")
 
 

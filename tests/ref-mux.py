@@ -784,6 +784,16 @@ def e2e(bindir, wd, N, demux, lines):
     if p.returncode:
         print(f"FAIL pipeline exited {p.returncode}: {p.stderr}")
         return 1
+    # The fused in-process run (prumux-infer --from-ids) gives the same bytes.
+    fused = os.path.join(wd, "fused.tsv")
+    cmd = (" ".join(tok) + f" | {b('prumux-infer')} --from-ids -t 1 -m {model}"
+           f" | {b('prumux-demux')} -m {model} --output=logits > {fused}")
+    p = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+    same = p.returncode == 0 and open(fused, "rb").read() == open(out, "rb").read()
+    print(f"{'ok  ' if same else 'FAIL'} prumux-infer --from-ids gives the pipeline's output"
+          f"{'' if same else ': ' + p.stderr}")
+    if not same:
+        failures.append("from-ids")
     got = np.loadtxt(out, ndmin=2)
     _, recs = pmxstream.read(tokens)
     ids = torch.from_numpy(np.concatenate([r["ids"] for r in recs]).astype(np.int64))

@@ -179,12 +179,6 @@ enum { H = 48, DH = 8, LAYERS = 4 };
 static const int heads[LAYERS] = { 6, 3, 0, 1 };
 static const int ffn[LAYERS] = { 96, 0, 40, 7 };
 
-static const pmx_tensor *
-lookup (const void *ctx, const char *name)
-{
-  return pmx_record_get (ctx, name);
-}
-
 static void
 add (pmx_record *w, int l, const char *suffix, int64_t d0, int64_t d1, float scale,
      float offset)
@@ -256,7 +250,7 @@ test_encoder (void)
   static float x[G * T * H], ref[G * T * H], got[G * T * H], one[T * H];
   fill (x, G * T * H, 1.0f, 0.0f);
 
-  pmx_encoder *e1 = pmx_encoder_new (&cfg, lookup, &w, 1);
+  pmx_encoder *e1 = pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1);
   CHECK (e1, "encoder_new: %s", pmx_errmsg ());
   if (!e1)
     goto out;
@@ -267,7 +261,7 @@ test_encoder (void)
   for (int threads = 1; threads <= 3; threads++)
     for (int chunk = 1; chunk <= 64; chunk *= 4)
       {
-        pmx_encoder *e = pmx_encoder_new (&cfg, lookup, &w, threads);
+        pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, threads);
         pmx_encoder_set_chunk (e, chunk);
         memset (got, 0xff, sizeof got);
         CHECK (pmx_encoder_forward (e, x, G, T, lengths, all, T, got) == 0,
@@ -320,19 +314,19 @@ test_encoder (void)
 
   /* Bad weights: a missing key, a wrong shape.  */
   pmx_record_remove (&w, "encoder.layer.1.attention.self.key.weight");
-  CHECK (!pmx_encoder_new (&cfg, lookup, &w, 1)
+  CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1)
          && strstr (pmx_errmsg (), "encoder.layer.1.attention.self.key.weight: missing"),
          "missing key: '%s'", pmx_errmsg ());
   pmx_record_reset (&w);
   make_weights (&w);
   pmx_tensor *t = pmx_record_get (&w, "encoder.layer.3.output.dense.weight");
   t->shape[1] = 6;
-  CHECK (!pmx_encoder_new (&cfg, lookup, &w, 1)
+  CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1)
          && strstr (pmx_errmsg (), "shape 48x6, expected 48x7"), "bad shape: '%s'",
          pmx_errmsg ());
   t->shape[1] = 7;
   cfg.hidden = 40;
-  CHECK (!pmx_encoder_new (&cfg, lookup, &w, 1), "wrong hidden size accepted");
+  CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1), "wrong hidden size accepted");
 out:
   pmx_record_free (&w);
 }

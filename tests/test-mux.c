@@ -27,12 +27,6 @@ fail (const char *what)
   exit (1);
 }
 
-static const pmx_tensor *
-lookup (const void *ctx, const char *name)
-{
-  return pmx_record_get (ctx, name);
-}
-
 static long long
 meta_int (const pmx_meta *m, const char *key, long long dflt)
 {
@@ -135,7 +129,7 @@ main (int argc, char **argv)
   int rc;
   if (mux)
     {
-      pmx_muxer *mx = pmx_muxer_new (&cfg, lookup, &weights);
+      pmx_muxer *mx = pmx_muxer_new (&cfg, pmx_record_lookup, &weights);
       if (!mx)
         fail ("muxer");
       while ((rc = pmx_reader_read (r, &rec)) == 1)
@@ -157,7 +151,7 @@ main (int argc, char **argv)
     }
   else
     {
-      pmx_demuxer *dx = pmx_demuxer_new (&cfg, lookup, &weights);
+      pmx_demuxer *dx = pmx_demuxer_new (&cfg, pmx_record_lookup, &weights);
       if (!dx)
         fail ("demuxer");
       if (argc > 5)

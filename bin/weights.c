@@ -1,31 +1,13 @@
-/* mux-weights.c -- weights for prumux-mux and prumux-demux; see
-   mux-weights.h.  */
+/* weights.c -- weights for prumux-mux, prumux-infer and prumux-demux; see
+   weights.h.  */
 
 #include <config.h>
-#include "mux-weights.h"
+#include "weights.h"
 #include "cli.h"
 #include "error.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* Builds before the model archive code is linked in use --weights only.  */
-#pragma weak pmx_model_open
-#pragma weak pmx_model_close
-#pragma weak pmx_model_config_of
-#pragma weak pmx_model_tensor
-
-static const pmx_tensor *
-model_lookup (const void *ctx, const char *name)
-{
-  return pmx_model_tensor (ctx, name);
-}
-
-static const pmx_tensor *
-record_lookup (const void *ctx, const char *name)
-{
-  return pmx_record_get (ctx, name);
-}
 
 static void
 meta_int (const pmx_meta *m, const char *path, const char *key, long long lo,
@@ -77,19 +59,17 @@ meta_labels (const pmx_meta *m, pmx_model_config *cfg)
 }
 
 void
-mux_weights_open (mux_weights *w, const char *model_path, const char *weights_path)
+weights_open (weights *w, const char *model_path, const char *weights_path)
 {
   memset (w, 0, sizeof *w);
   pmx_record_init (&w->rec);
   if (model_path)
     {
-      if (!pmx_model_open)
-        die ("%s: this build cannot read model archives; use --weights", model_path);
       if (!(w->model = pmx_model_open (model_path)))
         die_lib (NULL);
       w->cfg = *pmx_model_config_of (w->model);
       /* cfg.labels stays the model's: borrowed, freed with the model.  */
-      w->get = model_lookup;
+      w->get = pmx_model_lookup;
       w->ctx = w->model;
       return;
     }
@@ -100,6 +80,8 @@ mux_weights_open (mux_weights *w, const char *model_path, const char *weights_pa
   const pmx_meta *m = pmx_reader_meta (r);
   pmx_model_config *cfg = &w->cfg;
   meta_int (m, weights_path, "hidden", 0, 1 << 16, 0, &cfg->hidden);
+  meta_int (m, weights_path, "layers", 0, 1000, 0, &cfg->layers);
+  meta_int (m, weights_path, "head_dim", 1, 4096, 64, &cfg->head_dim);
   meta_int (m, weights_path, "mux_n", 1, 4096, 1, &cfg->mux_n);
   meta_int (m, weights_path, "demux_layers", 0, 64, 3, &cfg->demux_layers);
   meta_int (m, weights_path, "num_labels", 0, PMX_MAX_LABELS, 0, &cfg->num_labels);
@@ -124,12 +106,12 @@ mux_weights_open (mux_weights *w, const char *model_path, const char *weights_pa
     die ("%s: no record of weights", weights_path);
   pmx_reader_close (r);
   cli_close_input (f, weights_path);
-  w->get = record_lookup;
+  w->get = pmx_record_lookup;
   w->ctx = &w->rec;
 }
 
 void
-mux_weights_close (mux_weights *w)
+weights_close (weights *w)
 {
   if (w->model)
     pmx_model_close (w->model);

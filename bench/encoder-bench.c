@@ -1,0 +1,277 @@
+/* encoder-bench.c -- sequences per second of the CPU encoder on a given
+   shape with random weights, and the OpenBLAS sgemm rate that bounds it.
+
+   encoder-bench [--layers=L] [--hidden=H] [--heads=N|LIST] [--ffn=F|LIST]
+                 [--seq=T] [--batch=B] [--threads=N] [--passes=N]
+                 [--positions=all|cls] [--chunk=TOKENS] [--sgemm]
+
+   LIST is comma-separated, one entry per layer (0 = pruned away), for
+   CoFi-pruned shapes.  Prints one line per timed pass and a summary: the
+   median pass in seq/s, GFLOP/s over the GEMM FLOPs of the shape (QKV,
+   scores, context, output, FFN; as in PERF-ANCHORS.md), and with --sgemm
+   the OpenBLAS rate on the shape's large GEMMs at the same thread count,
+   i.e. the roofline.  At one thread the roofline fraction is taken per
+   CPU-second, which other processes on a shared machine hardly disturb.  */
+
+#include <config.h>
+#include "encoder.h"
+#include "error.h"
+
+#include <cblas.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+void openblas_set_num_threads (int);
+#endif
+
+enum { MAXL = 64 };
+
+static double
+now (void)
+{
+  struct timespec t;
+  clock_gettime (CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* CPU time of the whole process: on a shared machine, the work done per
+   CPU-second at one thread is far steadier than the wall clock.  */
+static double
+cpu_now (void)
+{
+  struct timespec t;
+  clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &t);
+  return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static unsigned long long rng = 0x9e3779b97f4a7c15ull;
+
+static void
+fill (float *x, size_t n, float scale, float offset)
+{
+  for (size_t i = 0; i < n; i++)
+    {
+      rng ^= rng << 13;
+      rng ^= rng >> 7;
+      rng ^= rng << 17;
+      x[i] = ((float) ((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f) * scale
+             + offset;
+    }
+}
+
+static void
+add (pmx_record *w, int l, const char *suffix, int64_t d0, int64_t d1, float scale,
+     float offset)
+{
+  char name[128];
+  snprintf (name, sizeof name, "encoder.layer.%d.%s", l, suffix);
+  int64_t shape[2] = { d0, d1 };
+  pmx_tensor *t = pmx_record_add (w, name, PMX_F32, d1 < 0 ? 1 : 2, shape);
+  if (!t)
+    {
+      fprintf (stderr, "encoder-bench: %s\n", pmx_errmsg ());
+      exit (1);
+    }
+  fill (t->data, (size_t) pmx_tensor_numel (t), scale, offset);
+}
+
+static int
+parse_list (const char *arg, int *v, int L)
+{
+  int n = 0;
+  for (const char *s = arg; *s && n < MAXL; n++)
+    {
+      char *end;
+      v[n] = (int) strtol (s, &end, 10);
+      s = *end == ',' ? end + 1 : end;
+    }
+  for (int i = n; i < L && n == 1; i++)
+    v[i] = v[0];
+  return n;
+}
+
+static int
+cmp_double (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return (x > y) - (x < y);
+}
+
+/* OpenBLAS alone on C (M, N) = A (M, K) W (N, K)^T, GFLOP/s.  */
+static double
+sgemm_rate (int M, int N, int K, int threads)
+{
+#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+  openblas_set_num_threads (threads);
+#endif
+  float *A = malloc ((size_t) M * K * 4), *W = malloc ((size_t) N * K * 4),
+        *C = malloc ((size_t) M * N * 4);
+  fill (A, (size_t) M * K, 1, 0);
+  fill (W, (size_t) N * K, 1, 0);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, A, K, W, K, 0, C, N);
+  int reps = 0;
+  double t0 = now (), c0 = cpu_now (), t;
+  do
+    {
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, A, K, W, K, 0,
+                   C, N);
+      reps++;
+    }
+  while ((t = now () - t0) < 1.0);
+  double c = cpu_now () - c0;
+  free (A);
+  free (W);
+  free (C);
+  /* One thread: per CPU-second (see cpu_now); more: wall clock.  */
+  return 2.0 * M * N * K * reps / (threads == 1 ? c : t) / 1e9;
+}
+
+int
+main (int argc, char **argv)
+{
+  int L = 12, H = 768, T = 128, B = 32, threads = 2, passes = 5, chunk = 0, sgemm = 0;
+  int heads[MAXL], ffn[MAXL], dh = 64, cls = 0;
+  const char *heads_arg = "12", *ffn_arg = "3072";
+  static const struct option longopts[] = {
+    { "layers", required_argument, NULL, 'l' }, { "hidden", required_argument, NULL, 'H' },
+    { "heads", required_argument, NULL, 'n' }, { "ffn", required_argument, NULL, 'f' },
+    { "seq", required_argument, NULL, 'T' }, { "batch", required_argument, NULL, 'b' },
+    { "threads", required_argument, NULL, 't' }, { "passes", required_argument, NULL, 'p' },
+    { "positions", required_argument, NULL, 'P' }, { "chunk", required_argument, NULL, 'c' },
+    { "head-dim", required_argument, NULL, 'd' }, { "sgemm", no_argument, NULL, 's' },
+    { NULL, 0, NULL, 0 }
+  };
+  int c;
+  while ((c = getopt_long (argc, argv, "", longopts, NULL)) != -1)
+    switch (c)
+      {
+      case 'l': L = atoi (optarg); break;
+      case 'H': H = atoi (optarg); break;
+      case 'n': heads_arg = optarg; break;
+      case 'f': ffn_arg = optarg; break;
+      case 'T': T = atoi (optarg); break;
+      case 'b': B = atoi (optarg); break;
+      case 't': threads = atoi (optarg); break;
+      case 'p': passes = atoi (optarg); break;
+      case 'P': cls = !strcmp (optarg, "cls"); break;
+      case 'c': chunk = atoi (optarg); break;
+      case 'd': dh = atoi (optarg); break;
+      case 's': sgemm = 1; break;
+      default: return 2;
+      }
+  if (L < 1 || L > MAXL || parse_list (heads_arg, heads, L) < 1
+      || parse_list (ffn_arg, ffn, L) < 1 || passes < 1 || passes > 1000)
+    {
+      fprintf (stderr, "encoder-bench: bad arguments\n");
+      return 2;
+    }
+
+  /* Random weights, BERT-like scale.  */
+  pmx_record w;
+  pmx_record_init (&w);
+  double flops = 0;               /* GEMM FLOPs per sequence */
+  for (int l = 0; l < L; l++)
+    {
+      int A = heads[l] * dh, F = ffn[l];
+      if (A)
+        {
+          static const char *const qkv[] = { "query", "key", "value" };
+          for (int i = 0; i < 3; i++)
+            {
+              char n[64];
+              snprintf (n, sizeof n, "attention.self.%s.weight", qkv[i]);
+              add (&w, l, n, A, H, 0.05f, 0);
+              snprintf (n, sizeof n, "attention.self.%s.bias", qkv[i]);
+              add (&w, l, n, A, -1, 0.05f, 0);
+            }
+          add (&w, l, "attention.output.dense.weight", H, A, 0.05f, 0);
+          add (&w, l, "attention.output.dense.bias", H, -1, 0.05f, 0);
+          add (&w, l, "attention.output.LayerNorm.weight", H, -1, 0.1f, 1);
+          add (&w, l, "attention.output.LayerNorm.bias", H, -1, 0.1f, 0);
+          flops += 2.0 * T * H * 3 * A + 2.0 * 2 * T * T * A + 2.0 * T * A * H;
+        }
+      if (F)
+        {
+          add (&w, l, "intermediate.dense.weight", F, H, 0.05f, 0);
+          add (&w, l, "intermediate.dense.bias", F, -1, 0.05f, 0);
+          add (&w, l, "output.dense.weight", H, F, 0.05f, 0);
+          add (&w, l, "output.dense.bias", H, -1, 0.05f, 0);
+          add (&w, l, "output.LayerNorm.weight", H, -1, 0.1f, 1);
+          add (&w, l, "output.LayerNorm.bias", H, -1, 0.1f, 0);
+          flops += 2.0 * 2 * T * H * F;
+        }
+    }
+
+  double roof = 0;
+  if (sgemm)
+    {
+      /* The shape's big GEMMs at M = 1024 (one chunk), OpenBLAS threads.  */
+      int F = ffn[0] ? ffn[0] : 4 * H;
+      double r1 = sgemm_rate (1024, H, H, threads), r2 = sgemm_rate (1024, F, H, threads),
+             r3 = sgemm_rate (1024, H, F, threads);
+      roof = (r1 + r2 + r3) / 3;
+      printf ("sgemm %d threads, M 1024: %dx%d %.1f, %d->%d %.1f, %d->%d %.1f GFLOP/s\n",
+              threads, H, H, r1, H, F, r2, F, H, r3);
+    }
+
+  pmx_model_config cfg;
+  memset (&cfg, 0, sizeof cfg);
+  cfg.hidden = H;
+  cfg.layers = L;
+  cfg.head_dim = dh;
+  cfg.ln_eps = 1e-12;
+  pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, threads);
+  if (!e)
+    {
+      fprintf (stderr, "encoder-bench: %s\n", pmx_errmsg ());
+      return 1;
+    }
+  if (chunk)
+    pmx_encoder_set_chunk (e, chunk);
+  int P = cls ? 1 : T;
+  float *x = malloc ((size_t) B * T * H * 4), *out = malloc ((size_t) B * P * H * 4);
+  int32_t *lengths = malloc ((size_t) B * 4), *pos = malloc ((size_t) T * 4);
+  fill (x, (size_t) B * T * H, 1, 0);
+  for (int b = 0; b < B; b++)
+    lengths[b] = T;
+  for (int t = 0; t < T; t++)
+    pos[t] = t;
+
+  double times[1000], cpu[1000];
+  if (pmx_encoder_forward (e, x, B, T, lengths, pos, P, out) < 0)   /* warm-up */
+    {
+      fprintf (stderr, "encoder-bench: %s\n", pmx_errmsg ());
+      return 1;
+    }
+  for (int i = 0; i < passes; i++)
+    {
+      double t0 = now (), c0 = cpu_now ();
+      pmx_encoder_forward (e, x, B, T, lengths, pos, P, out);
+      times[i] = now () - t0;
+      cpu[i] = cpu_now () - c0;
+    }
+  qsort (times, (size_t) passes, sizeof times[0], cmp_double);
+  qsort (cpu, (size_t) passes, sizeof cpu[0], cmp_double);
+  double med = times[passes / 2];
+  double sps = B / med, gf = flops * B / med / 1e9;
+  printf ("encoder L %d H %d heads %s ffn %s T %d batch %d threads %d positions %s: "
+          "%.2f seq/s (passes %.2f-%.2f), %.1f GFLOP/s of %.3f GFLOP/seq",
+          L, H, heads_arg, ffn_arg, T, B, threads, cls ? "cls" : "all", sps,
+          B / times[passes - 1], B / times[0], gf, flops / 1e9);
+  /* At one thread both rates are per CPU-second (see cpu_now).  */
+  double gf_cpu = flops * B / cpu[passes / 2] / 1e9;
+  if (roof > 0)
+    printf (", %.0f%% of sgemm", 100 * (threads == 1 ? gf_cpu : gf) / roof);
+  printf ("; %.2f seq per CPU-s (%.1f GFLOP per CPU-s)\n", B / cpu[passes / 2], gf_cpu);
+  pmx_encoder_free (e);
+  pmx_record_free (&w);
+  free (x);
+  free (out);
+  free (lengths);
+  free (pos);
+  return 0;
+}
