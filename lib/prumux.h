@@ -13,4 +13,9 @@
 #include "demux.h"      /* demultiplexers and heads */
 #include "metrics.h"    /* evaluation metrics */
 #include "fit.h"        /* Auto-PruMUX */
+#include "train-ops.h"  /* training: forward and backward of each op */
+#include "train-model.h" /* training: the trainable model */
+#include "optim.h"      /* training: AdamW, schedules, clipping */
+#include "train-data.h" /* training: examples and batches */
+#include "train-io.h"   /* training: checkpoints and resumable state */
 #endif

@@ -1,0 +1,940 @@
+/* prumux-train -- train a BERT or multiplexed BERT (MUX-BERT) on token
+   streams: token-retrieval warm-up, task fine-tuning, or a weighted mix.
+
+   The loop is thin: batches come from lib/train-data.h, the model and its
+   gradients from lib/train-model.h, the update from lib/optim.h, archives
+   and resumable state from lib/train-io.h.  Everything random (the data
+   order of each epoch, dropout masks, the retrieval instances) is a hash
+   of --seed and the micro-batch number, so a run resumed from its state
+   file continues exactly as if it had not stopped.  */
+
+#include <config.h>
+#include "cli.h"
+#include "error.h"
+#include "model.h"
+#include "optim.h"
+#include "train-data.h"
+#include "train-io.h"
+#include "train-model.h"
+#include "train-ops.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLS_ID 101              /* [CLS] of the BERT vocabularies */
+
+static volatile sig_atomic_t interrupted;
+
+static void
+on_signal (int sig)
+{
+  (void) sig;
+  interrupted = 1;
+}
+
+static void
+usage (void)
+{
+  printf ("\
+Usage: %s [OPTION]... --init=MODEL|SPEC --train=FILE --output=FILE\n",
+          program_name);
+  fputs ("\
+Train a BERT model, or a multiplexed MUX-BERT (N instances per sequence),\n\
+on token streams from prumux-tokenize, and save it as a model archive that\n\
+prumux-mux, prumux-infer and prumux-demux run.\n\
+\n\
+Model:\n\
+  -i, --init=MODEL|SPEC   start from the archive MODEL, or create a new model\n\
+                            from SPEC, comma-separated KEY=VALUE: layers,\n\
+                            hidden, heads, head-dim (hidden/heads), ffn, n\n\
+                            (instances; > 1 multiplexes, gaussian-Hadamard\n\
+                            with the index_pos demultiplexer), labels (a\n\
+                            count, or names separated by ':'), max-length\n\
+                            (128), demux-hidden (hidden)\n\
+  -V, --vocab=FILE        the vocabulary of a new model (vocab.txt)\n\
+      --task=NAME         the task name stored in the archive\n\
+\n\
+Data and objective:\n\
+  -t, --train=FILE        training examples (a token stream with 'label'\n\
+                            for the task objective)\n\
+  -d, --dev=FILE          development examples, evaluated every\n\
+                            --eval-every steps; the best model is kept\n\
+  -O, --objective=OBJ     task (default), retrieval (the MUX-PLM token\n\
+                            retrieval warm-up), mlm (masked language\n\
+                            model: 15% of each instance's tokens, 80%\n\
+                            [MASK], 10% random, 10% kept), or a weighted\n\
+                            mix such as task:0.9,retrieval:0.1\n\
+\n\
+Optimisation (AdamW):\n\
+  -b, --batch=N           rows per micro-batch, a multiple of n (default 32)\n\
+  -a, --accumulate=K      micro-batches per optimizer step (default 1)\n\
+  -e, --epochs=X          passes over the training data (default 1)\n\
+  -s, --steps=N           optimizer steps (overrides --epochs)\n\
+  -l, --lr=X              peak learning rate (default 5e-5)\n\
+  -w, --warmup=X          warm-up steps, or a fraction of the steps if X < 1\n\
+                            (default 0)\n\
+      --schedule=S        linear (decay to 0, default) or constant\n\
+      --weight-decay=X    decoupled weight decay, not for biases and\n\
+                            LayerNorms (default 0)\n\
+      --clip=X            clip the global gradient norm to X (default 1;\n\
+                            0: no clipping)\n\
+      --dropout=X         dropout probability (default 0.1)\n\
+      --freeze-embeddings do not train the embedding tables and LayerNorm\n\
+      --seed=N            seed of the data order, dropout and new weights\n\
+                            (default 42)\n\
+  -j, --threads=N         BLAS threads (default 1); results are\n\
+                            reproducible for a given seed and thread count\n\
+\n\
+Output:\n\
+  -o, --output=FILE       the model archive: the best on --dev, else the\n\
+                            last; the training state goes to FILE.state\n\
+  -r, --resume            continue from FILE.state (same options)\n\
+  -P, --pause-after=N     save the state and stop after N steps of this run\n\
+                            (then --resume), to train in several sittings\n\
+  -E, --eval-every=N      evaluate and save every N steps (default: each\n\
+                            epoch)\n\
+  -L, --log=FILE          append metrics to FILE, tab-separated\n\
+  -q, --quiet             no progress on standard error\n\
+      --help              display this help and exit\n\
+      --version           output version information and exit\n\
+\n\
+Progress goes to standard error: a bar with the remaining time on a\n\
+terminal, a line per evaluation otherwise.  An interrupt (Ctrl-C) saves\n\
+the state at the end of the current step; --resume continues from it.\n\
+Multiplexed models pad every row to max-length and ignore type ids, as\n\
+the published models do; the token-retrieval loss predicts, at every\n\
+position, the token of one instance drawn at random.\n\
+", stdout);
+  cli_help_tail ();
+}
+
+/* ---- Options ------------------------------------------------------------ */
+
+typedef struct options
+{
+  const char *init, *vocab, *task, *train, *dev, *output, *log;
+  float task_w, ret_w, mlm_w;
+  int batch, accumulate, threads, eval_every, resume, quiet;
+  long long pause_after;
+  double epochs, warmup;
+  long long steps, seed;
+  float lr, weight_decay, clip, dropout;
+  int decay, freeze_embeddings;
+  const char *objective;
+} options;
+
+static void
+parse_objective (options *o, const char *arg)
+{
+  char *s = strdup (arg), *save = NULL;
+  if (!s)
+    die ("out of memory");
+  o->task_w = o->ret_w = o->mlm_w = 0;
+  for (char *tok = strtok_r (s, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
+    {
+      char *colon = strchr (tok, ':');
+      float w = 1;
+      if (colon)
+        {
+          *colon = 0;
+          char *end;
+          w = strtof (colon + 1, &end);
+          if (*end || !(w > 0) || !isfinite (w))
+            usage_error ("--objective: invalid weight '%s'", colon + 1);
+        }
+      if (!strcmp (tok, "task"))
+        o->task_w = w;
+      else if (!strcmp (tok, "retrieval"))
+        o->ret_w = w;
+      else if (!strcmp (tok, "mlm"))
+        o->mlm_w = w;
+      else
+        usage_error ("--objective: unknown objective '%s' (task, retrieval,"
+                     " mlm)", tok);
+    }
+  free (s);
+  if (o->task_w == 0 && o->ret_w == 0 && o->mlm_w == 0)
+    usage_error ("--objective: empty");
+}
+
+/* ---- A new model from SPEC --------------------------------------------- */
+
+static char *
+read_file (const char *path, size_t *len)
+{
+  FILE *f = cli_open_input (path);
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc (cap + 1);
+  size_t got;
+  while (buf && (got = fread (buf + n, 1, cap - n, f)) > 0)
+    {
+      n += got;
+      if (n == cap)
+        {
+          char *b = realloc (buf, 2 * cap + 1);
+          if (!b)
+            free (buf);
+          buf = b;
+          cap *= 2;
+        }
+    }
+  if (!buf)
+    die ("%s: out of memory", path);
+  cli_close_input (f, path);
+  buf[n] = 0;
+  *len = n;
+  return buf;
+}
+
+static void
+set_labels (pmx_model_config *cfg, const char *spec)
+{
+  char *end;
+  long n = strtol (spec, &end, 10);
+  int count = 0;
+  char *names = NULL;
+  if (*end == 0 && end != spec)
+    count = (int) n;
+  else
+    {
+      names = strdup (spec);
+      if (!names)
+        die ("out of memory");
+      count = 1;
+      for (const char *p = spec; *p; p++)
+        count += *p == ':';
+    }
+  if (count < 1 || count > PMX_MAX_LABELS)
+    usage_error ("--init: labels: %s is not 1 to %d labels", spec, PMX_MAX_LABELS);
+  cfg->num_labels = count;
+  cfg->labels = calloc (count, sizeof *cfg->labels);
+  if (!cfg->labels)
+    die ("out of memory");
+  char *save = NULL, *tok = names ? strtok_r (names, ":", &save) : NULL;
+  for (int i = 0; i < count; i++)
+    {
+      char num[16];
+      snprintf (num, sizeof num, "%d", i);
+      cfg->labels[i] = strdup (names ? (tok ? tok : "") : num);
+      if (!cfg->labels[i])
+        die ("out of memory");
+      if (names)
+        tok = strtok_r (NULL, ":", &save);
+    }
+  free (names);
+}
+
+static pmx_tmodel *
+new_model (const options *o, const char *spec, pmx_model_config *cfg,
+           int want_retrieval)
+{
+  pmx_train_config c;
+  memset (&c, 0, sizeof c);
+  int layers = 2, hidden = 128, heads = 2, head_dim = 0, ffn = 512, n = 1;
+  int max_length = 128, demux_hidden = 0;
+  char *s = strdup (spec), *save = NULL;
+  if (!s)
+    die ("out of memory");
+  for (char *tok = strtok_r (s, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
+    {
+      char *eq = strchr (tok, '=');
+      if (!eq)
+        usage_error ("--init: '%s' is not KEY=VALUE", tok);
+      *eq = 0;
+      const char *k = tok, *v = eq + 1;
+      if (!strcmp (k, "labels"))
+        set_labels (cfg, v);
+      else
+        {
+          int *dst = !strcmp (k, "layers") ? &layers : !strcmp (k, "hidden") ? &hidden
+            : !strcmp (k, "heads") ? &heads : !strcmp (k, "head-dim") ? &head_dim
+            : !strcmp (k, "ffn") ? &ffn : !strcmp (k, "n") ? &n
+            : !strcmp (k, "max-length") ? &max_length
+            : !strcmp (k, "demux-hidden") ? &demux_hidden : NULL;
+          if (!dst)
+            usage_error ("--init: unknown key '%s'", k);
+          *dst = (int) cli_parse_int (k, v, 0, 1 << 20);
+        }
+    }
+  free (s);
+  if (!o->vocab)
+    usage_error ("a new model (--init=SPEC) needs --vocab");
+  if (layers > PMX_TRAIN_MAX_LAYERS || hidden < 1 || heads < 1 || n < 1
+      || max_length < 2)
+    usage_error ("--init: layers 0 to %d, and hidden, heads, n >= 1,"
+                 " max-length >= 2", PMX_TRAIN_MAX_LAYERS);
+  if (!head_dim)
+    {
+      if (hidden % heads)
+        usage_error ("--init: hidden %d is not a multiple of heads %d", hidden,
+                     heads);
+      head_dim = hidden / heads;
+    }
+  c.vocab = cfg->vocab_size;
+  c.hidden = hidden;
+  c.layers = layers;
+  c.head_dim = head_dim;
+  c.max_pos = max_length;
+  c.type_vocab = 2;
+  for (int l = 0; l < layers; l++)
+    {
+      c.heads[l] = heads;
+      c.ffn[l] = ffn;
+    }
+  c.mux_n = n;
+  c.muxed = n > 1;
+  c.demux_hidden = demux_hidden ? demux_hidden : hidden;
+  c.num_labels = cfg->num_labels;
+  c.retrieval = c.muxed && want_retrieval;
+  c.attend_padding = c.muxed;   /* the published MUX models: no mask */
+  c.ln_eps = 1e-12f;
+  c.dropout = o->dropout;
+  cfg->max_length = max_length;
+  pmx_tmodel *m = pmx_tmodel_new (&c);
+  if (!m)
+    die_lib ("--init");
+  pmx_tmodel_init (m, (uint64_t) o->seed);
+  return m;
+}
+
+static int
+count_lines (const char *text, size_t len)
+{
+  int n = 0;
+  for (size_t i = 0; i < len; i++)
+    n += text[i] == '\n';
+  return n + (len > 0 && text[len - 1] != '\n');
+}
+
+/* ---- Batches ------------------------------------------------------------ */
+
+typedef struct batcher
+{
+  const pmx_tdata *d;
+  int B, N, T_fixed, muxed;     /* T_fixed: 0 = longest in the batch */
+  int max_len;
+  uint64_t seed;
+  int64_t epoch;                /* of perm */
+  int *perm, *rows;
+  int32_t *ids, *types, *lengths, *labels, *inst, *mlm;
+  int32_t mask_id, vocab;       /* for MLM */
+} batcher;
+
+static void
+batcher_init (batcher *b, const pmx_tdata *d, int B, const pmx_tmodel *m,
+              int max_len, uint64_t seed, int32_t mask_id)
+{
+  memset (b, 0, sizeof *b);
+  b->d = d;
+  b->B = B;
+  b->N = m->cfg.mux_n;
+  b->muxed = m->cfg.muxed;
+  b->max_len = max_len;
+  b->T_fixed = m->cfg.muxed ? max_len : 0;
+  b->seed = seed;
+  b->epoch = -1;
+  size_t bt = (size_t) B * max_len;
+  b->perm = malloc (d->rows * sizeof (int));
+  b->rows = malloc (B * sizeof (int));
+  b->ids = malloc (bt * 4);
+  b->types = malloc (bt * 4);
+  b->lengths = malloc (B * 4);
+  b->labels = malloc (B * 4);
+  b->inst = malloc (bt * 4);
+  b->mlm = malloc (bt * 4);
+  b->mask_id = mask_id;
+  b->vocab = m->cfg.vocab;
+  if (!b->perm || !b->rows || !b->ids || !b->types || !b->lengths
+      || !b->labels || !b->inst || !b->mlm)
+    die ("out of memory");
+}
+
+static void
+batcher_free (batcher *b)
+{
+  free (b->perm); free (b->rows); free (b->ids); free (b->types);
+  free (b->lengths); free (b->labels); free (b->inst); free (b->mlm);
+}
+
+/* Fill the batch of the given rows (-1: filler) and the retrieval
+   instances of micro-batch U.  */
+static pmx_tbatch
+batcher_fill (batcher *b, int n, uint64_t u, float tw, float rw, float mw,
+              int training)
+{
+  int T = b->T_fixed ? b->T_fixed : pmx_tdata_longest (b->d, b->rows, n, b->max_len);
+  pmx_tdata_batch (b->d, b->rows, n, T, b->muxed ? CLS_ID : 0, b->ids,
+                   b->types, b->lengths, b->labels);
+  int G = n / b->N;
+  uint64_t key = pmx_mix64 (b->seed ^ pmx_mix64 (u ^ (training ? 0 : 0xe7a1ull << 40)));
+  for (int i = 0; i < G * T; i++)
+    b->inst[i] = (int32_t) (pmx_mix64 (key + (uint64_t) i) % (uint64_t) b->N);
+  if (mw > 0)
+    {
+      /* BERT's masking, per instance: 15% of the tokens between [CLS]
+         and the last [SEP]; of those 80% [MASK], 10% a random id, 10%
+         unchanged.  */
+      uint64_t mk = pmx_mix64 (key ^ 0x6d6c6dull);
+      for (int r = 0; r < n; r++)
+        for (int t = 0; t < T; t++)
+          {
+            size_t i = (size_t) r * T + t;
+            b->mlm[i] = -1;
+            if (t == 0 || t >= b->lengths[r] - 1)
+              continue;
+            uint64_t h = pmx_mix64 (mk + i);
+            if ((h >> 40) % 10000 >= 1500)
+              continue;
+            b->mlm[i] = b->ids[i];
+            uint64_t k = (h >> 8) % 10;
+            if (k < 8)
+              b->ids[i] = b->mask_id;
+            else if (k == 8)
+              b->ids[i] = (int32_t) (pmx_mix64 (h) % (uint64_t) b->vocab);
+          }
+    }
+  pmx_tbatch t = { n, T, b->ids, b->types, b->lengths,
+                   tw > 0 || !training ? b->labels : NULL,
+                   rw > 0 ? b->inst : NULL, mw > 0 ? b->mlm : NULL,
+                   tw, rw, mw };
+  return t;
+}
+
+/* Rows of training micro-batch U: a fresh permutation each epoch.  */
+static void
+batcher_train_rows (batcher *b, uint64_t u)
+{
+  int per_epoch = b->d->rows / b->B;
+  int64_t e = (int64_t) (u / per_epoch);
+  if (e != b->epoch)
+    {
+      uint64_t key = pmx_mix64 (b->seed ^ pmx_mix64 (0x0e90c4ull + e));
+      for (int i = 0; i < b->d->rows; i++)
+        b->perm[i] = i;
+      for (int i = b->d->rows - 1; i > 0; i--)
+        {
+          int j = (int) (pmx_mix64 (key + i) % (uint64_t) (i + 1));
+          int t = b->perm[i];
+          b->perm[i] = b->perm[j];
+          b->perm[j] = t;
+        }
+      b->epoch = e;
+    }
+  memcpy (b->rows, b->perm + (u % per_epoch) * b->B, b->B * sizeof (int));
+}
+
+/* ---- Evaluation --------------------------------------------------------- */
+
+typedef struct eval_result
+{
+  double loss, accuracy, ret_accuracy, mlm_accuracy;
+  int have_task, have_ret, have_mlm;
+} eval_result;
+
+static eval_result
+evaluate (pmx_tmodel *m, batcher *b, float tw, float rw, float mw)
+{
+  pmx_tstats sum = { 0 }, s;
+  int rows = b->d->rows, N = b->N;
+  for (int start = 0, u = 0; start < rows; start += b->B, u++)
+    {
+      int n = rows - start < b->B ? rows - start : b->B;
+      for (int i = 0; i < n; i++)
+        b->rows[i] = start + i;
+      int padded = (n + N - 1) / N * N;
+      for (int i = n; i < padded; i++)
+        b->rows[i] = -1;
+      pmx_tbatch t = batcher_fill (b, padded, u, tw, rw, mw, 0);
+      if (isnan (pmx_tmodel_forward (m, &t, 0, 0, 0)))
+        die_lib ("evaluation");
+      pmx_tmodel_stats (m, &s);
+      sum.task_loss += s.task_loss;
+      sum.task_count += s.task_count;
+      sum.task_correct += s.task_correct;
+      sum.ret_loss += s.ret_loss;
+      sum.ret_count += s.ret_count;
+      sum.ret_correct += s.ret_correct;
+      sum.mlm_loss += s.mlm_loss;
+      sum.mlm_count += s.mlm_count;
+      sum.mlm_correct += s.mlm_correct;
+    }
+  eval_result r = { 0, 0, 0, 0, 0, 0, 0 };
+  if (sum.task_count)
+    {
+      r.have_task = 1;
+      r.accuracy = (double) sum.task_correct / sum.task_count;
+      r.loss += tw * sum.task_loss / sum.task_count;
+    }
+  if (sum.ret_count)
+    {
+      r.have_ret = 1;
+      r.ret_accuracy = (double) sum.ret_correct / sum.ret_count;
+      r.loss += rw * sum.ret_loss / sum.ret_count;
+    }
+  if (sum.mlm_count)
+    {
+      r.have_mlm = 1;
+      r.mlm_accuracy = (double) sum.mlm_correct / sum.mlm_count;
+      r.loss += mw * sum.mlm_loss / sum.mlm_count;
+    }
+  return r;
+}
+
+/* ---- Progress ----------------------------------------------------------- */
+
+static double
+now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void
+progress_bar (long long step, long long total, double loss, double rate,
+              double eta)
+{
+  int width = 30, fill = total ? (int) (width * step / total) : width;
+  char bar[64];
+  for (int i = 0; i < width; i++)
+    bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+  bar[width] = 0;
+  fprintf (stderr, "\r[%s] %3d%% %lld/%lld loss %.4f %.1f ex/s ETA %d:%02d  ",
+           bar, (int) (100 * step / (total ? total : 1)), step, total, loss,
+           rate, (int) eta / 60, (int) eta % 60);
+}
+
+/* ---- Main --------------------------------------------------------------- */
+
+enum
+{
+  OPT_TASK = 256, OPT_SCHEDULE, OPT_WD, OPT_CLIP, OPT_DROPOUT, OPT_FREEZE,
+  OPT_SEED, OPT_HELP, OPT_VERSION
+};
+
+static const struct option long_options[] = {
+  {"init", required_argument, NULL, 'i'},
+  {"vocab", required_argument, NULL, 'V'},
+  {"task", required_argument, NULL, OPT_TASK},
+  {"train", required_argument, NULL, 't'},
+  {"dev", required_argument, NULL, 'd'},
+  {"objective", required_argument, NULL, 'O'},
+  {"batch", required_argument, NULL, 'b'},
+  {"accumulate", required_argument, NULL, 'a'},
+  {"epochs", required_argument, NULL, 'e'},
+  {"steps", required_argument, NULL, 's'},
+  {"lr", required_argument, NULL, 'l'},
+  {"warmup", required_argument, NULL, 'w'},
+  {"schedule", required_argument, NULL, OPT_SCHEDULE},
+  {"weight-decay", required_argument, NULL, OPT_WD},
+  {"clip", required_argument, NULL, OPT_CLIP},
+  {"dropout", required_argument, NULL, OPT_DROPOUT},
+  {"freeze-embeddings", no_argument, NULL, OPT_FREEZE},
+  {"seed", required_argument, NULL, OPT_SEED},
+  {"threads", required_argument, NULL, 'j'},
+  {"output", required_argument, NULL, 'o'},
+  {"resume", no_argument, NULL, 'r'},
+  {"pause-after", required_argument, NULL, 'P'},
+  {"eval-every", required_argument, NULL, 'E'},
+  {"log", required_argument, NULL, 'L'},
+  {"quiet", no_argument, NULL, 'q'},
+  {"help", no_argument, NULL, OPT_HELP},
+  {"version", no_argument, NULL, OPT_VERSION},
+  {NULL, 0, NULL, 0}
+};
+
+static double
+parse_nonneg (const char *opt, const char *arg)
+{
+  double x = cli_parse_double (opt, arg);
+  if (!(x >= 0) || !isfinite (x))
+    usage_error ("%s: '%s' is not a number >= 0", opt, arg);
+  return x;
+}
+
+int
+main (int argc, char **argv)
+{
+  cli_init (argv[0]);
+  options o = { 0 };
+  o.task_w = 1;
+  o.objective = "task";
+  o.batch = 32;
+  o.accumulate = 1;
+  o.threads = 1;
+  o.epochs = 1;
+  o.lr = 5e-5f;
+  o.decay = 1;
+  o.clip = 1;
+  o.dropout = 0.1f;
+  o.seed = 42;
+  int c;
+  while ((c = getopt_long (argc, argv, "i:V:t:d:O:b:a:e:s:l:w:j:o:rP:E:L:q",
+                           long_options, NULL)) != -1)
+    switch (c)
+      {
+      case 'i': o.init = optarg; break;
+      case 'V': o.vocab = optarg; break;
+      case OPT_TASK: o.task = optarg; break;
+      case 't': o.train = optarg; break;
+      case 'd': o.dev = optarg; break;
+      case 'O': o.objective = optarg; parse_objective (&o, optarg); break;
+      case 'b': o.batch = (int) cli_parse_int ("--batch", optarg, 1, 1 << 20); break;
+      case 'a': o.accumulate = (int) cli_parse_int ("--accumulate", optarg, 1, 1 << 20); break;
+      case 'e': o.epochs = parse_nonneg ("--epochs", optarg); break;
+      case 's': o.steps = cli_parse_int ("--steps", optarg, 1, 1LL << 40); break;
+      case 'l': o.lr = (float) parse_nonneg ("--lr", optarg); break;
+      case 'w': o.warmup = parse_nonneg ("--warmup", optarg); break;
+      case OPT_SCHEDULE:
+        if (!strcmp (optarg, "linear"))
+          o.decay = 1;
+        else if (!strcmp (optarg, "constant"))
+          o.decay = 0;
+        else
+          usage_error ("--schedule: '%s' is not linear or constant", optarg);
+        break;
+      case OPT_WD: o.weight_decay = (float) parse_nonneg ("--weight-decay", optarg); break;
+      case OPT_CLIP: o.clip = (float) parse_nonneg ("--clip", optarg); break;
+      case OPT_DROPOUT:
+        o.dropout = (float) parse_nonneg ("--dropout", optarg);
+        if (o.dropout >= 1)
+          usage_error ("--dropout: must be below 1");
+        break;
+      case OPT_FREEZE: o.freeze_embeddings = 1; break;
+      case OPT_SEED: o.seed = cli_parse_int ("--seed", optarg, 0, 1LL << 62); break;
+      case 'j': o.threads = (int) cli_parse_int ("--threads", optarg, 1, 1024); break;
+      case 'o': o.output = optarg; break;
+      case 'r': o.resume = 1; break;
+      case 'P': o.pause_after = cli_parse_int ("--pause-after", optarg, 1, 1LL << 40); break;
+      case 'E': o.eval_every = (int) cli_parse_int ("--eval-every", optarg, 1, 1 << 30); break;
+      case 'L': o.log = optarg; break;
+      case 'q': o.quiet = 1; break;
+      case OPT_HELP: usage (); break;
+      case OPT_VERSION: cli_version (); break;
+      default: usage_error (NULL);
+      }
+  if (optind < argc)
+    usage_error ("extra operand '%s'", argv[optind]);
+  if (!o.init || !o.train || !o.output)
+    usage_error ("--init, --train and --output are required");
+  openblas_set_num_threads (o.threads);
+
+  /* The model.  */
+  pmx_model_config acfg;
+  pmx_model_config_init (&acfg);
+  pmx_record extra;
+  pmx_record_init (&extra);
+  char *vocab = NULL;
+  size_t vocab_len = 0;
+  pmx_tmodel *m;
+  int want_ret = o.ret_w > 0 || o.mlm_w > 0;
+  if (strchr (o.init, '='))
+    {
+      if (!o.vocab)
+        usage_error ("a new model (--init=SPEC) needs --vocab");
+      vocab = read_file (o.vocab, &vocab_len);
+      acfg.vocab_size = count_lines (vocab, vocab_len);
+      if (acfg.vocab_size < 2)
+        die ("%s: not a vocabulary", o.vocab);
+      m = new_model (&o, o.init, &acfg, want_ret);
+    }
+  else
+    {
+      pmx_model *pm = pmx_model_open (o.init);
+      if (!pm)
+        die_lib (NULL);
+      const pmx_model_config *pc = pmx_model_config_of (pm);
+      acfg = *pc;
+      acfg.labels = NULL;
+      if (pc->num_labels)
+        {
+          acfg.labels = calloc (pc->num_labels, sizeof *acfg.labels);
+          for (int i = 0; acfg.labels && i < pc->num_labels; i++)
+            acfg.labels[i] = strdup (pc->labels[i]);
+          if (!acfg.labels || !acfg.labels[pc->num_labels - 1])
+            die ("out of memory");
+        }
+      const char *v = pmx_model_vocab (pm, &vocab_len);
+      if (v)
+        {
+          vocab = malloc (vocab_len + 1);
+          if (!vocab)
+            die ("out of memory");
+          memcpy (vocab, v, vocab_len);
+        }
+      m = pmx_tmodel_from_archive (pm, want_ret, o.dropout, (uint64_t) o.seed,
+                                   &extra);
+      if (!m)
+        die_lib (o.init);
+      pmx_model_close (pm);
+    }
+  if (o.task)
+    snprintf (acfg.task, sizeof acfg.task, "%s", o.task);
+  const pmx_train_config *mc = &m->cfg;
+  int N = mc->mux_n;
+  if (o.task_w > 0 && mc->num_labels == 0)
+    die ("%s: the task objective needs a model with labels", o.init);
+  if ((o.ret_w > 0 || o.mlm_w > 0) && !mc->muxed)
+    die ("the retrieval and mlm objectives need a multiplexed model (n > 1)");
+  int32_t mask_id = -1;
+  if (o.mlm_w > 0)
+    {
+      /* The id of [MASK]: its line in the vocabulary.  */
+      const char *p = vocab, *end = vocab ? vocab + vocab_len : NULL;
+      for (int32_t id = 0; p && p < end; id++)
+        {
+          const char *nl = memchr (p, '\n', end - p);
+          size_t len = (nl ? nl : end) - p;
+          if (len && p[len - 1] == '\r')
+            len--;
+          if (len == 6 && !memcmp (p, "[MASK]", 6))
+            {
+              mask_id = id;
+              break;
+            }
+          p = nl ? nl + 1 : end;
+        }
+      if (mask_id < 0 || mask_id >= mc->vocab)
+        die ("the mlm objective needs a vocabulary with [MASK]");
+    }
+  if (o.batch % N)
+    die ("--batch: %d rows is not a multiple of n = %d", o.batch, N);
+  int max_len = acfg.max_length;
+  if (max_len < 2 || max_len > mc->max_pos)
+    max_len = mc->max_pos;
+
+  /* Data.  */
+  FILE *f = cli_open_input (o.train);
+  pmx_tdata *train = pmx_tdata_read (f, o.train);
+  if (!train)
+    die_lib (NULL);
+  cli_close_input (f, o.train);
+  pmx_tdata *dev = NULL;
+  if (o.dev)
+    {
+      f = cli_open_input (o.dev);
+      if (!(dev = pmx_tdata_read (f, o.dev)))
+        die_lib (NULL);
+      cli_close_input (f, o.dev);
+    }
+  const pmx_tdata *sets[2] = { train, dev };
+  const char *set_names[2] = { o.train, o.dev };
+  for (int k = 0; k < 2; k++)
+    {
+      const pmx_tdata *d = sets[k];
+      for (int64_t i = 0; d && i < d->off[d->rows]; i++)
+        if (d->ids[i] < 0 || d->ids[i] >= mc->vocab)
+          die ("%s: token id %d is outside the vocabulary (%d)", set_names[k],
+               d->ids[i], mc->vocab);
+      if (d && o.task_w > 0)
+        {
+          if (!d->has_label)
+            die ("%s: the task objective needs 'label' (prumux-tokenize"
+                 " --label-field)", set_names[k]);
+          for (int i = 0; i < d->rows; i++)
+            if (d->label[i] < 0 || d->label[i] >= mc->num_labels)
+              die ("%s: row %d: label %d is not one of the model's %d",
+                   set_names[k], i, d->label[i], mc->num_labels);
+        }
+    }
+  if (train->rows < o.batch)
+    die ("%s: %d examples, fewer than one batch of %d", o.train, train->rows,
+         o.batch);
+  int64_t micro_per_epoch = train->rows / o.batch;
+  double steps_per_epoch = (double) micro_per_epoch / o.accumulate;
+  long long total = o.steps ? o.steps
+    : (long long) ceil (o.epochs * steps_per_epoch);
+  if (total < 1)
+    die ("no steps to train (--epochs or --steps)");
+  long long warmup = o.warmup < 1 ? (long long) (o.warmup * total)
+    : (long long) o.warmup;
+  int eval_every = o.eval_every ? o.eval_every
+    : (int) (steps_per_epoch >= 1 ? steps_per_epoch : 1);
+
+  pmx_adamw *opt = pmx_adamw_new (m);
+  if (!opt)
+    die_lib (NULL);
+  opt->weight_decay = o.weight_decay;
+  opt->freeze_embeddings = o.freeze_embeddings;
+
+  /* The options that must not change across --resume.  */
+  char fingerprint[512];
+  snprintf (fingerprint, sizeof fingerprint,
+            "seed=%lld batch=%d accumulate=%d steps=%lld lr=%.9g warmup=%lld"
+            " decay=%d wd=%.9g clip=%.9g dropout=%.9g freeze=%d"
+            " objective=%.9g/%.9g/%.9g rows=%d", o.seed, o.batch, o.accumulate,
+            total, o.lr, warmup, o.decay, o.weight_decay, o.clip, o.dropout,
+            o.freeze_embeddings, o.task_w, o.ret_w, o.mlm_w, train->rows);
+  size_t olen = strlen (o.output);
+  char *state_path = malloc (olen + 7);
+  if (!state_path)
+    die ("out of memory");
+  memcpy (state_path, o.output, olen);
+  memcpy (state_path + olen, ".state", 7);
+  long long start = 0;
+  double best = -INFINITY;
+  if (o.resume)
+    {
+      pmx_meta meta;
+      pmx_meta_init (&meta);
+      if (pmx_train_state_load (state_path, &meta, m, opt) < 0)
+        die_lib (NULL);
+      const char *fp = pmx_meta_get (&meta, "options");
+      const char *b = pmx_meta_get (&meta, "best");
+      if (!fp || strcmp (fp, fingerprint))
+        die ("%s: the state was saved with other options (%s)", state_path,
+             fp ? fp : "none");
+      if (pmx_meta_get_int (&meta, "step", 0, total, &start) != 0)
+        die ("%s: no valid step", state_path);
+      best = b ? strtod (b, NULL) : -INFINITY;
+      pmx_meta_free (&meta);
+    }
+
+  FILE *log = NULL;
+  if (o.log)
+    {
+      log = fopen (o.log, "a");
+      if (!log)
+        die ("%s: %s", o.log, strerror (errno));
+      if (ftell (log) == 0)
+        fputs ("step\tepoch\tlr\ttrain_loss\tgrad_norm\tdev_loss\tdev_accuracy"
+               "\tdev_retrieval_accuracy\tdev_mlm_accuracy\texamples_per_s\n",
+               log);
+    }
+  signal (SIGINT, on_signal);
+  signal (SIGTERM, on_signal);
+  int tty = isatty (2) && !o.quiet;
+
+  batcher tb, db;
+  batcher_init (&tb, train, o.batch, m, max_len, (uint64_t) o.seed, mask_id);
+  if (dev)
+    batcher_init (&db, dev, o.batch, m, max_len, (uint64_t) o.seed, mask_id);
+  double t0 = now (), loss_sum = 0, norm = 0;
+  long long loss_n = 0, done_here = 0;
+  for (long long step = start; step < total; step++)
+    {
+      pmx_tmodel_zero_grad (m);
+      double step_loss = 0;
+      for (int k = 0; k < o.accumulate; k++)
+        {
+          uint64_t u = (uint64_t) step * o.accumulate + k;
+          batcher_train_rows (&tb, u);
+          pmx_tbatch b = batcher_fill (&tb, o.batch, u, o.task_w / o.accumulate,
+                                       o.ret_w / o.accumulate,
+                                       o.mlm_w / o.accumulate, 1);
+          double l = pmx_tmodel_forward (m, &b, 1, (uint64_t) o.seed, u);
+          if (isnan (l) || pmx_tmodel_backward (m) < 0)
+            die_lib ("training");
+          step_loss += l;
+        }
+      norm = pmx_clip_grad_norm (opt, m, o.clip);
+      float lr = pmx_lr_at (o.lr, step, warmup, total, o.decay);
+      pmx_adamw_step (opt, m, lr);
+      loss_sum += step_loss;
+      loss_n++;
+      done_here++;
+      int pause = done_here == o.pause_after && step + 1 < total;
+      double el = now () - t0;
+      double rate = done_here * (double) o.batch * o.accumulate / el;
+      if (tty)
+        progress_bar (step + 1, total, loss_sum / loss_n, rate,
+                      (total - step - 1) * el / done_here);
+      int last = step + 1 == total;
+      int stop = interrupted || pause;
+      if ((step + 1) % eval_every == 0 || last || stop)
+        {
+          eval_result r = { 0, 0, 0, 0, 0, 0, 0 };
+          int improved = 0;
+          /* A stop between evaluations only saves the state, so that the
+             resumed run evaluates at the same steps as an unbroken one.  */
+          int eval_now = (step + 1) % eval_every == 0 || last;
+          if (dev && eval_now)
+            {
+              r = evaluate (m, &db, o.task_w, o.ret_w, o.mlm_w);
+              double score = o.task_w > 0 ? r.accuracy
+                : o.ret_w > 0 ? r.ret_accuracy : r.mlm_accuracy;
+              if (score > best)
+                {
+                  best = score;
+                  improved = 1;
+                }
+            }
+          else if (!dev && eval_now)
+            improved = 1;       /* no dev set: keep the latest */
+          if (improved
+              && pmx_tmodel_save (m, o.output, &acfg, &extra, vocab,
+                                  vocab_len) < 0)
+            die_lib (NULL);
+          pmx_meta meta;
+          pmx_meta_init (&meta);
+          if (pmx_meta_set (&meta, "options", fingerprint) < 0
+              || pmx_meta_setf (&meta, "step", "%lld", step + 1) < 0
+              || pmx_meta_setf (&meta, "best", "%.17g", best) < 0
+              || pmx_train_state_save (state_path, &meta, m, opt) < 0)
+            die_lib (NULL);
+          pmx_meta_free (&meta);
+          double epoch = (step + 1) / steps_per_epoch;
+          if (log && eval_now)
+            {
+              fprintf (log, "%lld\t%.3f\t%.3g\t%.6f\t%.4f\t", step + 1, epoch,
+                       lr, loss_sum / loss_n, norm);
+              if (dev)
+                fprintf (log, "%.6f\t%.4f\t%.4f\t%.4f", r.loss,
+                         r.have_task ? r.accuracy : NAN,
+                         r.have_ret ? r.ret_accuracy : NAN,
+                         r.have_mlm ? r.mlm_accuracy : NAN);
+              else
+                fputs ("nan\tnan\tnan\tnan", log);
+              fprintf (log, "\t%.1f\n", rate);
+              fflush (log);
+            }
+          if (!o.quiet && eval_now)
+            {
+              fprintf (stderr, "%sstep %lld/%lld epoch %.2f loss %.4f",
+                       tty ? "\n" : "", step + 1, total, epoch,
+                       loss_sum / loss_n);
+              if (dev && r.have_task)
+                fprintf (stderr, " dev_accuracy %.4f", r.accuracy);
+              if (dev && r.have_ret)
+                fprintf (stderr, " dev_retrieval_accuracy %.4f", r.ret_accuracy);
+              if (dev && r.have_mlm)
+                fprintf (stderr, " dev_mlm_accuracy %.4f", r.mlm_accuracy);
+              fprintf (stderr, " %.1f ex/s%s\n", rate, improved ? " (saved)" : "");
+            }
+          if (eval_now)
+            {
+              loss_sum = 0;
+              loss_n = 0;
+            }
+        }
+      if (stop)
+        {
+          fprintf (stderr, "%s%s: %s after step %lld; state saved in %s,"
+                   " continue with --resume\n", tty ? "\n" : "", program_name,
+                   interrupted ? "interrupted" : "paused", step + 1,
+                   state_path);
+          return interrupted ? 1 : 0;
+        }
+    }
+  if (log && fclose (log) != 0)
+    die ("%s: %s", o.log, strerror (errno));
+  batcher_free (&tb);
+  if (dev)
+    batcher_free (&db);
+  pmx_tdata_free (train);
+  pmx_tdata_free (dev);
+  pmx_adamw_free (opt);
+  pmx_tmodel_free (m);
+  pmx_record_free (&extra);
+  pmx_model_config_free (&acfg);
+  free (vocab);
+  free (state_path);
+  return 0;
+}

@@ -1,0 +1,118 @@
+/* optim.c -- AdamW, schedules and clipping (see optim.h).  */
+
+#include <config.h>
+#include "optim.h"
+#include "error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+pmx_adamw *
+pmx_adamw_new (const pmx_tmodel *model)
+{
+  pmx_adamw *o = calloc (1, sizeof *o);
+  if (o)
+    {
+      o->n = model->total;
+      o->m = calloc (o->n ? o->n : 1, sizeof (float));
+      o->v = calloc (o->n ? o->n : 1, sizeof (float));
+    }
+  if (!o || !o->m || !o->v)
+    {
+      pmx_adamw_free (o);
+      pmx_error ("optimizer: out of memory");
+      return NULL;
+    }
+  o->beta1 = 0.9f;
+  o->beta2 = 0.999f;
+  o->eps = 1e-8f;
+  return o;
+}
+
+void
+pmx_adamw_free (pmx_adamw *o)
+{
+  if (!o)
+    return;
+  free (o->m);
+  free (o->v);
+  free (o);
+}
+
+int
+pmx_adamw_trains (const pmx_adamw *o, const pmx_tparam *p)
+{
+  return !p->frozen && !(o->freeze_embeddings && p->embedding);
+}
+
+void
+pmx_adamw_step (pmx_adamw *o, pmx_tmodel *model, float lr)
+{
+  o->t++;
+  /* As torch.optim.AdamW (single-tensor path): decay first, then the
+     bias-corrected Adam update, in float.  */
+  float bc1 = 1.0f - powf (o->beta1, (float) o->t);
+  float bc2 = 1.0f - powf (o->beta2, (float) o->t);
+  float step_size = lr / bc1, bc2_sqrt = sqrtf (bc2);
+  for (int k = 0; k < model->nparams; k++)
+    {
+      const pmx_tparam *p = &model->param[k];
+      if (!pmx_adamw_trains (o, p))
+        continue;
+      float *x = model->params + p->offset, *g = model->grads + p->offset;
+      float *m = o->m + p->offset, *v = o->v + p->offset;
+      float decay = p->decay ? 1.0f - lr * o->weight_decay : 1.0f;
+      for (size_t i = 0; i < p->size; i++)
+        {
+          x[i] *= decay;
+          m[i] = m[i] * o->beta1 + (1.0f - o->beta1) * g[i];
+          v[i] = v[i] * o->beta2 + (1.0f - o->beta2) * g[i] * g[i];
+          float denom = sqrtf (v[i]) / bc2_sqrt + o->eps;
+          x[i] -= step_size * (m[i] / denom);
+        }
+    }
+}
+
+double
+pmx_clip_grad_norm (const pmx_adamw *o, pmx_tmodel *model, float max_norm)
+{
+  double ss = 0;
+  for (int k = 0; k < model->nparams; k++)
+    {
+      const pmx_tparam *p = &model->param[k];
+      if (!pmx_adamw_trains (o, p))
+        continue;
+      const float *g = model->grads + p->offset;
+      for (size_t i = 0; i < p->size; i++)
+        ss += (double) g[i] * g[i];
+    }
+  double norm = sqrt (ss);
+  if (max_norm > 0 && norm > max_norm)
+    {
+      float coef = (float) (max_norm / (norm + 1e-6));
+      for (int k = 0; k < model->nparams; k++)
+        {
+          const pmx_tparam *p = &model->param[k];
+          if (!pmx_adamw_trains (o, p))
+            continue;
+          float *g = model->grads + p->offset;
+          for (size_t i = 0; i < p->size; i++)
+            g[i] *= coef;
+        }
+    }
+  return norm;
+}
+
+float
+pmx_lr_at (float base, int64_t step, int64_t warmup, int64_t total, int decay)
+{
+  if (step < warmup)
+    return base * (float) step / (float) warmup;
+  if (!decay)
+    return base;
+  if (step >= total)
+    return 0.0f;
+  return base * (float) (total - step) / (float) (total - warmup > 0
+                                                  ? total - warmup : 1);
+}

@@ -1,0 +1,289 @@
+/* train-io.c -- archives and training state (see train-io.h).  */
+
+#include <config.h>
+#include "train-io.h"
+#include "error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int64_t
+rows_of (const pmx_model *pm, const char *name)
+{
+  const pmx_tensor *t = pmx_model_tensor (pm, name);
+  return t && t->rank >= 1 ? t->shape[0] : 0;
+}
+
+/* Tensors that an older or foreign archive may lack and that training can
+   start from scratch.  */
+static int
+may_be_new (const char *name)
+{
+  return !strncmp (name, "retrieval_head.", 15)
+    || !strncmp (name, "demux_module.layer_norm_", 24);
+}
+
+pmx_tmodel *
+pmx_tmodel_from_archive (const pmx_model *pm, int want_retrieval,
+                         float dropout, uint64_t seed, pmx_record *extra)
+{
+  const pmx_model_config *mc = pmx_model_config_of (pm);
+  pmx_train_config c;
+  memset (&c, 0, sizeof c);
+  c.vocab = mc->vocab_size;
+  c.hidden = mc->hidden;
+  c.layers = mc->layers;
+  c.head_dim = mc->head_dim;
+  c.max_pos = mc->max_position;
+  c.type_vocab = mc->type_vocab;
+  c.ln_eps = (float) mc->ln_eps;
+  c.mux_n = mc->mux_n;
+  c.num_labels = mc->num_labels;
+  c.attend_padding = mc->attend_padding;
+  c.dropout = dropout;
+  if (c.layers > PMX_TRAIN_MAX_LAYERS)
+    return pmx_error ("%d layers: training supports at most %d", c.layers,
+                      PMX_TRAIN_MAX_LAYERS), NULL;
+  if (!strcmp (mc->mux_variant, "gaussian_hadamard")
+      && !strcmp (mc->demux_variant, "index_pos"))
+    c.muxed = 1;
+  else if (strcmp (mc->mux_variant, "none"))
+    return pmx_error ("training supports gaussian_hadamard muxing with the"
+                      " index_pos demultiplexer, not %s/%s", mc->mux_variant,
+                      mc->demux_variant), NULL;
+  else if (strcmp (mc->pooling, "cls"))
+    return pmx_error ("training supports cls pooling, not '%s'", mc->pooling),
+      NULL;
+  if (c.muxed && mc->demux_layers != 3)
+    return pmx_error ("training supports 3 demux layers, not %d",
+                      mc->demux_layers), NULL;
+  char name[PMX_NAME_MAX + 1];
+  for (int l = 0; l < c.layers; l++)
+    {
+      snprintf (name, sizeof name, "encoder.layer.%d.attention.self.query.weight", l);
+      int64_t A = rows_of (pm, name);
+      if (A % c.head_dim)
+        return pmx_error ("%s: %lld rows are not whole heads", name,
+                          (long long) A), NULL;
+      c.heads[l] = (int) (A / c.head_dim);
+      snprintf (name, sizeof name, "encoder.layer.%d.intermediate.dense.weight", l);
+      c.ffn[l] = (int) rows_of (pm, name);
+    }
+  if (c.muxed)
+    {
+      c.demux_hidden = (int) rows_of (pm, "demux_module.dense_1.weight");
+      c.retrieval = want_retrieval
+        || pmx_model_tensor (pm, "retrieval_head.decoder.weight") != NULL;
+    }
+  pmx_tmodel *m = pmx_tmodel_new (&c);
+  if (!m)
+    return NULL;
+  pmx_tmodel_init (m, seed);
+  for (int k = 0; k < m->nparams; k++)
+    {
+      const pmx_tparam *p = &m->param[k];
+      const pmx_tensor *t = pmx_model_tensor (pm, p->name);
+      if (!t)
+        {
+          if (may_be_new (p->name))
+            continue;
+          pmx_error ("tensor '%s' is missing", p->name);
+          goto fail;
+        }
+      if (t->dtype != PMX_F32 || t->rank != p->rank || t->shape[0] != p->shape[0]
+          || (p->rank == 2 && t->shape[1] != p->shape[1]))
+        {
+          char buf[200];
+          pmx_error ("tensor '%s' has shape %s, expected %lldx%lld", p->name,
+                     pmx_shape_str (t, buf, sizeof buf),
+                     (long long) p->shape[0], (long long) p->shape[1]);
+          goto fail;
+        }
+      memcpy (m->params + p->offset, t->data, p->size * sizeof (float));
+    }
+  for (int i = 0; extra && i < pmx_model_tensor_count (pm); i++)
+    {
+      const pmx_tensor *t = pmx_model_tensor_at (pm, i);
+      if (pmx_tmodel_find (m, t->name))
+        continue;
+      pmx_tensor *x = pmx_record_add (extra, t->name, t->dtype, t->rank,
+                                      t->shape);
+      if (!x)
+        goto fail;
+      memcpy (x->data, t->data, t->nbytes);
+    }
+  return m;
+fail:
+  pmx_tmodel_free (m);
+  return NULL;
+}
+
+void
+pmx_tmodel_archive_config (const pmx_tmodel *m, pmx_model_config *cfg)
+{
+  const pmx_train_config *c = &m->cfg;
+  int heads = 1, ffn = 1;
+  for (int l = 0; l < c->layers; l++)
+    {
+      heads = c->heads[l] > heads ? c->heads[l] : heads;
+      ffn = c->ffn[l] > ffn ? c->ffn[l] : ffn;
+    }
+  strcpy (cfg->arch, "bert");
+  cfg->vocab_size = c->vocab;
+  cfg->hidden = c->hidden;
+  cfg->layers = c->layers;
+  cfg->heads = heads;
+  cfg->head_dim = c->head_dim;
+  cfg->intermediate = ffn;
+  cfg->max_position = c->max_pos;
+  cfg->type_vocab = c->type_vocab;
+  cfg->ln_eps = c->ln_eps;
+  cfg->mux_n = c->mux_n;
+  strcpy (cfg->mux_variant, c->muxed ? "gaussian_hadamard" : "none");
+  strcpy (cfg->demux_variant, c->muxed ? "index_pos" : "none");
+  cfg->demux_layers = c->muxed ? 3 : 0;
+  cfg->num_labels = c->num_labels;
+  strcpy (cfg->pooling, "cls");
+  cfg->normalize = 0;
+  cfg->attend_padding = c->attend_padding;
+  if (cfg->max_length > c->max_pos || cfg->max_length < 2)
+    cfg->max_length = c->max_pos;
+}
+
+int
+pmx_tmodel_save (const pmx_tmodel *m, const char *path, pmx_model_config *cfg,
+                 const pmx_record *extra, const char *vocab, size_t vocab_len)
+{
+  pmx_record rec;
+  pmx_record_init (&rec);
+  int rc = 0;
+  for (int k = 0; k < m->nparams && rc == 0; k++)
+    {
+      const pmx_tparam *p = &m->param[k];
+      pmx_tensor *t = pmx_record_add (&rec, p->name, PMX_F32, p->rank, p->shape);
+      if (!t)
+        rc = -1;
+      else
+        memcpy (t->data, m->params + p->offset, p->size * sizeof (float));
+    }
+  for (int i = 0; extra && i < extra->count && rc == 0; i++)
+    {
+      const pmx_tensor *s = pmx_record_at (extra, i);
+      pmx_tensor *t = pmx_record_add (&rec, s->name, s->dtype, s->rank, s->shape);
+      if (!t)
+        rc = -1;
+      else
+        memcpy (t->data, s->data, s->nbytes);
+    }
+  pmx_tmodel_archive_config (m, cfg);
+  if (rc == 0)
+    rc = pmx_model_save (path, cfg, &rec, vocab, vocab_len, PMX_COMPRESS_NONE);
+  pmx_record_free (&rec);
+  return rc;
+}
+
+/* ---- Training state ----------------------------------------------------- */
+
+static const char *const state_names[3] = { "params", "adam_m", "adam_v" };
+
+int
+pmx_train_state_save (const char *path, const pmx_meta *meta,
+                      const pmx_tmodel *m, const pmx_adamw *o)
+{
+  size_t len = strlen (path);
+  char *tmp = malloc (len + 8);
+  if (!tmp)
+    return pmx_error ("out of memory");
+  memcpy (tmp, path, len);
+  memcpy (tmp + len, ".XXXXXX", 8);
+  int fd = mkstemp (tmp);
+  if (fd < 0)
+    {
+      pmx_error_errno (errno, "%s", tmp);
+      free (tmp);
+      return -1;
+    }
+  FILE *f = fdopen (fd, "wb");
+  pmx_record rec;
+  pmx_record_init (&rec);
+  pmx_meta mt;
+  pmx_meta_init (&mt);
+  int rc = f ? 0 : pmx_error_errno (errno, "%s", tmp);
+  if (rc == 0 && (pmx_meta_copy (&mt, meta) < 0
+                  || pmx_meta_setf (&mt, "adam_t", "%lld", (long long) o->t) < 0))
+    rc = -1;
+  const float *src[3] = { m->params, o->m, o->v };
+  int64_t n = (int64_t) m->total;
+  for (int i = 0; i < 3 && rc == 0; i++)
+    {
+      pmx_tensor *t = pmx_record_add (&rec, state_names[i], PMX_F32, 1, &n);
+      if (!t)
+        rc = -1;
+      else
+        memcpy (t->data, src[i], m->total * sizeof (float));
+    }
+  if (rc == 0)
+    {
+      pmx_writer *w = pmx_writer_open (f, path, &mt);
+      if (w)
+        pmx_writer_set_flush (w, 0);
+      if (!w || pmx_writer_write (w, &rec) < 0 || pmx_writer_finish (w) < 0)
+        rc = -1;
+      pmx_writer_close (w);
+    }
+  if (f && (fflush (f) != 0 || fsync (fileno (f)) != 0) && rc == 0)
+    rc = pmx_error_errno (errno, "%s", path);
+  if (f ? fclose (f) != 0 && rc == 0 : (close (fd), 0))
+    rc = pmx_error_errno (errno, "%s", path);
+  if (rc == 0 && rename (tmp, path) != 0)
+    rc = pmx_error_errno (errno, "%s", path);
+  if (rc != 0)
+    unlink (tmp);
+  free (tmp);
+  pmx_record_free (&rec);
+  pmx_meta_free (&mt);
+  return rc;
+}
+
+int
+pmx_train_state_load (const char *path, pmx_meta *meta, pmx_tmodel *m,
+                      pmx_adamw *o)
+{
+  FILE *f = fopen (path, "rb");
+  if (!f)
+    return pmx_error_errno (errno, "%s", path);
+  pmx_reader *r = pmx_reader_open (f, path);
+  pmx_record rec;
+  pmx_record_init (&rec);
+  int rc = r ? 0 : -1;
+  int got = rc == 0 ? pmx_reader_read (r, &rec) : -1;
+  if (rc == 0 && got != 1)
+    rc = got < 0 ? -1 : pmx_error ("%s: no state record", path);
+  float *dst[3] = { m->params, o->m, o->v };
+  for (int i = 0; i < 3 && rc == 0; i++)
+    {
+      const pmx_tensor *t = pmx_record_expect (&rec, state_names[i], PMX_F32, 1);
+      if (!t || t->shape[0] != (int64_t) m->total)
+        rc = t ? pmx_error ("%s: '%s' has %lld values, the model %zu: not"
+                            " this model's state", path, state_names[i],
+                            (long long) t->shape[0], m->total)
+          : pmx_error_prefix ("%s", path);
+      else
+        memcpy (dst[i], t->data, m->total * sizeof (float));
+    }
+  long long t = 0;
+  if (rc == 0 && pmx_meta_copy (meta, pmx_reader_meta (r)) < 0)
+    rc = -1;
+  int have = rc == 0 ? pmx_meta_get_int (meta, "adam_t", 0, 1LL << 40, &t) : 0;
+  if (rc == 0 && have != 0)
+    rc = have < 0 ? pmx_error_prefix ("%s", path)
+      : pmx_error ("%s: no adam_t", path);
+  o->t = t;
+  pmx_record_free (&rec);
+  pmx_reader_close (r);
+  fclose (f);
+  return rc;
+}

@@ -1,0 +1,48 @@
+/* train-io.h -- a trainable model to and from model archives (.pmx), and
+   the training state beside a checkpoint.
+
+   A checkpoint is an ordinary archive that prumux-mux, prumux-infer and
+   prumux-demux run.  The state needed to resume training bit for bit (the
+   latest parameters, AdamW moments and step counters; the data order and
+   dropout masks follow from the seed and the step) goes to a separate
+   tensor stream, CHECKPOINT.state, since archives hold only the model.
+
+   Ownership: the caller owns what it passes; results are new objects.
+   Errors: NULL / -1 with pmx_error set.  */
+
+#ifndef PRUMUX_TRAIN_IO_H
+#define PRUMUX_TRAIN_IO_H
+
+#include "model.h"
+#include "optim.h"
+#include "stream.h"
+#include "train-model.h"
+
+/* A trainable copy of the archive model PM.  Tensors the training model
+   has but PM lacks (a retrieval head when WANT_RETRIEVAL, the demux
+   LayerNorms) are initialised from SEED; tensors PM has that training
+   does not use (pooler, dense_3, ...) are copied into EXTRA (initialised by
+   the caller) to be saved unchanged.  */
+pmx_tmodel *pmx_tmodel_from_archive (const pmx_model *pm, int want_retrieval,
+                                     float dropout, uint64_t seed,
+                                     pmx_record *extra);
+
+/* The archive configuration of M: shapes from M, names and the rest
+   (labels, task, max_length, casing) kept from CFG, which is updated.  */
+void pmx_tmodel_archive_config (const pmx_tmodel *m, pmx_model_config *cfg);
+
+/* Save M (and EXTRA, may be NULL) as an archive at PATH, atomically.  */
+int pmx_tmodel_save (const pmx_tmodel *m, const char *path,
+                     pmx_model_config *cfg, const pmx_record *extra,
+                     const char *vocab, size_t vocab_len);
+
+/* Training state: META (copied into the stream: step, seed, ...), the
+   parameters and the optimizer moments.  Written atomically.  */
+int pmx_train_state_save (const char *path, const pmx_meta *meta,
+                          const pmx_tmodel *m, const pmx_adamw *o);
+/* Read a state into M and O (same shapes), its META into META
+   (initialised by the caller).  */
+int pmx_train_state_load (const char *path, pmx_meta *meta, pmx_tmodel *m,
+                          pmx_adamw *o);
+
+#endif

@@ -1,0 +1,1002 @@
+/* train-model.c -- the trainable BERT / MUX-BERT (see train-model.h).
+
+   The parameter table is built by one function, layout (), which runs
+   three times: to list the tensors, then to point the weight views into
+   the parameter buffer, then into the gradient buffer, so the table and
+   the views cannot disagree.  Activations live in one arena, planned the
+   same way (plan () sizes it, then carves it).  */
+
+#include <config.h>
+#include "train-model.h"
+#include "train-ops.h"
+#include "error.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { K_WEIGHT, K_NODECAY, K_FROZEN };
+
+/* ---- Parameter table ---------------------------------------------------- */
+
+typedef struct layout_state
+{
+  pmx_tmodel *m;
+  float *base;                  /* NULL: listing pass */
+  int cursor;
+  int cap;
+  int failed;                   /* no memory for the table */
+} layout_state;
+
+static float *
+add (layout_state *s, int kind, int64_t d0, int64_t d1, const char *fmt, ...)
+  __attribute__ ((format (printf, 5, 6)));
+
+static float *
+add (layout_state *s, int kind, int64_t d0, int64_t d1, const char *fmt, ...)
+{
+  pmx_tmodel *m = s->m;
+  if (s->base)
+    return s->base + m->param[s->cursor++].offset;
+  if (s->failed)
+    return NULL;
+  if (m->nparams == s->cap)
+    {
+      s->cap = s->cap ? 2 * s->cap : 64;
+      pmx_tparam *p = realloc (m->param, s->cap * sizeof *p);
+      if (!p)
+        {
+          s->failed = 1;
+          return NULL;
+        }
+      m->param = p;
+    }
+  pmx_tparam *p = &m->param[m->nparams++];
+  memset (p, 0, sizeof *p);
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (p->name, sizeof p->name, fmt, ap);
+  va_end (ap);
+  p->rank = d1 > 0 ? 2 : 1;
+  p->shape[0] = d0;
+  p->shape[1] = d1 > 0 ? d1 : 0;
+  p->size = (size_t) d0 * (d1 > 0 ? (size_t) d1 : 1);
+  p->offset = m->total;
+  m->total += (p->size + 15) & ~(size_t) 15;  /* 64-byte aligned tensors */
+  p->decay = kind == K_WEIGHT;
+  p->frozen = kind == K_FROZEN;
+  p->embedding = !strncmp (p->name, "embeddings.", 11);
+  return NULL;
+}
+
+static int
+layout (pmx_tmodel *m, float *base, pmx_tweights *w)
+{
+  const pmx_train_config *c = &m->cfg;
+  layout_state s = { m, base, 0, 0, 0 };
+  int H = c->hidden, D = c->demux_hidden, N = c->mux_n;
+  memset (w, 0, sizeof *w);
+  w->word = add (&s, K_WEIGHT, c->vocab, H, "embeddings.word_embeddings.weight");
+  w->pos = add (&s, K_WEIGHT, c->max_pos, H, "embeddings.position_embeddings.weight");
+  w->type = add (&s, K_WEIGHT, c->type_vocab, H, "embeddings.token_type_embeddings.weight");
+  w->eln_w = add (&s, K_NODECAY, H, 0, "embeddings.LayerNorm.weight");
+  w->eln_b = add (&s, K_NODECAY, H, 0, "embeddings.LayerNorm.bias");
+  for (int l = 0; l < c->layers; l++)
+    {
+      pmx_tlayer_w *L = &w->layer[l];
+      int A = c->heads[l] * c->head_dim, F = c->ffn[l];
+      const char *p = "encoder.layer";
+      if (A > 0)
+        {
+          L->q_w = add (&s, K_WEIGHT, A, H, "%s.%d.attention.self.query.weight", p, l);
+          L->q_b = add (&s, K_NODECAY, A, 0, "%s.%d.attention.self.query.bias", p, l);
+          L->k_w = add (&s, K_WEIGHT, A, H, "%s.%d.attention.self.key.weight", p, l);
+          L->k_b = add (&s, K_NODECAY, A, 0, "%s.%d.attention.self.key.bias", p, l);
+          L->v_w = add (&s, K_WEIGHT, A, H, "%s.%d.attention.self.value.weight", p, l);
+          L->v_b = add (&s, K_NODECAY, A, 0, "%s.%d.attention.self.value.bias", p, l);
+          L->ao_w = add (&s, K_WEIGHT, H, A, "%s.%d.attention.output.dense.weight", p, l);
+          L->ao_b = add (&s, K_NODECAY, H, 0, "%s.%d.attention.output.dense.bias", p, l);
+          L->ln1_w = add (&s, K_NODECAY, H, 0, "%s.%d.attention.output.LayerNorm.weight", p, l);
+          L->ln1_b = add (&s, K_NODECAY, H, 0, "%s.%d.attention.output.LayerNorm.bias", p, l);
+        }
+      if (F > 0)
+        {
+          L->fi_w = add (&s, K_WEIGHT, F, H, "%s.%d.intermediate.dense.weight", p, l);
+          L->fi_b = add (&s, K_NODECAY, F, 0, "%s.%d.intermediate.dense.bias", p, l);
+          L->fo_w = add (&s, K_WEIGHT, H, F, "%s.%d.output.dense.weight", p, l);
+          L->fo_b = add (&s, K_NODECAY, H, 0, "%s.%d.output.dense.bias", p, l);
+          L->ln2_w = add (&s, K_NODECAY, H, 0, "%s.%d.output.LayerNorm.weight", p, l);
+          L->ln2_b = add (&s, K_NODECAY, H, 0, "%s.%d.output.LayerNorm.bias", p, l);
+        }
+    }
+  if (c->muxed)
+    {
+      w->keys = add (&s, K_FROZEN, N, H, "instance_embedding");
+      w->demux_e = add (&s, K_WEIGHT, N, H, "demux_module.demux_instance_embedding");
+      w->d1_w = add (&s, K_WEIGHT, D, 2 * H, "demux_module.dense_1.weight");
+      w->d1_b = add (&s, K_NODECAY, D, 0, "demux_module.dense_1.bias");
+      w->d2_w = add (&s, K_WEIGHT, D, D, "demux_module.dense_2.weight");
+      w->d2_b = add (&s, K_NODECAY, D, 0, "demux_module.dense_2.bias");
+      w->dln1_w = add (&s, K_NODECAY, D, 0, "demux_module.layer_norm_1.weight");
+      w->dln1_b = add (&s, K_NODECAY, D, 0, "demux_module.layer_norm_1.bias");
+      w->dln2_w = add (&s, K_NODECAY, D, 0, "demux_module.layer_norm_2.weight");
+      w->dln2_b = add (&s, K_NODECAY, D, 0, "demux_module.layer_norm_2.bias");
+      w->pd_w = add (&s, K_WEIGHT, D, D, "demultiplexer.pre_decoder.weight");
+      w->pd_b = add (&s, K_NODECAY, D, 0, "demultiplexer.pre_decoder.bias");
+      w->pdln_w = add (&s, K_NODECAY, D, 0, "demultiplexer.pre_decoder_layer_norm.weight");
+      w->pdln_b = add (&s, K_NODECAY, D, 0, "demultiplexer.pre_decoder_layer_norm.bias");
+      if (c->retrieval)
+        {
+          w->rpd_w = add (&s, K_WEIGHT, D, D, "retrieval_head.pre_decoder.weight");
+          w->rpd_b = add (&s, K_NODECAY, D, 0, "retrieval_head.pre_decoder.bias");
+          w->rpdln_w = add (&s, K_NODECAY, D, 0, "retrieval_head.pre_decoder_layer_norm.weight");
+          w->rpdln_b = add (&s, K_NODECAY, D, 0, "retrieval_head.pre_decoder_layer_norm.bias");
+          w->dec_w = add (&s, K_WEIGHT, c->vocab, D, "retrieval_head.decoder.weight");
+          w->dec_b = add (&s, K_NODECAY, c->vocab, 0, "retrieval_head.decoder.bias");
+        }
+    }
+  if (c->num_labels > 0)
+    {
+      int in = c->muxed ? D : H;
+      w->cls_w = add (&s, K_WEIGHT, c->num_labels, in, "classifier.weight");
+      w->cls_b = add (&s, K_NODECAY, c->num_labels, 0, "classifier.bias");
+    }
+  return s.failed ? -1 : 0;
+}
+
+static int
+check_config (const pmx_train_config *c)
+{
+  if (c->vocab < 2 || c->hidden < 1 || c->layers < 0
+      || c->layers > PMX_TRAIN_MAX_LAYERS || c->head_dim < 1
+      || c->max_pos < 1 || c->type_vocab < 1 || c->mux_n < 1
+      || c->num_labels < 0 || !(c->ln_eps > 0)
+      || !(c->dropout >= 0 && c->dropout < 1))
+    return pmx_error ("invalid training configuration");
+  if (c->muxed && c->demux_hidden < 1)
+    return pmx_error ("a multiplexed model needs a demux width");
+  if (!c->muxed && (c->mux_n != 1 || c->retrieval))
+    return pmx_error ("N > 1 and the retrieval head need a multiplexed model");
+  for (int l = 0; l < c->layers; l++)
+    if (c->heads[l] < 0 || c->ffn[l] < 0)
+      return pmx_error ("layer %d: negative width", l);
+  return 0;
+}
+
+pmx_tmodel *
+pmx_tmodel_new (const pmx_train_config *cfg)
+{
+  if (check_config (cfg) < 0)
+    return NULL;
+  pmx_tmodel *m = calloc (1, sizeof *m);
+  if (!m)
+    return pmx_error ("model: out of memory"), NULL;
+  m->cfg = *cfg;
+  pmx_tweights dummy;
+  if (layout (m, NULL, &dummy) < 0)
+    {
+      pmx_tmodel_free (m);
+      return pmx_error ("model: out of memory"), NULL;
+    }
+  m->params = aligned_alloc (64, m->total * sizeof (float) + 64);
+  m->grads = aligned_alloc (64, m->total * sizeof (float) + 64);
+  if (!m->params || !m->grads)
+    {
+      pmx_tmodel_free (m);
+      pmx_error ("model: out of memory (%zu parameters)", m->total);
+      return NULL;
+    }
+  memset (m->params, 0, m->total * sizeof (float));
+  memset (m->grads, 0, m->total * sizeof (float));
+  layout (m, m->params, &m->w);
+  layout (m, m->grads, &m->g);
+  return m;
+}
+
+static void act_free (void *a);
+
+void
+pmx_tmodel_free (pmx_tmodel *m)
+{
+  if (!m)
+    return;
+  act_free (m->act);
+  free (m->param);
+  free (m->params);
+  free (m->grads);
+  free (m);
+}
+
+const pmx_tparam *
+pmx_tmodel_find (const pmx_tmodel *m, const char *name)
+{
+  for (int i = 0; i < m->nparams; i++)
+    if (!strcmp (m->param[i].name, name))
+      return &m->param[i];
+  return NULL;
+}
+
+void
+pmx_tmodel_zero_grad (pmx_tmodel *m)
+{
+  memset (m->grads, 0, m->total * sizeof (float));
+}
+
+/* A standard normal from a counter (Box-Muller), so that initialisation
+   depends only on the seed and the tensor.  */
+static double
+normal (uint64_t key, uint64_t i)
+{
+  uint64_t a = pmx_mix64 (key + 2 * i), b = pmx_mix64 (key + 2 * i + 1);
+  double u1 = ((double) (a >> 11) + 1) * 0x1p-53;   /* (0, 1] */
+  double u2 = (double) (b >> 11) * 0x1p-53;
+  return sqrt (-2 * log (u1)) * cos (2 * M_PI * u2);
+}
+
+void
+pmx_tmodel_init (pmx_tmodel *m, uint64_t seed)
+{
+  for (int k = 0; k < m->nparams; k++)
+    {
+      pmx_tparam *p = &m->param[k];
+      float *x = m->params + p->offset;
+      uint64_t key = pmx_mix64 (seed ^ pmx_mix64 (k + 1));
+      const char *n = p->name;
+      size_t len = strlen (n);
+      int is_ln = strstr (n, "LayerNorm") || strstr (n, "layer_norm");
+      int is_bias = len > 5 && !strcmp (n + len - 5, ".bias");
+      if (is_ln && !is_bias)
+        for (size_t i = 0; i < p->size; i++)
+          x[i] = 1.0f;
+      else if (is_bias)
+        memset (x, 0, p->size * sizeof *x);
+      else if (!strcmp (n, "instance_embedding"))
+        for (int64_t r = 0; r < p->shape[0]; r++)
+          {
+            /* MUX-PLM random_encoding: N(0,1) rows scaled to norm 1.  */
+            float *row = x + r * p->shape[1];
+            double ss = 0;
+            for (int64_t j = 0; j < p->shape[1]; j++)
+              {
+                row[j] = (float) normal (key, r * p->shape[1] + j);
+                ss += (double) row[j] * row[j];
+              }
+            for (int64_t j = 0; j < p->shape[1]; j++)
+              row[j] = (float) (row[j] / sqrt (ss));
+          }
+      else if (!strcmp (n, "demux_module.demux_instance_embedding"))
+        for (size_t i = 0; i < p->size; i++)
+          x[i] = (float) normal (key, i);
+      else
+        for (size_t i = 0; i < p->size; i++)
+          x[i] = (float) (0.02 * normal (key, i));
+    }
+}
+
+/* ---- Activations -------------------------------------------------------- */
+
+typedef struct layer_act
+{
+  const float *in;                      /* the layer's input (R, H) */
+  float *q, *k, *v, *ctx, *att;         // (R, A) x4, (G, NH, T, T)
+  float *ao, *ao_mask, *res1, *x1, *mean1, *rstd1;  // (R, H), (R)
+  float *f1, *fg, *f2, *f2_mask, *res2, *x2, *mean2, *rstd2;
+} layer_act;
+
+typedef struct head_act
+{
+  int rows;
+  int32_t *inst, *src, *target;        // (rows)
+  float *z0;                            // (rows, 2H)
+  float *d1, *z1, *d2, *g2, *z2;        // (rows, D): pre-GELU, GELU, ...
+  float *l1, *mean1, *rstd1, *l2, *mean2, *rstd2;   // retrieval LNs
+  float *p, *pg, *pl, *pmean, *prstd, *z3;
+  float *logits, *probs;                // (rows, C)
+  /* gradients */
+  float *dz0, *dd1, *dz1, *dd2, *dz2, *dp, *dpg, *dz3, *dlogits, *dl1, *dl2;
+  double loss;
+  int count;
+  float scale;                          /* d loss / d (sum of row losses) */
+} head_act;
+
+typedef struct act
+{
+  size_t cap;                           /* floats in mem */
+  float *mem;
+  int B, T, G, R, N;                    /* R = G*T encoder rows */
+  pmx_tbatch b;
+  int32_t *ids;                         /* (B, T) copy */
+  int32_t *types;                       /* (B, T) copy or NULL */
+  int32_t *lengths;                     /* (B) copy */
+  /* embeddings */
+  float *es1, *e1, *emean1, *erstd1;    /* muxed: first pass (B*T, H) */
+  float *mx;                            /* muxed (G*T, H) */
+  float *es, *e, *emean, *erstd, *emask;  /* final pass (R, H) */
+  layer_act L[PMX_TRAIN_MAX_LAYERS];
+  float *X;                             /* encoder output (R, H) */
+  head_act task, ret, mlm;
+  /* backward scratch */
+  float *dA, *dB, *dres, *dx1, *dq, *dk, *dv, *dctx, *dff, *dfg, *datt;
+  float *de1, *des1;
+  int have_forward;
+} act;
+
+static void
+act_free (void *p)
+{
+  act *a = p;
+  if (a)
+    free (a->mem);
+  free (a);
+}
+
+/* Carve N floats (64-byte aligned) from *CUR; NULL base: count only.  */
+static float *
+carve (float *base, size_t *cur, size_t n)
+{
+  float *p = base ? base + *cur : NULL;
+  *cur += (n + 15) & ~(size_t) 15;
+  return p;
+}
+
+static void
+plan_head (head_act *h, float *base, size_t *cur, int rows, int H, int D,
+           int C, int retrieval)
+{
+  size_t r = rows;
+  h->rows = rows;
+  h->inst = (int32_t *) carve (base, cur, r);
+  h->src = (int32_t *) carve (base, cur, r);
+  h->target = (int32_t *) carve (base, cur, r);
+  h->z0 = carve (base, cur, r * 2 * H);
+  h->dz0 = carve (base, cur, r * 2 * H);
+  float **bufs[] = { &h->d1, &h->z1, &h->d2, &h->g2, &h->z2, &h->p, &h->pg,
+                     &h->pl, &h->z3, &h->dd1, &h->dz1, &h->dd2, &h->dz2,
+                     &h->dp, &h->dpg, &h->dz3, &h->l1, &h->l2, &h->dl1,
+                     &h->dl2 };
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+    *bufs[i] = carve (base, cur, r * D);
+  h->pmean = carve (base, cur, r);
+  h->prstd = carve (base, cur, r);
+  h->mean1 = carve (base, cur, retrieval ? r : 0);
+  h->rstd1 = carve (base, cur, retrieval ? r : 0);
+  h->mean2 = carve (base, cur, retrieval ? r : 0);
+  h->rstd2 = carve (base, cur, retrieval ? r : 0);
+  h->logits = carve (base, cur, r * C);
+  h->probs = carve (base, cur, r * C);
+  h->dlogits = carve (base, cur, r * C);
+}
+
+static size_t
+plan (const pmx_train_config *c, act *a, float *base, int B, int T)
+{
+  size_t cur = 0;
+  int N = c->mux_n, G = B / N, R = G * T, H = c->hidden;
+  size_t BT = (size_t) B * T;
+  int Amax = 0, Fmax = 0, NHmax = 0;
+  a->ids = (int32_t *) carve (base, &cur, BT);
+  a->types = (int32_t *) carve (base, &cur, BT);
+  a->lengths = (int32_t *) carve (base, &cur, B);
+  if (c->muxed)
+    {
+      a->es1 = carve (base, &cur, BT * H);
+      a->e1 = carve (base, &cur, BT * H);
+      a->emean1 = carve (base, &cur, BT);
+      a->erstd1 = carve (base, &cur, BT);
+      a->mx = carve (base, &cur, (size_t) R * H);
+      a->de1 = carve (base, &cur, BT * H);
+      a->des1 = carve (base, &cur, BT * H);
+    }
+  a->es = carve (base, &cur, (size_t) R * H);
+  a->e = carve (base, &cur, (size_t) R * H);
+  a->emean = carve (base, &cur, R);
+  a->erstd = carve (base, &cur, R);
+  a->emask = carve (base, &cur, (size_t) R * H);
+  for (int l = 0; l < c->layers; l++)
+    {
+      layer_act *L = &a->L[l];
+      size_t A = (size_t) c->heads[l] * c->head_dim, F = c->ffn[l];
+      memset (L, 0, sizeof *L);
+      Amax = A > (size_t) Amax ? (int) A : Amax;
+      Fmax = F > (size_t) Fmax ? (int) F : Fmax;
+      NHmax = c->heads[l] > NHmax ? c->heads[l] : NHmax;
+      if (A)
+        {
+          L->q = carve (base, &cur, R * A);
+          L->k = carve (base, &cur, R * A);
+          L->v = carve (base, &cur, R * A);
+          L->ctx = carve (base, &cur, R * A);
+          L->att = carve (base, &cur, (size_t) G * c->heads[l] * T * T);
+          L->ao = carve (base, &cur, (size_t) R * H);
+          L->ao_mask = carve (base, &cur, (size_t) R * H);
+          L->res1 = carve (base, &cur, (size_t) R * H);
+          L->x1 = carve (base, &cur, (size_t) R * H);
+          L->mean1 = carve (base, &cur, R);
+          L->rstd1 = carve (base, &cur, R);
+        }
+      if (F)
+        {
+          L->f1 = carve (base, &cur, R * F);
+          L->fg = carve (base, &cur, R * F);
+          L->f2 = carve (base, &cur, (size_t) R * H);
+          L->f2_mask = carve (base, &cur, (size_t) R * H);
+          L->res2 = carve (base, &cur, (size_t) R * H);
+          L->x2 = carve (base, &cur, (size_t) R * H);
+          L->mean2 = carve (base, &cur, R);
+          L->rstd2 = carve (base, &cur, R);
+        }
+    }
+  a->dA = carve (base, &cur, (size_t) R * H);
+  a->dB = carve (base, &cur, (size_t) R * H);
+  a->dres = carve (base, &cur, (size_t) R * H);
+  a->dx1 = carve (base, &cur, (size_t) R * H);
+  a->dq = carve (base, &cur, (size_t) R * Amax);
+  a->dk = carve (base, &cur, (size_t) R * Amax);
+  a->dv = carve (base, &cur, (size_t) R * Amax);
+  a->dctx = carve (base, &cur, (size_t) R * Amax);
+  a->dff = carve (base, &cur, (size_t) R * Fmax);
+  a->dfg = carve (base, &cur, (size_t) R * Fmax);
+  a->datt = carve (base, &cur, (size_t) T * T);
+  int D = c->muxed ? c->demux_hidden : H;
+  plan_head (&a->task, base, &cur, B, H, D, c->num_labels, 0);
+  plan_head (&a->ret, base, &cur, c->retrieval ? R : 0, H, D, c->vocab, 1);
+  plan_head (&a->mlm, base, &cur, c->retrieval ? B * T : 0, H, D, c->vocab, 1);
+  (void) NHmax;
+  return cur;
+}
+
+static act *
+get_act (pmx_tmodel *m, int B, int T)
+{
+  act *a = m->act;
+  if (!a)
+    {
+      a = m->act = calloc (1, sizeof *a);
+      if (!a)
+        return pmx_error ("out of memory"), NULL;
+    }
+  size_t need = plan (&m->cfg, a, NULL, B, T);
+  if (need > a->cap)
+    {
+      free (a->mem);
+      a->mem = aligned_alloc (64, need * sizeof (float) + 64);
+      a->cap = a->mem ? need : 0;
+      if (!a->mem)
+        return pmx_error ("out of memory for activations (%zu floats)", need),
+          NULL;
+    }
+  plan (&m->cfg, a, a->mem, B, T);
+  return a;
+}
+
+/* ---- Forward ------------------------------------------------------------ */
+
+static void
+dropout (float *x, float *mask, size_t n, float p, int training,
+         uint64_t seed, uint64_t stream)
+{
+  if (!training || p == 0)
+    {
+      for (size_t i = 0; i < n; i++)
+        mask[i] = 1.0f;
+      return;
+    }
+  pmx_dropout_mask (mask, n, p, seed, stream);
+  pmx_mul (x, mask, n);
+}
+
+/* The demultiplexer's classification path (train-model.h) over h->rows.  */
+static void
+task_head_fwd (const pmx_tmodel *m, head_act *h, const float *X)
+{
+  const pmx_train_config *c = &m->cfg;
+  const pmx_tweights *w = &m->w;
+  int rows = h->rows, H = c->hidden, D = c->demux_hidden, C = c->num_labels;
+  if (!c->muxed)
+    {
+      /* cls pooling: the classifier reads h_0 of each row.  */
+      for (int r = 0; r < rows; r++)
+        memcpy (h->z0 + (size_t) r * H, X + (size_t) h->src[r] * H,
+                H * sizeof (float));
+      pmx_linear_fwd (h->logits, h->z0, w->cls_w, w->cls_b, rows, H, C);
+      return;
+    }
+  size_t n = (size_t) rows * D;
+  pmx_concat_fwd (h->z0, w->demux_e, h->inst, X, h->src, rows, H);
+  pmx_linear_fwd (h->d1, h->z0, w->d1_w, w->d1_b, rows, 2 * H, D);
+  pmx_gelu_fwd (h->z1, h->d1, n);
+  pmx_linear_fwd (h->d2, h->z1, w->d2_w, w->d2_b, rows, D, D);
+  pmx_gelu_fwd (h->g2, h->d2, n);
+  for (size_t i = 0; i < n; i++)
+    h->z2[i] = h->g2[i] + h->z1[i];
+  pmx_linear_fwd (h->p, h->z2, w->pd_w, w->pd_b, rows, D, D);
+  pmx_gelu_fwd (h->pg, h->p, n);
+  pmx_layernorm_fwd (h->pl, h->pmean, h->prstd, h->pg, w->pdln_w, w->pdln_b,
+                     rows, D, c->ln_eps);
+  for (size_t i = 0; i < n; i++)
+    h->z3[i] = h->pl[i] + h->z2[i];
+  pmx_linear_fwd (h->logits, h->z3, w->cls_w, w->cls_b, rows, D, C);
+}
+
+/* The retrieval head (MUX-PLM-SPEC.md §4.2): no residuals, LN after every
+   GELU.  */
+static void
+ret_head_fwd (const pmx_tmodel *m, head_act *h, const float *X)
+{
+  const pmx_train_config *c = &m->cfg;
+  const pmx_tweights *w = &m->w;
+  int rows = h->rows, H = c->hidden, D = c->demux_hidden;
+  size_t n = (size_t) rows * D;
+  pmx_concat_fwd (h->z0, w->demux_e, h->inst, X, h->src, rows, H);
+  pmx_linear_fwd (h->d1, h->z0, w->d1_w, w->d1_b, rows, 2 * H, D);
+  pmx_gelu_fwd (h->z1, h->d1, n);
+  pmx_layernorm_fwd (h->l1, h->mean1, h->rstd1, h->z1, w->dln1_w, w->dln1_b,
+                     rows, D, c->ln_eps);
+  pmx_linear_fwd (h->d2, h->l1, w->d2_w, w->d2_b, rows, D, D);
+  pmx_gelu_fwd (h->g2, h->d2, n);
+  pmx_layernorm_fwd (h->l2, h->mean2, h->rstd2, h->g2, w->dln2_w, w->dln2_b,
+                     rows, D, c->ln_eps);
+  pmx_linear_fwd (h->p, h->l2, w->rpd_w, w->rpd_b, rows, D, D);
+  pmx_gelu_fwd (h->pg, h->p, n);
+  pmx_layernorm_fwd (h->pl, h->pmean, h->prstd, h->pg, w->rpdln_w,
+                     w->rpdln_b, rows, D, c->ln_eps);
+  pmx_linear_fwd (h->logits, h->pl, w->dec_w, w->dec_b, rows, D, c->vocab);
+}
+
+/* Run the vocabulary head H over its first K rows (filled by the caller)
+   and return its weighted mean loss (0 without rows or weight).  */
+static double
+run_vocab_head (const pmx_tmodel *m, head_act *h, int k, const float *X,
+                float weight)
+{
+  h->rows = k;
+  h->count = 0;
+  h->scale = 0;
+  if (k == 0)
+    return 0;
+  ret_head_fwd (m, h, X);
+  h->loss = pmx_softmax_xent_fwd (h->probs, h->logits, h->target, k,
+                                  m->cfg.vocab, &h->count);
+  if (weight == 0 || h->count == 0)
+    return 0;
+  h->scale = weight / h->count;
+  return weight * h->loss / h->count;
+}
+
+static int
+check_batch (const pmx_train_config *c, const pmx_tbatch *b)
+{
+  if (b->B < 1 || b->T < 1 || b->B % c->mux_n)
+    return pmx_error ("batch of %d rows is not a multiple of N = %d", b->B,
+                      c->mux_n);
+  if (b->T > c->max_pos)
+    return pmx_error ("sequence length %d exceeds max_position %d", b->T,
+                      c->max_pos);
+  for (int64_t i = 0; i < (int64_t) b->B * b->T; i++)
+    {
+      if (b->ids[i] < 0 || b->ids[i] >= c->vocab)
+        return pmx_error ("token id %d out of range (vocabulary %d)",
+                          b->ids[i], c->vocab);
+      if (b->type_ids && (b->type_ids[i] < 0 || b->type_ids[i] >= c->type_vocab))
+        return pmx_error ("type id %d out of range", b->type_ids[i]);
+    }
+  for (int r = 0; r < b->B; r++)
+    {
+      if (b->lengths && (b->lengths[r] < 1 || b->lengths[r] > b->T))
+        return pmx_error ("row %d: length %d out of range", r, b->lengths[r]);
+      if (b->labels && b->labels[r] >= c->num_labels)
+        return pmx_error ("row %d: label %d out of range (%d classes)", r,
+                          b->labels[r], c->num_labels);
+    }
+  if (b->labels && b->task_weight != 0 && c->num_labels == 0)
+    return pmx_error ("the model has no classifier");
+  if (b->mlm_labels)
+    {
+      if (!c->retrieval)
+        return pmx_error ("MLM needs a multiplexed model with a retrieval head");
+      for (int64_t i = 0; i < (int64_t) b->B * b->T; i++)
+        if (b->mlm_labels[i] >= c->vocab)
+          return pmx_error ("MLM label %d out of range", b->mlm_labels[i]);
+    }
+  if (b->ret_inst)
+    {
+      if (!c->retrieval)
+        return pmx_error ("the model has no retrieval head");
+      for (int64_t i = 0; i < (int64_t) (b->B / c->mux_n) * b->T; i++)
+        if (b->ret_inst[i] < 0 || b->ret_inst[i] >= c->mux_n)
+          return pmx_error ("retrieval instance %d out of range",
+                            b->ret_inst[i]);
+    }
+  return 0;
+}
+
+double
+pmx_tmodel_forward (pmx_tmodel *m, const pmx_tbatch *b, int training,
+                    uint64_t seed, uint64_t step)
+{
+  const pmx_train_config *c = &m->cfg;
+  const pmx_tweights *w = &m->w;
+  if (check_batch (c, b) < 0)
+    return NAN;
+  act *a = get_act (m, b->B, b->T);
+  if (!a)
+    return NAN;
+  int N = c->mux_n, B = b->B, T = b->T, G = B / N, R = G * T, H = c->hidden;
+  size_t RH = (size_t) R * H;
+  a->B = B; a->T = T; a->G = G; a->R = R; a->N = N;
+  a->b = *b;
+  a->have_forward = 0;
+  memcpy (a->ids, b->ids, (size_t) B * T * sizeof (int32_t));
+  if (b->type_ids && !c->muxed)
+    memcpy (a->types, b->type_ids, (size_t) B * T * sizeof (int32_t));
+  else
+    a->types = NULL;            /* muxed models use type 0 (§2.1) */
+  for (int r = 0; r < B; r++)
+    a->lengths[r] = b->lengths ? b->lengths[r] : T;
+  float p = c->dropout;
+  uint64_t dseed = pmx_mix64 (seed ^ pmx_mix64 (step + 0x5eed));
+
+  /* Embeddings.  */
+  if (c->muxed)
+    {
+      pmx_embed_sum_fwd (a->es1, a->ids, NULL, w->word, w->pos, w->type,
+                         B * T, T, H);
+      pmx_layernorm_fwd (a->e1, a->emean1, a->erstd1, a->es1, w->eln_w,
+                         w->eln_b, B * T, H, c->ln_eps);
+      pmx_mux_fwd (a->mx, a->e1, w->keys, G, N, T, H);
+      for (int r = 0; r < R; r++)
+        for (int j = 0; j < H; j++)
+          a->es[(size_t) r * H + j] = a->mx[(size_t) r * H + j]
+            + w->pos[(size_t) (r % T) * H + j] + w->type[j];
+    }
+  else
+    pmx_embed_sum_fwd (a->es, a->ids, a->types, w->word, w->pos, w->type, R,
+                       T, H);
+  pmx_layernorm_fwd (a->e, a->emean, a->erstd, a->es, w->eln_w, w->eln_b, R,
+                     H, c->ln_eps);
+  dropout (a->e, a->emask, RH, p, training, dseed, 0);
+
+  /* Encoder.  */
+  const int32_t *mask = c->attend_padding || c->muxed ? NULL : a->lengths;
+  const float *x = a->e;
+  for (int l = 0; l < c->layers; l++)
+    {
+      const pmx_tlayer_w *W = &w->layer[l];
+      layer_act *L = &a->L[l];
+      int NH = c->heads[l], A = NH * c->head_dim, F = c->ffn[l];
+      L->in = x;
+      if (A)
+        {
+          pmx_linear_fwd (L->q, x, W->q_w, W->q_b, R, H, A);
+          pmx_linear_fwd (L->k, x, W->k_w, W->k_b, R, H, A);
+          pmx_linear_fwd (L->v, x, W->v_w, W->v_b, R, H, A);
+          pmx_attention_fwd (L->ctx, L->att, L->q, L->k, L->v, mask, G, T, NH,
+                             c->head_dim);
+          pmx_linear_fwd (L->ao, L->ctx, W->ao_w, W->ao_b, R, A, H);
+          dropout (L->ao, L->ao_mask, RH, p, training, dseed, 2 * l + 1);
+          for (size_t i = 0; i < RH; i++)
+            L->res1[i] = x[i] + L->ao[i];
+          pmx_layernorm_fwd (L->x1, L->mean1, L->rstd1, L->res1, W->ln1_w,
+                             W->ln1_b, R, H, c->ln_eps);
+          x = L->x1;
+        }
+      if (F)
+        {
+          pmx_linear_gelu_fwd (L->f1, L->fg, x, W->fi_w, W->fi_b, R, H, F);
+          pmx_linear_fwd (L->f2, L->fg, W->fo_w, W->fo_b, R, F, H);
+          dropout (L->f2, L->f2_mask, RH, p, training, dseed, 2 * l + 2);
+          for (size_t i = 0; i < RH; i++)
+            L->res2[i] = x[i] + L->f2[i];
+          pmx_layernorm_fwd (L->x2, L->mean2, L->rstd2, L->res2, W->ln2_w,
+                             W->ln2_b, R, H, c->ln_eps);
+          x = L->x2;
+        }
+    }
+  a->X = (float *) x;
+
+  /* Heads.  */
+  double loss = 0;
+  head_act *th = &a->task, *rh = &a->ret, *mh = &a->mlm;
+  th->count = rh->count = 0;
+  th->scale = rh->scale = 0;
+  if (c->num_labels > 0)
+    {
+      for (int r = 0; r < B; r++)
+        {
+          th->inst[r] = r % N;
+          th->src[r] = (r / N) * T;     /* position 0 of the row's group */
+          th->target[r] = b->labels ? b->labels[r] : -1;
+        }
+      task_head_fwd (m, th, a->X);
+      th->loss = pmx_softmax_xent_fwd (th->probs, th->logits, th->target, B,
+                                       c->num_labels, &th->count);
+      if (b->labels && b->task_weight != 0 && th->count > 0)
+        {
+          th->scale = b->task_weight / th->count;
+          loss += b->task_weight * th->loss / th->count;
+        }
+    }
+  rh->rows = mh->rows = 0;
+  mh->count = 0;
+  mh->scale = 0;
+  if (c->retrieval && b->ret_inst)
+    {
+      /* One instance per muxed position; its token is the target, and PAD
+         targets (id 0) are left out, as the published code does.  */
+      int k = 0;
+      for (int g = 0; g < G; g++)
+        for (int t = 0; t < T; t++)
+          {
+            int i = b->ret_inst[g * T + t];
+            int32_t tok = a->ids[((size_t) g * N + i) * T + t];
+            if (tok == 0)
+              continue;
+            rh->inst[k] = i;
+            rh->src[k] = g * T + t;
+            rh->target[k] = tok;
+            k++;
+          }
+      loss += run_vocab_head (m, rh, k, a->X, b->retrieval_weight);
+    }
+  if (c->retrieval && b->mlm_labels)
+    {
+      /* MLM with multiplexing: every masked position of every instance is
+         demultiplexed with that instance's e_i (§4.2, mlm_mask).  */
+      int k = 0;
+      for (int g = 0; g < G; g++)
+        for (int i = 0; i < N; i++)
+          for (int t = 0; t < T; t++)
+            {
+              int32_t tok = b->mlm_labels[((size_t) g * N + i) * T + t];
+              if (tok < 0)
+                continue;
+              mh->inst[k] = i;
+              mh->src[k] = g * T + t;
+              mh->target[k] = tok;
+              k++;
+            }
+      loss += run_vocab_head (m, mh, k, a->X, b->mlm_weight);
+    }
+  a->have_forward = 1;
+  return loss;
+}
+
+const float *
+pmx_tmodel_logits (const pmx_tmodel *m)
+{
+  const act *a = m->act;
+  return a && a->have_forward && m->cfg.num_labels > 0 ? a->task.logits : NULL;
+}
+
+static int
+correct (const head_act *h, int C)
+{
+  int n = 0;
+  for (int r = 0; r < h->rows; r++)
+    {
+      if (h->target[r] < 0)
+        continue;
+      const float *x = h->logits + (size_t) r * C;
+      int best = 0;
+      for (int j = 1; j < C; j++)
+        best = x[j] > x[best] ? j : best;
+      n += best == h->target[r];
+    }
+  return n;
+}
+
+void
+pmx_tmodel_stats (const pmx_tmodel *m, pmx_tstats *s)
+{
+  const act *a = m->act;
+  memset (s, 0, sizeof *s);
+  if (!a || !a->have_forward)
+    return;
+  if (a->b.labels && m->cfg.num_labels > 0)
+    {
+      s->task_loss = a->task.loss;
+      s->task_count = a->task.count;
+      s->task_correct = correct (&a->task, m->cfg.num_labels);
+    }
+  if (a->ret.rows > 0)
+    {
+      s->ret_loss = a->ret.loss;
+      s->ret_count = a->ret.count;
+      s->ret_correct = correct (&a->ret, m->cfg.vocab);
+    }
+  if (a->mlm.rows > 0)
+    {
+      s->mlm_loss = a->mlm.loss;
+      s->mlm_count = a->mlm.count;
+      s->mlm_correct = correct (&a->mlm, m->cfg.vocab);
+    }
+}
+
+/* ---- Backward ----------------------------------------------------------- */
+
+static void
+zero (float *x, size_t n)
+{
+  memset (x, 0, n * sizeof *x);
+}
+
+/* The task head's backward; adds to dX (R, H).  */
+static void
+task_head_bwd (pmx_tmodel *m, head_act *h, const float *X, float *dX)
+{
+  const pmx_train_config *c = &m->cfg;
+  const pmx_tweights *w = &m->w, *g = &m->g;
+  int rows = h->rows, H = c->hidden, D = c->demux_hidden, C = c->num_labels;
+  zero (h->dlogits, (size_t) rows * C);
+  pmx_softmax_xent_bwd (h->dlogits, h->probs, h->target, rows, C, h->scale);
+  if (!c->muxed)
+    {
+      zero (h->dz0, (size_t) rows * H);
+      pmx_linear_bwd (h->dz0, g->cls_w, g->cls_b, h->dlogits, h->z0, w->cls_w,
+                      rows, H, C);
+      for (int r = 0; r < rows; r++)
+        pmx_add (dX + (size_t) h->src[r] * H, h->dz0 + (size_t) r * H, H);
+      return;
+    }
+  size_t n = (size_t) rows * D;
+  /* z3 = LN(gelu(p)) + z2; logits = cls(z3).  */
+  zero (h->dz3, n);
+  pmx_linear_bwd (h->dz3, g->cls_w, g->cls_b, h->dlogits, h->z3, w->cls_w,
+                  rows, D, C);
+  memcpy (h->dz2, h->dz3, n * sizeof (float));
+  zero (h->dpg, n);
+  pmx_layernorm_bwd (h->dpg, g->pdln_w, g->pdln_b, h->dz3, h->pg, w->pdln_w,
+                     h->pmean, h->prstd, rows, D);
+  zero (h->dp, n);
+  pmx_gelu_bwd (h->dp, h->p, h->dpg, n);
+  pmx_linear_bwd (h->dz2, g->pd_w, g->pd_b, h->dp, h->z2, w->pd_w, rows, D, D);
+  /* z2 = gelu(d2) + z1.  */
+  memcpy (h->dz1, h->dz2, n * sizeof (float));
+  zero (h->dd2, n);
+  pmx_gelu_bwd (h->dd2, h->d2, h->dz2, n);
+  pmx_linear_bwd (h->dz1, g->d2_w, g->d2_b, h->dd2, h->z1, w->d2_w, rows, D, D);
+  zero (h->dd1, n);
+  pmx_gelu_bwd (h->dd1, h->d1, h->dz1, n);
+  zero (h->dz0, (size_t) rows * 2 * H);
+  pmx_linear_bwd (h->dz0, g->d1_w, g->d1_b, h->dd1, h->z0, w->d1_w, rows,
+                  2 * H, D);
+  pmx_concat_bwd (g->demux_e, dX, h->dz0, h->inst, h->src, rows, H);
+  (void) X;
+}
+
+static void
+ret_head_bwd (pmx_tmodel *m, head_act *h, float *dX)
+{
+  const pmx_train_config *c = &m->cfg;
+  const pmx_tweights *w = &m->w, *g = &m->g;
+  int rows = h->rows, H = c->hidden, D = c->demux_hidden, V = c->vocab;
+  size_t n = (size_t) rows * D;
+  zero (h->dlogits, (size_t) rows * V);
+  pmx_softmax_xent_bwd (h->dlogits, h->probs, h->target, rows, V, h->scale);
+  zero (h->dz3, n);             /* d pl */
+  pmx_linear_bwd (h->dz3, g->dec_w, g->dec_b, h->dlogits, h->pl, w->dec_w,
+                  rows, D, V);
+  zero (h->dpg, n);
+  pmx_layernorm_bwd (h->dpg, g->rpdln_w, g->rpdln_b, h->dz3, h->pg,
+                     w->rpdln_w, h->pmean, h->prstd, rows, D);
+  zero (h->dp, n);
+  pmx_gelu_bwd (h->dp, h->p, h->dpg, n);
+  zero (h->dl2, n);
+  pmx_linear_bwd (h->dl2, g->rpd_w, g->rpd_b, h->dp, h->l2, w->rpd_w, rows, D,
+                  D);
+  zero (h->dz2, n);             /* d g2 */
+  pmx_layernorm_bwd (h->dz2, g->dln2_w, g->dln2_b, h->dl2, h->g2, w->dln2_w,
+                     h->mean2, h->rstd2, rows, D);
+  zero (h->dd2, n);
+  pmx_gelu_bwd (h->dd2, h->d2, h->dz2, n);
+  zero (h->dl1, n);
+  pmx_linear_bwd (h->dl1, g->d2_w, g->d2_b, h->dd2, h->l1, w->d2_w, rows, D, D);
+  zero (h->dz1, n);
+  pmx_layernorm_bwd (h->dz1, g->dln1_w, g->dln1_b, h->dl1, h->z1, w->dln1_w,
+                     h->mean1, h->rstd1, rows, D);
+  zero (h->dd1, n);
+  pmx_gelu_bwd (h->dd1, h->d1, h->dz1, n);
+  zero (h->dz0, (size_t) rows * 2 * H);
+  pmx_linear_bwd (h->dz0, g->d1_w, g->d1_b, h->dd1, h->z0, w->d1_w, rows,
+                  2 * H, D);
+  pmx_concat_bwd (g->demux_e, dX, h->dz0, h->inst, h->src, rows, H);
+}
+
+int
+pmx_tmodel_backward (pmx_tmodel *m)
+{
+  act *a = m->act;
+  if (!a || !a->have_forward)
+    return pmx_error ("backward without a forward");
+  const pmx_train_config *c = &m->cfg;
+  const pmx_tweights *w = &m->w, *g = &m->g;
+  int N = a->N, B = a->B, T = a->T, G = a->G, R = a->R, H = c->hidden;
+  size_t RH = (size_t) R * H;
+
+  /* dA: gradient of the current layer's output.  */
+  float *dout = a->dA, *din = a->dB;
+  zero (dout, RH);
+  if (a->task.scale != 0)
+    task_head_bwd (m, &a->task, a->X, dout);
+  if (a->ret.rows > 0 && a->ret.scale != 0)
+    ret_head_bwd (m, &a->ret, dout);
+  if (a->mlm.rows > 0 && a->mlm.scale != 0)
+    ret_head_bwd (m, &a->mlm, dout);
+
+  for (int l = c->layers - 1; l >= 0; l--)
+    {
+      const pmx_tlayer_w *W = &w->layer[l], *Gw = &g->layer[l];
+      layer_act *L = &a->L[l];
+      int NH = c->heads[l], A = NH * c->head_dim, F = c->ffn[l];
+      const float *x_in = L->in;
+      const float *x1 = A ? L->x1 : x_in;
+      float *dx1 = dout;
+      if (F)
+        {
+          dx1 = a->dx1;
+          zero (a->dres, RH);
+          pmx_layernorm_bwd (a->dres, Gw->ln2_w, Gw->ln2_b, dout, L->res2,
+                             W->ln2_w, L->mean2, L->rstd2, R, H);
+          memcpy (dx1, a->dres, RH * sizeof (float));
+          pmx_mul (a->dres, L->f2_mask, RH);
+          zero (a->dfg, (size_t) R * F);
+          pmx_linear_bwd (a->dfg, Gw->fo_w, Gw->fo_b, a->dres, L->fg, W->fo_w,
+                          R, F, H);
+          zero (a->dff, (size_t) R * F);
+          pmx_gelu_bwd_out (a->dff, L->f1, L->fg, a->dfg, (size_t) R * F);
+          pmx_linear_bwd (dx1, Gw->fi_w, Gw->fi_b, a->dff, x1, W->fi_w, R, H,
+                          F);
+        }
+      if (A)
+        {
+          zero (din, RH);
+          zero (a->dres, RH);
+          pmx_layernorm_bwd (a->dres, Gw->ln1_w, Gw->ln1_b, dx1, L->res1,
+                             W->ln1_w, L->mean1, L->rstd1, R, H);
+          pmx_add (din, a->dres, RH);
+          pmx_mul (a->dres, L->ao_mask, RH);
+          size_t RA = (size_t) R * A;
+          zero (a->dctx, RA);
+          pmx_linear_bwd (a->dctx, Gw->ao_w, Gw->ao_b, a->dres, L->ctx,
+                          W->ao_w, R, A, H);
+          zero (a->dq, RA);
+          zero (a->dk, RA);
+          zero (a->dv, RA);
+          pmx_attention_bwd (a->dq, a->dk, a->dv, a->datt, a->dctx, L->att,
+                             L->q, L->k, L->v, G, T, NH, c->head_dim);
+          pmx_linear_bwd (din, Gw->q_w, Gw->q_b, a->dq, x_in, W->q_w, R, H, A);
+          pmx_linear_bwd (din, Gw->k_w, Gw->k_b, a->dk, x_in, W->k_w, R, H, A);
+          pmx_linear_bwd (din, Gw->v_w, Gw->v_b, a->dv, x_in, W->v_w, R, H, A);
+          float *t = dout;
+          dout = din;
+          din = t;
+        }
+      else if (F)
+        memcpy (dout, dx1, RH * sizeof (float));
+    }
+
+  /* Embeddings: dout is the gradient of the (dropped-out) LN output.  */
+  pmx_mul (dout, a->emask, RH);
+  zero (a->dres, RH);
+  pmx_layernorm_bwd (a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,
+                     a->emean, a->erstd, R, H);
+  if (c->muxed)
+    {
+      /* es = mx + pos + type0; then mx = mux(e1), e1 = LN(word+pos+type0).  */
+      pmx_embed_sum_bwd (NULL, g->pos, g->type, a->dres, NULL, NULL, R, T, H);
+      size_t BTH = (size_t) B * T * H;
+      zero (a->de1, BTH);
+      pmx_mux_bwd (a->de1, a->dres, w->keys, G, N, T, H);
+      zero (a->des1, BTH);
+      pmx_layernorm_bwd (a->des1, g->eln_w, g->eln_b, a->de1, a->es1, w->eln_w,
+                         a->emean1, a->erstd1, B * T, H);
+      pmx_embed_sum_bwd (g->word, g->pos, g->type, a->des1, a->ids, NULL,
+                         B * T, T, H);
+    }
+  else
+    pmx_embed_sum_bwd (g->word, g->pos, g->type, a->dres, a->ids, a->types, R,
+                       T, H);
+  return 0;
+}

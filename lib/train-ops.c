@@ -1,0 +1,420 @@
+/* train-ops.c -- forward and backward passes of the training operations
+   (see train-ops.h).  Plain loops for the elementwise parts, sgemm for every
+   matrix product; the backward of each op follows its forward below it.  */
+
+#include <config.h>
+#include "train-ops.h"
+#include "kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* ---- Embedding sum ------------------------------------------------------ */
+
+void
+pmx_embed_sum_fwd (float *out, const int32_t *ids, const int32_t *types,
+                   const float *word, const float *pos, const float *type,
+                   int R, int T, int H)
+{
+  for (int r = 0; r < R; r++)
+    {
+      const float *w = word + (int64_t) ids[r] * H;
+      const float *p = pos + (int64_t) (r % T) * H;
+      const float *s = type + (int64_t) (types ? types[r] : 0) * H;
+      float *o = out + (int64_t) r * H;
+      for (int j = 0; j < H; j++)
+        o[j] = w[j] + p[j] + s[j];
+    }
+}
+
+void
+pmx_embed_sum_bwd (float *dword, float *dpos, float *dtype, const float *dout,
+                   const int32_t *ids, const int32_t *types, int R, int T,
+                   int H)
+{
+  for (int r = 0; r < R; r++)
+    {
+      const float *d = dout + (int64_t) r * H;
+      if (dword)
+        pmx_add (dword + (int64_t) ids[r] * H, d, H);
+      if (dpos)
+        pmx_add (dpos + (int64_t) (r % T) * H, d, H);
+      if (dtype)
+        pmx_add (dtype + (int64_t) (types ? types[r] : 0) * H, d, H);
+    }
+}
+
+/* ---- LayerNorm ---------------------------------------------------------- */
+
+void
+pmx_layernorm_fwd (float *out, float *mean, float *rstd, const float *inp,
+                   const float *w, const float *b, int R, int C, float eps)
+{
+  for (int r = 0; r < R; r++)
+    {
+      const float *x = inp + (int64_t) r * C;
+      float *o = out + (int64_t) r * C;
+      /* Two passes in double: the statistics are the backward's too.  */
+      double m = 0, v = 0;
+      for (int j = 0; j < C; j++)
+        m += x[j];
+      m /= C;
+      for (int j = 0; j < C; j++)
+        v += (x[j] - m) * (x[j] - m);
+      v /= C;
+      float s = (float) (1.0 / sqrt (v + eps));
+      for (int j = 0; j < C; j++)
+        o[j] = (float) ((x[j] - m) * s) * w[j] + b[j];
+      mean[r] = (float) m;
+      rstd[r] = s;
+    }
+}
+
+void
+pmx_layernorm_bwd (float *dinp, float *dw, float *db, const float *dout,
+                   const float *inp, const float *w, const float *mean,
+                   const float *rstd, int R, int C)
+{
+  for (int r = 0; r < R; r++)
+    {
+      const float *x = inp + (int64_t) r * C;
+      const float *d = dout + (int64_t) r * C;
+      float *dx = dinp + (int64_t) r * C;
+      float m = mean[r], s = rstd[r];
+      /* dx = s (dnorm - mean (dnorm) - norm * mean (dnorm * norm)),
+         dnorm = dout * w.  */
+      double dmean = 0, dnn = 0;
+      for (int j = 0; j < C; j++)
+        {
+          float n = (x[j] - m) * s;
+          float dn = d[j] * w[j];
+          dmean += dn;
+          dnn += dn * n;
+          if (dw)
+            dw[j] += d[j] * n;
+          if (db)
+            db[j] += d[j];
+        }
+      float a = (float) (dmean / C), c = (float) (dnn / C);
+      for (int j = 0; j < C; j++)
+        {
+          float n = (x[j] - m) * s;
+          dx[j] += s * (d[j] * w[j] - a - n * c);
+        }
+    }
+}
+
+/* ---- Linear ------------------------------------------------------------- */
+
+void
+pmx_linear_fwd (float *out, const float *inp, const float *w,
+                const float *bias, int R, int In, int O)
+{
+  if (R == 0 || O == 0)
+    return;
+  if (bias)
+    for (int r = 0; r < R; r++)
+      memcpy (out + (int64_t) r * O, bias, O * sizeof *out);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, R, O, In, 1.0f, inp, In,
+               w, In, bias ? 1.0f : 0.0f, out, O);
+}
+
+void
+pmx_linear_bwd (float *dinp, float *dw, float *dbias, const float *dout,
+                const float *inp, const float *w, int R, int In, int O)
+{
+  if (R == 0 || O == 0)
+    return;
+  if (dinp)                     /* (R, In) += (R, O) (O, In) */
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, R, In, O, 1.0f,
+                 dout, O, w, In, 1.0f, dinp, In);
+  if (dw)                       /* (O, In) += (R, O)^T (R, In) */
+    cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, O, In, R, 1.0f,
+                 dout, O, inp, In, 1.0f, dw, In);
+  if (dbias)
+    for (int r = 0; r < R; r++)
+      pmx_add (dbias, dout + (int64_t) r * O, O);
+}
+
+/* ---- GELU (exact) ------------------------------------------------------- */
+
+void
+pmx_gelu_fwd (float *out, const float *inp, int n)
+{
+  for (int i = 0; i < n; i++)
+    out[i] = 0.5f * inp[i] * (1.0f + erff (inp[i] * (float) M_SQRT1_2));
+}
+
+void
+pmx_gelu_bwd (float *dinp, const float *inp, const float *dout, int n)
+{
+  /* d/dx x Phi(x) = Phi(x) + x phi(x).  */
+  const float k = (float) (0.5 * M_2_SQRTPI * M_SQRT1_2); /* 1/sqrt(2 pi) */
+  for (int i = 0; i < n; i++)
+    {
+      float x = inp[i];
+      float cdf = 0.5f * (1.0f + erff (x * (float) M_SQRT1_2));
+      float pdf = k * expf (-0.5f * x * x);
+      dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+
+void
+pmx_linear_gelu_fwd (float *pre, float *out, const float *inp, const float *w,
+                     const float *bias, int R, int In, int O)
+{
+  if (R == 0 || O == 0)
+    return;
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, R, O, In, 1.0f, inp,
+               In, w, In, 0.0f, out, O);
+  memcpy (pre, out, (size_t) R * O * sizeof *pre);
+  pmx_add_bias (pre, O, bias, R, O);
+  pmx_bias_gelu (out, O, bias, R, O);
+}
+
+void
+pmx_gelu_bwd_out (float *dinp, const float *pre, const float *out,
+                  const float *dout, int n)
+{
+  const float k = (float) (0.5 * M_2_SQRTPI * M_SQRT1_2); /* 1/sqrt(2 pi) */
+  for (int i = 0; i < n; i++)
+    {
+      float x = pre[i];
+      /* Phi (x) = gelu (x) / x, except near 0 where that loses digits (and
+         far below, where gelu underflows to 0 and Phi is 0 too).  */
+      float cdf = fabsf (x) > 1e-2f ? out[i] / x : 0.5f + k * x;
+      float pdf = k * expf (-0.5f * x * x);
+      dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+
+/* ---- Attention ---------------------------------------------------------- */
+
+void
+pmx_attention_fwd (float *out, float *att, const float *q, const float *k,
+                   const float *v, const int32_t *lengths, int B, int T,
+                   int NH, int HD)
+{
+  int C = NH * HD;
+  float scale = 1.0f / sqrtf ((float) HD);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++)
+      {
+        int64_t off = (int64_t) b * T * C + h * HD;
+        float *a = att + ((int64_t) b * NH + h) * T * T;   // (T, T)
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale,
+                     q + off, C, k + off, C, 0.0f, a, T);
+        int len = lengths ? lengths[b] : T;
+        for (int i = 0; i < T; i++)
+          {
+            float *row = a + (int64_t) i * T;
+            float mx = -INFINITY;
+            for (int j = 0; j < len; j++)
+              mx = row[j] > mx ? row[j] : mx;
+            double sum = 0;
+            for (int j = 0; j < len; j++)
+              {
+                row[j] = expf (row[j] - mx);
+                sum += row[j];
+              }
+            float inv = (float) (1.0 / sum);
+            for (int j = 0; j < len; j++)
+              row[j] *= inv;
+            for (int j = len; j < T; j++)
+              row[j] = 0.0f;
+          }
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f,
+                     a, T, v + off, C, 0.0f, out + off, C);
+      }
+}
+
+void
+pmx_attention_bwd (float *dq, float *dk, float *dv, float *scratch,
+                   const float *dout, const float *att, const float *q,
+                   const float *k, const float *v, int B, int T, int NH,
+                   int HD)
+{
+  int C = NH * HD;
+  float scale = 1.0f / sqrtf ((float) HD);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++)
+      {
+        int64_t off = (int64_t) b * T * C + h * HD;
+        const float *a = att + ((int64_t) b * NH + h) * T * T;
+        float *da = scratch;                                 // (T, T)
+        /* da = dout v^T; dv += a^T dout.  */
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f,
+                     dout + off, C, v + off, C, 0.0f, da, T);
+        cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f,
+                     a, T, dout + off, C, 1.0f, dv + off, C);
+        /* Softmax backward: ds = a (da - sum_j a da); masked keys have
+           a = 0 and so get no gradient.  */
+        for (int i = 0; i < T; i++)
+          {
+            const float *ar = a + (int64_t) i * T;
+            float *dr = da + (int64_t) i * T;
+            double dot = 0;
+            for (int j = 0; j < T; j++)
+              dot += ar[j] * dr[j];
+            for (int j = 0; j < T; j++)
+              dr[j] = ar[j] * (dr[j] - (float) dot);
+          }
+        /* scores = scale q k^T: dq += scale ds k; dk += scale ds^T q.  */
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, scale,
+                     da, T, k + off, C, 1.0f, dq + off, C);
+        cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, scale,
+                     da, T, q + off, C, 1.0f, dk + off, C);
+      }
+}
+
+/* ---- Softmax cross-entropy --------------------------------------------- */
+
+double
+pmx_softmax_xent_fwd (float *probs, const float *logits, const int32_t *target,
+                      int R, int C, int *count)
+{
+  double loss = 0;
+  int n = 0;
+  for (int r = 0; r < R; r++)
+    {
+      const float *x = logits + (int64_t) r * C;
+      float *p = probs + (int64_t) r * C;
+      float mx = x[0];
+      for (int j = 1; j < C; j++)
+        mx = x[j] > mx ? x[j] : mx;
+      double sum = 0;
+      for (int j = 0; j < C; j++)
+        sum += exp ((double) x[j] - mx);
+      for (int j = 0; j < C; j++)
+        p[j] = (float) (exp ((double) x[j] - mx) / sum);
+      if (target[r] >= 0)
+        {
+          loss += log (sum) - ((double) x[target[r]] - mx);
+          n++;
+        }
+    }
+  *count = n;
+  return loss;
+}
+
+void
+pmx_softmax_xent_bwd (float *dlogits, const float *probs,
+                      const int32_t *target, int R, int C, float scale)
+{
+  for (int r = 0; r < R; r++)
+    {
+      if (target[r] < 0)
+        continue;
+      const float *p = probs + (int64_t) r * C;
+      float *d = dlogits + (int64_t) r * C;
+      for (int j = 0; j < C; j++)
+        d[j] += scale * (p[j] - (j == target[r]));
+    }
+}
+
+/* ---- Multiplexer and demultiplexer input ------------------------------- */
+
+void
+pmx_mux_fwd (float *out, const float *inp, const float *keys, int G, int N,
+             int T, int H)
+{
+  float inv = 1.0f / N;
+  for (int g = 0; g < G; g++)
+    for (int t = 0; t < T; t++)
+      {
+        float *o = out + ((int64_t) g * T + t) * H;
+        memset (o, 0, H * sizeof *o);
+        for (int i = 0; i < N; i++)
+          {
+            const float *x = inp + (((int64_t) g * N + i) * T + t) * H;
+            const float *v = keys + (int64_t) i * H;
+            for (int j = 0; j < H; j++)
+              o[j] += x[j] * v[j];
+          }
+        for (int j = 0; j < H; j++)
+          o[j] *= inv;
+      }
+}
+
+void
+pmx_mux_bwd (float *dinp, const float *dout, const float *keys, int G, int N,
+             int T, int H)
+{
+  float inv = 1.0f / N;
+  for (int g = 0; g < G; g++)
+    for (int i = 0; i < N; i++)
+      for (int t = 0; t < T; t++)
+        {
+          const float *d = dout + ((int64_t) g * T + t) * H;
+          const float *v = keys + (int64_t) i * H;
+          float *dx = dinp + (((int64_t) g * N + i) * T + t) * H;
+          for (int j = 0; j < H; j++)
+            dx[j] += d[j] * v[j] * inv;
+        }
+}
+
+void
+pmx_concat_fwd (float *out, const float *e, const int32_t *inst,
+                const float *h, const int32_t *src, int R, int H)
+{
+  for (int r = 0; r < R; r++)
+    {
+      memcpy (out + (int64_t) r * 2 * H, e + (int64_t) inst[r] * H,
+              H * sizeof *out);
+      memcpy (out + (int64_t) r * 2 * H + H, h + (int64_t) src[r] * H,
+              H * sizeof *out);
+    }
+}
+
+void
+pmx_concat_bwd (float *de, float *dh, const float *dout, const int32_t *inst,
+                const int32_t *src, int R, int H)
+{
+  for (int r = 0; r < R; r++)
+    {
+      if (de)
+        pmx_add (de + (int64_t) inst[r] * H, dout + (int64_t) r * 2 * H, H);
+      if (dh)
+        pmx_add (dh + (int64_t) src[r] * H, dout + (int64_t) r * 2 * H + H, H);
+    }
+}
+
+/* ---- Dropout and helpers ------------------------------------------------ */
+
+uint64_t
+pmx_mix64 (uint64_t x)
+{
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+void
+pmx_dropout_mask (float *mask, int64_t n, float p, uint64_t seed,
+                  uint64_t stream)
+{
+  uint64_t base = pmx_mix64 (seed ^ pmx_mix64 (stream));
+  float keep = 1.0f / (1.0f - p);
+  for (int64_t i = 0; i < n; i++)
+    {
+      /* 24 random bits per element: a uniform in [0, 1).  */
+      float u = (float) (pmx_mix64 (base + (uint64_t) i) >> 40) * 0x1p-24f;
+      mask[i] = u < p ? 0.0f : keep;
+    }
+}
+
+void
+pmx_mul (float *x, const float *mask, int64_t n)
+{
+  for (int64_t i = 0; i < n; i++)
+    x[i] *= mask[i];
+}
+
+void
+pmx_add (float *y, const float *x, int64_t n)
+{
+  for (int64_t i = 0; i < n; i++)
+    y[i] += x[i];
+}

@@ -1,0 +1,110 @@
+/* train-ops.h -- forward and backward passes of the operations a BERT /
+   MUX-BERT training step is made of, in the style of llm.c.
+
+   Every forward writes its output (and whatever its backward needs, such as
+   LayerNorm statistics or attention probabilities) into caller-owned
+   buffers.  Every backward ACCUMULATES (+=) into the input and parameter
+   gradients, so a tensor used twice (the embedding tables and LayerNorm of
+   the multiplexer's two passes, a residual stream) simply receives both
+   contributions; callers zero the gradients once per step.  Matrices are
+   row-major; weights have the nn.Linear layout (out, in).  Nothing here
+   allocates, prints or fails.  Gradient tests: tests/test-train-ops.c.  */
+
+#ifndef PRUMUX_TRAIN_OPS_H
+#define PRUMUX_TRAIN_OPS_H
+
+#include <stdint.h>
+
+/* out (R, H) = word[ids[r]] + pos[r % T] + type[types ? types[r] : 0]:
+   R = B*T token rows.  The ids must be in range (checked by the caller).  */
+void pmx_embed_sum_fwd (float *out, const int32_t *ids, const int32_t *types,
+                        const float *word, const float *pos, const float *type,
+                        int R, int T, int H);
+/* Scatter-add dout into the tables (any may be NULL: frozen).  */
+void pmx_embed_sum_bwd (float *dword, float *dpos, float *dtype,
+                        const float *dout, const int32_t *ids,
+                        const int32_t *types, int R, int T, int H);
+
+/* out (R, C) = (inp - mean) * rstd * w + b over each row (biased variance,
+   as torch.nn.LayerNorm); mean and rstd (R) are kept for the backward.  */
+void pmx_layernorm_fwd (float *out, float *mean, float *rstd, const float *inp,
+                        const float *w, const float *b, int R, int C, float eps);
+void pmx_layernorm_bwd (float *dinp, float *dw, float *db, const float *dout,
+                        const float *inp, const float *w, const float *mean,
+                        const float *rstd, int R, int C);
+
+/* out (R, O) = inp (R, In) W^T + bias; bias may be NULL.  OpenBLAS sgemm.  */
+void pmx_linear_fwd (float *out, const float *inp, const float *w,
+                     const float *bias, int R, int In, int O);
+/* dinp += dout W; dw += dout^T inp; dbias += column sums of dout.  Any of
+   dinp, dw, dbias may be NULL (not needed).  */
+void pmx_linear_bwd (float *dinp, float *dw, float *dbias, const float *dout,
+                     const float *inp, const float *w, int R, int In, int O);
+
+/* out = gelu (inp) = inp/2 (1 + erf (inp/sqrt 2)), exact, over N values.  */
+void pmx_gelu_fwd (float *out, const float *inp, int n);
+void pmx_gelu_bwd (float *dinp, const float *inp, const float *dout, int n);
+
+/* The FFN's fused form: pre (R, O) = inp W^T + bias, out = gelu (pre),
+   GELU by the encoder's vectorised kernel (lib/kernels.h, erf to about
+   1e-7).  */
+void pmx_linear_gelu_fwd (float *pre, float *out, const float *inp,
+                          const float *w, const float *bias, int R, int In,
+                          int O);
+/* Its backward, with Phi (pre) taken as out / pre (no erf): dinp += dout *
+   (Phi (pre) + pre phi (pre)).  */
+void pmx_gelu_bwd_out (float *dinp, const float *pre, const float *out,
+                       const float *dout, int n);
+
+/* Multi-head self-attention of B sequences of T tokens, NH heads of HD:
+   q, k, v, out (B*T, NH*HD); att (B, NH, T, T) holds the probabilities.
+   Scores are scaled by 1/sqrt(HD).  LENGTHS (B), if not NULL, masks the
+   keys at t >= lengths[b] (BERT's padding mask); NULL attends to all.  */
+void pmx_attention_fwd (float *out, float *att, const float *q, const float *k,
+                        const float *v, const int32_t *lengths, int B, int T,
+                        int NH, int HD);
+/* SCRATCH holds T*T floats.  */
+void pmx_attention_bwd (float *dq, float *dk, float *dv, float *scratch,
+                        const float *dout, const float *att, const float *q,
+                        const float *k, const float *v, int B, int T, int NH,
+                        int HD);
+
+/* Softmax cross-entropy of R rows of C logits against TARGET (R); rows
+   whose target is < 0 are ignored.  probs (R, C) keeps the softmax.
+   Returns the SUM of the per-row losses; *COUNT gets the rows counted.  */
+double pmx_softmax_xent_fwd (float *probs, const float *logits,
+                             const int32_t *target, int R, int C, int *count);
+/* dlogits += scale * (probs - onehot (target)); ignored rows get nothing.  */
+void pmx_softmax_xent_bwd (float *dlogits, const float *probs,
+                           const int32_t *target, int R, int C, float scale);
+
+/* The gaussian-Hadamard multiplexer (MUX-PLM-SPEC.md §2.3):
+   out[g, t] = (1/N) sum_i inp[g*N + i, t] * keys[i]; inp (G*N, T, H),
+   out (G, T, H), keys (N, H).  The keys are fixed, so the backward gives
+   only dinp.  */
+void pmx_mux_fwd (float *out, const float *inp, const float *keys, int G,
+                  int N, int T, int H);
+void pmx_mux_bwd (float *dinp, const float *dout, const float *keys, int G,
+                  int N, int T, int H);
+
+/* The index_pos demultiplexer input: out[r] = [e[inst[r]] ; h[src[r]]]
+   (R, 2H) from the instance embeddings e (N, H) and vectors h (*, H).  */
+void pmx_concat_fwd (float *out, const float *e, const int32_t *inst,
+                     const float *h, const int32_t *src, int R, int H);
+void pmx_concat_bwd (float *de, float *dh, const float *dout,
+                     const int32_t *inst, const int32_t *src, int R, int H);
+
+/* Inverted dropout: mask[i] = 0 with probability P, else 1/(1-P), drawn
+   from the counter-based generator (SEED, STREAM), so a step is the same
+   whatever the thread count; then x *= mask.  */
+void pmx_dropout_mask (float *mask, int64_t n, float p, uint64_t seed,
+                       uint64_t stream);
+void pmx_mul (float *x, const float *mask, int64_t n);
+
+/* y += x over N values.  */
+void pmx_add (float *y, const float *x, int64_t n);
+
+/* A reproducible 64-bit hash (splitmix64), the library's random source.  */
+uint64_t pmx_mix64 (uint64_t x);
+
+#endif

@@ -1,0 +1,598 @@
+/* test-train-ops.c -- every training op against a double-precision
+   reference: the float forward must match the reference forward, and the
+   float backward must match central finite differences of the reference.
+
+   Each op's loss is L = sum (out * W) for a fixed random W, so the upstream
+   gradient handed to the backward is W.  Tolerances: forward |f - ref| <=
+   1e-5 (1 + |ref|); gradients |g - fd| <= 2e-5 + 1e-4 |fd| with fd taken in
+   double with step 1e-5 (truncation error about 1e-10).  */
+
+#include <config.h>
+#include "train-ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+static uint64_t rng_state = 42;
+
+static double
+urand (void)                    /* uniform in [-1, 1) */
+{
+  rng_state = pmx_mix64 (rng_state);
+  return (double) (rng_state >> 11) * 0x1p-53 * 2.0 - 1.0;
+}
+
+static double *
+drand_array (int n, double scale)
+{
+  double *a = malloc (n * sizeof *a);
+  for (int i = 0; i < n; i++)
+    a[i] = urand () * scale;
+  return a;
+}
+
+static float *
+to_float (const double *a, int n)
+{
+  float *f = malloc (n * sizeof *f);
+  for (int i = 0; i < n; i++)
+    f[i] = (float) a[i];
+  return f;
+}
+
+static float *
+fzeros (int n)
+{
+  return calloc (n, sizeof (float));
+}
+
+/* The reference loss of the op under test, reading the globals below.  */
+static double (*ref_loss) (void);
+static double *W;               /* upstream gradient = loss weights */
+
+static double
+dot (const double *a, const double *b, int n)
+{
+  double s = 0;
+  for (int i = 0; i < n; i++)
+    s += a[i] * b[i];
+  return s;
+}
+
+static void
+check_forward (const char *what, const float *f, const double *ref, int n)
+{
+  for (int i = 0; i < n; i++)
+    if (!(fabs (f[i] - ref[i]) <= 1e-5 * (1 + fabs (ref[i]))))
+      {
+        printf ("FAIL %s forward [%d]: %.9g, reference %.9g\n", what, i, f[i],
+                ref[i]);
+        failures++;
+        return;
+      }
+}
+
+/* Compare the analytic gradient G (N) of input X (double, perturbed in
+   place) with central differences of ref_loss.  */
+static void
+check_grad (const char *what, double *x, const float *g, int n)
+{
+  const double h = 1e-5;
+  double worst = 0;
+  for (int i = 0; i < n; i++)
+    {
+      double keep = x[i];
+      x[i] = keep + h;
+      double lp = ref_loss ();
+      x[i] = keep - h;
+      double lm = ref_loss ();
+      x[i] = keep;
+      double fd = (lp - lm) / (2 * h);
+      double err = fabs (g[i] - fd);
+      if (err > worst)
+        worst = err;
+      if (!(err <= 2e-5 + 1e-4 * fabs (fd)))
+        {
+          printf ("FAIL %s grad [%d]: %.9g, finite difference %.9g\n", what, i,
+                  g[i], fd);
+          failures++;
+          return;
+        }
+    }
+  printf ("ok   %-28s %6d values, max |error| %.2e\n", what, n, worst);
+}
+
+/* ---- Embedding sum ------------------------------------------------------ */
+
+enum { R_ = 6, T_ = 3, H_ = 5, V_ = 7 };
+static double *word, *pos, *typ;
+static int32_t ids[R_] = { 1, 4, 4, 0, 6, 1 }, types[R_] = { 0, 1, 0, 1, 1, 0 };
+
+static void
+ref_embed (double *out)
+{
+  for (int r = 0; r < R_; r++)
+    for (int j = 0; j < H_; j++)
+      out[r * H_ + j] = word[ids[r] * H_ + j] + pos[(r % T_) * H_ + j]
+        + typ[types[r] * H_ + j];
+}
+
+static double
+loss_embed (void)
+{
+  double out[R_ * H_];
+  ref_embed (out);
+  return dot (out, W, R_ * H_);
+}
+
+static void
+test_embed (void)
+{
+  word = drand_array (V_ * H_, 1);
+  pos = drand_array (T_ * H_, 1);
+  typ = drand_array (2 * H_, 1);
+  W = drand_array (R_ * H_, 1);
+  float *fw = to_float (word, V_ * H_), *fp = to_float (pos, T_ * H_);
+  float *ft = to_float (typ, 2 * H_), *fW = to_float (W, R_ * H_);
+  float out[R_ * H_];
+  double ref[R_ * H_];
+  pmx_embed_sum_fwd (out, ids, types, fw, fp, ft, R_, T_, H_);
+  ref_embed (ref);
+  check_forward ("embedding", out, ref, R_ * H_);
+  float *dw = fzeros (V_ * H_), *dp = fzeros (T_ * H_), *dt = fzeros (2 * H_);
+  pmx_embed_sum_bwd (dw, dp, dt, fW, ids, types, R_, T_, H_);
+  ref_loss = loss_embed;
+  check_grad ("embedding word", word, dw, V_ * H_);
+  check_grad ("embedding position", pos, dp, T_ * H_);
+  check_grad ("embedding type", typ, dt, 2 * H_);
+  free (word); free (pos); free (typ); free (W);
+  free (fw); free (fp); free (ft); free (fW); free (dw); free (dp); free (dt);
+}
+
+/* ---- LayerNorm ---------------------------------------------------------- */
+
+enum { LR = 4, LC = 9 };
+static double *lx, *lw, *lb;
+
+static void
+ref_layernorm (double *out)
+{
+  for (int r = 0; r < LR; r++)
+    {
+      const double *x = lx + r * LC;
+      double m = 0, v = 0;
+      for (int j = 0; j < LC; j++)
+        m += x[j];
+      m /= LC;
+      for (int j = 0; j < LC; j++)
+        v += (x[j] - m) * (x[j] - m);
+      v /= LC;
+      for (int j = 0; j < LC; j++)
+        out[r * LC + j] = (x[j] - m) / sqrt (v + 1e-12) * lw[j] + lb[j];
+    }
+}
+
+static double
+loss_layernorm (void)
+{
+  double out[LR * LC];
+  ref_layernorm (out);
+  return dot (out, W, LR * LC);
+}
+
+static void
+test_layernorm (void)
+{
+  lx = drand_array (LR * LC, 2);
+  lw = drand_array (LC, 1);
+  lb = drand_array (LC, 1);
+  W = drand_array (LR * LC, 1);
+  float *fx = to_float (lx, LR * LC), *fw = to_float (lw, LC);
+  float *fb = to_float (lb, LC), *fW = to_float (W, LR * LC);
+  float out[LR * LC], mean[LR], rstd[LR];
+  double ref[LR * LC];
+  pmx_layernorm_fwd (out, mean, rstd, fx, fw, fb, LR, LC, 1e-12f);
+  ref_layernorm (ref);
+  check_forward ("layernorm", out, ref, LR * LC);
+  float *dx = fzeros (LR * LC), *dw = fzeros (LC), *db = fzeros (LC);
+  pmx_layernorm_bwd (dx, dw, db, fW, fx, fw, mean, rstd, LR, LC);
+  ref_loss = loss_layernorm;
+  check_grad ("layernorm input", lx, dx, LR * LC);
+  check_grad ("layernorm weight", lw, dw, LC);
+  check_grad ("layernorm bias", lb, db, LC);
+  free (lx); free (lw); free (lb); free (W);
+  free (fx); free (fw); free (fb); free (fW); free (dx); free (dw); free (db);
+}
+
+/* ---- Linear ------------------------------------------------------------- */
+
+enum { MR = 5, MI = 7, MO = 3 };
+static double *lin_x, *lin_w, *lin_b;
+
+static void
+ref_linear (double *out)
+{
+  for (int r = 0; r < MR; r++)
+    for (int o = 0; o < MO; o++)
+      out[r * MO + o] = lin_b[o] + dot (lin_x + r * MI, lin_w + o * MI, MI);
+}
+
+static double
+loss_linear (void)
+{
+  double out[MR * MO];
+  ref_linear (out);
+  return dot (out, W, MR * MO);
+}
+
+static void
+test_linear (void)
+{
+  lin_x = drand_array (MR * MI, 1);
+  lin_w = drand_array (MO * MI, 1);
+  lin_b = drand_array (MO, 1);
+  W = drand_array (MR * MO, 1);
+  float *fx = to_float (lin_x, MR * MI), *fw = to_float (lin_w, MO * MI);
+  float *fb = to_float (lin_b, MO), *fW = to_float (W, MR * MO);
+  float out[MR * MO];
+  double ref[MR * MO];
+  pmx_linear_fwd (out, fx, fw, fb, MR, MI, MO);
+  ref_linear (ref);
+  check_forward ("linear", out, ref, MR * MO);
+  float *dx = fzeros (MR * MI), *dw = fzeros (MO * MI), *db = fzeros (MO);
+  pmx_linear_bwd (dx, dw, db, fW, fx, fw, MR, MI, MO);
+  ref_loss = loss_linear;
+  check_grad ("linear input", lin_x, dx, MR * MI);
+  check_grad ("linear weight", lin_w, dw, MO * MI);
+  check_grad ("linear bias", lin_b, db, MO);
+  free (lin_x); free (lin_w); free (lin_b); free (W);
+  free (fx); free (fw); free (fb); free (fW); free (dx); free (dw); free (db);
+}
+
+/* ---- GELU --------------------------------------------------------------- */
+
+enum { GN = 41 };
+static double *gx;
+
+static double
+loss_gelu (void)
+{
+  double s = 0;
+  for (int i = 0; i < GN; i++)
+    s += 0.5 * gx[i] * (1 + erf (gx[i] / sqrt (2.0))) * W[i];
+  return s;
+}
+
+static void
+test_gelu (void)
+{
+  gx = drand_array (GN, 4);
+  W = drand_array (GN, 1);
+  float *fx = to_float (gx, GN), *fW = to_float (W, GN);
+  float out[GN];
+  double ref[GN];
+  pmx_gelu_fwd (out, fx, GN);
+  for (int i = 0; i < GN; i++)
+    ref[i] = 0.5 * fx[i] * (1 + erf (fx[i] / sqrt (2.0)));
+  check_forward ("gelu", out, ref, GN);
+  float *dx = fzeros (GN);
+  pmx_gelu_bwd (dx, fx, fW, GN);
+  ref_loss = loss_gelu;
+  check_grad ("gelu input", gx, dx, GN);
+  free (gx); free (W); free (fx); free (fW); free (dx);
+}
+
+/* ---- The fused FFN input: gelu (inp W^T + b) -------------------------- */
+
+static double
+loss_linear_gelu (void)
+{
+  double pre[MR * MO], s = 0;
+  ref_linear (pre);
+  for (int i = 0; i < MR * MO; i++)
+    s += 0.5 * pre[i] * (1 + erf (pre[i] / sqrt (2.0))) * W[i];
+  return s;
+}
+
+static void
+test_linear_gelu (void)
+{
+  lin_x = drand_array (MR * MI, 1.5);
+  lin_w = drand_array (MO * MI, 1);
+  lin_b = drand_array (MO, 1);
+  W = drand_array (MR * MO, 1);
+  float *fx = to_float (lin_x, MR * MI), *fw = to_float (lin_w, MO * MI);
+  float *fb = to_float (lin_b, MO), *fW = to_float (W, MR * MO);
+  float pre[MR * MO], out[MR * MO];
+  double ref[MR * MO];
+  pmx_linear_gelu_fwd (pre, out, fx, fw, fb, MR, MI, MO);
+  ref_linear (ref);
+  for (int i = 0; i < MR * MO; i++)
+    ref[i] = 0.5 * ref[i] * (1 + erf (ref[i] / sqrt (2.0)));
+  check_forward ("linear+gelu", out, ref, MR * MO);
+  /* backward: the GELU from out, then the linear layer */
+  float dpre[MR * MO];
+  memset (dpre, 0, sizeof dpre);
+  pmx_gelu_bwd_out (dpre, pre, out, fW, MR * MO);
+  float *dx = fzeros (MR * MI), *dw = fzeros (MO * MI), *db = fzeros (MO);
+  pmx_linear_bwd (dx, dw, db, dpre, fx, fw, MR, MI, MO);
+  ref_loss = loss_linear_gelu;
+  check_grad ("linear+gelu input", lin_x, dx, MR * MI);
+  check_grad ("linear+gelu weight", lin_w, dw, MO * MI);
+  check_grad ("linear+gelu bias", lin_b, db, MO);
+  /* Phi from out near 0 and far below 0 */
+  float x[4] = { 0.0f, 1e-3f, -12.0f, 30.0f }, o[4], d[4] = { 0 };
+  float one[4] = { 1, 1, 1, 1 };
+  pmx_gelu_fwd (o, x, 4);
+  pmx_gelu_bwd_out (d, x, o, one, 4);
+  double want[4];
+  for (int i = 0; i < 4; i++)
+    {
+      want[i] = 0.5 * (1 + erf (x[i] / sqrt (2.0)))
+        + x[i] * exp (-0.5 * x[i] * x[i]) / sqrt (2 * M_PI);
+      if (!(fabs (d[i] - want[i]) <= 1e-5))
+        {
+          printf ("FAIL gelu derivative at %g: %.9g, reference %.9g\n", x[i],
+                  d[i], want[i]);
+          failures++;
+        }
+    }
+  free (lin_x); free (lin_w); free (lin_b); free (W);
+  free (fx); free (fw); free (fb); free (fW); free (dx); free (dw); free (db);
+}
+
+/* ---- Attention ---------------------------------------------------------- */
+
+enum { AB = 2, AT = 4, ANH = 2, AHD = 3, AC = ANH * AHD };
+static double *aq, *ak, *av;
+static const int32_t alen[AB] = { 4, 2 };
+static const int32_t *alen_use;
+
+static void
+ref_attention (double *out)
+{
+  for (int b = 0; b < AB; b++)
+    for (int h = 0; h < ANH; h++)
+      for (int i = 0; i < AT; i++)
+        {
+          int len = alen_use ? alen_use[b] : AT;
+          double s[AT], mx = -1e300, sum = 0;
+          for (int j = 0; j < len; j++)
+            {
+              s[j] = dot (aq + (b * AT + i) * AC + h * AHD,
+                          ak + (b * AT + j) * AC + h * AHD, AHD) / sqrt (AHD);
+              mx = s[j] > mx ? s[j] : mx;
+            }
+          for (int j = 0; j < len; j++)
+            sum += (s[j] = exp (s[j] - mx));
+          for (int d = 0; d < AHD; d++)
+            {
+              double o = 0;
+              for (int j = 0; j < len; j++)
+                o += s[j] / sum * av[(b * AT + j) * AC + h * AHD + d];
+              out[(b * AT + i) * AC + h * AHD + d] = o;
+            }
+        }
+}
+
+static double
+loss_attention (void)
+{
+  double out[AB * AT * AC];
+  ref_attention (out);
+  return dot (out, W, AB * AT * AC);
+}
+
+static void
+test_attention (const int32_t *lengths, const char *what)
+{
+  int n = AB * AT * AC;
+  alen_use = lengths;
+  aq = drand_array (n, 1.5);
+  ak = drand_array (n, 1.5);
+  av = drand_array (n, 1);
+  W = drand_array (n, 1);
+  float *fq = to_float (aq, n), *fk = to_float (ak, n), *fv = to_float (av, n);
+  float *fW = to_float (W, n);
+  float out[AB * AT * AC], att[AB * ANH * AT * AT], scratch[AT * AT];
+  double ref[AB * AT * AC];
+  pmx_attention_fwd (out, att, fq, fk, fv, lengths, AB, AT, ANH, AHD);
+  ref_attention (ref);
+  check_forward (what, out, ref, n);
+  float *dq = fzeros (n), *dk = fzeros (n), *dv = fzeros (n);
+  pmx_attention_bwd (dq, dk, dv, scratch, fW, att, fq, fk, fv, AB, AT, ANH,
+                     AHD);
+  char name[64];
+  ref_loss = loss_attention;
+  snprintf (name, sizeof name, "%s q", what);
+  check_grad (name, aq, dq, n);
+  snprintf (name, sizeof name, "%s k", what);
+  check_grad (name, ak, dk, n);
+  snprintf (name, sizeof name, "%s v", what);
+  check_grad (name, av, dv, n);
+  free (aq); free (ak); free (av); free (W);
+  free (fq); free (fk); free (fv); free (fW); free (dq); free (dk); free (dv);
+}
+
+/* ---- Softmax cross-entropy --------------------------------------------- */
+
+enum { XR = 5, XC = 6 };
+static double *xl;
+static const int32_t xt[XR] = { 2, -1, 0, 5, 3 };
+
+static double
+loss_xent (void)
+{
+  double s = 0;
+  for (int r = 0; r < XR; r++)
+    {
+      if (xt[r] < 0)
+        continue;
+      double mx = -1e300, sum = 0;
+      for (int j = 0; j < XC; j++)
+        mx = xl[r * XC + j] > mx ? xl[r * XC + j] : mx;
+      for (int j = 0; j < XC; j++)
+        sum += exp (xl[r * XC + j] - mx);
+      s += log (sum) + mx - xl[r * XC + xt[r]];
+    }
+  return s / 4;                 /* mean over the 4 counted rows */
+}
+
+static void
+test_xent (void)
+{
+  xl = drand_array (XR * XC, 3);
+  float *fl = to_float (xl, XR * XC), probs[XR * XC];
+  int count;
+  double loss = pmx_softmax_xent_fwd (probs, fl, xt, XR, XC, &count);
+  if (count != 4 || fabs (loss / count - loss_xent ()) > 1e-5)
+    {
+      printf ("FAIL cross-entropy forward: %g (%d rows), reference %g\n",
+              loss / count, count, loss_xent ());
+      failures++;
+    }
+  float *dl = fzeros (XR * XC);
+  pmx_softmax_xent_bwd (dl, probs, xt, XR, XC, 1.0f / count);
+  ref_loss = loss_xent;
+  check_grad ("cross-entropy logits", xl, dl, XR * XC);
+  free (xl); free (fl); free (dl);
+}
+
+/* ---- Multiplexer and concatenation ------------------------------------- */
+
+enum { UG = 2, UN = 3, UT = 2, UH = 4 };
+static double *ux, *ukeys;
+
+static void
+ref_mux (double *out)
+{
+  for (int g = 0; g < UG; g++)
+    for (int t = 0; t < UT; t++)
+      for (int j = 0; j < UH; j++)
+        {
+          double s = 0;
+          for (int i = 0; i < UN; i++)
+            s += ux[((g * UN + i) * UT + t) * UH + j] * ukeys[i * UH + j];
+          out[(g * UT + t) * UH + j] = s / UN;
+        }
+}
+
+static double
+loss_mux (void)
+{
+  double out[UG * UT * UH];
+  ref_mux (out);
+  return dot (out, W, UG * UT * UH);
+}
+
+static void
+test_mux (void)
+{
+  int n = UG * UN * UT * UH, m = UG * UT * UH;
+  ux = drand_array (n, 1);
+  ukeys = drand_array (UN * UH, 1);
+  W = drand_array (m, 1);
+  float *fx = to_float (ux, n), *fk = to_float (ukeys, UN * UH);
+  float *fW = to_float (W, m), out[UG * UT * UH];
+  double ref[UG * UT * UH];
+  pmx_mux_fwd (out, fx, fk, UG, UN, UT, UH);
+  ref_mux (ref);
+  check_forward ("mux", out, ref, m);
+  float *dx = fzeros (n);
+  pmx_mux_bwd (dx, fW, fk, UG, UN, UT, UH);
+  ref_loss = loss_mux;
+  check_grad ("mux input", ux, dx, n);
+  free (ux); free (ukeys); free (W); free (fx); free (fk); free (fW); free (dx);
+}
+
+enum { CR = 5, CN = 3, CH = 4, CS = 2 };
+static double *ce, *ch;
+static const int32_t cinst[CR] = { 0, 1, 2, 0, 1 }, csrc[CR] = { 0, 0, 0, 1, 1 };
+
+static double
+loss_concat (void)
+{
+  double s = 0;
+  for (int r = 0; r < CR; r++)
+    for (int j = 0; j < CH; j++)
+      s += ce[cinst[r] * CH + j] * W[r * 2 * CH + j]
+        + ch[csrc[r] * CH + j] * W[r * 2 * CH + CH + j];
+  return s;
+}
+
+static void
+test_concat (void)
+{
+  ce = drand_array (CN * CH, 1);
+  ch = drand_array (CS * CH, 1);
+  W = drand_array (CR * 2 * CH, 1);
+  float *fe = to_float (ce, CN * CH), *fh = to_float (ch, CS * CH);
+  float *fW = to_float (W, CR * 2 * CH), out[CR * 2 * CH];
+  pmx_concat_fwd (out, fe, cinst, fh, csrc, CR, CH);
+  for (int r = 0; r < CR; r++)
+    if (out[r * 2 * CH] != fe[cinst[r] * CH]
+        || out[r * 2 * CH + CH + 1] != fh[csrc[r] * CH + 1])
+      {
+        printf ("FAIL concat forward row %d\n", r);
+        failures++;
+      }
+  float *de = fzeros (CN * CH), *dh = fzeros (CS * CH);
+  pmx_concat_bwd (de, dh, fW, cinst, csrc, CR, CH);
+  ref_loss = loss_concat;
+  check_grad ("demux concat e", ce, de, CN * CH);
+  check_grad ("demux concat h", ch, dh, CS * CH);
+  free (ce); free (ch); free (W); free (fe); free (fh); free (fW);
+  free (de); free (dh);
+}
+
+/* ---- Dropout ------------------------------------------------------------ */
+
+static void
+test_dropout (void)
+{
+  enum { n = 100000 };
+  float *a = malloc (n * sizeof *a), *b = malloc (n * sizeof *b);
+  pmx_dropout_mask (a, n, 0.1f, 7, 3);
+  pmx_dropout_mask (b, n, 0.1f, 7, 3);
+  int zeros = 0, bad = 0;
+  for (int i = 0; i < n; i++)
+    {
+      zeros += a[i] == 0;
+      bad += a[i] != b[i] || (a[i] != 0 && fabsf (a[i] - 1 / 0.9f) > 1e-6f);
+    }
+  /* Binomial(1e5, 0.1): sd 95, so +-500 is over 5 sd.  */
+  if (bad || abs (zeros - n / 10) > 500)
+    {
+      printf ("FAIL dropout: %d zeros of %d, %d bad values\n", zeros, n, bad);
+      failures++;
+    }
+  pmx_dropout_mask (b, n, 0.1f, 7, 4);
+  if (!memcmp (a, b, n * sizeof *a))
+    {
+      printf ("FAIL dropout: streams 3 and 4 give the same mask\n");
+      failures++;
+    }
+  else
+    printf ("ok   dropout                      %d zeros of %d\n", zeros, n);
+  free (a); free (b);
+}
+
+int
+main (void)
+{
+  test_embed ();
+  test_layernorm ();
+  test_linear ();
+  test_gelu ();
+  test_linear_gelu ();
+  test_attention (NULL, "attention");
+  test_attention (alen, "attention masked");
+  test_xent ();
+  test_mux ();
+  test_concat ();
+  test_dropout ();
+  return failures ? 1 : 0;
+}

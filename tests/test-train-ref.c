@@ -1,0 +1,284 @@
+/* test-train-ref.c -- whole-model gradients and AdamW steps, written out
+   for tests/ref-train.py to recompute with PyTorch autograd.
+
+   Usage: test-train-ref VARIANT DIR
+     VARIANT  mux    N = 2 MUX-BERT, task + retrieval losses, uneven layers
+              mlm    N = 2, MLM (masked positions of every instance) +
+                     retrieval
+              mux3   N = 3, retrieval only, frozen embeddings
+              plain  N = 1 BERT with padding mask, type ids and CoFi-pruned
+                     sublayers (layer 0 without FFN, layer 1 without
+                     attention), task loss
+   Writes DIR/weights.pmxs (initial parameters), DIR/data.pmxs (the batch
+   and the training settings), DIR/grads.pmxs (loss and gradients of the
+   first forward/backward) and DIR/losses.pmxs (the losses of 10 AdamW
+   steps with warm-up, decay, weight decay and clipping).  */
+
+#include <config.h>
+#include "error.h"
+#include "optim.h"
+#include "stream.h"
+#include "train-model.h"
+#include "train-ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+die (const char *what)
+{
+  fprintf (stderr, "test-train-ref: %s: %s\n", what, pmx_errmsg ());
+  exit (1);
+}
+
+static void
+write_stream (const char *dir, const char *file, const pmx_meta *meta,
+              const pmx_record *rec)
+{
+  char path[4096];
+  snprintf (path, sizeof path, "%s/%s", dir, file);
+  FILE *f = fopen (path, "wb");
+  if (!f)
+    {
+      perror (path);
+      exit (1);
+    }
+  pmx_writer *w = pmx_writer_open (f, path, meta);
+  if (!w || pmx_writer_write (w, rec) < 0 || pmx_writer_finish (w) < 0)
+    die (path);
+  pmx_writer_close (w);
+  if (fclose (f) != 0)
+    {
+      perror (path);
+      exit (1);
+    }
+}
+
+static void *
+add (pmx_record *r, const char *name, int dtype, int rank, int64_t d0,
+     int64_t d1)
+{
+  int64_t shape[2] = { d0, d1 };
+  pmx_tensor *t = pmx_record_add (r, name, dtype, rank, shape);
+  if (!t)
+    die (name);
+  return t->data;
+}
+
+static void
+dump_params (pmx_record *rec, const pmx_tmodel *m, const float *base)
+{
+  for (int k = 0; k < m->nparams; k++)
+    {
+      const pmx_tparam *p = &m->param[k];
+      float *d = add (rec, p->name, PMX_F32, p->rank, p->shape[0], p->shape[1]);
+      memcpy (d, base + p->offset, p->size * sizeof (float));
+    }
+}
+
+/* Gradient accumulation: two micro-batches of 3 rows, each with loss
+   weight 1/2, must give the gradient of the whole batch of 6 (all labels
+   counted, so the means agree).  Returns the number of failures.  */
+static int
+check_accumulation (pmx_tmodel *m, const int32_t *ids, const int32_t *types,
+                    const int32_t *lengths, int T, int C)
+{
+  int32_t labels[6] = { 0, 1 % C, 2 % C, 1 % C, 0, 2 % C };
+  pmx_tbatch full = { 6, T, ids, types, lengths, labels, NULL, NULL, 1, 0, 0 };
+  pmx_tmodel_zero_grad (m);
+  if (isnan (pmx_tmodel_forward (m, &full, 0, 0, 0)) || pmx_tmodel_backward (m) < 0)
+    die ("accumulation: full batch");
+  float *g = malloc (m->total * sizeof *g);
+  memcpy (g, m->grads, m->total * sizeof *g);
+  pmx_tmodel_zero_grad (m);
+  for (int k = 0; k < 2; k++)
+    {
+      pmx_tbatch half = { 3, T, ids + 3 * k * T, types + 3 * k * T,
+                          lengths + 3 * k, labels + 3 * k, NULL, NULL, 0.5f,
+                          0, 0 };
+      if (isnan (pmx_tmodel_forward (m, &half, 0, 0, k))
+          || pmx_tmodel_backward (m) < 0)
+        die ("accumulation: micro-batch");
+    }
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < m->total; i++)
+    {
+      double d = fabs (g[i] - m->grads[i]);
+      worst = d > worst ? d : worst;
+      scale = fabs (g[i]) > scale ? fabs (g[i]) : scale;
+    }
+  free (g);
+  int bad = !(worst <= 1e-6 + 1e-5 * scale);
+  printf ("%s accumulation: max |diff| %.3g (max |grad| %.3g)\n",
+          bad ? "FAIL" : "ok  ", worst, scale);
+  return bad;
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc != 3)
+    {
+      fprintf (stderr, "usage: test-train-ref mux|mlm|mux3|plain DIR\n");
+      return 2;
+    }
+  const char *variant = argv[1], *dir = argv[2];
+  pmx_train_config c;
+  memset (&c, 0, sizeof c);
+  c.vocab = 40; c.hidden = 16; c.layers = 2; c.head_dim = 4;
+  c.max_pos = 12; c.type_vocab = 2; c.ln_eps = 1e-12f;
+  int B, T = 10, freeze = 0;
+  float tw = 1, rw = 0, mw = 0;
+  if (!strcmp (variant, "mux"))
+    {
+      c.mux_n = 2; c.muxed = 1; c.demux_hidden = 20; c.num_labels = 3;
+      c.retrieval = 1; c.attend_padding = 1;
+      c.heads[0] = 4; c.ffn[0] = 24; c.heads[1] = 2; c.ffn[1] = 12;
+      B = 6; tw = 0.9f; rw = 0.1f;
+    }
+  else if (!strcmp (variant, "mlm"))
+    {
+      c.mux_n = 2; c.muxed = 1; c.demux_hidden = 12; c.num_labels = 2;
+      c.retrieval = 1; c.attend_padding = 1;
+      c.heads[0] = 2; c.ffn[0] = 16; c.heads[1] = 1; c.ffn[1] = 16;
+      B = 4; tw = 0; rw = 0.5f; mw = 1;
+    }
+  else if (!strcmp (variant, "mux3"))
+    {
+      c.mux_n = 3; c.muxed = 1; c.demux_hidden = 16; c.num_labels = 2;
+      c.retrieval = 1; c.attend_padding = 1;
+      c.heads[0] = 2; c.ffn[0] = 20; c.heads[1] = 3; c.ffn[1] = 8;
+      B = 6; tw = 0; rw = 1; freeze = 1;
+    }
+  else if (!strcmp (variant, "plain"))
+    {
+      c.mux_n = 1; c.num_labels = 4;
+      c.heads[0] = 3; c.ffn[0] = 0; c.heads[1] = 0; c.ffn[1] = 28;
+      B = 6;
+    }
+  else
+    {
+      fprintf (stderr, "test-train-ref: unknown variant '%s'\n", variant);
+      return 2;
+    }
+  pmx_tmodel *m = pmx_tmodel_new (&c);
+  if (!m)
+    die ("model");
+  pmx_tmodel_init (m, 1234);
+
+  /* The batch: random tokens, PAD (0) after each row's length.  */
+  int G = B / c.mux_n;
+  int32_t *ids = calloc (B * T, 4), *types = calloc (B * T, 4);
+  int32_t *lengths = calloc (B, 4), *labels = calloc (B, 4);
+  int32_t *inst = calloc (G * T, 4), *mlm = malloc (B * T * 4);
+  uint64_t s = 99;
+  for (int r = 0; r < B; r++)
+    {
+      lengths[r] = 3 + (int) ((s = pmx_mix64 (s)) % (T - 2));
+      labels[r] = (int) ((s = pmx_mix64 (s)) % c.num_labels);
+      for (int t = 0; t < T; t++)
+        {
+          ids[r * T + t] = t < lengths[r]
+            ? 1 + (int) ((s = pmx_mix64 (s)) % (c.vocab - 1)) : 0;
+          types[r * T + t] = c.muxed ? 0 : t >= lengths[r] / 2;
+        }
+    }
+  labels[1] = -1;               /* an ignored row */
+  /* MLM: a third of the real tokens after [CLS] are masked (id 3 stands
+     for [MASK]), their originals the targets.  */
+  for (int i = 0; i < B * T; i++)
+    {
+      mlm[i] = -1;
+      if (mw != 0 && i % T > 0 && ids[i] != 0
+          && (s = pmx_mix64 (s)) % 3 == 0)
+        {
+          mlm[i] = ids[i];
+          ids[i] = 3;
+        }
+    }
+  for (int i = 0; i < G * T; i++)
+    inst[i] = (int) ((s = pmx_mix64 (s)) % c.mux_n);
+  pmx_tbatch b = { B, T, ids, types, lengths, labels, c.retrieval ? inst : NULL,
+                   mw != 0 ? mlm : NULL, tw, rw, mw };
+
+  /* Settings of the AdamW run, passed to the reference in META.  */
+  const float lr = 3e-3f, wd = 0.01f, clip = 0.5f;
+  const int steps = 10, warmup = 3;
+  pmx_meta meta;
+  pmx_meta_init (&meta);
+  pmx_meta_setf (&meta, "config", "N=%d muxed=%d D=%d C=%d H=%d head_dim=%d",
+                 c.mux_n, c.muxed, c.demux_hidden, c.num_labels, c.hidden,
+                 c.head_dim);
+  pmx_meta_setf (&meta, "mux_n", "%d", c.mux_n);
+  pmx_meta_setf (&meta, "muxed", "%d", c.muxed);
+  pmx_meta_setf (&meta, "layers", "%d", c.layers);
+  pmx_meta_setf (&meta, "head_dim", "%d", c.head_dim);
+  pmx_meta_setf (&meta, "attend_padding", "%d", c.attend_padding);
+  pmx_meta_setf (&meta, "task_weight", "%.9g", tw);
+  pmx_meta_setf (&meta, "retrieval_weight", "%.9g", rw);
+  pmx_meta_setf (&meta, "mlm_weight", "%.9g", mw);
+  pmx_meta_setf (&meta, "lr", "%.9g", lr);
+  pmx_meta_setf (&meta, "weight_decay", "%.9g", wd);
+  pmx_meta_setf (&meta, "clip", "%.9g", clip);
+  pmx_meta_setf (&meta, "steps", "%d", steps);
+  pmx_meta_setf (&meta, "warmup", "%d", warmup);
+  pmx_meta_setf (&meta, "freeze_embeddings", "%d", freeze);
+
+  pmx_record rec;
+  pmx_record_init (&rec);
+  dump_params (&rec, m, m->params);
+  write_stream (dir, "weights.pmxs", NULL, &rec);
+
+  pmx_record_reset (&rec);
+  memcpy (add (&rec, "ids", PMX_I32, 2, B, T), ids, B * T * 4);
+  memcpy (add (&rec, "type_ids", PMX_I32, 2, B, T), types, B * T * 4);
+  memcpy (add (&rec, "lengths", PMX_I32, 1, B, 0), lengths, B * 4);
+  memcpy (add (&rec, "label", PMX_I32, 1, B, 0), labels, B * 4);
+  memcpy (add (&rec, "ret_inst", PMX_I32, 2, G, T), inst, G * T * 4);
+  memcpy (add (&rec, "mlm_labels", PMX_I32, 2, B, T), mlm, B * T * 4);
+  write_stream (dir, "data.pmxs", &meta, &rec);
+
+  /* Gradients of one forward/backward.  */
+  pmx_tmodel_zero_grad (m);
+  double loss = pmx_tmodel_forward (m, &b, 0, 0, 0);
+  if (isnan (loss) || pmx_tmodel_backward (m) < 0)
+    die ("forward/backward");
+  pmx_record_reset (&rec);
+  *(double *) add (&rec, "loss", PMX_F64, 1, 1, 0) = loss;
+  dump_params (&rec, m, m->grads);
+  write_stream (dir, "grads.pmxs", NULL, &rec);
+
+  /* Ten AdamW steps on the same batch.  */
+  pmx_adamw *o = pmx_adamw_new (m);
+  if (!o)
+    die ("optimizer");
+  o->weight_decay = wd;
+  o->freeze_embeddings = freeze;
+  pmx_record_reset (&rec);
+  double *losses = add (&rec, "losses", PMX_F64, 1, steps, 0);
+  double *norms = add (&rec, "grad_norms", PMX_F64, 1, steps, 0);
+  for (int step = 0; step < steps; step++)
+    {
+      pmx_tmodel_zero_grad (m);
+      losses[step] = pmx_tmodel_forward (m, &b, 0, 0, step);
+      if (isnan (losses[step]) || pmx_tmodel_backward (m) < 0)
+        die ("step");
+      norms[step] = pmx_clip_grad_norm (o, m, clip);
+      pmx_adamw_step (o, m, pmx_lr_at (lr, step, warmup, steps, 1));
+    }
+  write_stream (dir, "losses.pmxs", NULL, &rec);
+  int failures = 0;
+  if (!c.muxed && B >= 6)
+    failures += check_accumulation (m, ids, types, lengths, T, c.num_labels);
+  printf ("%s: loss %.6f, after %d steps %.6f\n", variant, loss, steps,
+          losses[steps - 1]);
+
+  pmx_record_free (&rec);
+  pmx_meta_free (&meta);
+  pmx_adamw_free (o);
+  pmx_tmodel_free (m);
+  free (ids); free (types); free (lengths); free (labels); free (inst); free (mlm);
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Whole-model gradients and ten AdamW steps against PyTorch autograd
+# (tests/ref-train.py states the tolerances): a MUX-BERT with N = 2 (task +
+# retrieval; MLM + retrieval), N = 3 (retrieval, frozen embeddings), and a plain BERT with a
+# padding mask and CoFi-pruned sublayers (also: gradient accumulation over
+# two micro-batches equals the whole batch's gradient, |diff| <= 1e-6 +
+# 1e-5 max |grad|).
+. "$abs_top_srcdir/tests/init.sh"
+py=$(torch_python) || skip_ "no Python with torch"
+for v in mux mlm mux3 plain; do
+  mkdir $v || framework_failure_ "mkdir"
+  "$abs_top_builddir/tests/test-train-ref" $v $v > $v.c.log \
+    || { cat $v.c.log >&2; fail_ "test-train-ref $v failed"; }
+  grep accumulation $v.c.log || :
+  "$py" "$srcdir/tests/ref-train.py" $v > $v.log 2>&1 \
+    || { cat $v.log >&2; fail_ "$v: C and PyTorch disagree"; }
+  sed "s/^/$v: /" $v.log
+done
+exit 0
