@@ -34,6 +34,10 @@ BATCH = 40
 NS = 1 2 5
 
 LABELS = noun.act,noun.animal,noun.artifact,noun.communication,noun.location,noun.person,noun.plant,noun.state
+comma := ,
+# The same names for prumux-train --init (separated by ':'), so the models
+# print them.
+LABEL_NAMES = $(subst $(comma),:,$(LABELS))
 TRAIN = prumux-train --seed=$(SEED) -j $(THREADS) -q
 
 all: $(WORK)/results.tsv
@@ -76,12 +80,12 @@ DATA = $(WORK)/train.pmxs $(WORK)/dev.pmxs
 # N = 1: task training only.  N > 1: token-retrieval warm-up, then the task
 # with 0.1 retrieval (as DataMUX).
 $(WORK)/model-1.pmx: $(DATA)
-	$(TRAIN) --init=$(SPEC),n=1,labels=8 -V $(WORK)/vocab.txt --task=wordnet-lexfile \
+	$(TRAIN) --init=$(SPEC),n=1,labels=$(LABEL_NAMES) -V $(WORK)/vocab.txt --task=wordnet-lexfile \
 	  -t $(WORK)/train.pmxs -d $(WORK)/dev.pmxs -b $(BATCH) -e $(TASK_EPOCHS) \
 	  -l $(TASK_LR) -w 0.06 -L $(WORK)/metrics-1.tsv -o $@
 
 $(WORK)/warm-%.pmx: $(DATA)
-	$(TRAIN) --init=$(SPEC),n=$*,labels=8 -V $(WORK)/vocab.txt --task=wordnet-lexfile \
+	$(TRAIN) --init=$(SPEC),n=$*,labels=$(LABEL_NAMES) -V $(WORK)/vocab.txt --task=wordnet-lexfile \
 	  -O retrieval -t $(WORK)/train.pmxs -d $(WORK)/dev.pmxs -b $(BATCH) \
 	  -e $(WARM_EPOCHS) -l $(WARM_LR) -w 0.06 -L $(WORK)/metrics-warm-$*.tsv -o $@
 
