@@ -118,7 +118,8 @@ usage_error (const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
-  vmessage (fmt, ap);
+  if (fmt)                      /* NULL: getopt has already said what is wrong */
+    vmessage (fmt, ap);
   va_end (ap);
   fprintf (stderr, "Try '%s --help' for more information.\n", program_name);
   remove_pending ();

@@ -25,7 +25,8 @@ noreturn void die (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)))
    if CONTEXT is not NULL.  A closed pipe (EPIPE) exits 0 without a word.  */
 noreturn void die_lib (const char *context);
 void warn (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-/* "program: MESSAGE" + "Try 'program --help' for more information.", exit 1.  */
+/* "program: MESSAGE" + "Try 'program --help' for more information.", exit 1.
+   A NULL FMT prints only the second line (after getopt's own message).  */
 noreturn void usage_error (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 
 /* GNU --version text, then exit 0.  */

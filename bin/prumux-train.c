@@ -818,6 +818,7 @@ main (int argc, char **argv)
     batcher_init (&db, dev, o.batch, m, max_len, (uint64_t) o.seed, mask_id);
   double t0 = now (), loss_sum = 0, norm = 0;
   long long loss_n = 0, done_here = 0;
+  int status = EXIT_SUCCESS;
   for (long long step = start; step < total; step++)
     {
       pmx_tmodel_zero_grad (m);
@@ -920,7 +921,8 @@ main (int argc, char **argv)
                    " continue with --resume\n", tty ? "\n" : "", program_name,
                    interrupted ? "interrupted" : "paused", step + 1,
                    state_path);
-          return interrupted ? 1 : 0;
+          status = interrupted ? EXIT_FAILURE : EXIT_SUCCESS;
+          break;
         }
     }
   if (log && fclose (log) != 0)
@@ -936,5 +938,5 @@ main (int argc, char **argv)
   pmx_model_config_free (&acfg);
   free (vocab);
   free (state_path);
-  return 0;
+  return status;
 }
