@@ -27,20 +27,6 @@ usage (void)
   cli_help_tail ();
 }
 
-/* Heads and FFN width of layer L, from its tensors (0: pruned away).  */
-static void
-layer_shape (const pmx_model *m, int l, int *heads, int *ffn)
-{
-  const pmx_model_config *c = pmx_model_config_of (m);
-  char name[PMX_NAME_MAX + 1];
-  snprintf (name, sizeof name, "encoder.layer.%d.attention.self.query.weight", l);
-  const pmx_tensor *q = pmx_model_tensor (m, name);
-  *heads = q ? (int) (q->shape[0] / c->head_dim) : 0;
-  snprintf (name, sizeof name, "encoder.layer.%d.intermediate.dense.weight", l);
-  const pmx_tensor *f = pmx_model_tensor (m, name);
-  *ffn = f ? (int) f->shape[0] : 0;
-}
-
 static void
 totals (const pmx_model *m, long long *params, long long *bytes)
 {
@@ -112,7 +98,7 @@ info_text (const char *path, const pmx_model *m)
   for (int l = 0; l < c->layers; l++)
     {
       int h, f;
-      layer_shape (m, l, &h, &f);
+      pmx_model_layer_shape (m, l, &h, &f);
       printf ("layer %-9d heads %d, ffn %d\n", l, h, f);
     }
 #undef ROW

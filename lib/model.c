@@ -1399,6 +1399,19 @@ pmx_record_lookup (const void *record, const char *name)
   return pmx_record_get (record, name);
 }
 
+void
+pmx_model_layer_shape (const pmx_model *m, int l, int *heads, int *ffn)
+{
+  const pmx_model_config *c = pmx_model_config_of (m);
+  char name[PMX_NAME_MAX + 1];
+  snprintf (name, sizeof name, "encoder.layer.%d.attention.self.query.weight", l);
+  const pmx_tensor *q = pmx_model_tensor (m, name);
+  *heads = q ? (int) (q->shape[0] / c->head_dim) : 0;
+  snprintf (name, sizeof name, "encoder.layer.%d.intermediate.dense.weight", l);
+  const pmx_tensor *f = pmx_model_tensor (m, name);
+  *ffn = f ? (int) f->shape[0] : 0;
+}
+
 char *
 pmx_model_config_json (const pmx_model *m)
 {
@@ -1409,15 +1422,7 @@ pmx_model_config_json (const pmx_model *m)
   if (heads && ffn)
     {
       for (int l = 0; l < c->layers; l++)
-        {
-          char name[PMX_NAME_MAX + 1];
-          snprintf (name, sizeof name, "encoder.layer.%d.attention.self.query.weight", l);
-          const pmx_tensor *q = pmx_model_tensor (m, name);
-          heads[l] = q ? (int) (q->shape[0] / c->head_dim) : 0;
-          snprintf (name, sizeof name, "encoder.layer.%d.intermediate.dense.weight", l);
-          const pmx_tensor *f = pmx_model_tensor (m, name);
-          ffn[l] = f ? (int) f->shape[0] : 0;
-        }
+        pmx_model_layer_shape (m, l, &heads[l], &ffn[l]);
       json_t *o = config_to_json (c, heads, ffn, 1);
       text = o ? json_dumps (o, JSON_INDENT (2) | JSON_REAL_PRECISION (15)) : NULL;
       json_decref (o);

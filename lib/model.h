@@ -82,6 +82,8 @@ const pmx_tensor *pmx_model_expect (const pmx_model *m, const char *name,
                                     int rank, int64_t d0, int64_t d1);
 int pmx_model_tensor_count (const pmx_model *m);
 const pmx_tensor *pmx_model_tensor_at (const pmx_model *m, int i);
+/* Heads and FFN width of layer L, from its tensors (0: pruned away).  */
+void pmx_model_layer_shape (const pmx_model *m, int l, int *heads, int *ffn);
 /* The configuration as config.json text, per-layer shapes included (a
    string the caller frees), or NULL on error.  */
 char *pmx_model_config_json (const pmx_model *m);
