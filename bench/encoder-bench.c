@@ -4,13 +4,14 @@
    encoder-bench [--layers=L] [--hidden=H] [--heads=N|LIST] [--ffn=F|LIST]
                  [--seq=T] [--batch=B] [--threads=N] [--passes=N]
                  [--positions=all|cls] [--chunk=TOKENS] [--sgemm]
+                 [--gemm=best|avx512|avx2|blas]
 
    LIST is comma-separated, one entry per layer (0 = pruned away), for
    CoFi-pruned shapes.  Prints one line per timed pass and a summary: the
    median pass in seq/s, GFLOP/s over the GEMM FLOPs of the shape (QKV,
    scores, context, output, FFN; as in PERF-ANCHORS.md), and with --sgemm
-   the OpenBLAS rate on the shape's large GEMMs at the same thread count,
-   i.e. the roofline.  At one thread the roofline fraction is taken per
+   the OpenBLAS rate on the shape's dense GEMMs over the whole batch at the
+   same thread count, weighted by FLOPs: the measured sgemm roofline.  At one thread the roofline fraction is taken per
    CPU-second, which other processes on a shared machine hardly disturb.  */
 
 #include <config.h>
@@ -101,6 +102,61 @@ cmp_double (const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
+#if defined __x86_64__ && defined __GNUC__
+# include <immintrin.h>
+
+/* The FMA peak of one core, GFLOP/s: 12 independent chains of 256-bit FMAs
+   (as wide as AVX2; AMD's Zen 4 runs 512-bit ones at the same rate, Intel
+   cores with two 512-bit units at twice it, so on those this understates
+   the peak) and no memory traffic, wall clock (measured before OpenBLAS
+   starts threads that spin).  0 without FMA.  */
+__attribute__ ((target ("avx2,fma"))) static double
+fma_peak_avx2 (void)
+{
+  __m256 acc[12], m = _mm256_set1_ps (0.999999f), a = _mm256_set1_ps (1e-6f);
+#pragma GCC unroll 12
+  for (int i = 0; i < 12; i++)
+    acc[i] = _mm256_set1_ps ((float) i);
+  long n = 20000000;
+  double c0 = now ();
+  for (long k = 0; k < n; k++)
+    {
+#pragma GCC unroll 12
+      for (int i = 0; i < 12; i++)
+        acc[i] = _mm256_fmadd_ps (acc[i], m, a);
+    }
+  double c = now () - c0;
+  float sink[8];
+  __m256 s = acc[0];
+#pragma GCC unroll 12
+  for (int i = 1; i < 12; i++)
+    s = _mm256_add_ps (s, acc[i]);
+  _mm256_storeu_ps (sink, s);
+  return sink[0] == 12345.0f ? 0 : 2.0 * 8 * 12 * n / c / 1e9;
+}
+
+static double
+fma_peak (void)
+{
+  __builtin_cpu_init ();
+  if (!__builtin_cpu_supports ("avx2") || !__builtin_cpu_supports ("fma"))
+    return 0;
+  double best = 0;
+  for (int r = 0; r < 3; r++)
+    {
+      double p = fma_peak_avx2 ();
+      best = p > best ? p : best;
+    }
+  return best;
+}
+#else
+static double
+fma_peak (void)
+{
+  return 0;
+}
+#endif
+
 /* OpenBLAS alone on C (M, N) = A (M, K) W (N, K)^T, GFLOP/s.  */
 static double
 sgemm_rate (int M, int N, int K, int threads)
@@ -134,6 +190,7 @@ int
 main (int argc, char **argv)
 {
   int L = 12, H = 768, T = 128, B = 32, threads = 2, passes = 5, chunk = 0, sgemm = 0;
+  pmx_gemm_kind gemm = PMX_GEMM_BEST;
   int heads[MAXL], ffn[MAXL], dh = 64, cls = 0;
   const char *heads_arg = "12", *ffn_arg = "3072";
   static const struct option longopts[] = {
@@ -143,6 +200,7 @@ main (int argc, char **argv)
     { "threads", required_argument, NULL, 't' }, { "passes", required_argument, NULL, 'p' },
     { "positions", required_argument, NULL, 'P' }, { "chunk", required_argument, NULL, 'c' },
     { "head-dim", required_argument, NULL, 'd' }, { "sgemm", no_argument, NULL, 's' },
+    { "gemm", required_argument, NULL, 'g' },
     { NULL, 0, NULL, 0 }
   };
   int c;
@@ -161,6 +219,13 @@ main (int argc, char **argv)
       case 'c': chunk = atoi (optarg); break;
       case 'd': dh = atoi (optarg); break;
       case 's': sgemm = 1; break;
+      case 'g':
+        if (pmx_gemm_kind_parse (optarg, &gemm) < 0)
+          {
+            fprintf (stderr, "encoder-bench: %s\n", pmx_errmsg ());
+            return 2;
+          }
+        break;
       default: return 2;
       }
   if (L < 1 || L > MAXL || parse_list (heads_arg, heads, L) < 1
@@ -206,17 +271,21 @@ main (int argc, char **argv)
         }
     }
 
-  double roof = 0;
+  double roof = 0, peak = 0;
   if (sgemm)
     {
-      /* The shape's big GEMMs at M = 1024 (one chunk), OpenBLAS threads.  */
-      int F = ffn[0] ? ffn[0] : 4 * H;
-      double r1 = sgemm_rate (1024, H, H, threads), r2 = sgemm_rate (1024, F, H, threads),
-             r3 = sgemm_rate (1024, H, F, threads);
-      roof = (r1 + r2 + r3) / 3;
-      printf ("sgemm %d threads, M 1024: %dx%d %.1f, %d->%d %.1f, %d->%d %.1f GFLOP/s\n",
-              threads, H, H, r1, H, F, r2, F, H, r3);
-    }
+      /* The shape's dense GEMMs with all the batch's tokens as rows (M up to
+         4096, where OpenBLAS is at its best), OpenBLAS's own threads; the
+         roofline weighs them by their FLOPs (Q, K, V and output are H x H).  */
+      peak = fma_peak () * threads;
+      int F = ffn[0] ? ffn[0] : 4 * H, M = B * T < 4096 ? B * T : 4096;
+      double r1 = sgemm_rate (M, H, H, threads), r2 = sgemm_rate (M, F, H, threads),
+             r3 = sgemm_rate (M, H, F, threads);
+      roof = (4.0 * H * H + 2.0 * H * F) / (4.0 * H * H / r1 + (double) H * F / r2
+                                            + (double) H * F / r3);
+      printf ("sgemm %d threads, M %d: %dx%d %.1f, %d->%d %.1f, %d->%d %.1f GFLOP/s; "
+              "roofline %.1f; FMA peak %.1f (%d x one core)\n", threads, M, H, H, r1, H,
+              F, r2, F, H, r3, roof, peak, threads);    }
 
   pmx_model_config cfg;
   memset (&cfg, 0, sizeof cfg);
@@ -232,6 +301,11 @@ main (int argc, char **argv)
     }
   if (chunk)
     pmx_encoder_set_chunk (e, chunk);
+  if (gemm != PMX_GEMM_BEST && pmx_encoder_use_gemm (e, gemm) < 0)
+    {
+      fprintf (stderr, "encoder-bench: %s\n", pmx_errmsg ());
+      return 1;
+    }
   int P = cls ? 1 : T;
   float *x = malloc ((size_t) B * T * H * 4), *out = malloc ((size_t) B * P * H * 4);
   int32_t *lengths = malloc ((size_t) B * 4), *pos = malloc ((size_t) T * 4);
@@ -258,14 +332,17 @@ main (int argc, char **argv)
   qsort (cpu, (size_t) passes, sizeof cpu[0], cmp_double);
   double med = times[passes / 2];
   double sps = B / med, gf = flops * B / med / 1e9;
-  printf ("encoder L %d H %d heads %s ffn %s T %d batch %d threads %d positions %s: "
-          "%.2f seq/s (passes %.2f-%.2f), %.1f GFLOP/s of %.3f GFLOP/seq",
-          L, H, heads_arg, ffn_arg, T, B, threads, cls ? "cls" : "all", sps,
+  printf ("encoder L %d H %d heads %s ffn %s T %d batch %d threads %d positions %s "
+          "gemm %s: %.2f seq/s (passes %.2f-%.2f), %.1f GFLOP/s of %.3f GFLOP/seq",
+          L, H, heads_arg, ffn_arg, T, B, threads, cls ? "cls" : "all",
+          pmx_gemm_kind_name (pmx_encoder_gemm (e)), sps,
           B / times[passes - 1], B / times[0], gf, flops / 1e9);
   /* At one thread both rates are per CPU-second (see cpu_now).  */
   double gf_cpu = flops * B / cpu[passes / 2] / 1e9;
   if (roof > 0)
     printf (", %.0f%% of sgemm", 100 * (threads == 1 ? gf_cpu : gf) / roof);
+  if (peak > 0)
+    printf (", %.0f%% of FMA peak", 100 * (threads == 1 ? gf_cpu : gf) / peak);
   printf ("; %.2f seq per CPU-s (%.1f GFLOP per CPU-s)\n", B / cpu[passes / 2], gf_cpu);
   pmx_encoder_free (e);
   pmx_record_free (&w);

@@ -4,7 +4,8 @@
 # BERT-base, T = 128, batch 32, 2 threads, fp32, random weights.
 #
 # The machine may be shared, so each shape runs REPEAT rounds, each round
-# the encoder (all positions, then the CLS row only) and torch back to back:
+# the encoder (all positions, the CLS row only, and all positions with
+# OpenBLAS instead of the packed GEMM kernels) and torch back to back:
 # compare the ranges, and the best passes, which are least disturbed.  With
 # THREADS=1 compare "seq per CPU-s", which other processes hardly disturb.
 # SHAPES, THREADS, BATCH, PASSES and REPEAT override the defaults.
@@ -35,6 +36,11 @@ for shape in $shapes; do
     # shellcheck disable=SC2086
     "$bench" $args --seq=128 --batch="$batch" --threads="$threads" --passes="$passes" \
       --positions=cls || exit 1
+    # The same encoder with OpenBLAS for the dense layers, for comparison
+    # with the packed-weight kernels (lib/gemm.c) that the lines above use.
+    # shellcheck disable=SC2086
+    "$bench" $args --seq=128 --batch="$batch" --threads="$threads" --passes="$passes" \
+      --gemm=blas || exit 1
     if [ $have_torch = yes ]; then
       # Torch at its best here (PERF-ANCHORS.md): one torch thread, the fp32
       # GEMMs in OpenBLAS's pool of THREADS.

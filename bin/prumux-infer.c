@@ -36,6 +36,10 @@ usage (void)
           "                            the model's head reads; the default), 'all',\n"
           "                            or a comma-separated list such as 0,1,2\n"
           "  -t, --threads=N         use N threads (default: all online CPUs)\n"
+          "      --gemm=KERNEL       the dense layers' matrix products: 'best' (the\n"
+          "                            default: 'avx512' or 'avx2', whichever this\n"
+          "                            CPU has, else 'blas'), 'avx512', 'avx2', or\n"
+          "                            'blas' (OpenBLAS)\n"
           "  -o, --output=FILE       write to FILE (atomically) instead of stdout\n"
           "      --help              display this help and exit\n"
           "      --version           output version information and exit\n"
@@ -43,6 +47,10 @@ usage (void)
           "'auto' keeps position 0 for an index_pos demultiplexer and for cls or\n"
           "pooler pooling, positions 0..N for an index demultiplexer of width N,\n"
           "and all positions for mean pooling or a token-level head.\n"
+          "\n"
+          "The 'avx512' and 'avx2' kernels repack the encoder's weights when the\n"
+          "model is loaded (as much memory again as the weights) and give the same\n"
+          "output, bit for bit, whatever the number of threads.\n"
           "\n"
           "Input records need 'embeds' (G, T, H) and, unless the model attends to\n"
           "padding, 'lengths' (G); the output holds 'hidden' (G, P, H) and\n"
@@ -129,13 +137,14 @@ encode_record (pmx_encoder *enc, const pmx_record *rec, positions *pos,
 int
 main (int argc, char **argv)
 {
-  enum { OPT_HELP = 256, OPT_VERSION };
+  enum { OPT_HELP = 256, OPT_VERSION, OPT_GEMM };
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
     { "weights", required_argument, NULL, 'w' },
     { "from-ids", no_argument, NULL, 'i' },
     { "positions", required_argument, NULL, 'p' },
     { "threads", required_argument, NULL, 't' },
+    { "gemm", required_argument, NULL, OPT_GEMM },
     { "output", required_argument, NULL, 'o' },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
@@ -144,6 +153,7 @@ main (int argc, char **argv)
   const char *model_path = NULL, *weights_path = NULL, *output = NULL;
   const char *positions_arg = "auto";
   int threads = 0, from_ids = 0, c;
+  pmx_gemm_kind gemm = PMX_GEMM_BEST;
   cli_init (argv[0]);
   while ((c = getopt_long (argc, argv, "m:w:ip:t:o:", longopts, NULL)) != -1)
     switch (c)
@@ -154,6 +164,10 @@ main (int argc, char **argv)
       case 'p': positions_arg = optarg; break;
       case 't': threads = (int) cli_parse_int ("--threads", optarg, 1, 256); break;
       case 'o': output = optarg; break;
+      case OPT_GEMM:
+        if (pmx_gemm_kind_parse (optarg, &gemm) < 0)
+          usage_error ("%s", pmx_errmsg ());
+        break;
       case OPT_HELP: usage (); break;
       case OPT_VERSION: cli_version (); break;
       default: usage_error ("invalid option");
@@ -173,7 +187,7 @@ main (int argc, char **argv)
   if (weights_path && cfg.layers <= 0)
     die ("%s: META has no 'layers'", weights_path);
   pmx_encoder *enc = pmx_encoder_new (&cfg, wt.get, wt.ctx, threads);
-  if (!enc)
+  if (!enc || (gemm != PMX_GEMM_BEST && pmx_encoder_use_gemm (enc, gemm) < 0))
     die_lib (model_path ? model_path : weights_path);
 
   positions pos = { 0, 0, NULL };

@@ -17,6 +17,7 @@
 #include <config.h>
 #include "encoder.h"
 #include "error.h"
+#include "gemm.h"
 #include "kernels.h"
 #include "threads.h"
 
@@ -36,13 +37,17 @@ typedef struct layer
   int A;                        /* heads * head_dim; 0: identity attention */
   int heads;
   int F;                        /* FFN width; 0: identity FFN */
-  float *wqkv;                  /* (3A, H), owned: [Wq; Wk; Wv] */
+  const float *wq, *wk, *wv;    /* (A, H) each */
+  float *wqkv;                  /* (3A, H), owned: [Wq; Wk; Wv]; BLAS only */
   float *bqkv;                  /* (3A), owned */
   const float *wo, *bo;         /* (H, A), (H) */
   const float *ln1_g, *ln1_b;   /* (H), (H) */
   const float *w1, *b1;         /* (F, H), (F) */
   const float *w2, *b2;         /* (H, F), (H) */
   const float *ln2_g, *ln2_b;   /* (H), (H) */
+  /* The weights packed for the GEMM kernel (kind PMX_GEMM_NONE: BLAS on
+     the arrays above).  The last attention layer runs K, V and Q apart.  */
+  pmx_packed pqkv, pq, pkv, po, p1, p2;
 } layer;
 
 struct pmx_encoder
@@ -54,14 +59,17 @@ struct pmx_encoder
   int chunk;                    /* tokens per chunk */
   int last_att;                 /* last layer with attention, -1 if none */
   int Amax, Fmax;
+  pmx_gemm_kind gemm_kind;
   layer *layers;
   pmx_pool *pool;
 
   /* Workspace, grow-only.  */
   void *fws;                    /* the float buffers below */
   size_t fws_bytes;
-  float *X, *QKV, *CTX, *T1, *XS, *QS, *S;
+  float *X, *QKV, *CTX, *T1, *XS, *QS, *S, *PA;
   size_t S_stride;              /* floats of S per thread */
+  size_t S_scores;              /* of which the scores (nq, L) */
+  size_t PA_stride;             /* floats of PA (packed A blocks) per thread */
   int *iws;                     /* the int arrays below */
   size_t iws_count;
   int *off, *len;               /* (nseq) packed offset and length */
@@ -143,6 +151,9 @@ load_attention (layer *ly, const loader *ld, int H, int dh)
   for (int i = 0; i < 3; i++)
     if (!(w[i] = expect (ld, names[i], A, H)) || !(b[i] = expect (ld, bnames[i], A, -1)))
       return -1;
+  ly->wq = w[0];
+  ly->wk = w[1];
+  ly->wv = w[2];
   if (!(ly->wo = expect (ld, "attention.output.dense.weight", H, A))
       || !(ly->bo = expect (ld, "attention.output.dense.bias", H, -1))
       || !(ly->ln1_g = expect (ld, "attention.output.LayerNorm.weight", H, -1))
@@ -150,16 +161,91 @@ load_attention (layer *ly, const loader *ld, int H, int dh)
     return -1;
   ly->A = (int) A;
   ly->heads = (int) (A / dh);
-  size_t wbytes = (size_t) 3 * A * H * sizeof (float);
-  if (posix_memalign ((void **) &ly->wqkv, 64, wbytes) != 0
-      || posix_memalign ((void **) &ly->bqkv, 64, (size_t) 3 * A * sizeof (float)) != 0)
-    return pmx_error ("out of memory for the fused QKV weights of layer %d", ld->layer);
+  if (posix_memalign ((void **) &ly->bqkv, 64, (size_t) 3 * A * sizeof (float)) != 0)
+    return pmx_error ("out of memory for the fused QKV biases of layer %d", ld->layer);
   for (int i = 0; i < 3; i++)
-    {
-      memcpy (ly->wqkv + (size_t) i * A * H, w[i], (size_t) A * H * sizeof (float));
-      memcpy (ly->bqkv + (size_t) i * A, b[i], (size_t) A * sizeof (float));
-    }
+    memcpy (ly->bqkv + (size_t) i * A, b[i], (size_t) A * sizeof (float));
   return 0;
+}
+
+/* [Wq; Wk; Wv] of LY in one new (3A, H) matrix, or NULL with an error.  */
+static float *
+fuse_qkv (const layer *ly, int H)
+{
+  size_t part = (size_t) ly->A * H;
+  float *w = NULL;
+  if (posix_memalign ((void **) &w, 64, 3 * part * sizeof (float)) != 0)
+    {
+      pmx_error ("out of memory for fused QKV weights");
+      return NULL;
+    }
+  memcpy (w, ly->wq, part * sizeof (float));
+  memcpy (w + part, ly->wk, part * sizeof (float));
+  memcpy (w + 2 * part, ly->wv, part * sizeof (float));
+  return w;
+}
+
+static void
+unpack_layer (layer *ly)
+{
+  pmx_packed *ps[6] = { &ly->pqkv, &ly->pq, &ly->pkv, &ly->po, &ly->p1, &ly->p2 };
+  for (int i = 0; i < 6; i++)
+    pmx_packed_release (ps[i]);
+  free (ly->wqkv);
+  ly->wqkv = NULL;
+}
+
+/* Prepare layer L's weights for GEMM kind KIND: packed, or for BLAS the
+   fused QKV matrix.  */
+static int
+pack_layer (pmx_encoder *e, int l, pmx_gemm_kind kind)
+{
+  layer *ly = &e->layers[l];
+  int H = e->H, A = ly->A, F = ly->F;
+  unpack_layer (ly);
+  if (A)
+    {
+      float *w = fuse_qkv (ly, H);
+      if (!w)
+        return -1;
+      int rc = 0;
+      if (kind == PMX_GEMM_NONE)
+        ly->wqkv = w;
+      else if (l == e->last_att)
+        rc = (pmx_packed_init (&ly->pq, w, A, H, kind) < 0
+              || pmx_packed_init (&ly->pkv, w + (size_t) A * H, 2 * A, H, kind) < 0);
+      else
+        rc = pmx_packed_init (&ly->pqkv, w, 3 * A, H, kind);
+      if (kind != PMX_GEMM_NONE)
+        free (w);
+      if (rc || pmx_packed_init (&ly->po, ly->wo, H, A, kind) < 0)
+        return -1;
+    }
+  if (F && (pmx_packed_init (&ly->p1, ly->w1, F, H, kind) < 0
+            || pmx_packed_init (&ly->p2, ly->w2, H, F, kind) < 0))
+    return -1;
+  return 0;
+}
+
+int
+pmx_encoder_use_gemm (pmx_encoder *e, pmx_gemm_kind kind)
+{
+  if (kind == PMX_GEMM_BEST)
+    kind = pmx_gemm_best ();
+  if (kind > pmx_gemm_best ())
+    return pmx_error ("this CPU cannot run the %s GEMM kernel",
+                      pmx_gemm_kind_name (kind));
+  e->gemm_kind = kind;
+  for (int l = 0; l < e->L; l++)
+    if (pack_layer (e, l, kind) < 0)
+      return -1;
+  return 0;
+}
+
+pmx_gemm_kind
+pmx_encoder_gemm (const pmx_encoder *e)
+{
+  return e->gemm_kind;
 }
 
 static int
@@ -234,7 +320,7 @@ pmx_encoder_new (const pmx_model_config *cfg, pmx_tensor_lookup get, const void 
       e->Amax = ly->A > e->Amax ? ly->A : e->Amax;
       e->Fmax = ly->F > e->Fmax ? ly->F : e->Fmax;
     }
-  if (!(e->pool = pmx_pool_new (threads)))
+  if (!(e->pool = pmx_pool_new (threads)) || pmx_encoder_use_gemm (e, PMX_GEMM_BEST) < 0)
     {
       pmx_encoder_free (e);
       return NULL;
@@ -253,7 +339,7 @@ pmx_encoder_free (pmx_encoder *e)
     return;
   for (int l = 0; l < e->L; l++)
     {
-      free (e->layers[l].wqkv);
+      unpack_layer (&e->layers[l]);
       free (e->layers[l].bqkv);
     }
   free (e->layers);
@@ -285,45 +371,71 @@ pmx_encoder_set_chunk (pmx_encoder *e, int tokens)
 
 enum epilogue { EPI_BIAS, EPI_GELU, EPI_LN };
 
-/* C (M, N) = A (M, K) W (N, K)^T + beta C, then the epilogue, cut into row
-   blocks that the pool's threads take one at a time.  */
+/* C (M, N) = A (M, K) W (N, K)^T + beta C, then the epilogue, cut into
+   blocks of rows (and of columns, when there are too few rows to keep every
+   thread busy) that the pool's threads take one at a time.  */
 typedef struct gemm_job
 {
+  pmx_encoder *e;
   const float *A;
   int lda;
-  const float *W;
+  const float *W;               /* for BLAS */
+  const pmx_packed *pw;         /* the same weight, packed */
   float *C;
   int ldc;
-  float beta;
-  int M, N, K, mb;
+  float beta;                   /* 0 or 1 */
+  int M, N, K;
+  int mb, nb, nblocks;          /* rows and columns of a block; column blocks */
   enum epilogue epi;
   const float *bias, *gamma, *beta_ln;
-  float eps;
 } gemm_job;
 
 static void
 gemm_task (void *arg, int t, int thread)
 {
   const gemm_job *j = arg;
-  int r0 = t * j->mb;
+  const pmx_encoder *e = j->e;
+  int r0 = t / j->nblocks * j->mb, c0 = t % j->nblocks * j->nb;
   int m = j->M - r0 < j->mb ? j->M - r0 : j->mb;
+  int n = j->N - c0 < j->nb ? j->N - c0 : j->nb;
+  const float *A = j->A + (size_t) r0 * j->lda;
   float *C = j->C + (size_t) r0 * j->ldc;
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, m, j->N, j->K, 1.0f,
-               j->A + (size_t) r0 * j->lda, j->lda, j->W, j->K, j->beta, C, j->ldc);
+  if (e->gemm_kind != PMX_GEMM_NONE)
+    pmx_gemm_packed (j->pw, A, j->lda, C, j->ldc, m, c0, c0 + n, j->beta != 0.0f,
+                     e->PA + (size_t) thread * e->PA_stride);
+  else
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, m, n, j->K, 1.0f, A, j->lda,
+                 j->W + (size_t) c0 * j->K, j->K, j->beta, C + c0, j->ldc);
   switch (j->epi)
     {
     case EPI_BIAS:
-      pmx_add_bias (C, j->ldc, j->bias, m, j->N);
+      pmx_add_bias (C + c0, j->ldc, j->bias + c0, m, n);
       break;
     case EPI_GELU:
-      pmx_bias_gelu (C, j->ldc, j->bias, m, j->N);
+      pmx_bias_gelu (C + c0, j->ldc, j->bias + c0, m, n);
       break;
     case EPI_LN:
-      pmx_bias_residual_layernorm (C, NULL, 0, j->bias, j->gamma, j->beta_ln, m,
-                                   j->N, j->eps);
+      if (j->nblocks == 1)
+        pmx_bias_residual_layernorm (C, NULL, 0, j->bias, j->gamma, j->beta_ln, m,
+                                     j->N, e->eps);
       break;
     }
 }
+
+/* The LayerNorm of rows block T, when the GEMM was cut into columns.  */
+static void
+layernorm_task (void *arg, int t, int thread)
+{
+  const gemm_job *j = arg;
+  (void) thread;
+  int r0 = t * j->mb;
+  int m = j->M - r0 < j->mb ? j->M - r0 : j->mb;
+  pmx_bias_residual_layernorm (j->C + (size_t) r0 * j->ldc, NULL, 0, j->bias, j->gamma,
+                               j->beta_ln, m, j->N, j->e->eps);
+}
+
+/* Rows per block: at least this many keep a GEMM near its full rate.  */
+enum { MIN_BLOCK_ROWS = 48 };
 
 static void
 gemm (pmx_encoder *e, gemm_job *j)
@@ -331,18 +443,33 @@ gemm (pmx_encoder *e, gemm_job *j)
   if (j->M <= 0)
     return;
   /* Two blocks per thread, so a core slowed down by another process does
-     not hold the phase up; blocks of at least 64 rows keep OpenBLAS near its
-     large-M rate.  */
+     not hold the phase up.  Few rows (the requested rows of the last
+     layers, short inputs): cut the columns as well, in whole panels of the
+     packed weight.  */
   int blocks = e->threads == 1 ? 1 : 2 * e->threads;
   int mb = (j->M + blocks - 1) / blocks;
-  mb = mb < 64 ? 64 : (mb + 7) / 8 * 8;
+  mb = mb < MIN_BLOCK_ROWS ? MIN_BLOCK_ROWS : (mb + 7) / 8 * 8;
+  int mblocks = (j->M + mb - 1) / mb;
+  int unit = e->gemm_kind != PMX_GEMM_NONE ? j->pw->nr * 4 : 64;
+  int nblocks = mblocks >= blocks ? 1 : (blocks + mblocks - 1) / mblocks;
+  if (nblocks > (j->N + unit - 1) / unit)
+    nblocks = (j->N + unit - 1) / unit;
+  if (nblocks < 1)
+    nblocks = 1;
+  int nb = (j->N + nblocks - 1) / nblocks;
+  nb = (nb + unit - 1) / unit * unit;
+  j->e = e;
   j->mb = mb;
-  j->eps = e->eps;
-  pmx_pool_run (e->pool, gemm_task, j, (j->M + mb - 1) / mb);
+  j->nb = nb;
+  j->nblocks = (j->N + nb - 1) / nb;
+  pmx_pool_run (e->pool, gemm_task, j, mblocks * j->nblocks);
+  if (j->epi == EPI_LN && j->nblocks > 1)
+    pmx_pool_run (e->pool, layernorm_task, j, mblocks);
 }
 
 /* Attention of NSEQ sequences: for each (sequence, head), queries Q rows
-   q_off..+q_n against keys/values K, V rows off..+len.  */
+   q_off..+q_n against keys/values K, V rows off..+len -- or, with
+   DIRECT, against the layer input X itself (attention_direct).  */
 typedef struct attention_job
 {
   pmx_encoder *e;
@@ -354,7 +481,35 @@ typedef struct attention_job
   float *C;                     /* (rows, A) */
   int ldc;
   const int *q_off, *q_n;
+  int direct;
+  const float *wk, *wv, *bv;    /* (A, H), (A, H), (A), for DIRECT */
 } attention_job;
+
+/* One head of attention for the few requested rows of a sequence, from its
+   input rows X (L, H) without K and V: q K_h^T = (q Wk_h) X^T + q.bk_h,
+   whose last term is the same for every key and cancels in the softmax,
+   and P V_h = (P X) Wv_h^T + bv_h, as each row of P sums to 1.  This costs
+   2 nq (dh + L) H multiply-adds instead of the 2 L dh H of K_h and V_h, so
+   the encoder uses it when few rows are requested (the CLS row of a
+   classifier).  S holds nq x L scores, QP and U nq x H each.  */
+static void
+attention_direct (const attention_job *j, int h, int nq, int L, const float *Q,
+                  const float *X, float *C, float *S, float *QP, float *U)
+{
+  const pmx_encoder *e = j->e;
+  int H = e->H, dh = e->dh;
+  const float *wk = j->wk + (size_t) h * dh * H, *wv = j->wv + (size_t) h * dh * H;
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, H, dh, 1.0f, Q, j->ldq,
+               wk, H, 0.0f, QP, H);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, nq, L, H, e->scale, QP, H, X, H,
+               0.0f, S, L);
+  pmx_softmax_rows (S, L, nq, L);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, H, L, 1.0f, S, L, X, H,
+               0.0f, U, H);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, nq, dh, H, 1.0f, U, H, wv, H,
+               0.0f, C, j->ldc);
+  pmx_add_bias (C, j->ldc, j->bv + (size_t) h * dh, nq, dh);
+}
 
 static void
 attention_task (void *arg, int t, int thread)
@@ -366,6 +521,14 @@ attention_task (void *arg, int t, int thread)
   if (nq == 0)
     return;
   float *S = e->S + (size_t) thread * e->S_stride;     /* (nq, L) */
+  if (j->direct)
+    {
+      float *QP = S + e->S_scores, *U = QP + (size_t) nq * e->H;
+      attention_direct (j, h, nq, L, j->Q + (size_t) j->q_off[s] * j->ldq + (size_t) h * dh,
+                        e->X + (size_t) e->off[s] * e->H,
+                        j->C + (size_t) j->q_off[s] * j->ldc + (size_t) h * dh, S, QP, U);
+      return;
+    }
   const float *K = j->K + (size_t) e->off[s] * j->ldkv + (size_t) h * dh;
   const float *V = j->V + (size_t) e->off[s] * j->ldkv + (size_t) h * dh;
   const float *Q = j->Q + (size_t) j->q_off[s] * j->ldq + (size_t) h * dh;
@@ -410,18 +573,25 @@ reserve_plan (pmx_encoder *e, int G, int P)
 }
 
 /* Make room for chunks of at most M tokens and R requested rows, with
-   sequences of T tokens.  */
+   sequences of T tokens and P requested positions.  */
 static int
-reserve (pmx_encoder *e, size_t M, size_t R, int T)
+reserve (pmx_encoder *e, size_t M, size_t R, int T, int P)
 {
   size_t H = (size_t) e->H, A = (size_t) e->Amax;
   size_t F = (size_t) (e->Fmax > e->H ? e->Fmax : e->H);
-  size_t sizes[7] = {
+  /* A GEMM block has at most max (M, R) rows (one block, one thread).  */
+  size_t pa = e->gemm_kind == PMX_GEMM_NONE ? 0
+    : round64 (pmx_gemm_scratch (e->gemm_kind, (int) (M > R ? M : R)));
+  /* Per thread: scores of up to max (T, P) queries (positions may repeat)
+     against T keys, and attention_direct's two (P, H) matrices.  */
+  size_t scores = round64 ((size_t) (T > P ? T : P) * T);
+  size_t per_thread = scores + round64 (2 * (size_t) P * H);
+  size_t sizes[8] = {
     round64 (M * H), round64 (M * 3 * A), round64 (M * A), round64 (M * F),
-    round64 (R * H), round64 (R * A), round64 ((size_t) T * T) * e->threads
+    round64 (R * H), round64 (R * A), per_thread * e->threads, pa * e->threads
   };
   size_t total = 0;
-  for (int i = 0; i < 7; i++)
+  for (int i = 0; i < 8; i++)
     total += sizes[i];
   if (total * sizeof (float) > e->fws_bytes)
     {
@@ -433,14 +603,16 @@ reserve (pmx_encoder *e, size_t M, size_t R, int T)
       e->fws = p;
       e->fws_bytes = total * sizeof (float);
     }
-  float **bufs[7] = { &e->X, &e->QKV, &e->CTX, &e->T1, &e->XS, &e->QS, &e->S };
+  float **bufs[8] = { &e->X, &e->QKV, &e->CTX, &e->T1, &e->XS, &e->QS, &e->S, &e->PA };
   float *p = e->fws;
-  for (int i = 0; i < 7; i++)
+  for (int i = 0; i < 8; i++)
     {
       *bufs[i] = p;
       p += sizes[i];
     }
-  e->S_stride = round64 ((size_t) T * T);
+  e->S_stride = per_thread;
+  e->S_scores = scores;
+  e->PA_stride = pa;
   return 0;
 }
 
@@ -448,12 +620,13 @@ reserve (pmx_encoder *e, size_t M, size_t R, int T)
 
 static void
 attention (pmx_encoder *e, const layer *ly, const float *Q, int ldq, const int *q_off,
-           const int *q_n, int nseq)
+           const int *q_n, int nseq, int direct)
 {
   attention_job j = {
     .e = e, .heads = ly->heads, .Q = Q, .ldq = ldq,
     .K = e->QKV + ly->A, .V = e->QKV + 2 * ly->A, .ldkv = 3 * ly->A,
-    .C = e->CTX, .ldc = ly->A, .q_off = q_off, .q_n = q_n
+    .C = e->CTX, .ldc = ly->A, .q_off = q_off, .q_n = q_n,
+    .direct = direct, .wk = ly->wk, .wv = ly->wv, .bv = ly->bqkv + 2 * ly->A
   };
   pmx_pool_run (e->pool, attention_task, &j, nseq * ly->heads);
 }
@@ -462,7 +635,7 @@ attention (pmx_encoder *e, const layer *ly, const float *Q, int ldq, const int *
 static void
 attention_output (pmx_encoder *e, const layer *ly, float *X, int rows)
 {
-  gemm_job j = { .A = e->CTX, .lda = ly->A, .W = ly->wo, .C = X, .ldc = e->H,
+  gemm_job j = { .A = e->CTX, .lda = ly->A, .W = ly->wo, .pw = &ly->po, .C = X, .ldc = e->H,
                  .beta = 1.0f, .M = rows, .N = e->H, .K = ly->A, .epi = EPI_LN,
                  .bias = ly->bo, .gamma = ly->ln1_g, .beta_ln = ly->ln1_b };
   gemm (e, &j);
@@ -472,11 +645,11 @@ attention_output (pmx_encoder *e, const layer *ly, float *X, int rows)
 static void
 ffn (pmx_encoder *e, const layer *ly, float *X, int rows)
 {
-  gemm_job up = { .A = X, .lda = e->H, .W = ly->w1, .C = e->T1, .ldc = ly->F,
+  gemm_job up = { .A = X, .lda = e->H, .W = ly->w1, .pw = &ly->p1, .C = e->T1, .ldc = ly->F,
                   .beta = 0.0f, .M = rows, .N = ly->F, .K = e->H, .epi = EPI_GELU,
                   .bias = ly->b1 };
   gemm (e, &up);
-  gemm_job down = { .A = e->T1, .lda = ly->F, .W = ly->w2, .C = X, .ldc = e->H,
+  gemm_job down = { .A = e->T1, .lda = ly->F, .W = ly->w2, .pw = &ly->p2, .C = X, .ldc = e->H,
                     .beta = 1.0f, .M = rows, .N = e->H, .K = ly->F, .epi = EPI_LN,
                     .bias = ly->b2, .gamma = ly->ln2_g, .beta_ln = ly->ln2_b };
   gemm (e, &down);
@@ -519,10 +692,21 @@ run_chunk (pmx_encoder *e, const float *x, int g0, int g1, int T, const int32_t 
       if (!gathered && (l == e->L || l >= e->last_att))
         {
           const layer *ly = &e->layers[l];
+          /* Attention straight from X (attention_direct) when that is
+             cheaper than K and V of every token.  */
+          int direct = 0;
           if (l < e->L && ly->A)
+            {
+              double cost = 0;
+              for (int s = 0; s < nseq; s++)
+                cost += (double) e->r_n[s] * ly->heads * (e->dh + e->len[s]);
+              direct = cost < (double) M * ly->A;
+            }
+          if (l < e->L && ly->A && !direct)
             {
               /* K and V of every token first.  */
               gemm_job kv = { .A = e->X, .lda = e->H, .W = ly->wqkv + (size_t) ly->A * H,
+                              .pw = &ly->pkv,
                               .C = e->QKV + ly->A, .ldc = 3 * ly->A, .beta = 0.0f,
                               .M = M, .N = 2 * ly->A, .K = e->H, .epi = EPI_BIAS,
                               .bias = ly->bqkv + ly->A };
@@ -540,11 +724,11 @@ run_chunk (pmx_encoder *e, const float *x, int g0, int g1, int T, const int32_t 
           gathered = 1;
           if (l < e->L && ly->A)
             {
-              gemm_job q = { .A = e->XS, .lda = e->H, .W = ly->wqkv, .C = e->QS,
+              gemm_job q = { .A = e->XS, .lda = e->H, .W = ly->wqkv, .pw = &ly->pq, .C = e->QS,
                              .ldc = ly->A, .beta = 0.0f, .M = R, .N = ly->A,
                              .K = e->H, .epi = EPI_BIAS, .bias = ly->bqkv };
               gemm (e, &q);
-              attention (e, ly, e->QS, ly->A, e->r_off, e->r_n, nseq);
+              attention (e, ly, e->QS, ly->A, e->r_off, e->r_n, nseq, direct);
               attention_output (e, ly, e->XS, R);
               if (ly->F)
                 ffn (e, ly, e->XS, R);
@@ -558,11 +742,11 @@ run_chunk (pmx_encoder *e, const float *x, int g0, int g1, int T, const int32_t 
       int rows = gathered ? R : M;
       if (ly->A)
         {
-          gemm_job qkv = { .A = e->X, .lda = e->H, .W = ly->wqkv, .C = e->QKV,
+          gemm_job qkv = { .A = e->X, .lda = e->H, .W = ly->wqkv, .pw = &ly->pqkv, .C = e->QKV,
                            .ldc = 3 * ly->A, .beta = 0.0f, .M = M, .N = 3 * ly->A,
                            .K = e->H, .epi = EPI_BIAS, .bias = ly->bqkv };
           gemm (e, &qkv);
-          attention (e, ly, e->QKV, 3 * ly->A, e->off, e->len, nseq);
+          attention (e, ly, e->QKV, 3 * ly->A, e->off, e->len, nseq, 0);
           attention_output (e, ly, e->X, M);
         }
       if (ly->F)
@@ -589,7 +773,7 @@ pmx_encoder_forward (pmx_encoder *e, const float *x, int G, int T,
   if (G < 0 || T < 1 || P < 1 || !positions)
     return pmx_error ("bad encoder call: %d sequences of %d tokens, %d positions",
                       G, T, P);
-  if ((size_t) T * T > ((size_t) 1 << 28) / (size_t) e->threads)
+  if ((size_t) (T > P ? T : P) * T > ((size_t) 1 << 28) / (size_t) e->threads)
     return pmx_error ("sequence length %d is too long", T);
   for (int p = 0; p < P; p++)
     if (positions[p] < 0 || positions[p] >= T)
@@ -626,7 +810,7 @@ pmx_encoder_forward (pmx_encoder *e, const float *x, int G, int T,
       g = g1;
     }
   e->bounds[nchunks] = G;
-  if (reserve (e, maxM, maxR, T) < 0)
+  if (reserve (e, maxM, maxR, T, P) < 0)
     return -1;
   for (int c = 0; c < nchunks; c++)
     run_chunk (e, x, e->bounds[c], e->bounds[c + 1], T, lengths, positions, P, out);

@@ -10,8 +10,10 @@
    a layer without FFN tensors an identity FFN (MUX-PLM-SPEC.md section 3).
 
    How it is fast (one code path for dense and pruned models):
-   - Q, K, V weights are fused at load into one (3A, H) matrix: one GEMM per
-     layer; attention reads heads through strides, never copies them.
+   - Weights are packed at load into the panels the GEMM micro-kernel reads
+     (gemm.h: AVX-512 or AVX2, OpenBLAS on other CPUs), Q, K and V together
+     as one (3A, H) matrix: one GEMM per layer; attention reads heads
+     through strides, never copies them.
    - Tokens of all sequences are packed into one matrix (M = real tokens),
      padding removed when lengths are given; sequences are split only in
      attention, which runs over (sequence, head) pairs.
@@ -19,22 +21,26 @@
      stay in cache; each GEMM is cut into row blocks, and each block's
      epilogue (bias + GELU, bias + residual + LayerNorm) runs right after
      its GEMM on the same thread.
-   - One thread pool owns the cores; OpenBLAS is set to one thread
+   - One thread pool owns the cores; OpenBLAS (attention, and the dense
+     layers on CPUs without a kernel) is set to one thread
      (openblas_set_num_threads, a process-wide setting) and called from the
-     pool's threads.
+     pool's threads.  With the packed kernels the output does not depend
+     on the number of threads.
    - From the last layer with attention on, only the requested positions
      are computed (K and V of that layer still use every token).
    - Workspace is planned per shape and only grows: no allocation per record
      once the largest shape has been seen.
 
-   Ownership: the encoder copies what it fuses (Q/K/V) and borrows every
-   other weight from the lookup's storage, which must outlive it.  An
+   Ownership: the encoder owns its packed copies of the weights (and the
+   fused Q/K/V biases) and borrows the rest from the lookup's storage, which
+   must outlive it.  An
    encoder is used by one thread at a time.  */
 
 #ifndef PRUMUX_ENCODER_H
 #define PRUMUX_ENCODER_H
 
 #include <stdint.h>
+#include "gemm.h"
 #include "model.h"
 #include "stream.h"
 
@@ -75,5 +81,11 @@ int pmx_encoder_threads (const pmx_encoder *e);
 /* Tokens per chunk (default 1024; at least one whole sequence is always
    processed at once).  For benchmarks and tests.  */
 void pmx_encoder_set_chunk (pmx_encoder *e, int tokens);
+/* Run the dense layers with GEMM kind KIND (PMX_GEMM_BEST: the best this
+   CPU has, the default; PMX_GEMM_NONE: OpenBLAS), repacking the weights.
+   -1 with an error if the CPU lacks KIND or memory runs out; E can then
+   only be freed.  For benchmarks and tests.  */
+int pmx_encoder_use_gemm (pmx_encoder *e, pmx_gemm_kind kind);
+pmx_gemm_kind pmx_encoder_gemm (const pmx_encoder *e);
 
 #endif

@@ -54,6 +54,25 @@ expect_fail 1 'exactly one of' prumux-infer in.pmxs
 expect_fail 1 'exactly one of' prumux-infer -m x.pmx -w w.pmxs in.pmxs
 expect_fail 1 'Try' prumux-infer --bogus
 expect_fail 1 'threads' prumux-infer -w w.pmxs --threads=0 in.pmxs
+expect_fail 1 "unknown GEMM kernel 'sse'" prumux-infer -w w.pmxs --gemm=sse in.pmxs
+# Every kernel: the same hidden states as the default, within 1e-5.
+prumux-infer -w w.pmxs -p all in.pmxs > all.pmxs || fail_ "-p all failed"
+for k in blas avx2 avx512; do
+  prumux-infer -w w.pmxs -p all --gemm=$k in.pmxs > out-$k.pmxs 2> err-$k || {
+    grep -q "cannot run the $k GEMM kernel" err-$k || fail_ "--gemm=$k: $(cat err-$k)"
+    continue
+  }
+  prumux-cat -t hidden -m 0 all.pmxs > a.txt &&
+    prumux-cat -t hidden -m 0 out-$k.pmxs > b.txt ||
+    fail_ "prumux-cat failed"
+  awk -v k=$k 'NR == FNR { a[FNR] = $0; next }
+    { s = a[FNR]; gsub (/[][]/, " ", s); gsub (/[][]/, " ")
+      n = split (s, x, /[ \t]+/); split ($0, y, /[ \t]+/)
+      for (i = 1; i <= n; i++)
+        if (x[i] != y[i] && (x[i] - y[i] > 1e-5 || y[i] - x[i] > 1e-5)) {
+          print "--gemm=" k ": line " FNR ": " x[i] " vs " y[i]; bad = 1; exit } }
+    END { exit bad }' a.txt b.txt || fail_ "--gemm=$k differs"
+done
 expect_fail 1 'invalid --positions' prumux-infer -w w.pmxs --positions=1,x in.pmxs
 expect_fail 1 'trailing comma' prumux-infer -w w.pmxs --positions=1, in.pmxs
 expect_fail 1 'extra operand' prumux-infer -w w.pmxs in.pmxs in.pmxs

@@ -6,8 +6,11 @@
      softmax: 1e-6 absolute);
    - the pool runs every task exactly once;
    - an encoder with irregular pruned layers gives the same hidden states
-     (within 2e-5) whatever the thread count and chunk size, with padding
-     removed as with the sequence alone, and for a subset of positions as
+     whatever the thread count and chunk size (bit for bit with the packed
+     GEMM kernels, within 2e-5 on OpenBLAS), with every GEMM kind this CPU
+     runs (within 2e-5 of each other), with padding
+     removed as with the sequence alone, and for a subset of positions (the
+     CLS row alone, positions repeated more times than there are tokens) as
      for all of them; padded positions come out as zeros;
    - bad weights and bad calls fail with a message.
 
@@ -266,9 +269,29 @@ test_encoder (void)
         memset (got, 0xff, sizeof got);
         CHECK (pmx_encoder_forward (e, x, G, T, lengths, all, T, got) == 0,
                "forward: %s", pmx_errmsg ());
+        if (pmx_encoder_gemm (e) != PMX_GEMM_NONE)
+          CHECK (memcmp (got, ref, sizeof got) == 0,
+                 "%d threads, chunk %d: not bit for bit (differs by %g)", threads,
+                 chunk, max_diff (got, ref, G * T * H));
         CHECK (max_diff (got, ref, G * T * H) <= 2e-5,
                "%d threads, chunk %d: differs by %g", threads, chunk,
                max_diff (got, ref, G * T * H));
+        pmx_encoder_free (e);
+      }
+
+  /* Every GEMM kind the CPU has, OpenBLAS included, gives the same states.  */
+  for (pmx_gemm_kind k = PMX_GEMM_NONE; k <= pmx_gemm_best (); k++)
+    for (int threads = 1; threads <= 2; threads++)
+      {
+        pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, threads);
+        CHECK (pmx_encoder_use_gemm (e, k) == 0 && pmx_encoder_gemm (e) == k,
+               "use_gemm %s: %s", pmx_gemm_kind_name (k), pmx_errmsg ());
+        pmx_encoder_set_chunk (e, 16);
+        memset (got, 0xff, sizeof got);
+        CHECK (pmx_encoder_forward (e, x, G, T, lengths, all, T, got) == 0,
+               "forward: %s", pmx_errmsg ());
+        CHECK (max_diff (got, ref, G * T * H) <= 2e-5, "gemm %s, %d threads: differs by %g",
+               pmx_gemm_kind_name (k), threads, max_diff (got, ref, G * T * H));
         pmx_encoder_free (e);
       }
 
@@ -295,6 +318,22 @@ test_encoder (void)
       CHECK (max_diff (sub + ((size_t) g * 4 + p) * H,
                        ref + ((size_t) g * T + some[p]) * H, H) <= 2e-5,
              "sequence %d, position %d: subset differs", g, (int) some[p]);
+
+  /* The CLS row alone (the encoder then attends straight from X, without
+     K and V), and more positions than tokens (all of them position 0).  */
+  enum { MANY = 2 * T + 3 };
+  int32_t zeros[MANY] = { 0 };
+  static float many[G * MANY * H];
+  for (int np = 1; np <= MANY; np += MANY - 1)
+    {
+      CHECK (pmx_encoder_forward (e1, x, G, T, lengths, zeros, np, many) == 0,
+             "forward: %s", pmx_errmsg ());
+      for (int g = 0; g < G; g++)
+        for (int p = 0; p < np; p++)
+          CHECK (max_diff (many + ((size_t) g * np + p) * H, ref + (size_t) g * T * H, H)
+                 <= 2e-5, "%d positions 0, sequence %d, row %d: differs by %g", np, g, p,
+                 max_diff (many + ((size_t) g * np + p) * H, ref + (size_t) g * T * H, H));
+    }
 
   /* Without lengths, every position attends to all T.  */
   CHECK (pmx_encoder_forward (e1, x, G, T, NULL, all, T, got) == 0, "forward: %s",

@@ -1,0 +1,63 @@
+/* gemm.h -- C = A W^T with W packed once, the encoder's dense layers.
+
+   A model's weights do not change between calls, so they are rearranged
+   once, at load time, into the panel layout the micro-kernel reads (NR
+   columns of W^T side by side, K deep, zero-padded to a whole panel).
+   OpenBLAS instead repacks the whole of W on every call; with the encoder's
+   row blocks of a few hundred tokens that copy was about a tenth of its
+   time.  Only A's row block is packed per call, into scratch that the
+   caller owns.
+
+   Kernels: AVX-512 (12 x 32 tile) and AVX2+FMA (6 x 16), picked by what the
+   CPU supports when W is packed.  Without either, pmx_packed_new returns a
+   packing of kind PMX_GEMM_NONE and the caller uses BLAS on W itself.
+
+   Results depend only on the shapes, never on how rows are split between
+   threads: each element is one dot product summed in the same order.  */
+
+#ifndef PRUMUX_GEMM_H
+#define PRUMUX_GEMM_H
+
+#include <stddef.h>
+
+typedef enum pmx_gemm_kind
+{
+  PMX_GEMM_NONE,                /* no kernel for this CPU: use BLAS */
+  PMX_GEMM_AVX2,
+  PMX_GEMM_AVX512,
+  PMX_GEMM_BEST                 /* as a request: the best the CPU has */
+} pmx_gemm_kind;
+
+/* W (N, K) row-major, packed.  Owns its panels; W itself is not kept.  */
+typedef struct pmx_packed
+{
+  pmx_gemm_kind kind;
+  int N, K;
+  int nr;                       /* panel width */
+  float *panels;                /* ceil (N / nr) panels of K * nr floats */
+} pmx_packed;
+
+/* The best kernel this CPU runs (PMX_GEMM_NONE if neither).  */
+pmx_gemm_kind pmx_gemm_best (void);
+/* "avx512", "avx2", "blas" (PMX_GEMM_NONE) or "best", and back: 0, or -1
+   with an error for an unknown NAME.  */
+const char *pmx_gemm_kind_name (pmx_gemm_kind kind);
+int pmx_gemm_kind_parse (const char *name, pmx_gemm_kind *kind);
+
+/* Pack W (N, K) for KIND (PMX_GEMM_BEST: pmx_gemm_best ()).  Returns 0, or
+   -1 with an error (out of memory, KIND not supported by this CPU).  With
+   kind PMX_GEMM_NONE nothing is allocated.  */
+int pmx_packed_init (pmx_packed *p, const float *W, int N, int K, pmx_gemm_kind kind);
+void pmx_packed_release (pmx_packed *p);
+
+/* Floats of scratch pmx_gemm_packed needs for up to M rows with KIND.  */
+size_t pmx_gemm_scratch (pmx_gemm_kind kind, int M);
+
+/* C[0..M, N0..N1) (ldc) = A (M, K) (lda) W[N0..N1)^T, plus C's old value if
+   ACCUMULATE.  N0 is a multiple of p->nr (or N1 = N).  SCRATCH holds
+   pmx_gemm_scratch (p->kind, M) floats, 64-byte aligned.  p->kind must not be
+   PMX_GEMM_NONE.  */
+void pmx_gemm_packed (const pmx_packed *p, const float *A, int lda, float *C, int ldc,
+                      int M, int N0, int N1, int accumulate, float *scratch);
+
+#endif

@@ -1,0 +1,182 @@
+/* test-gemm.c -- the packed-weight GEMM (lib/gemm.h) against a
+   double-precision reference, for every kernel this CPU runs:
+
+   - shapes around every edge: rows around the micro-panel heights (6, 14),
+     columns around the panel width (16), depths around the block depth
+     (768, 1536: two and three blocks), down to 1 x 1 x 1;
+   - C = A W^T and C += A W^T; a column range [N0, N1) of C;
+   - nothing outside the M x [N0, N1) block of C is written (canaries);
+   - error bound: |C - ref| <= 2 K u sum_k |A_ik W_jk| + 1e-30 with u the
+     float unit roundoff, the bound of recursive summation (in practice the
+     error is far smaller);
+   - a row's result does not depend on how many rows are computed with it
+     (bit for bit), which makes the encoder's output independent of the
+     thread count;
+   - asking for a kernel the CPU lacks fails with a message.
+
+   Exit 77 (skipped) on CPUs with neither kernel, where the encoder uses
+   OpenBLAS for everything.  */
+
+#include <config.h>
+#include "gemm.h"
+#include "error.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+
+#define CHECK(cond, ...)                                        \
+  do {                                                          \
+    if (!(cond))                                                \
+      {                                                         \
+        fprintf (stderr, "%s:%d: ", __FILE__, __LINE__);        \
+        fprintf (stderr, __VA_ARGS__);                          \
+        fputc ('\n', stderr);                                   \
+        failures++;                                             \
+      }                                                         \
+  } while (0)
+
+static unsigned long long rng = 0x9e3779b97f4a7c15ull;
+
+static float
+frand (void)                    /* uniform in [-1, 1) */
+{
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return (float) ((rng >> 40) * (1.0 / (1 << 23)) - 1.0);
+}
+
+static const float CANARY = 12345.0f;
+
+/* One case: M x N x K with kind KIND, columns N0..N1, accumulating or not.  */
+static void
+check_case (pmx_gemm_kind kind, int M, int N, int K, int N0, int N1, int acc)
+{
+  int lda = K + 3, ldc = N + 5;       /* strides wider than the rows */
+  float *A = malloc (sizeof (float) * (size_t) M * lda);
+  float *W = malloc (sizeof (float) * (size_t) N * K);
+  float *C = malloc (sizeof (float) * (size_t) (M + 1) * ldc);
+  float *C0 = malloc (sizeof (float) * (size_t) (M + 1) * ldc);
+  float *row = malloc (sizeof (float) * (size_t) ldc);
+  float *scratch = NULL;
+  if (!A || !W || !C || !C0 || !row
+      || posix_memalign ((void **) &scratch, 64,
+                         pmx_gemm_scratch (kind, M) * sizeof (float)) != 0)
+    {
+      fprintf (stderr, "out of memory\n");
+      exit (99);
+    }
+  for (size_t i = 0; i < (size_t) M * lda; i++)
+    A[i] = frand ();
+  for (size_t i = 0; i < (size_t) N * K; i++)
+    W[i] = frand ();
+  for (size_t i = 0; i < (size_t) (M + 1) * ldc; i++)
+    C0[i] = (i / ldc < (size_t) M && (int) (i % ldc) >= N0 && (int) (i % ldc) < N1)
+      ? frand () : CANARY;
+  memcpy (C, C0, sizeof (float) * (size_t) (M + 1) * ldc);
+
+  pmx_packed p;
+  CHECK (pmx_packed_init (&p, W, N, K, kind) == 0, "pack %s %dx%d: %s",
+         pmx_gemm_kind_name (kind), N, K, pmx_errmsg ());
+  pmx_gemm_packed (&p, A, lda, C, ldc, M, N0, N1, acc, scratch);
+
+  double worst = 0;
+  for (int i = 0; i <= M; i++)
+    for (int j = 0; j < ldc; j++)
+      {
+        size_t at = (size_t) i * ldc + j;
+        if (i == M || j < N0 || j >= N1)
+          {
+            if (C[at] != CANARY)
+              {
+                CHECK (0, "%s %dx%dx%d: wrote outside the block at (%d, %d)",
+                       pmx_gemm_kind_name (kind), M, N, K, i, j);
+                goto done;
+              }
+            continue;
+          }
+        double ref = acc ? C0[at] : 0.0, mag = acc ? fabs (C0[at]) : 0.0;
+        for (int k = 0; k < K; k++)
+          {
+            double t = (double) A[(size_t) i * lda + k] * W[(size_t) j * K + k];
+            ref += t;
+            mag += fabs (t);
+          }
+        double err = fabs (C[at] - ref), bound = 2.0 * (K + 1) * FLT_EPSILON / 2 * mag + 1e-30;
+        if (err / bound > worst)
+          worst = err / bound;
+      }
+  CHECK (worst <= 1.0, "%s %dx%dx%d cols %d..%d acc %d: error %.3g of the bound",
+         pmx_gemm_kind_name (kind), M, N, K, N0, N1, acc, worst);
+
+  /* Each row alone gives the same bits as with the others.  */
+  for (int i = 0; i < M; i += M > 20 ? 7 : 1)
+    {
+      memcpy (row, C0 + (size_t) i * ldc, sizeof (float) * (size_t) ldc);
+      pmx_gemm_packed (&p, A + (size_t) i * lda, lda, row, ldc, 1, N0, N1, acc, scratch);
+      CHECK (memcmp (row + N0, C + (size_t) i * ldc + N0,
+                     sizeof (float) * (size_t) (N1 - N0)) == 0,
+             "%s %dx%dx%d: row %d alone differs", pmx_gemm_kind_name (kind), M, N, K, i);
+    }
+done:
+  pmx_packed_release (&p);
+  free (A);
+  free (W);
+  free (C);
+  free (C0);
+  free (row);
+  free (scratch);
+}
+
+int
+main (void)
+{
+  pmx_gemm_kind best = pmx_gemm_best ();
+  if (best == PMX_GEMM_NONE)
+    {
+      printf ("SKIP: no GEMM kernel for this CPU (OpenBLAS is used)\n");
+      return 77;
+    }
+  static const int Ms[] = { 1, 5, 6, 7, 13, 14, 15, 29, 100 };
+  static const int Ns[] = { 1, 15, 16, 17, 40, 100 };
+  static const int Ks[] = { 1, 2, 7, 64, 767, 768, 769, 1600, 2305 };
+  int cases = 0;
+  for (pmx_gemm_kind kind = PMX_GEMM_AVX2; kind <= best; kind++)
+    {
+      for (size_t m = 0; m < sizeof Ms / sizeof *Ms; m++)
+        for (size_t n = 0; n < sizeof Ns / sizeof *Ns; n++)
+          for (size_t k = 0; k < sizeof Ks / sizeof *Ks; k++)
+            {
+              /* The deep cases only with a few shapes: they are slow.  */
+              if (Ks[k] > 100 && (Ms[m] % 7 != 1 || Ns[n] % 16 == 0))
+                continue;
+              check_case (kind, Ms[m], Ns[n], Ks[k], 0, Ns[n], (int) (m + k) % 2);
+              cases++;
+            }
+      /* Column ranges, as the encoder cuts them between threads.  */
+      check_case (kind, 30, 100, 50, 16, 64, 0);
+      check_case (kind, 30, 100, 50, 64, 100, 1);
+      check_case (kind, 3, 2304, 768, 768, 2304, 0);
+      cases += 3;
+      printf ("%s: %d cases\n", pmx_gemm_kind_name (kind), cases);
+      cases = 0;
+    }
+
+  /* A kernel this CPU does not run is refused.  */
+  if (best < PMX_GEMM_AVX512)
+    {
+      pmx_packed p;
+      float w = 1;
+      CHECK (pmx_packed_init (&p, &w, 1, 1, PMX_GEMM_AVX512) < 0
+             && strstr (pmx_errmsg (), "cannot run the avx512"),
+             "unsupported kernel accepted: '%s'", pmx_errmsg ());
+    }
+  if (failures)
+    fprintf (stderr, "%d checks failed\n", failures);
+  return failures ? 1 : 0;
+}
