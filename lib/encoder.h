@@ -27,7 +27,10 @@
      pool's threads.  With the packed kernels the output does not depend
      on the number of threads.
    - From the last layer with attention on, only the requested positions
-     are computed (K and V of that layer still use every token).
+     are computed.  When few are requested (the CLS row of a classifier),
+     that layer's attention works straight from its input, without K and V
+     of every token (encoder.c, attention_direct); otherwise K and V are
+     computed for every token.
    - Workspace is planned per shape and only grows: no allocation per record
      once the largest shape has been seen.
 

@@ -55,6 +55,11 @@ expect_fail 1 'exactly one of' prumux-infer -m x.pmx -w w.pmxs in.pmxs
 expect_fail 1 'Try' prumux-infer --bogus
 expect_fail 1 'threads' prumux-infer -w w.pmxs --threads=0 in.pmxs
 expect_fail 1 "unknown GEMM kernel 'sse'" prumux-infer -w w.pmxs --gemm=sse in.pmxs
+# More positions than tokens (a repeated list) once overflowed the scores.
+prumux-infer -w w.pmxs -p 0,0,0,0,0,0,0,0,0,0,0,0 in.pmxs > rep.pmxs ||
+  fail_ "12 positions of 5 tokens failed"
+prumux-cat -n rep.pmxs | grep -q 'hidden f32 2x12x8' || fail_ "12 positions: bad shape"
+
 # Every kernel: the same hidden states as the default, within 1e-5.
 prumux-infer -w w.pmxs -p all in.pmxs > all.pmxs || fail_ "-p all failed"
 for k in blas avx2 avx512; do
