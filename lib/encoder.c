@@ -304,7 +304,10 @@ pmx_encoder_new (const pmx_model_config *cfg, pmx_tensor_lookup get, const void 
   e->scale = 1.0f / sqrtf ((float) cfg->head_dim);
   e->attend_padding = cfg->attend_padding;
   e->threads = threads;
-  e->chunk = 1024;
+  /* Measured on BERT-base with the packed kernels: 2048 tokens (row blocks
+     of 512 with 2 threads) 2-5 % faster than 1024 -- each weight slice
+     serves more rows -- and no better at 3072 or 4096.  */
+  e->chunk = 2048;
   e->last_att = -1;
   for (int l = 0; l < e->L; l++)
     {

@@ -17,8 +17,8 @@
    - Tokens of all sequences are packed into one matrix (M = real tokens),
      padding removed when lengths are given; sequences are split only in
      attention, which runs over (sequence, head) pairs.
-   - Sequences are processed in chunks of about 1024 tokens so activations
-     stay in cache; each GEMM is cut into row blocks, and each block's
+   - Sequences are processed in chunks of about 2048 tokens; each GEMM is
+     cut into row blocks (two per thread), and each block's
      epilogue (bias + GELU, bias + residual + LayerNorm) runs right after
      its GEMM on the same thread.
    - One thread pool owns the cores; OpenBLAS (attention, and the dense
@@ -81,7 +81,7 @@ int pmx_encoder_stage (pmx_encoder *e, const pmx_record *in,
 /* Hidden size, layers and threads of E.  */
 int pmx_encoder_hidden (const pmx_encoder *e);
 int pmx_encoder_threads (const pmx_encoder *e);
-/* Tokens per chunk (default 1024; at least one whole sequence is always
+/* Tokens per chunk (default 2048; at least one whole sequence is always
    processed at once).  For benchmarks and tests.  */
 void pmx_encoder_set_chunk (pmx_encoder *e, int tokens);
 /* Run the dense layers with GEMM kind KIND (PMX_GEMM_BEST: the best this
