@@ -28,18 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-
-#define CHECK(cond, ...)                                        \
-  do {                                                          \
-    if (!(cond))                                                \
-      {                                                         \
-        fprintf (stderr, "%s:%d: ", __FILE__, __LINE__);        \
-        fprintf (stderr, __VA_ARGS__);                          \
-        fputc ('\n', stderr);                                   \
-        failures++;                                             \
-      }                                                         \
-  } while (0)
+#include "check.h"
 
 static unsigned long long rng = 88172645463325252ull;
 
