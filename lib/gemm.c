@@ -33,14 +33,6 @@
    block of a few hundred rows still fits in L2).  */
 enum { KC_MAX = 768 };
 
-/* The depth of blocks for K: K cut into equal parts of at most KC_MAX.  */
-static int
-block_depth (int K)
-{
-  int parts = (K + KC_MAX - 1) / KC_MAX;
-  return (K + parts - 1) / parts;
-}
-
 /* Width of every weight panel.  */
 enum { NR = 16 };
 
@@ -154,6 +146,8 @@ pmx_gemm_scratch (pmx_gemm_kind kind, int M)
    a[k * MR + i] * b[k * NR + j], for a packed A micro-panel and a packed
    weight slice.  mr <= MR and nr <= NR cut off a partial tile.  */
 
+#ifdef HAVE_X86_KERNELS
+
 /* A partial tile (the edges of a matrix) goes through memory: T holds the
    whole tile, NR floats a row; only mr x nr of it is C's.  Every access to
    the accumulators uses a constant index, so they stay in registers.  */
@@ -168,8 +162,6 @@ tile_out (const float *t, int nr_max, float *c, int ldc, int mr, int nr, int acc
         ci[j] = acc ? ci[j] + ti[j] : ti[j];
     }
 }
-
-#ifdef HAVE_X86_KERNELS
 
 __attribute__ ((target ("avx512f")))
 static void
@@ -263,7 +255,13 @@ kernel_avx2 (int kdepth, const float *a, const float *b, float *c, int ldc, int 
   tile_out (t, 16, c, ldc, mr, nr, acc);
 }
 
-#endif /* HAVE_X86_KERNELS */
+/* The depth of blocks for K: K cut into equal parts of at most KC_MAX.  */
+static int
+block_depth (int K)
+{
+  int parts = (K + KC_MAX - 1) / KC_MAX;
+  return (K + parts - 1) / parts;
+}
 
 /* Pack rows 0..M of A, columns K0..K0+KD, into micro-panels of MR rows:
    dst[(i / MR) * KD * MR + k * MR + i % MR]; rows past M are zero.  The
@@ -292,6 +290,8 @@ pack_a (const float *A, int lda, int M, int k0, int kd, int mr, float *dst)
       dst += (size_t) kd * mr;
     }
 }
+
+#endif /* HAVE_X86_KERNELS */
 
 void
 pmx_gemm_packed (const pmx_packed *p, const float *A, int lda, float *C, int ldc,
