@@ -11,7 +11,7 @@
    -march and the choice is made at run time.
 
    Measured on a 2-core AMD Zen 4 (bench/encoder-bench --gemm): BERT-base
-   4 to 7 % more sequences per second than OpenBLAS 0.3.21 on the same
+   3 to 8 % more sequences per second than OpenBLAS 0.3.21 on the same
    encoder, 18 % at batch 1 (where the columns are split between threads);
    the kernel itself runs at 97 % of the FMA peak with its data in cache.  */
 
