@@ -776,8 +776,10 @@ pmx_encoder_forward (pmx_encoder *e, const float *x, int G, int T,
   if (G < 0 || T < 1 || P < 1 || !positions)
     return pmx_error ("bad encoder call: %d sequences of %d tokens, %d positions",
                       G, T, P);
-  if ((size_t) (T > P ? T : P) * T > ((size_t) 1 << 28) / (size_t) e->threads)
+  if ((size_t) T * T > ((size_t) 1 << 28) / (size_t) e->threads)
     return pmx_error ("sequence length %d is too long", T);
+  if ((size_t) P * T > ((size_t) 1 << 28) / (size_t) e->threads)
+    return pmx_error ("%d positions of sequences of %d tokens is too many", P, T);
   for (int p = 0; p < P; p++)
     if (positions[p] < 0 || positions[p] >= T)
       return pmx_error ("position %d is out of range 0..%d", (int) positions[p], T - 1);
