@@ -11,7 +11,8 @@
    median pass in seq/s, GFLOP/s over the GEMM FLOPs of the shape (QKV,
    scores, context, output, FFN; as in PERF-ANCHORS.md), and with --sgemm
    the OpenBLAS rate on the shape's dense GEMMs over the whole batch at the
-   same thread count, weighted by FLOPs: the measured sgemm roofline.  At one thread the roofline fraction is taken per
+   same thread count, weighted by FLOPs (the measured sgemm roofline), and
+   the FMA peak.  At one thread the roofline fraction is taken per
    CPU-second, which other processes on a shared machine hardly disturb.  */
 
 #include <config.h>
@@ -285,7 +286,8 @@ main (int argc, char **argv)
                                             + (double) H * F / r3);
       printf ("sgemm %d threads, M %d: %dx%d %.1f, %d->%d %.1f, %d->%d %.1f GFLOP/s; "
               "roofline %.1f; FMA peak %.1f (%d x one core)\n", threads, M, H, H, r1, H,
-              F, r2, F, H, r3, roof, peak, threads);    }
+              F, r2, F, H, r3, roof, peak, threads);
+    }
 
   pmx_model_config cfg;
   memset (&cfg, 0, sizeof cfg);
@@ -293,7 +295,7 @@ main (int argc, char **argv)
   cfg.layers = L;
   cfg.head_dim = dh;
   cfg.ln_eps = 1e-12;
-  pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, threads);
+  pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, threads, gemm);
   if (!e)
     {
       fprintf (stderr, "encoder-bench: %s\n", pmx_errmsg ());
@@ -301,11 +303,6 @@ main (int argc, char **argv)
     }
   if (chunk)
     pmx_encoder_set_chunk (e, chunk);
-  if (gemm != PMX_GEMM_BEST && pmx_encoder_use_gemm (e, gemm) < 0)
-    {
-      fprintf (stderr, "encoder-bench: %s\n", pmx_errmsg ());
-      return 1;
-    }
   int P = cls ? 1 : T;
   float *x = malloc ((size_t) B * T * H * 4), *out = malloc ((size_t) B * P * H * 4);
   int32_t *lengths = malloc ((size_t) B * 4), *pos = malloc ((size_t) T * 4);

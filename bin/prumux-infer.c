@@ -186,8 +186,8 @@ main (int argc, char **argv)
     die ("%s: META has no 'hidden'", weights_path);
   if (weights_path && cfg.layers <= 0)
     die ("%s: META has no 'layers'", weights_path);
-  pmx_encoder *enc = pmx_encoder_new (&cfg, wt.get, wt.ctx, threads);
-  if (!enc || (gemm != PMX_GEMM_BEST && pmx_encoder_use_gemm (enc, gemm) < 0))
+  pmx_encoder *enc = pmx_encoder_new (&cfg, wt.get, wt.ctx, threads, gemm);
+  if (!enc)
     die_lib (model_path ? model_path : weights_path);
 
   positions pos = { 0, 0, NULL };

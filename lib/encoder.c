@@ -196,13 +196,12 @@ unpack_layer (layer *ly)
 }
 
 /* Prepare layer L's weights for GEMM kind KIND: packed, or for BLAS the
-   fused QKV matrix.  */
+   fused QKV matrix.  On failure what was made is freed by unpack_layer.  */
 static int
 pack_layer (pmx_encoder *e, int l, pmx_gemm_kind kind)
 {
   layer *ly = &e->layers[l];
   int H = e->H, A = ly->A, F = ly->F;
-  unpack_layer (ly);
   if (A)
     {
       float *w = fuse_qkv (ly, H);
@@ -227,8 +226,9 @@ pack_layer (pmx_encoder *e, int l, pmx_gemm_kind kind)
   return 0;
 }
 
-int
-pmx_encoder_use_gemm (pmx_encoder *e, pmx_gemm_kind kind)
+/* Prepare every layer for KIND (PMX_GEMM_BEST: the best of this CPU).  */
+static int
+pack_weights (pmx_encoder *e, pmx_gemm_kind kind)
 {
   if (kind == PMX_GEMM_BEST)
     kind = pmx_gemm_best ();
@@ -276,7 +276,7 @@ load_ffn (layer *ly, const loader *ld, int H)
 
 pmx_encoder *
 pmx_encoder_new (const pmx_model_config *cfg, pmx_tensor_lookup get, const void *ctx,
-                 int threads)
+                 int threads, pmx_gemm_kind gemm)
 {
   if (cfg->hidden < 1 || cfg->layers < 0 || cfg->layers > 1000 || cfg->head_dim < 1
       || !(cfg->ln_eps > 0))
@@ -323,7 +323,7 @@ pmx_encoder_new (const pmx_model_config *cfg, pmx_tensor_lookup get, const void 
       e->Amax = ly->A > e->Amax ? ly->A : e->Amax;
       e->Fmax = ly->F > e->Fmax ? ly->F : e->Fmax;
     }
-  if (!(e->pool = pmx_pool_new (threads)) || pmx_encoder_use_gemm (e, PMX_GEMM_BEST) < 0)
+  if (!(e->pool = pmx_pool_new (threads)) || pack_weights (e, gemm) < 0)
     {
       pmx_encoder_free (e);
       return NULL;
@@ -457,8 +457,6 @@ gemm (pmx_encoder *e, gemm_job *j)
   int nblocks = mblocks >= blocks ? 1 : (blocks + mblocks - 1) / mblocks;
   if (nblocks > (j->N + unit - 1) / unit)
     nblocks = (j->N + unit - 1) / unit;
-  if (nblocks < 1)
-    nblocks = 1;
   int nb = (j->N + nblocks - 1) / nblocks;
   nb = (nb + unit - 1) / unit * unit;
   j->e = e;
@@ -524,18 +522,16 @@ attention_task (void *arg, int t, int thread)
   if (nq == 0)
     return;
   float *S = e->S + (size_t) thread * e->S_stride;     /* (nq, L) */
+  const float *Q = j->Q + (size_t) j->q_off[s] * j->ldq + (size_t) h * dh;
+  float *C = j->C + (size_t) j->q_off[s] * j->ldc + (size_t) h * dh;
   if (j->direct)
     {
       float *QP = S + e->S_scores, *U = QP + (size_t) nq * e->H;
-      attention_direct (j, h, nq, L, j->Q + (size_t) j->q_off[s] * j->ldq + (size_t) h * dh,
-                        e->X + (size_t) e->off[s] * e->H,
-                        j->C + (size_t) j->q_off[s] * j->ldc + (size_t) h * dh, S, QP, U);
+      attention_direct (j, h, nq, L, Q, e->X + (size_t) e->off[s] * e->H, C, S, QP, U);
       return;
     }
   const float *K = j->K + (size_t) e->off[s] * j->ldkv + (size_t) h * dh;
   const float *V = j->V + (size_t) e->off[s] * j->ldkv + (size_t) h * dh;
-  const float *Q = j->Q + (size_t) j->q_off[s] * j->ldq + (size_t) h * dh;
-  float *C = j->C + (size_t) j->q_off[s] * j->ldc + (size_t) h * dh;
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, nq, L, dh, e->scale, Q,
                j->ldq, K, j->ldkv, 0.0f, S, L);
   pmx_softmax_rows (S, L, nq, L);
@@ -638,9 +634,10 @@ attention (pmx_encoder *e, const layer *ly, const float *Q, int ldq, const int *
 static void
 attention_output (pmx_encoder *e, const layer *ly, float *X, int rows)
 {
-  gemm_job j = { .A = e->CTX, .lda = ly->A, .W = ly->wo, .pw = &ly->po, .C = X, .ldc = e->H,
-                 .beta = 1.0f, .M = rows, .N = e->H, .K = ly->A, .epi = EPI_LN,
-                 .bias = ly->bo, .gamma = ly->ln1_g, .beta_ln = ly->ln1_b };
+  gemm_job j = { .A = e->CTX, .lda = ly->A, .W = ly->wo, .pw = &ly->po, .C = X,
+                 .ldc = e->H, .beta = 1.0f, .M = rows, .N = e->H, .K = ly->A,
+                 .epi = EPI_LN, .bias = ly->bo, .gamma = ly->ln1_g,
+                 .beta_ln = ly->ln1_b };
   gemm (e, &j);
 }
 
@@ -648,13 +645,14 @@ attention_output (pmx_encoder *e, const layer *ly, float *X, int rows)
 static void
 ffn (pmx_encoder *e, const layer *ly, float *X, int rows)
 {
-  gemm_job up = { .A = X, .lda = e->H, .W = ly->w1, .pw = &ly->p1, .C = e->T1, .ldc = ly->F,
-                  .beta = 0.0f, .M = rows, .N = ly->F, .K = e->H, .epi = EPI_GELU,
-                  .bias = ly->b1 };
+  gemm_job up = { .A = X, .lda = e->H, .W = ly->w1, .pw = &ly->p1, .C = e->T1,
+                  .ldc = ly->F, .beta = 0.0f, .M = rows, .N = ly->F, .K = e->H,
+                  .epi = EPI_GELU, .bias = ly->b1 };
   gemm (e, &up);
-  gemm_job down = { .A = e->T1, .lda = ly->F, .W = ly->w2, .pw = &ly->p2, .C = X, .ldc = e->H,
-                    .beta = 1.0f, .M = rows, .N = e->H, .K = ly->F, .epi = EPI_LN,
-                    .bias = ly->b2, .gamma = ly->ln2_g, .beta_ln = ly->ln2_b };
+  gemm_job down = { .A = e->T1, .lda = ly->F, .W = ly->w2, .pw = &ly->p2, .C = X,
+                    .ldc = e->H, .beta = 1.0f, .M = rows, .N = e->H, .K = ly->F,
+                    .epi = EPI_LN, .bias = ly->b2, .gamma = ly->ln2_g,
+                    .beta_ln = ly->ln2_b };
   gemm (e, &down);
 }
 
@@ -727,8 +725,8 @@ run_chunk (pmx_encoder *e, const float *x, int g0, int g1, int T, const int32_t 
           gathered = 1;
           if (l < e->L && ly->A)
             {
-              gemm_job q = { .A = e->XS, .lda = e->H, .W = ly->wqkv, .pw = &ly->pq, .C = e->QS,
-                             .ldc = ly->A, .beta = 0.0f, .M = R, .N = ly->A,
+              gemm_job q = { .A = e->XS, .lda = e->H, .W = ly->wqkv, .pw = &ly->pq,
+                             .C = e->QS, .ldc = ly->A, .beta = 0.0f, .M = R, .N = ly->A,
                              .K = e->H, .epi = EPI_BIAS, .bias = ly->bqkv };
               gemm (e, &q);
               attention (e, ly, e->QS, ly->A, e->r_off, e->r_n, nseq, direct);
@@ -745,9 +743,9 @@ run_chunk (pmx_encoder *e, const float *x, int g0, int g1, int T, const int32_t 
       int rows = gathered ? R : M;
       if (ly->A)
         {
-          gemm_job qkv = { .A = e->X, .lda = e->H, .W = ly->wqkv, .pw = &ly->pqkv, .C = e->QKV,
-                           .ldc = 3 * ly->A, .beta = 0.0f, .M = M, .N = 3 * ly->A,
-                           .K = e->H, .epi = EPI_BIAS, .bias = ly->bqkv };
+          gemm_job qkv = { .A = e->X, .lda = e->H, .W = ly->wqkv, .pw = &ly->pqkv,
+                           .C = e->QKV, .ldc = 3 * ly->A, .beta = 0.0f, .M = M,
+                           .N = 3 * ly->A, .K = e->H, .epi = EPI_BIAS, .bias = ly->bqkv };
           gemm (e, &qkv);
           attention (e, ly, e->QKV, 3 * ly->A, e->off, e->len, nseq, 0);
           attention_output (e, ly, e->X, M);

@@ -54,10 +54,13 @@ typedef struct pmx_encoder pmx_encoder;
    encoder.layer.{i}.attention.self.{query,key,value}.{weight,bias},
    .attention.output.dense.*, .attention.output.LayerNorm.*,
    .intermediate.dense.*, .output.dense.*, .output.LayerNorm.*.
-   THREADS >= 1 threads in all (0: the number of online CPUs).  NULL with an
-   error naming the tensor if one is missing, not f32, or misshapen.  */
+   THREADS >= 1 threads in all (0: the number of online CPUs).  GEMM is
+   the dense layers' kernel: PMX_GEMM_BEST (the best this CPU has; what
+   programs use unless told otherwise), PMX_GEMM_AVX512, PMX_GEMM_AVX2 or
+   PMX_GEMM_NONE (OpenBLAS).  NULL with an error naming the tensor if one is
+   missing, not f32, or misshapen, or if the CPU lacks GEMM.  */
 pmx_encoder *pmx_encoder_new (const pmx_model_config *cfg, pmx_tensor_lookup get,
-                              const void *ctx, int threads);
+                              const void *ctx, int threads, pmx_gemm_kind gemm);
 void pmx_encoder_free (pmx_encoder *e);
 
 /* Run the encoder on X (G, T, H) for G sequences of T tokens.  LENGTHS (G)
@@ -84,11 +87,7 @@ int pmx_encoder_threads (const pmx_encoder *e);
 /* Tokens per chunk (default 2048; at least one whole sequence is always
    processed at once).  For benchmarks and tests.  */
 void pmx_encoder_set_chunk (pmx_encoder *e, int tokens);
-/* Run the dense layers with GEMM kind KIND (PMX_GEMM_BEST: the best this
-   CPU has, the default; PMX_GEMM_NONE: OpenBLAS), repacking the weights.
-   -1 with an error if the CPU lacks KIND or memory runs out; E can then
-   only be freed.  For benchmarks and tests.  */
-int pmx_encoder_use_gemm (pmx_encoder *e, pmx_gemm_kind kind);
+/* The GEMM kind E runs (never PMX_GEMM_BEST).  */
 pmx_gemm_kind pmx_encoder_gemm (const pmx_encoder *e);
 
 #endif

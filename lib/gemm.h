@@ -8,9 +8,10 @@
    time.  Only A's row block is packed per call, into scratch that the
    caller owns.
 
-   Kernels: AVX-512 (12 x 32 tile) and AVX2+FMA (6 x 16), picked by what the
-   CPU supports when W is packed.  Without either, pmx_packed_new returns a
-   packing of kind PMX_GEMM_NONE and the caller uses BLAS on W itself.
+   Kernels: AVX-512 (14 x 16 tile) and AVX2+FMA (6 x 16), picked by what the
+   CPU supports when W is packed.  Without either, pmx_packed_init makes a
+   packing of kind PMX_GEMM_NONE (nothing allocated) and the caller uses
+   BLAS on W itself.
 
    Results depend only on the shapes, never on how rows are split between
    threads: each element is one dot product summed in the same order.  */
@@ -54,7 +55,7 @@ void pmx_packed_release (pmx_packed *p);
 size_t pmx_gemm_scratch (pmx_gemm_kind kind, int M);
 
 /* C[0..M, N0..N1) (ldc) = A (M, K) (lda) W[N0..N1)^T, plus C's old value if
-   ACCUMULATE.  N0 is a multiple of p->nr (or N1 = N).  SCRATCH holds
+   ACCUMULATE.  N0 is a multiple of p->nr.  SCRATCH holds
    pmx_gemm_scratch (p->kind, M) floats, 64-byte aligned.  p->kind must not be
    PMX_GEMM_NONE.  */
 void pmx_gemm_packed (const pmx_packed *p, const float *A, int lda, float *C, int ldc,

@@ -242,7 +242,7 @@ test_encoder (void)
   static float x[G * T * H], ref[G * T * H], got[G * T * H], one[T * H];
   fill (x, G * T * H, 1.0f, 0.0f);
 
-  pmx_encoder *e1 = pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1);
+  pmx_encoder *e1 = pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1, PMX_GEMM_BEST);
   CHECK (e1, "encoder_new: %s", pmx_errmsg ());
   if (!e1)
     goto out;
@@ -253,7 +253,8 @@ test_encoder (void)
   for (int threads = 1; threads <= 3; threads++)
     for (int chunk = 1; chunk <= 64; chunk *= 4)
       {
-        pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, threads);
+        pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, threads,
+                                          PMX_GEMM_BEST);
         pmx_encoder_set_chunk (e, chunk);
         memset (got, 0xff, sizeof got);
         CHECK (pmx_encoder_forward (e, x, G, T, lengths, all, T, got) == 0,
@@ -272,9 +273,11 @@ test_encoder (void)
   for (pmx_gemm_kind k = PMX_GEMM_NONE; k <= pmx_gemm_best (); k++)
     for (int threads = 1; threads <= 2; threads++)
       {
-        pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, threads);
-        CHECK (pmx_encoder_use_gemm (e, k) == 0 && pmx_encoder_gemm (e) == k,
-               "use_gemm %s: %s", pmx_gemm_kind_name (k), pmx_errmsg ());
+        pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, threads, k);
+        CHECK (e && pmx_encoder_gemm (e) == k, "gemm %s: %s", pmx_gemm_kind_name (k),
+               pmx_errmsg ());
+        if (!e)
+          continue;
         pmx_encoder_set_chunk (e, 16);
         memset (got, 0xff, sizeof got);
         CHECK (pmx_encoder_forward (e, x, G, T, lengths, all, T, got) == 0,
@@ -283,6 +286,11 @@ test_encoder (void)
                pmx_gemm_kind_name (k), threads, max_diff (got, ref, G * T * H));
         pmx_encoder_free (e);
       }
+
+  if (pmx_gemm_best () < PMX_GEMM_AVX512)
+    CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1, PMX_GEMM_AVX512)
+           && strstr (pmx_errmsg (), "cannot run the avx512"),
+           "a kernel this CPU lacks accepted: '%s'", pmx_errmsg ());
 
   /* Padding removed = the sequence alone; padded rows are zero.  */
   for (int g = 0; g < G; g++)
@@ -342,19 +350,20 @@ test_encoder (void)
 
   /* Bad weights: a missing key, a wrong shape.  */
   pmx_record_remove (&w, "encoder.layer.1.attention.self.key.weight");
-  CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1)
+  CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1, PMX_GEMM_BEST)
          && strstr (pmx_errmsg (), "encoder.layer.1.attention.self.key.weight: missing"),
          "missing key: '%s'", pmx_errmsg ());
   pmx_record_reset (&w);
   make_weights (&w);
   pmx_tensor *t = pmx_record_get (&w, "encoder.layer.3.output.dense.weight");
   t->shape[1] = 6;
-  CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1)
+  CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1, PMX_GEMM_BEST)
          && strstr (pmx_errmsg (), "shape 48x6, expected 48x7"), "bad shape: '%s'",
          pmx_errmsg ());
   t->shape[1] = 7;
   cfg.hidden = 40;
-  CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1), "wrong hidden size accepted");
+  CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1, PMX_GEMM_BEST),
+         "wrong hidden size accepted");
 out:
   pmx_record_free (&w);
 }
