@@ -18,4 +18,5 @@
 #include "optim.h"      /* training: AdamW, schedules, clipping */
 #include "train-data.h" /* training: examples and batches */
 #include "train-io.h"   /* training: checkpoints and resumable state */
+#include "cofi-z.h"     /* pruning: CoFi structure masks */
 #endif
