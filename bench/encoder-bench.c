@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #ifdef HAVE_OPENBLAS_SET_NUM_THREADS
@@ -106,54 +107,92 @@ cmp_double (const void *a, const void *b)
 #if defined __x86_64__ && defined __GNUC__
 # include <immintrin.h>
 
-/* The FMA peak of one core, GFLOP/s: 12 independent chains of 256-bit FMAs
-   (as wide as AVX2; AMD's Zen 4 runs 512-bit ones at the same rate, Intel
-   cores with two 512-bit units at twice it, so on those this understates
-   the peak) and no memory traffic, wall clock (measured before OpenBLAS
-   starts threads that spin).  0 without FMA.  */
+/* The FMA peak of one core, GFLOP/s, for one vector width: CHAINS
+   independent chains of FMAs (more than latency x units on any core we
+   know: 4 cycles x 2 units), no memory traffic, wall clock (measured before
+   OpenBLAS starts threads that spin).  Both widths are measured and the
+   faster is the peak: Zen 4 runs 512-bit FMAs at the 256-bit rate, Intel
+   cores with two 512-bit units at twice it, and a probe of 256-bit FMAs
+   alone would report half the real peak there.  */
 __attribute__ ((target ("avx2,fma"))) static double
 fma_peak_avx2 (void)
 {
-  __m256 acc[12], m = _mm256_set1_ps (0.999999f), a = _mm256_set1_ps (1e-6f);
+  enum { CHAINS = 12 };
+  __m256 acc[CHAINS], m = _mm256_set1_ps (0.999999f), a = _mm256_set1_ps (1e-6f);
 #pragma GCC unroll 12
-  for (int i = 0; i < 12; i++)
+  for (int i = 0; i < CHAINS; i++)
     acc[i] = _mm256_set1_ps ((float) i);
   long n = 20000000;
   double c0 = now ();
   for (long k = 0; k < n; k++)
     {
 #pragma GCC unroll 12
-      for (int i = 0; i < 12; i++)
+      for (int i = 0; i < CHAINS; i++)
         acc[i] = _mm256_fmadd_ps (acc[i], m, a);
     }
   double c = now () - c0;
   float sink[8];
   __m256 s = acc[0];
 #pragma GCC unroll 12
-  for (int i = 1; i < 12; i++)
+  for (int i = 1; i < CHAINS; i++)
     s = _mm256_add_ps (s, acc[i]);
   _mm256_storeu_ps (sink, s);
-  return sink[0] == 12345.0f ? 0 : 2.0 * 8 * 12 * n / c / 1e9;
+  return sink[0] == 12345.0f ? 0 : 2.0 * 8 * CHAINS * n / c / 1e9;
 }
 
+__attribute__ ((target ("avx512f"))) static double
+fma_peak_avx512 (void)
+{
+  enum { CHAINS = 16 };
+  __m512 acc[CHAINS], m = _mm512_set1_ps (0.999999f), a = _mm512_set1_ps (1e-6f);
+#pragma GCC unroll 16
+  for (int i = 0; i < CHAINS; i++)
+    acc[i] = _mm512_set1_ps ((float) i);
+  long n = 10000000;
+  double c0 = now ();
+  for (long k = 0; k < n; k++)
+    {
+#pragma GCC unroll 16
+      for (int i = 0; i < CHAINS; i++)
+        acc[i] = _mm512_fmadd_ps (acc[i], m, a);
+    }
+  double c = now () - c0;
+  __m512 s = acc[0];
+#pragma GCC unroll 16
+  for (int i = 1; i < CHAINS; i++)
+    s = _mm512_add_ps (s, acc[i]);
+  return _mm512_reduce_add_ps (s) == 12345.0f ? 0 : 2.0 * 16 * CHAINS * n / c / 1e9;
+}
+
+/* The best of three runs of each width; *WIDTH says which won.  */
 static double
-fma_peak (void)
+fma_peak (int *width)
 {
   __builtin_cpu_init ();
-  if (!__builtin_cpu_supports ("avx2") || !__builtin_cpu_supports ("fma"))
-    return 0;
   double best = 0;
+  *width = 0;
   for (int r = 0; r < 3; r++)
     {
-      double p = fma_peak_avx2 ();
-      best = p > best ? p : best;
+      if (__builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma"))
+        {
+          double p = fma_peak_avx2 ();
+          if (p > best)
+            best = p, *width = 256;
+        }
+      if (__builtin_cpu_supports ("avx512f"))
+        {
+          double p = fma_peak_avx512 ();
+          if (p > best)
+            best = p, *width = 512;
+        }
     }
   return best;
 }
 #else
 static double
-fma_peak (void)
+fma_peak (int *width)
 {
+  *width = 0;
   return 0;
 }
 #endif
@@ -278,15 +317,16 @@ main (int argc, char **argv)
       /* The shape's dense GEMMs with all the batch's tokens as rows (M up to
          4096, where OpenBLAS is at its best), OpenBLAS's own threads; the
          roofline weighs them by their FLOPs (Q, K, V and output are H x H).  */
-      peak = fma_peak () * threads;
+      int width;
+      peak = fma_peak (&width) * threads;
       int F = ffn[0] ? ffn[0] : 4 * H, M = B * T < 4096 ? B * T : 4096;
       double r1 = sgemm_rate (M, H, H, threads), r2 = sgemm_rate (M, F, H, threads),
              r3 = sgemm_rate (M, H, F, threads);
       roof = (4.0 * H * H + 2.0 * H * F) / (4.0 * H * H / r1 + (double) H * F / r2
                                             + (double) H * F / r3);
       printf ("sgemm %d threads, M %d: %dx%d %.1f, %d->%d %.1f, %d->%d %.1f GFLOP/s; "
-              "roofline %.1f; FMA peak %.1f (%d x one core)\n", threads, M, H, H, r1, H,
-              F, r2, F, H, r3, roof, peak, threads);
+              "roofline %.1f; FMA peak %.1f (%d x one core, %d-bit FMAs)\n", threads, M, H,
+              H, r1, H, F, r2, F, H, r3, roof, peak, threads, width);
     }
 
   pmx_model_config cfg;
@@ -340,7 +380,13 @@ main (int argc, char **argv)
     printf (", %.0f%% of sgemm", 100 * (threads == 1 ? gf_cpu : gf) / roof);
   if (peak > 0)
     printf (", %.0f%% of FMA peak", 100 * (threads == 1 ? gf_cpu : gf) / peak);
-  printf ("; %.2f seq per CPU-s (%.1f GFLOP per CPU-s)\n", B / cpu[passes / 2], gf_cpu);
+  printf ("; %.2f seq per CPU-s (%.1f GFLOP per CPU-s)", B / cpu[passes / 2], gf_cpu);
+  /* Peak resident memory: the random weights built here, the encoder's
+     packed copy of them and its workspace.  */
+  struct rusage ru;
+  if (getrusage (RUSAGE_SELF, &ru) == 0)
+    printf ("; peak RSS %.0f MiB", ru.ru_maxrss / 1024.0);
+  putchar ('\n');
   pmx_encoder_free (e);
   pmx_record_free (&w);
   free (x);
