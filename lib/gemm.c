@@ -19,9 +19,12 @@
 #include "gemm.h"
 #include "error.h"
 
+#include <cblas.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #if defined __x86_64__ && (defined __GNUC__ || defined __clang__)
 # include <immintrin.h>
@@ -323,4 +326,249 @@ pmx_gemm_packed (const pmx_packed *p, const float *A, int lda, float *C, int ldc
   (void) p, (void) A, (void) lda, (void) C, (void) ldc, (void) M, (void) N0;
   (void) N1, (void) accumulate, (void) scratch;
 #endif
+}
+
+/* ---- pmx_sgemm ----------------------------------------------------------
+
+   Goto's loops around the same micro-kernels: for each NC-wide block of
+   columns and each KC-deep block of the depth, op(B)'s block is packed into
+   NR-wide panels (kept in L3), then for each MC-high block of rows op(A)'s
+   block is packed into micro-panels (kept in L2) and every (micro-panel,
+   panel) pair is one kernel call.  */
+
+enum { SG_MC = 252 /* a multiple of both tiles' heights, 14 and 6 */, SG_NC = 1024 };
+
+#ifdef HAVE_X86_KERNELS
+
+/* op(A)[i0.., k0..] of a block, MR-row micro-panels, times ALPHA; rows past
+   M zero.  Row-major A: op(A)[i, k] = TRANSA ? A[k lda + i] : A[i lda + k].
+   Untransposed with ALPHA 1 is pack_a's job; transposed, each row of A
+   holds one k for every i, so it is read once, across the micro-panels.  */
+static void
+sg_pack_a (int transa, const float *A, int lda, int i0, int mc, int k0, int kd,
+           int mr, float alpha, float *dst)
+{
+  if (!transa && alpha == 1.0f)
+    {
+      pack_a (A + (size_t) i0 * lda, lda, mc, k0, kd, mr, dst);
+      return;
+    }
+  int panels = (mc + mr - 1) / mr;
+  if (!transa)
+    for (int p = 0; p < panels; p++)
+      {
+        float *d = dst + (size_t) p * kd * mr;
+        for (int i = 0; i < mr; i++)
+          {
+            int r = p * mr + i;
+            const float *src = A + (size_t) (i0 + r) * lda + k0;
+            if (r < mc)
+              for (int k = 0; k < kd; k++)
+                d[(size_t) k * mr + i] = alpha * src[k];
+            else
+              for (int k = 0; k < kd; k++)
+                d[(size_t) k * mr + i] = 0.0f;
+          }
+      }
+  else
+    for (int k = 0; k < kd; k++)
+      {
+        const float *src = A + (size_t) (k0 + k) * lda + i0;
+        for (int p = 0; p < panels; p++)
+          {
+            float *d = dst + (size_t) p * kd * mr + (size_t) k * mr;
+            int rows = mc - p * mr < mr ? mc - p * mr : mr;
+            for (int i = 0; i < rows; i++)
+              d[i] = alpha * src[p * mr + i];
+            for (int i = rows; i < mr; i++)
+              d[i] = 0.0f;
+          }
+      }
+}
+
+/* op(B)[k0.., j0..] of a block into NR-wide panels, columns past NC zero.
+   op(B)[k, j] = TRANSB ? B[j ldb + k] : B[k ldb + j].  */
+static void
+sg_pack_b (int transb, const float *B, int ldb, int k0, int kd, int j0, int nc,
+           float *dst)
+{
+  for (int c0 = 0; c0 < nc; c0 += NR, dst += (size_t) kd * NR)
+    {
+      int cols = nc - c0 < NR ? nc - c0 : NR;
+      if (!transb)
+        for (int k = 0; k < kd; k++)
+          {
+            const float *src = B + (size_t) (k0 + k) * ldb + j0 + c0;
+            float *d = dst + (size_t) k * NR;
+            for (int c = 0; c < NR; c++)
+              d[c] = c < cols ? src[c] : 0.0f;
+          }
+      else
+        for (int c = 0; c < NR; c++)
+          {
+            const float *src = B + (size_t) (j0 + c0 + c) * ldb + k0;
+            for (int k = 0; k < kd; k++)
+              dst[(size_t) k * NR + c] = c < cols ? src[k] : 0.0f;
+          }
+    }
+}
+
+#endif /* HAVE_X86_KERNELS */
+
+void
+pmx_sgemm_ws_free (pmx_sgemm_ws *ws)
+{
+  if (ws)
+    {
+      free (ws->buf);
+      ws->buf = NULL;
+      ws->cap = 0;
+    }
+}
+
+/* OpenBLAS picks its kernels by CPU model when it loads; on a model it does
+   not know (Debian's 0.3.21 on newer cores) it falls back to generic SSE3
+   code, 9 times slower than its AVX-512 kernels on a Zen 4 core.  A core
+   name counts as native when it was written for the widest vectors this
+   CPU has.  */
+const char *
+pmx_blas_corename (void)
+{
+#ifdef HAVE_OPENBLAS_GET_CORENAME
+  const char *name = openblas_get_corename ();
+  return name ? name : "unknown";
+#else
+  return "unknown";
+#endif
+}
+
+int
+pmx_blas_native (void)
+{
+  static const char *const avx512[] =
+    { "skylakex", "cooperlake", "sapphirerapids", NULL };
+  static const char *const avx2[] =
+    { "haswell", "zen", "skylakex", "cooperlake", "sapphirerapids", NULL };
+  pmx_gemm_kind best = pmx_gemm_best ();
+  const char *const *ok = best == PMX_GEMM_AVX512 ? avx512
+    : best == PMX_GEMM_AVX2 ? avx2 : NULL;
+  if (!ok)
+    return 1;                   /* nothing of ours to prefer */
+  const char *name = pmx_blas_corename ();
+  for (; *ok; ok++)
+    if (!strcasecmp (name, *ok))
+      return 1;
+  return 0;
+}
+
+/* pmx_sgemm's choice, made once: OpenBLAS where it runs native kernels
+   (it is faster than ours on attention's small products), else ours.  */
+static pmx_gemm_kind
+sgemm_choice (void)
+{
+  static volatile int choice = -1;     /* a benign race: same value */
+  if (choice < 0)
+    choice = pmx_blas_native () ? (int) PMX_GEMM_NONE : (int) pmx_gemm_best ();
+  return (pmx_gemm_kind) choice;
+}
+
+const char *
+pmx_sgemm_name (void)
+{
+  static char name[64];
+  pmx_gemm_kind k = sgemm_choice ();
+  if (k == PMX_GEMM_NONE)
+    snprintf (name, sizeof name, "openblas (%s)", pmx_blas_corename ());
+  else
+    snprintf (name, sizeof name, "%s", pmx_gemm_kind_name (k));
+  return name;
+}
+
+int
+pmx_sgemm (int transa, int transb, int M, int N, int K, float alpha,
+           const float *A, int lda, const float *B, int ldb, float beta,
+           float *C, int ldc, pmx_sgemm_ws *ws)
+{
+  return pmx_sgemm_kind (sgemm_choice (), transa, transb, M, N, K, alpha,
+                         A, lda, B, ldb, beta, C, ldc, ws);
+}
+
+int
+pmx_sgemm_kind (pmx_gemm_kind kind, int transa, int transb, int M, int N, int K,
+                float alpha, const float *A, int lda, const float *B, int ldb,
+                float beta, float *C, int ldc, pmx_sgemm_ws *ws)
+{
+  if (M <= 0 || N <= 0)
+    return 0;
+  if (kind == PMX_GEMM_BEST)
+    kind = pmx_gemm_best ();
+  if (kind > pmx_gemm_best ())
+    return pmx_error ("this CPU cannot run the %s GEMM kernel",
+                      pmx_gemm_kind_name (kind));
+  if (kind == PMX_GEMM_NONE)
+    {
+      cblas_sgemm (CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
+                   transb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                   B, ldb, beta, C, ldc);
+      return 0;
+    }
+#ifdef HAVE_X86_KERNELS
+  /* C = BETA C first, unless the first depth block overwrites it (BETA 0)
+     or adds to it (BETA 1).  K = 0 leaves BETA C.  */
+  int acc0 = beta != 0.0f;
+  if ((beta != 0.0f && beta != 1.0f) || (K <= 0 && beta == 0.0f))
+    {
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+          C[(size_t) i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t) i * ldc + j];
+    }
+  if (K <= 0)
+    return 0;
+  void (*kernel) (int, const float *, const float *, float *, int, int, int, int)
+    = kind == PMX_GEMM_AVX512 ? kernel_avx512 : kernel_avx2;
+  int mr = kind_mr (kind), kc = block_depth (K);
+  int mc = M < SG_MC ? (M + mr - 1) / mr * mr : SG_MC;
+  int nc = N < SG_NC ? (N + NR - 1) / NR * NR : SG_NC;
+  size_t need = (size_t) mc * kc + (size_t) kc * nc + 16;
+  pmx_sgemm_ws own = { NULL, 0 };
+  if (!ws)
+    ws = &own;
+  if (ws->cap < need)
+    {
+      void *mem = NULL;
+      if (posix_memalign (&mem, 64, need * sizeof (float)) != 0)
+        return pmx_error ("out of memory for a %dx%dx%d matrix product", M, N, K);
+      free (ws->buf);
+      ws->buf = mem;
+      ws->cap = need;
+    }
+  float *pa = ws->buf, *pb = ws->buf + ((size_t) mc * kc + 15) / 16 * 16;
+  for (int j0 = 0; j0 < N; j0 += SG_NC)
+    {
+      int ncb = N - j0 < SG_NC ? N - j0 : SG_NC;
+      for (int k0 = 0; k0 < K; k0 += kc)
+        {
+          int kd = K - k0 < kc ? K - k0 : kc;
+          int acc = acc0 || k0 > 0;
+          sg_pack_b (transb, B, ldb, k0, kd, j0, ncb, pb);
+          for (int i0 = 0; i0 < M; i0 += SG_MC)
+            {
+              int mcb = M - i0 < SG_MC ? M - i0 : SG_MC;
+              sg_pack_a (transa, A, lda, i0, mcb, k0, kd, mr, alpha, pa);
+              for (int c0 = 0; c0 < ncb; c0 += NR)
+                {
+                  const float *b = pb + (size_t) (c0 / NR) * kd * NR;
+                  const float *a = pa;
+                  for (int r0 = 0; r0 < mcb; r0 += mr, a += (size_t) kd * mr)
+                    kernel (kd, a, b, C + (size_t) (i0 + r0) * ldc + j0 + c0, ldc,
+                            mcb - r0 < mr ? mcb - r0 : mr,
+                            ncb - c0 < NR ? ncb - c0 : NR, acc);
+                }
+            }
+        }
+    }
+  if (ws == &own)
+    free (own.buf);
+#endif
+  return 0;
 }

@@ -61,4 +61,47 @@ size_t pmx_gemm_scratch (pmx_gemm_kind kind, int M);
 void pmx_gemm_packed (const pmx_packed *p, const float *A, int lda, float *C, int ldc,
                       int M, int N0, int N1, int accumulate, float *scratch);
 
+/* ---- General matrix products (attention, training) --------------------
+
+   C (M, N) (ldc) = ALPHA op(A) op(B) + BETA C, row-major, op(X) = X or
+   X^T as TRANSA / TRANSB say: cblas_sgemm's contract (CblasRowMajor), on
+   this file's micro-kernels unless OpenBLAS runs kernels native to this CPU
+   (pmx_blas_native), so no hot path depends on OpenBLAS knowing the CPU
+   (Debian's 0.3.21 falls back to generic SSE3 code, 9 times slower, on
+   CPUs it does not know).  Blocked like the packed product: op(B)
+   is packed per call, KC x NC at a time, op(A) MC x KC at a time.  Each
+   element of C is summed in an order that depends only on K, so a row's
+   result does not depend on M.  ALPHA scales op(A) as it is packed.
+   Single-threaded: callers split the work.  On a CPU without our kernels
+   (PMX_GEMM_NONE) it calls cblas_sgemm.
+
+   WS is a workspace the caller owns and reuses between calls (it grows to
+   the largest blocks seen; pmx_sgemm_ws_free releases it); NULL allocates
+   and frees one per call.  Returns 0, or -1 with an error when out of
+   memory (C is then unchanged unless BETA != 1 had been applied).  */
+
+typedef struct pmx_sgemm_ws
+{
+  float *buf;
+  size_t cap;                   /* floats */
+} pmx_sgemm_ws;
+
+int pmx_sgemm (int transa, int transb, int M, int N, int K, float alpha,
+               const float *A, int lda, const float *B, int ldb, float beta,
+               float *C, int ldc, pmx_sgemm_ws *ws);
+/* What pmx_sgemm runs: "openblas (CORE)" or our kernel's name.  */
+const char *pmx_sgemm_name (void);
+/* OpenBLAS's core name ("unknown" if it does not say), and whether it is
+   native to this CPU (written for its widest vectors; 1 on CPUs where we
+   have no kernel of our own).  */
+const char *pmx_blas_corename (void);
+int pmx_blas_native (void);
+
+/* The same with a given kernel, PMX_GEMM_NONE for OpenBLAS (tests, benchmarks); -1 with an error for
+   one this CPU cannot run.  */
+int pmx_sgemm_kind (pmx_gemm_kind kind, int transa, int transb, int M, int N,
+                    int K, float alpha, const float *A, int lda, const float *B,
+                    int ldb, float beta, float *C, int ldc, pmx_sgemm_ws *ws);
+void pmx_sgemm_ws_free (pmx_sgemm_ws *ws);
+
 #endif

@@ -122,6 +122,103 @@ done:
   free (scratch);
 }
 
+/* pmx_sgemm: C = ALPHA op(A) op(B) + BETA C for one transposition case,
+   strides wider than the rows, canaries around C, the same error bound, and
+   row independence (bit for bit).  */
+static void
+check_sgemm (pmx_gemm_kind kind, int ta, int tb, int M, int N, int K,
+             float alpha, float beta, pmx_sgemm_ws *ws)
+{
+  int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+  int lda = ac + 3, ldb = bc + 2, ldc = N + 5;
+  float *A = malloc (sizeof (float) * ((size_t) ar * lda + 1));
+  float *B = malloc (sizeof (float) * ((size_t) br * ldb + 1));
+  float *C = malloc (sizeof (float) * (size_t) (M + 1) * ldc);
+  float *C0 = malloc (sizeof (float) * (size_t) (M + 1) * ldc);
+  float *row = malloc (sizeof (float) * (size_t) ldc);
+  if (!A || !B || !C || !C0 || !row)
+    exit (99);
+  for (size_t i = 0; i < (size_t) ar * lda + 1; i++)
+    A[i] = frand ();
+  for (size_t i = 0; i < (size_t) br * ldb + 1; i++)
+    B[i] = frand ();
+  for (size_t i = 0; i < (size_t) (M + 1) * ldc; i++)
+    C0[i] = (i / ldc < (size_t) M && (int) (i % ldc) < N) ? frand () : CANARY;
+  memcpy (C, C0, sizeof (float) * (size_t) (M + 1) * ldc);
+  const char *kn = pmx_gemm_kind_name (kind);
+  CHECK (pmx_sgemm_kind (kind, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                         ws) == 0, "sgemm %s: %s", kn, pmx_errmsg ());
+  double worst = 0;
+  for (int i = 0; i <= M; i++)
+    for (int j = 0; j < ldc; j++)
+      {
+        size_t at = (size_t) i * ldc + j;
+        if (i == M || j >= N)
+          {
+            CHECK (C[at] == CANARY, "sgemm %s %d%d %dx%dx%d: wrote outside C at "
+                   "(%d, %d)", kn, ta, tb, M, N, K, i, j);
+            if (C[at] != CANARY)
+              goto done;
+            continue;
+          }
+        double ref = beta == 0 ? 0.0 : (double) beta * C0[at];
+        double mag = fabs (ref);
+        for (int k = 0; k < K; k++)
+          {
+            double a = ta ? A[(size_t) k * lda + i] : A[(size_t) i * lda + k];
+            double b = tb ? B[(size_t) j * ldb + k] : B[(size_t) k * ldb + j];
+            ref += alpha * a * b;
+            mag += fabs (alpha * a * b);
+          }
+        double err = fabs (C[at] - ref), bound = 2.0 * (K + 3) * FLT_EPSILON / 2 * mag + 1e-30;
+        if (err / bound > worst)
+          worst = err / bound;
+      }
+  CHECK (worst <= 1.0, "sgemm %s trans %d%d %dx%dx%d alpha %g beta %g: error %.3g "
+         "of the bound", kn, ta, tb, M, N, K, alpha, beta, worst);
+  /* OpenBLAS (PMX_GEMM_NONE) makes no such promise.  */
+  for (int i = 0; i < M && kind != PMX_GEMM_NONE; i += M > 20 ? 11 : 1)
+    {
+      memcpy (row, C0 + (size_t) i * ldc, sizeof (float) * (size_t) ldc);
+      const float *Ai = ta ? A + i : A + (size_t) i * lda;
+      pmx_sgemm_kind (kind, ta, tb, 1, N, K, alpha, Ai, lda, B, ldb, beta, row, ldc, ws);
+      CHECK (memcmp (row, C + (size_t) i * ldc, sizeof (float) * (size_t) N) == 0,
+             "sgemm %s trans %d%d %dx%dx%d: row %d alone differs", kn, ta, tb, M, N,
+             K, i);
+    }
+done:
+  free (A);
+  free (B);
+  free (C);
+  free (C0);
+  free (row);
+}
+
+static int
+sgemm_cases (pmx_gemm_kind kind)
+{
+  /* Around the tile heights (6, 14), the row block (252), the panel width
+     (16), the column block (1024) and the depth blocks (768).  */
+  static const int shapes[][3] = {
+    { 1, 1, 1 }, { 5, 15, 7 }, { 6, 16, 64 }, { 7, 17, 65 }, { 13, 33, 32 },
+    { 14, 16, 128 }, { 15, 31, 1 }, { 128, 128, 64 }, { 64, 128, 128 },
+    { 253, 40, 20 }, { 20, 1025, 9 }, { 9, 20, 1537 }, { 0, 5, 5 }, { 5, 5, 0 },
+  };
+  static const float ab[][2] = { { 1, 0 }, { 1, 1 }, { 0.125f, 0.5f } };
+  pmx_sgemm_ws ws = { NULL, 0 };
+  int n = 0;
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+    for (int t = 0; t < 4; t++)
+      {
+        const float *x = ab[(s + t) % 3];
+        check_sgemm (kind, t & 1, t >> 1, shapes[s][0], shapes[s][1], shapes[s][2],
+                     x[0], x[1], s % 2 ? &ws : NULL);
+        n++;
+      }
+  pmx_sgemm_ws_free (&ws);
+  return n;
+}
+
 int
 main (void)
 {
@@ -152,9 +249,14 @@ main (void)
       check_case (kind, 30, 100, 50, 64, 100, 1);
       check_case (kind, 3, 2304, 768, 768, 2304, 0);
       cases += 3;
+      cases += sgemm_cases (kind);
       printf ("%s: %d cases\n", pmx_gemm_kind_name (kind), cases);
       cases = 0;
     }
+
+  /* pmx_sgemm's OpenBLAS path takes the same arguments.  */
+  printf ("blas (%s): %d cases; pmx_sgemm runs %s\n", pmx_blas_corename (),
+          sgemm_cases (PMX_GEMM_NONE), pmx_sgemm_name ());
 
   /* A kernel this CPU does not run is refused.  */
   if (best < PMX_GEMM_AVX512)
