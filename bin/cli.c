@@ -251,6 +251,14 @@ cli_output_commit (cli_output *o)
   memset (o, 0, sizeof *o);
 }
 
+void
+cli_refuse_tty (const char *path, int force)
+{
+  if (!force && is_stdio (path) && isatty (STDOUT_FILENO))
+    die ("standard output is a terminal: not writing a binary stream to it;"
+         " redirect it to a file or a pipe, or use --force");
+}
+
 long long
 cli_parse_int (const char *opt, const char *arg, long long lo, long long hi)
 {
