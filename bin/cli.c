@@ -141,10 +141,9 @@ cli_version (void)
 void
 cli_help_tail (void)
 {
-  printf ("\nExit status is 0 on success and 1 on any error.\n"
-          "\nReport bugs to: %s\n"
-          "prumux home page: <https://github.com/prumux/prumux>\n",
-          PACKAGE_BUGREPORT);
+  /* No bug address or home page: the project has none published yet
+     (configure.ac's AC_INIT gives none), and a made-up one misleads.  */
+  printf ("\nExit status is 0 on success and 1 on any error.\n");
   exit (EXIT_SUCCESS);
 }
 
