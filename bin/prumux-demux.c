@@ -140,7 +140,10 @@ row_end (FILE *f, enum format fmt, const row_extras *x, int64_t b,
       char buf[32];
       const char *name = NULL;
       if (classes == 1 && !isnan (g))
-        snprintf (buf, sizeof buf, "%.7g", g), name = buf;
+        {
+          snprintf (buf, sizeof buf, "%.7g", g);
+          name = buf;
+        }
       else if (classes > 1 && g >= 0 && g == floor (g) && g < 1e9)
         name = class_name (cfg, (int) g, buf, sizeof buf);
       if (fmt == FMT_JSON)

@@ -157,7 +157,9 @@ progress_report (progress *p, const pmx_record *rec, int final)
   p->last = t;
   double rate = t > p->start ? p->rows / (t - p->start) : 0;
   fprintf (stderr, "%s: %llu records, %llu rows, %.1f rows/s%s", program_name,
-           p->records, p->rows, rate, p->tty && !final ? "\r" : "\n");
+           p->records, p->rows, rate,
+           /* On a terminal, blanks clear what a longer line left.  */
+           !p->tty ? "\n" : final ? "   \n" : "   \r");
   fflush (stderr);
 }
 

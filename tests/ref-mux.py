@@ -705,7 +705,7 @@ def pipeline_case(bindir, wd, name, N, demux, kw, B, sizes, failures):
                 failures.append(name + " json rows")
             check(f"{name}: JSON probs", got, want, failures)
         else:
-            ev = dict(l.split("\t") for l in open(out + ".eval").read().splitlines())
+            ev = dict(l.split("\t") for l in open(out + ".eval").read().split("\n\n")[0].splitlines())
             acc = float(np.mean(logits.argmax(1) == label.numpy()))
             ok = int(ev["rows"]) == B and abs(float(ev["accuracy"]) - acc) < 1e-6
             print(f"{'ok  ' if ok else 'FAIL'} {name}: --eval accuracy {ev['accuracy']} "
@@ -832,7 +832,7 @@ def e2e(bindir, wd, N, demux, lines):
     if not n_ok:
         return 1
     check(f"N={N} {demux}: end-to-end logits {got.shape}", got, logits, failures)
-    e = dict(l.split("\t") for l in open(ev).read().splitlines())
+    e = dict(l.split("\t") for l in open(ev).read().split("\n\n")[0].splitlines())
     acc = float(np.mean(logits.argmax(1) == gold))
     ok = int(e["rows"]) == lines and abs(float(e["accuracy"]) - acc) < 1e-6
     print(f"{'ok  ' if ok else 'FAIL'} --eval: rows {e['rows']}, accuracy {e['accuracy']} "
