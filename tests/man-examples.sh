@@ -1,5 +1,6 @@
 #!/bin/sh
-# Every EXAMPLES block of the man pages runs.  The blocks are taken from
+# The man pages: every EXAMPLES block runs, and the generated pages have
+# real NAME lines and the data directory filled in.  The blocks are taken from
 # the man/*.x sources: in the [EXAMPLES] section, each .nf ... .fi block is
 # a shell script (roff escapes \e, \\, \-, \& and \(aq undone, .RS/.RE
 # dropped, @pkgdatadir@ the source tree's share/prumux), run by bash with
@@ -21,6 +22,15 @@
 command -v bash > /dev/null || skip_ "bash is needed"
 command -v python3 > /dev/null || skip_ "python3 is needed to extract the examples"
 share=$srcdir/share/prumux
+
+# The built pages themselves: a real NAME line (not help2man's "manual page
+# for" placeholder), the data directory substituted, no made-up contact.
+for page in "$abs_top_builddir"/man/prumux-*.1; do
+  [ -f "$page" ] || framework_failure_ "no man pages built"
+  grep -q 'manual page for' "$page" && fail_ "$page: placeholder NAME line"
+  grep -q '@pkgdatadir@' "$page" && fail_ "$page: @pkgdatadir@ not substituted"
+  grep -qi 'report bugs\|github\.com' "$page" && fail_ "$page: names a contact that does not exist"
+done
 
 python3 - "$srcdir/man" "$share" <<'PY' || framework_failure_ "cannot extract the examples"
 import glob, os, re, sys
