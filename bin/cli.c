@@ -141,10 +141,9 @@ cli_version (void)
 void
 cli_help_tail (void)
 {
-  printf ("\nExit status is 0 on success and 1 on any error.\n"
-          "\nReport bugs to: %s\n"
-          "prumux home page: <https://github.com/prumux/prumux>\n",
-          PACKAGE_BUGREPORT);
+  /* No bug address or home page: the project has none published yet
+     (configure.ac's AC_INIT gives none), and a made-up one misleads.  */
+  printf ("\nExit status is 0 on success and 1 on any error.\n");
   exit (EXIT_SUCCESS);
 }
 
@@ -249,6 +248,14 @@ cli_output_commit (cli_output *o)
   free (o->tmp);
   free (o->path);
   memset (o, 0, sizeof *o);
+}
+
+void
+cli_refuse_tty (const char *path, int force)
+{
+  if (!force && is_stdio (path) && isatty (STDOUT_FILENO))
+    die ("standard output is a terminal: not writing a binary stream to it;"
+         " redirect it to a file or a pipe, or use --force");
 }
 
 long long

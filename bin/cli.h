@@ -51,6 +51,11 @@ typedef struct cli_output
 FILE *cli_output_open (cli_output *o, const char *path);
 void cli_output_commit (cli_output *o);
 
+/* A binary stream written to a terminal garbles it and helps nobody: die,
+   as gzip does, when PATH ("-" or NULL: standard output) is a terminal,
+   unless FORCE (the programs' --force).  Call it before any work.  */
+void cli_refuse_tty (const char *path, int force);
+
 /* Parse a whole decimal number in [LO, HI] for option OPT; usage_error
    otherwise.  */
 long long cli_parse_int (const char *opt, const char *arg, long long lo, long long hi);

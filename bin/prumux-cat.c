@@ -20,7 +20,9 @@ Show the prumux tensor stream in FILE (or standard input) as readable text,\n\
 as exact TSV, or as JSON Lines; with --encode, read that TSV form and write\n\
 the binary stream.\n\
 \n\
-  -f, --format=FORMAT   text (default), tsv or json\n\
+  -f, --format=FORMAT   text (default), tsv or json (JSON Lines: a metadata\n\
+                          object, then per record its tensors by name, the\n\
+                          data nested by the shape)\n\
   -t, --tensor=NAMES    show only the tensors named in the comma-separated list\n\
   -H, --header          show only the stream header (metadata), not records\n\
   -n, --no-data         show names, types and shapes, not values\n\
@@ -30,6 +32,7 @@ the binary stream.\n\
   -c, --check           read the whole stream, print nothing, and report\n\
                           whether it is valid through the exit status\n\
   -o, --output=FILE     write to FILE (atomically) instead of standard output\n\
+      --force           --encode: write the stream even to a terminal\n\
       --help            display this help and exit\n\
       --version         output version information and exit\n\
 \n\
@@ -65,12 +68,13 @@ main (int argc, char **argv)
     { "encode", no_argument, NULL, 'e' },
     { "check", no_argument, NULL, 'c' },
     { "output", required_argument, NULL, 'o' },
+    { "force", no_argument, NULL, 256 },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 }
   };
   struct text_options opt = { .format = FORMAT_TEXT, .max_values = 8 };
-  int header_only = 0, encode = 0, check = 0, c;
+  int header_only = 0, encode = 0, check = 0, force = 0, c;
   const char *output = NULL;
 
   cli_init (argv[0]);
@@ -94,6 +98,7 @@ main (int argc, char **argv)
       case 'e': encode = 1; break;
       case 'c': check = 1; break;
       case 'o': output = optarg; break;
+      case 256: force = 1; break;
       case 'h': usage (); break;
       case 'V': cli_version (); break;
       default: usage_error ("invalid option");
@@ -101,6 +106,8 @@ main (int argc, char **argv)
   if (argc - optind > 1)
     usage_error ("extra operand '%s'", argv[optind + 1]);
   const char *input = optind < argc ? argv[optind] : "-";
+  if (encode)
+    cli_refuse_tty (output, force);
 
   FILE *in = cli_open_input (input);
   cli_output o;

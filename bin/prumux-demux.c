@@ -42,10 +42,20 @@ standard input.\n\
                             json: one JSON object per line; stream: a\n\
                             prumux tensor stream (row, label, logits or\n\
                             embeddings)\n\
+  -H, --header            tsv: a first line naming the columns (the class\n\
+                            names for probs and logits)\n\
+      --row-numbers       tsv: a first column with the row number (the\n\
+                            0-based input line number; json always has it)\n\
+      --gold              a last column (json: key) with the gold label the\n\
+                            stream carries (prumux-tokenize --label-field)\n\
   -e, --eval[=FILE]       score the predictions against the stream's gold\n\
                             labels: accuracy, F1 (two classes), Matthews\n\
-                            correlation, or Pearson and Spearman correlation\n\
-                            for a regression head; to FILE or standard error\n\
+                            correlation and macro F1, then per class\n\
+                            precision, recall, F1 and support, and the\n\
+                            confusion matrix; Pearson and Spearman\n\
+                            correlation for a regression head; to FILE or\n\
+                            standard error\n\
+      --force             -f stream: write the stream even to a terminal\n\
       --pool=POOL         models without multiplexing: cls, mean or pooler\n\
                             (default: the model's)\n\
       --normalize         L2-normalise pooled embeddings\n\
@@ -86,25 +96,157 @@ softmax (const float *x, int C, double *p)
     p[c] /= s;
 }
 
+/* The name of class K: the model's label name, else the number (in BUF).  */
+static const char *
+class_name (const pmx_model_config *cfg, int k, char *buf, size_t size)
+{
+  if (cfg->labels && k >= 0 && k < cfg->num_labels)
+    return cfg->labels[k];
+  snprintf (buf, size, "%d", k);
+  return buf;
+}
+
+/* What each output line holds besides its payload (--row-numbers, --gold).  */
+typedef struct row_extras
+{
+  int row_numbers;
+  const pmx_tensor *gold;       /* the record's 'label', or NULL */
+} row_extras;
+
+/* Start the line of ROW: JSON's opening with the row number, or the TSV
+   row-number column.  */
 static void
-print_vector (FILE *f, enum format fmt, const char *key, int64_t row,
-              const float *v, const double *dv, int n)
+row_begin (FILE *f, enum format fmt, const row_extras *x, int64_t row)
 {
   if (fmt == FMT_JSON)
-    fprintf (f, "{\"row\":%lld,\"%s\":[", (long long) row, key);
+    fprintf (f, "{\"row\":%lld,", (long long) row);
+  else if (x->row_numbers)
+    fprintf (f, "%lld\t", (long long) row);
+}
+
+/* End the line of row B of the record: the gold label, if asked (its name
+   for a classifier, the value for a regression; empty, or JSON null, when
+   the row has none), and the newline.  */
+static void
+row_end (FILE *f, enum format fmt, const row_extras *x, int64_t b,
+         const pmx_model_config *cfg, int classes)
+{
+  if (x->gold)
+    {
+      const pmx_tensor *t = x->gold;
+      double g = t->dtype == PMX_F32 ? ((const float *) t->data)[b]
+        : t->dtype == PMX_I32 ? ((const int32_t *) t->data)[b]
+        : t->dtype == PMX_I64 ? (double) ((const int64_t *) t->data)[b] : NAN;
+      char buf[32];
+      const char *name = NULL;
+      if (classes == 1 && !isnan (g))
+        {
+          snprintf (buf, sizeof buf, "%.7g", g);
+          name = buf;
+        }
+      else if (classes > 1 && g >= 0 && g == floor (g) && g < 1e9)
+        name = class_name (cfg, (int) g, buf, sizeof buf);
+      if (fmt == FMT_JSON)
+        {
+          fputs (",\"gold\":", f);
+          if (!name)
+            fputs ("null", f);
+          else if (classes == 1)
+            fputs (name, f);
+          else
+            json_string (f, name);
+        }
+      else
+        fprintf (f, "\t%s", name ? name : "");
+    }
+  fputs (fmt == FMT_JSON ? "}\n" : "\n", f);
+}
+
+static void
+print_vector (FILE *f, enum format fmt, const char *key, const float *v,
+              const double *dv, int n)
+{
+  if (fmt == FMT_JSON)
+    fprintf (f, "\"%s\":[", key);
   for (int j = 0; j < n; j++)
     {
       if (j)
         putc (fmt == FMT_JSON ? ',' : '\t', f);
       fprintf (f, "%.7g", dv ? dv[j] : (double) v[j]);
     }
-  fputs (fmt == FMT_JSON ? "]}\n" : "\n", f);
+  if (fmt == FMT_JSON)
+    putc (']', f);
+}
+
+/* --header: the names of the TSV columns, for D values of WHAT.  */
+static void
+print_header (FILE *f, enum what what, const row_extras *x, int gold,
+              const pmx_model_config *cfg, int classes, int D)
+{
+  char buf[32];
+  if (x->row_numbers)
+    fputs ("row\t", f);
+  if (what == OUT_EMBEDDINGS)
+    for (int j = 0; j < D; j++)
+      fprintf (f, "%semb_%d", j ? "\t" : "", j);
+  else if (what == OUT_LABELS)
+    fputs (classes == 1 ? "score" : "label\tprobability", f);
+  else if (classes == 1)
+    fputs ("score", f);
+  else
+    for (int k = 0; k < classes; k++)
+      fprintf (f, "%s%s", k ? "\t" : "", class_name (cfg, k, buf, sizeof buf));
+  fputs (gold ? "\tgold\n" : "\n", f);
+}
+
+/* --eval's report: NAME<TAB>VALUE lines, then, for a classifier, the
+   per-class table and the confusion matrix (gold rows, predicted
+   columns), each after a blank line.  */
+static void
+print_eval (FILE *ef, const pmx_metrics *metrics, const pmx_model_config *cfg, int C)
+{
+  pmx_metric_values v;
+  pmx_metrics_get (metrics, &v);
+  fprintf (ef, "rows\t%lld\n", (long long) v.count);
+  if (v.skipped)
+    fprintf (ef, "unlabelled\t%lld\n", (long long) v.skipped);
+  if (v.regression)
+    {
+      fprintf (ef, "pearson\t%.6f\nspearman\t%.6f\n", v.pearson, v.spearman);
+      return;
+    }
+  fprintf (ef, "accuracy\t%.6f\n", v.accuracy);
+  if (C == 2)
+    fprintf (ef, "f1\t%.6f\n", v.f1);
+  fprintf (ef, "matthews\t%.6f\nmacro_f1\t%.6f\n", v.matthews, v.macro_f1);
+  char buf[32];
+  fputs ("\nclass\tprecision\trecall\tf1\tsupport\n", ef);
+  for (int k = 0; k < C; k++)
+    {
+      pmx_class_values cv;
+      pmx_metrics_class (metrics, k, &cv);
+      fprintf (ef, "%s\t%.6f\t%.6f\t%.6f\t%lld\n", class_name (cfg, k, buf, sizeof buf),
+               cv.precision, cv.recall, cv.f1, (long long) cv.support);
+    }
+  const int64_t *cm = pmx_metrics_confusion (metrics);
+  fputs ("\ngold\\predicted", ef);
+  for (int k = 0; k < C; k++)
+    fprintf (ef, "\t%s", class_name (cfg, k, buf, sizeof buf));
+  putc ('\n', ef);
+  for (int g = 0; g < C; g++)
+    {
+      fputs (class_name (cfg, g, buf, sizeof buf), ef);
+      for (int k = 0; k < C; k++)
+        fprintf (ef, "\t%lld", (long long) cm[(size_t) g * C + k]);
+      putc ('\n', ef);
+    }
 }
 
 int
 main (int argc, char **argv)
 {
-  enum { OPT_OUTPUT = 256, OPT_POOL, OPT_NORMALIZE, OPT_NO_NORMALIZE };
+  enum { OPT_OUTPUT = 256, OPT_POOL, OPT_NORMALIZE, OPT_NO_NORMALIZE, OPT_ROW_NUMBERS,
+    OPT_GOLD, OPT_FORCE };
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
     { "weights", required_argument, NULL, 'w' },
@@ -112,6 +254,10 @@ main (int argc, char **argv)
     { "output", required_argument, NULL, OPT_OUTPUT },
     { "format", required_argument, NULL, 'f' },
     { "eval", optional_argument, NULL, 'e' },
+    { "header", no_argument, NULL, 'H' },
+    { "row-numbers", no_argument, NULL, OPT_ROW_NUMBERS },
+    { "gold", no_argument, NULL, OPT_GOLD },
+    { "force", no_argument, NULL, OPT_FORCE },
     { "pool", required_argument, NULL, OPT_POOL },
     { "normalize", no_argument, NULL, OPT_NORMALIZE },
     { "no-normalize", no_argument, NULL, OPT_NO_NORMALIZE },
@@ -121,11 +267,12 @@ main (int argc, char **argv)
   };
   const char *model_path = NULL, *weights_path = NULL, *out_path = "-";
   const char *eval_path = NULL, *pool = NULL;
-  int what = -1, eval = 0, normalize = -1, c;
+  int what = -1, eval = 0, normalize = -1, header = 0, want_gold = 0, force = 0, c;
+  row_extras extras = { 0, NULL };
   enum format fmt = FMT_TSV;
 
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "m:w:o:f:e::", longopts, NULL)) != -1)
+  while ((c = getopt_long (argc, argv, "m:w:o:f:e::H", longopts, NULL)) != -1)
     switch (c)
       {
       case 'm': model_path = optarg; break;
@@ -145,6 +292,10 @@ main (int argc, char **argv)
         else usage_error ("invalid --format '%s' (tsv, json, stream)", optarg);
         break;
       case 'e': eval = 1; eval_path = optarg; break;
+      case 'H': header = 1; break;
+      case OPT_ROW_NUMBERS: extras.row_numbers = 1; break;
+      case OPT_GOLD: want_gold = 1; break;
+      case OPT_FORCE: force = 1; break;
       case OPT_POOL: pool = optarg; break;
       case OPT_NORMALIZE: normalize = 1; break;
       case OPT_NO_NORMALIZE: normalize = 0; break;
@@ -157,6 +308,8 @@ main (int argc, char **argv)
   if (argc - optind > 1)
     usage_error ("extra operand '%s'", argv[optind + 1]);
   const char *in_path = optind < argc ? argv[optind] : "-";
+  if (fmt == FMT_STREAM)
+    cli_refuse_tty (out_path, force);
 
   weights mw;
   weights_open (&mw, model_path, weights_path);
@@ -235,6 +388,13 @@ main (int argc, char **argv)
       const pmx_tensor *emb = pmx_record_get (&res, "embeddings");
       const pmx_tensor *label = pmx_record_get (&res, "label");
       int64_t R = rows->shape[0];
+      if (want_gold && !(extras.gold = label))
+        die ("%s: --gold: the stream has no gold labels ('label')", in_name);
+      if (header && fmt == FMT_TSV)
+        {
+          print_header (f, what, &extras, want_gold, cfg, C, emb ? (int) emb->shape[1] : 0);
+          header = 0;
+        }
       if (metrics)
         {
           if (!label)
@@ -262,35 +422,33 @@ main (int argc, char **argv)
         {
           int64_t row = ((const int64_t *) rows->data)[b];
           const float *lg = logits ? (const float *) logits->data + b * C : NULL;
+          row_begin (f, fmt, &extras, row);
           switch (what)
             {
             case OUT_EMBEDDINGS:
               {
                 int D = (int) emb->shape[1];
-                print_vector (f, fmt, "embedding", row, (const float *) emb->data + b * D,
+                print_vector (f, fmt, "embedding", (const float *) emb->data + b * D,
                               NULL, D);
                 break;
               }
             case OUT_LOGITS:
-              print_vector (f, fmt, "logits", row, lg, NULL, C);
+              print_vector (f, fmt, "logits", lg, NULL, C);
               break;
             case OUT_PROBS:
               if (C == 1)
-                print_vector (f, fmt, "probs", row, lg, NULL, C);
+                print_vector (f, fmt, "probs", lg, NULL, C);
               else
                 {
                   softmax (lg, C, probs);
-                  print_vector (f, fmt, "probs", row, NULL, probs, C);
+                  print_vector (f, fmt, "probs", NULL, probs, C);
                 }
               break;
             case OUT_LABELS:
               if (C == 1)
                 {
                   /* A regression head: the value is the prediction.  */
-                  if (fmt == FMT_JSON)
-                    fprintf (f, "{\"row\":%lld,\"score\":%.7g}\n", (long long) row, lg[0]);
-                  else
-                    fprintf (f, "%.7g\n", lg[0]);
+                  fprintf (f, fmt == FMT_JSON ? "\"score\":%.7g" : "%.7g", lg[0]);
                   break;
                 }
               softmax (lg, C, probs);
@@ -298,24 +456,19 @@ main (int argc, char **argv)
               for (int k = 1; k < C; k++)
                 if (lg[k] > lg[best])
                   best = k;
-              const char *name = cfg->labels && best < cfg->num_labels
-                ? cfg->labels[best] : NULL;
-              char num[16];
-              if (!name)
-                {
-                  snprintf (num, sizeof num, "%d", best);
-                  name = num;
-                }
+              char num[32];
+              const char *name = class_name (cfg, best, num, sizeof num);
               if (fmt == FMT_JSON)
                 {
-                  fprintf (f, "{\"row\":%lld,\"label\":", (long long) row);
+                  fputs ("\"label\":", f);
                   json_string (f, name);
-                  fprintf (f, ",\"score\":%.6f}\n", probs[best]);
+                  fprintf (f, ",\"score\":%.6f", probs[best]);
                 }
               else
-                fprintf (f, "%s\t%.6f\n", name, probs[best]);
+                fprintf (f, "%s\t%.6f", name, probs[best]);
               break;
             }
+          row_end (f, fmt, &extras, b, cfg, C);
         }
       cli_check_write (f, out_path);
     }
@@ -333,22 +486,9 @@ main (int argc, char **argv)
     {
       if (!saw_label)
         die ("%s: --eval: the stream has no gold labels ('label')", in_name);
-      pmx_metric_values v;
-      pmx_metrics_get (metrics, &v);
       cli_output eo;
       FILE *ef = eval_path ? cli_output_open (&eo, eval_path) : stderr;
-      fprintf (ef, "rows\t%lld\n", (long long) v.count);
-      if (v.skipped)
-        fprintf (ef, "unlabelled\t%lld\n", (long long) v.skipped);
-      if (v.regression)
-        fprintf (ef, "pearson\t%.6f\nspearman\t%.6f\n", v.pearson, v.spearman);
-      else
-        {
-          fprintf (ef, "accuracy\t%.6f\n", v.accuracy);
-          if (C == 2)
-            fprintf (ef, "f1\t%.6f\n", v.f1);
-          fprintf (ef, "matthews\t%.6f\n", v.matthews);
-        }
+      print_eval (ef, metrics, cfg, C);
       if (eval_path)
         cli_output_commit (&eo);
       pmx_metrics_free (metrics);

@@ -14,13 +14,15 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static void
 usage (void)
 {
   printf ("Usage: %s -m MODEL [OPTION]... [FILE]\n", program_name);
   printf ("Run the BERT encoder layers of MODEL over a prumux stream of encoder\n"
-          "inputs (stage embeds, from prumux-embed or prumux-mux) read from FILE\n"
+          "inputs (stage embeds, from prumux-mux) read from FILE\n"
           "or standard input, and write the last hidden states (stage hidden).\n"
           "\n"
           "  -m, --model=MODEL       the model archive (.pmx)\n"
@@ -41,6 +43,12 @@ usage (void)
           "                            CPU has, else 'blas'), 'avx512', 'avx2', or\n"
           "                            'blas' (OpenBLAS)\n"
           "  -o, --output=FILE       write to FILE (atomically) instead of stdout\n"
+          "      --force             write the stream even to a terminal\n"
+          "      --progress          report progress on standard error: records,\n"
+          "                            rows and rows per second, once a second and\n"
+          "                            at the end (the default when standard error\n"
+          "                            is a terminal)\n"
+          "      --no-progress       do not\n"
           "      --help              display this help and exit\n"
           "      --version           output version information and exit\n"
           "\n"
@@ -111,6 +119,50 @@ positions_auto (positions *p, const pmx_model_config *cfg)
     positions_add (p, v[i]);
 }
 
+/* Progress on standard error (--progress): records and rows done and the
+   rate, at most once a second, and a last line at the end.  On a terminal
+   the line is rewritten in place.  */
+typedef struct progress
+{
+  int on, tty;
+  unsigned long long records, rows;
+  double start, last;
+} progress;
+
+static double
+now_seconds (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (double) ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+progress_report (progress *p, const pmx_record *rec, int final)
+{
+  if (!p->on)
+    return;
+  if (rec)
+    {
+      /* Input rows (fillers included): the row tensor, else the sequences.  */
+      const pmx_tensor *row = pmx_record_get (rec, "row");
+      const pmx_tensor *x = pmx_record_get (rec, "embeds");
+      p->records++;
+      p->rows += row && row->rank >= 1 ? (unsigned long long) row->shape[0]
+        : x && x->rank >= 1 ? (unsigned long long) x->shape[0] : 0;
+    }
+  double t = now_seconds ();
+  if (!final && t - p->last < 1)
+    return;
+  p->last = t;
+  double rate = t > p->start ? p->rows / (t - p->start) : 0;
+  fprintf (stderr, "%s: %llu records, %llu rows, %.1f rows/s%s", program_name,
+           p->records, p->rows, rate,
+           /* On a terminal, blanks clear what a longer line left.  */
+           !p->tty ? "\n" : final ? "   \n" : "   \r");
+  fflush (stderr);
+}
+
 /* Run the encoder over one embeds record REC and write the result.  */
 static void
 encode_record (pmx_encoder *enc, const pmx_record *rec, positions *pos,
@@ -137,7 +189,8 @@ encode_record (pmx_encoder *enc, const pmx_record *rec, positions *pos,
 int
 main (int argc, char **argv)
 {
-  enum { OPT_HELP = 256, OPT_VERSION, OPT_GEMM };
+  enum { OPT_HELP = 256, OPT_VERSION, OPT_GEMM, OPT_FORCE, OPT_PROGRESS,
+    OPT_NO_PROGRESS };
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
     { "weights", required_argument, NULL, 'w' },
@@ -146,13 +199,17 @@ main (int argc, char **argv)
     { "threads", required_argument, NULL, 't' },
     { "gemm", required_argument, NULL, OPT_GEMM },
     { "output", required_argument, NULL, 'o' },
+    { "force", no_argument, NULL, OPT_FORCE },
+    { "progress", no_argument, NULL, OPT_PROGRESS },
+    { "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 }
   };
   const char *model_path = NULL, *weights_path = NULL, *output = NULL;
   const char *positions_arg = "auto";
-  int threads = 0, from_ids = 0, c;
+  int threads = 0, from_ids = 0, force = 0, c;
+  progress prog = { .on = -1 };
   pmx_gemm_kind gemm = PMX_GEMM_BEST;
   cli_init (argv[0]);
   while ((c = getopt_long (argc, argv, "m:w:ip:t:o:", longopts, NULL)) != -1)
@@ -164,6 +221,9 @@ main (int argc, char **argv)
       case 'p': positions_arg = optarg; break;
       case 't': threads = (int) cli_parse_int ("--threads", optarg, 1, 256); break;
       case 'o': output = optarg; break;
+      case OPT_FORCE: force = 1; break;
+      case OPT_PROGRESS: prog.on = 1; break;
+      case OPT_NO_PROGRESS: prog.on = 0; break;
       case OPT_GEMM:
         if (pmx_gemm_kind_parse (optarg, &gemm) < 0)
           usage_error ("%s", pmx_errmsg ());
@@ -177,6 +237,10 @@ main (int argc, char **argv)
   if (argc - optind > 1)
     usage_error ("extra operand '%s'", argv[optind + 1]);
   const char *input = optind < argc ? argv[optind] : "-";
+  cli_refuse_tty (output, force);
+  prog.tty = isatty (STDERR_FILENO);
+  if (prog.on < 0)
+    prog.on = prog.tty;
 
   /* The weights.  */
   weights wt;
@@ -237,11 +301,15 @@ main (int argc, char **argv)
   pmx_record_init (&rec);
   pmx_record_init (&res);
   pmx_record_init (&emb);
+  prog.start = prog.last = now_seconds ();
   int got;
   while ((got = pmx_reader_read (r, &rec)) > 0)
     {
       if (!mx)
-        encode_record (enc, &rec, &pos, &res, w, in_name, rec.seq);
+        {
+          encode_record (enc, &rec, &pos, &res, w, in_name, rec.seq);
+          progress_report (&prog, &rec, 0);
+        }
       else
         {
           int m = pmx_mux_stage (mx, &rec, &emb);
@@ -249,7 +317,10 @@ main (int argc, char **argv)
             die ("%s: record %llu: %s", in_name, (unsigned long long) rec.seq,
                  pmx_errmsg ());
           if (m)
-            encode_record (enc, &emb, &pos, &res, w, in_name, rec.seq);
+            {
+              encode_record (enc, &emb, &pos, &res, w, in_name, rec.seq);
+              progress_report (&prog, &emb, 0);
+            }
         }
     }
   if (got == 0 && mx)
@@ -258,7 +329,10 @@ main (int argc, char **argv)
       if (m < 0)
         die_lib (in_name);
       if (m)
-        encode_record (enc, &emb, &pos, &res, w, in_name, pmx_reader_records (r));
+        {
+          encode_record (enc, &emb, &pos, &res, w, in_name, pmx_reader_records (r));
+          progress_report (&prog, &emb, 0);
+        }
     }
   if (got < 0)
     die_lib (NULL);
@@ -266,6 +340,7 @@ main (int argc, char **argv)
     die_lib (NULL);
   pmx_writer_close (w);
   cli_output_commit (&o);
+  progress_report (&prog, NULL, 1);
   pmx_reader_close (r);
   cli_close_input (in, input);
 

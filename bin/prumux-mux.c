@@ -36,6 +36,7 @@ this is the BERT embedding stage alone.\n\
                             META (as prumux-infer --weights); for tests\n\
   -N, --instances=N       check that MODEL multiplexes N instances\n\
   -o, --output=FILE       write the stream to FILE (default: standard output)\n\
+      --force             write the stream even to a terminal\n\
       --help              display this help and exit\n\
       --version           output version information and exit\n\
 \n\
@@ -48,18 +49,20 @@ and the other variants of the research code.\n", stdout);
 int
 main (int argc, char **argv)
 {
+  enum { OPT_FORCE = 256 };
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
     { "weights", required_argument, NULL, 'w' },
     { "instances", required_argument, NULL, 'N' },
     { "output", required_argument, NULL, 'o' },
+    { "force", no_argument, NULL, OPT_FORCE },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 }
   };
   const char *model_path = NULL, *weights_path = NULL, *out_path = "-";
   long long want_n = 0;
-  int c;
+  int force = 0, c;
 
   cli_init (argv[0]);
   while ((c = getopt_long (argc, argv, "m:w:N:o:", longopts, NULL)) != -1)
@@ -69,6 +72,7 @@ main (int argc, char **argv)
       case 'w': weights_path = optarg; break;
       case 'N': want_n = cli_parse_int ("--instances", optarg, 1, 1000); break;
       case 'o': out_path = optarg; break;
+      case OPT_FORCE: force = 1; break;
       case 'h': usage (); break;
       case 'V': cli_version (); break;
       default: usage_error ("invalid usage");
@@ -78,6 +82,7 @@ main (int argc, char **argv)
   if (argc - optind > 1)
     usage_error ("extra operand '%s'", argv[optind + 1]);
   const char *in_path = optind < argc ? argv[optind] : "-";
+  cli_refuse_tty (out_path, force);
 
   weights mw;
   weights_open (&mw, model_path, weights_path);

@@ -40,7 +40,9 @@ Vocabulary and normalisation:\n\
 Input (one text per line; CRLF accepted; invalid UTF-8 is dropped):\n\
   -f, --fields=A[,B]      the input is TSV: tokenize field A (1-based), or the\n\
                             pair A, B; without this option the whole line is\n\
-                            the text\n\
+                            the text, and a line with a tab is warned about\n\
+      --whole-line        the whole line is the text, tabs included (no\n\
+                            warning)\n\
   -l, --label-field=N     carry field N as the integer tensor 'label'\n\
   -L, --labels=NAMES      label names, comma-separated: a label NAME is\n\
                             stored as its index in this list (default: the\n\
@@ -58,6 +60,7 @@ Output:\n\
   -d, --decode            read ids (the tsv form, or a stream) and write their\n\
                             tokens, space-separated, one row per line\n\
   -o, --output=FILE       write to FILE (atomically) instead of standard output\n\
+      --force             write the stream even to a terminal\n\
       --help              display this help and exit\n\
       --version           output version information and exit\n\
 \n\
@@ -89,6 +92,8 @@ static struct
   int tsv;
   int decode;
   const char *output;
+  int force;                     /* --force: a stream to a terminal */
+  int whole_line;                /* --whole-line: no warning about tabs */
 } opt = { .lowercase = 1, .strip_accents = -1, .max_length = 128,
           .batch = 64 };
 
@@ -438,6 +443,15 @@ tokenize_file (const char *file)
               q = memchr (p, '\n', (size_t) (end - p));
               if (!q)
                 q = end;
+              /* A labelled TSV given without --fields would have its label
+                 tokenized as text, silently: say so, once.  */
+              if (!opt.whole_line && !skipping && memchr (p, '\t', (size_t) (q - p)))
+                {
+                  warn ("%s:%lld: warning: the line has tab-separated fields, but"
+                        " without --fields the whole line is the text; give"
+                        " --fields (and --label-field), or --whole-line", name, line);
+                  opt.whole_line = 1;
+                }
             }
           if (!skipping && q > p)
             field_bytes (opt.tsv_in ? field : 1, p, (size_t) (q - p));
@@ -586,6 +600,7 @@ decode_file (const pmx_vocab *v, const char *file)
 int
 main (int argc, char **argv)
 {
+  enum { OPT_FORCE = 256, OPT_WHOLE_LINE };
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
     { "vocab", required_argument, NULL, 'v' },
@@ -602,6 +617,8 @@ main (int argc, char **argv)
     { "format", required_argument, NULL, 'F' },
     { "decode", no_argument, NULL, 'd' },
     { "output", required_argument, NULL, 'o' },
+    { "force", no_argument, NULL, OPT_FORCE },
+    { "whole-line", no_argument, NULL, OPT_WHOLE_LINE },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 }
@@ -652,6 +669,8 @@ main (int argc, char **argv)
         break;
       case 'd': opt.decode = 1; break;
       case 'o': opt.output = optarg; break;
+      case OPT_FORCE: opt.force = 1; break;
+      case OPT_WHOLE_LINE: opt.whole_line = 1; break;
       case 'h': usage (); break;
       case 'V': cli_version (); break;
       default: usage_error ("invalid option");
@@ -660,6 +679,10 @@ main (int argc, char **argv)
     usage_error ("no vocabulary given (--model=MODEL or --vocab=FILE)");
   if (opt.vocab && opt.model)
     usage_error ("give only one of --model and --vocab");
+  if (opt.whole_line && opt.tsv_in)
+    usage_error ("give only one of --fields and --whole-line");
+  if (!opt.tsv && !opt.decode)
+    cli_refuse_tty (opt.output, opt.force);
   /* The model's settings, unless the command line says otherwise.  */
   pmx_model *model = NULL;
   const pmx_model_config *cfg = NULL;

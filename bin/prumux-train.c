@@ -100,13 +100,18 @@ Output:\n\
                             (then --resume), to train in several sittings\n\
   -E, --eval-every=N      evaluate and save every N steps (default: each\n\
                             epoch)\n\
-  -L, --log=FILE          append metrics to FILE, tab-separated\n\
+  -L, --log=FILE          append metrics to FILE, tab-separated: a header\n\
+                            line when FILE is new, a '# run' line when a\n\
+                            run is appended\n\
+      --progress-every=N  off a terminal, a progress line every N steps\n\
+                            (default: every 5% of the run; 0: none)\n\
   -q, --quiet             no progress on standard error\n\
       --help              display this help and exit\n\
       --version           output version information and exit\n\
 \n\
 Progress goes to standard error: a bar with the remaining time on a\n\
-terminal, a line per evaluation otherwise.  An interrupt (Ctrl-C) saves\n\
+terminal, otherwise a line every --progress-every steps; and a line per\n\
+evaluation.  An interrupt (Ctrl-C) saves\n\
 the state at the end of the current step; --resume continues from it.\n\
 Multiplexed models pad every row to max-length and ignore type ids, as\n\
 the published models do; the token-retrieval loss predicts, at every\n\
@@ -122,6 +127,7 @@ typedef struct options
   const char *init, *vocab, *task, *train, *dev, *output, *log;
   float task_w, ret_w, mlm_w;
   int batch, accumulate, threads, eval_every, resume, quiet;
+  long long progress_every;     /* -1: the default, 5% of the run */
   long long pause_after;
   double epochs, warmup;
   long long steps, seed;
@@ -516,7 +522,7 @@ progress_bar (long long step, long long total, double loss, double rate,
 enum
 {
   OPT_TASK = 256, OPT_SCHEDULE, OPT_WD, OPT_CLIP, OPT_DROPOUT, OPT_FREEZE,
-  OPT_SEED, OPT_HELP, OPT_VERSION
+  OPT_SEED, OPT_HELP, OPT_VERSION, OPT_PROGRESS_EVERY
 };
 
 static const struct option long_options[] = {
@@ -545,6 +551,7 @@ static const struct option long_options[] = {
   {"eval-every", required_argument, NULL, 'E'},
   {"log", required_argument, NULL, 'L'},
   {"quiet", no_argument, NULL, 'q'},
+  {"progress-every", required_argument, NULL, OPT_PROGRESS_EVERY},
   {"help", no_argument, NULL, OPT_HELP},
   {"version", no_argument, NULL, OPT_VERSION},
   {NULL, 0, NULL, 0}
@@ -575,6 +582,7 @@ main (int argc, char **argv)
   o.clip = 1;
   o.dropout = 0.1f;
   o.seed = 42;
+  o.progress_every = -1;
   int c;
   while ((c = getopt_long (argc, argv, "i:V:t:d:O:b:a:e:s:l:w:j:o:rP:E:L:q",
                            long_options, NULL)) != -1)
@@ -616,6 +624,9 @@ main (int argc, char **argv)
       case 'E': o.eval_every = (int) cli_parse_int ("--eval-every", optarg, 1, 1 << 30); break;
       case 'L': o.log = optarg; break;
       case 'q': o.quiet = 1; break;
+      case OPT_PROGRESS_EVERY:
+        o.progress_every = cli_parse_int ("--progress-every", optarg, 0, 1LL << 40);
+        break;
       case OPT_HELP: usage (); break;
       case OPT_VERSION: cli_version (); break;
       default: usage_error (NULL);
@@ -807,10 +818,26 @@ main (int argc, char **argv)
         fputs ("step\tepoch\tlr\ttrain_loss\tgrad_norm\tdev_loss\tdev_accuracy"
                "\tdev_retrieval_accuracy\tdev_mlm_accuracy\texamples_per_s\n",
                log);
+      else
+        {
+          /* Another run appended: say where it starts, as a comment line
+             (awk '/^#/', pandas' comment='#'), the columns being the same.  */
+          char when[32];
+          time_t t = time (NULL);
+          strftime (when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime (&t));
+          fprintf (log, "# run of %s %s at %s, output %s", program_name,
+                   PACKAGE_VERSION, when, o.output);
+          if (start > 0)
+            fprintf (log, ", resumed after step %lld", start);
+          fputc ('\n', log);
+        }
     }
   signal (SIGINT, on_signal);
   signal (SIGTERM, on_signal);
   int tty = isatty (2) && !o.quiet;
+  /* Off a terminal, a line every PROGRESS_EVERY steps (default: 20 a run).  */
+  long long progress_every = o.quiet || tty ? 0 : o.progress_every >= 0 ? o.progress_every
+    : (total + 19) / 20;
 
   batcher tb, db;
   batcher_init (&tb, train, o.batch, m, max_len, (uint64_t) o.seed, mask_id);
@@ -849,6 +876,12 @@ main (int argc, char **argv)
                       (total - step - 1) * el / done_here);
       int last = step + 1 == total;
       int stop = interrupted || pause;
+      if (progress_every && (step + 1) % progress_every == 0 && !last
+          && (step + 1) % eval_every != 0)
+        fprintf (stderr, "%s: step %lld/%lld loss %.4f %.1f ex/s ETA %d:%02d\n",
+                 program_name, step + 1, total, loss_sum / loss_n, rate,
+                 (int) ((total - step - 1) * el / done_here) / 60,
+                 (int) ((total - step - 1) * el / done_here) % 60);
       if ((step + 1) % eval_every == 0 || last || stop)
         {
           eval_result r = { 0, 0, 0, 0, 0, 0, 0 };

@@ -7,7 +7,13 @@
        #tensor	NAME	DTYPE	SHAPE   (SHAPE like 2x4, or "scalar")
        v	v	v	v               (one line per row: the last dimension)
        #end	RECORDS
-   Floats are printed with enough digits to read back the same bits.  */
+   Floats are printed with enough digits to read back the same bits.
+
+   The JSON Lines form, for jq and the like: {"meta":{KEY:VALUE,...}}, a
+   VALUE that is a short number (see json_number) being a JSON number; then
+   per record {"record":SEQ,"tensors":{NAME:{"dtype":..,"shape":[..],
+   "data":..},...}}, the data nested by the shape (a scalar is a bare
+   number) and non-finite floats null.  */
 
 #include <config.h>
 #include "text-stream.h"
@@ -76,6 +82,44 @@ json_string (FILE *out, const char *s)
   putc ('"', out);
 }
 
+/* Whether S is written as a JSON number: JSON's number syntax, and short
+   enough (15 characters) that a double holds it and that no identity (a
+   32-digit hex model id) can pass for one by chance.  */
+static int
+json_number (const char *s)
+{
+  const char *p = s;
+  if (strlen (s) > 15)
+    return 0;
+  if (*p == '-')
+    p++;
+  if (*p == '0')
+    p++;
+  else if (*p >= '1' && *p <= '9')
+    while (*p >= '0' && *p <= '9')
+      p++;
+  else
+    return 0;
+  if (*p == '.')
+    {
+      if (!(*++p >= '0' && *p <= '9'))
+        return 0;
+      while (*p >= '0' && *p <= '9')
+        p++;
+    }
+  if (*p == 'e' || *p == 'E')
+    {
+      p++;
+      if (*p == '+' || *p == '-')
+        p++;
+      if (!(*p >= '0' && *p <= '9'))
+        return 0;
+      while (*p >= '0' && *p <= '9')
+        p++;
+    }
+  return *p == '\0';
+}
+
 void
 text_print_header (FILE *out, const pmx_meta *meta, const struct text_options *o)
 {
@@ -99,7 +143,10 @@ text_print_header (FILE *out, const pmx_meta *meta, const struct text_options *o
             putc (',', out);
           json_string (out, meta->key[i]);
           putc (':', out);
-          json_string (out, meta->value[i]);
+          if (json_number (meta->value[i]))
+            fputs (meta->value[i], out);
+          else
+            json_string (out, meta->value[i]);
         }
       fputs ("}}\n", out);
       break;
@@ -147,26 +194,41 @@ print_tensor_tsv (FILE *out, const pmx_tensor *t, const struct text_options *o)
     }
 }
 
+/* The elements of T from *I on, nested as dimensions DIM.. of its shape
+   (row-major); *I advances past them.  */
+static void
+print_json_nested (FILE *out, const pmx_tensor *t, int dim, int64_t *i)
+{
+  char v[64];
+  if (dim == t->rank)
+    {
+      format_value (v, sizeof v, t, (*i)++, 1);
+      fputs (v, out);
+      return;
+    }
+  putc ('[', out);
+  for (int64_t k = 0; k < t->shape[dim]; k++)
+    {
+      if (k)
+        putc (',', out);
+      print_json_nested (out, t, dim + 1, i);
+    }
+  putc (']', out);
+}
+
 static void
 print_tensor_json (FILE *out, const pmx_tensor *t, const struct text_options *o)
 {
-  char v[64];
-  fputs ("{\"name\":", out);
   json_string (out, t->name);
-  fprintf (out, ",\"dtype\":\"%s\",\"shape\":[", pmx_dtype_name (t->dtype));
+  fprintf (out, ":{\"dtype\":\"%s\",\"shape\":[", pmx_dtype_name (t->dtype));
   for (int i = 0; i < t->rank; i++)
     fprintf (out, "%s%" PRId64, i ? "," : "", t->shape[i]);
   putc (']', out);
   if (!o->no_data)
     {
-      fputs (",\"data\":[", out);
-      int64_t n = pmx_tensor_numel (t);
-      for (int64_t i = 0; i < n; i++)
-        {
-          format_value (v, sizeof v, t, i, 1);
-          fprintf (out, "%s%s", i ? "," : "", v);
-        }
-      putc (']', out);
+      int64_t i = 0;
+      fputs (",\"data\":", out);
+      print_json_nested (out, t, 0, &i);
     }
   putc ('}', out);
 }
@@ -184,7 +246,7 @@ text_print_record (FILE *out, const pmx_record *rec, const struct text_options *
       fprintf (out, "#record\t%" PRIu64 "\n", rec->seq);
       break;
     case FORMAT_JSON:
-      fprintf (out, "{\"record\":%" PRIu64 ",\"tensors\":[", rec->seq);
+      fprintf (out, "{\"record\":%" PRIu64 ",\"tensors\":{", rec->seq);
       break;
     }
   for (int i = 0; i < rec->count; i++)
@@ -205,7 +267,7 @@ text_print_record (FILE *out, const pmx_record *rec, const struct text_options *
       first = 0;
     }
   if (o->format == FORMAT_JSON)
-    fputs ("]}\n", out);
+    fputs ("}}\n", out);
   cli_check_write (out, "standard output");
 }
 

@@ -154,12 +154,38 @@ ranks (const double *x, int64_t n, double *r)
 }
 
 void
+pmx_metrics_class (const pmx_metrics *m, int k, pmx_class_values *v)
+{
+  int C = m->classes;
+  memset (v, 0, sizeof *v);
+  for (int j = 0; j < C; j++)
+    {
+      v->support += m->confusion[(size_t) k * C + j];
+      v->predicted += m->confusion[(size_t) j * C + k];
+    }
+  double tp = (double) m->confusion[(size_t) k * C + k];
+  if (v->predicted)
+    v->precision = tp / (double) v->predicted;
+  if (v->support)
+    v->recall = tp / (double) v->support;
+  /* 2 tp / (2 tp + fp + fn), the harmonic mean of the two.  */
+  if (v->support + v->predicted)
+    v->f1 = 2 * tp / (double) (v->support + v->predicted);
+}
+
+const int64_t *
+pmx_metrics_confusion (const pmx_metrics *m)
+{
+  return m->confusion;
+}
+
+void
 pmx_metrics_get (const pmx_metrics *m, pmx_metric_values *v)
 {
   memset (v, 0, sizeof *v);
   v->count = m->n;
   v->skipped = m->skipped;
-  v->f1 = v->accuracy = v->pearson = v->spearman = NAN;
+  v->f1 = v->accuracy = v->pearson = v->spearman = v->macro_f1 = NAN;
   if (m->classes == 1)
     {
       v->regression = 1;
@@ -188,7 +214,16 @@ pmx_metrics_get (const pmx_metrics *m, pmx_metric_values *v)
       sum_tt += t_k * t_k;
     }
   if (m->n > 0)
-    v->accuracy = c / s;
+    {
+      v->accuracy = c / s;
+      v->macro_f1 = 0;
+      for (int k = 0; k < C; k++)
+        {
+          pmx_class_values cv;
+          pmx_metrics_class (m, k, &cv);
+          v->macro_f1 += cv.f1 / C;
+        }
+    }
   double den = (s * s - sum_pp) * (s * s - sum_tt);
   v->matthews = den > 0 ? (c * s - sum_pt) / sqrt (den) : 0;
   if (C == 2)

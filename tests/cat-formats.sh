@@ -64,17 +64,18 @@ prumux-cat -H all.pmxs > head.txt || fail_ "--header"
 prumux-cat -n -f tsv -t i64 all.pmxs | grep -q "^#tensor	i64	i64	2$" || fail_ "--no-data"
 prumux-cat -m 2 -t f16 all.pmxs | grep -q '\[0.5 -65504 \.\.\. (3 values)\]' || fail_ "--max-values"
 
-# JSON Lines: every line parses, values and shapes survive.
+# JSON Lines: every line parses, values and shapes survive; numbers are
+# numbers, tensors an object by name, data nested by the shape (jq-friendly).
 prumux-cat -f json all.pmxs > all.json || fail_ "json"
 python3 - all.json <<'PY' || fail_ "JSON output is wrong"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
-assert lines[0] == {"meta": {"producer": "cat-formats test", "mux_n": "5"}}, lines[0]
-t = {x["name"]: x for x in lines[1]["tensors"]}
-assert t["i32"]["shape"] == [2, 1, 2] and t["i32"]["data"] == [-2147483648, 2147483647, 0, 1]
-assert t["f32"]["data"][3] is None            # inf has no JSON form
-assert t["s"]["shape"] == [] and t["s"]["data"] == [42]
-assert lines[2]["record"] == 1 and lines[2]["tensors"][0]["data"] == [0, 1, 2]
+assert lines[0] == {"meta": {"producer": "cat-formats test", "mux_n": 5}}, lines[0]
+t = lines[1]["tensors"]
+assert t["i32"]["shape"] == [2, 1, 2] and t["i32"]["data"] == [[[-2147483648, 2147483647]], [[0, 1]]]
+assert t["f32"]["data"][1][1] is None           # inf has no JSON form
+assert t["s"]["shape"] == [] and t["s"]["data"] == 42
+assert lines[2]["record"] == 1 and lines[2]["tensors"]["row"]["data"] == [0, 1, 2]
 PY
 
 # Malformed TSV: line numbers in messages, exit 1.

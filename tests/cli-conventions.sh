@@ -12,7 +12,10 @@ for prog in "$abs_top_builddir"/bin/prumux-*; do
   n=$((n + 1))
   "$p" --help > help.out 2> help.err || fail_ "$p --help: exit status $?"
   head -n 1 help.out | grep -q "^Usage: $p " || fail_ "$p --help does not start with 'Usage: $p'"
-  grep -q 'Report bugs to' help.out || fail_ "$p --help lacks the bug-report line"
+  grep -q '^Exit status is 0 on success and 1 on any error' help.out \
+    || fail_ "$p --help lacks the exit-status line"
+  # No made-up contact: the project has published no bug address yet.
+  grep -qi 'report bugs\|github.com' help.out && fail_ "$p --help names a contact that does not exist"
   [ -s help.err ] && fail_ "$p --help wrote to stderr"
   "$p" --version > ver.out || fail_ "$p --version"
   head -n 1 ver.out | grep -q "^$p (prumux) [0-9]" || fail_ "$p --version: $(head -n 1 ver.out)"

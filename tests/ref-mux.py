@@ -516,6 +516,29 @@ def metrics(tm, failures):
     m = run_metrics(tm, 3, gold, sc)
     close("3-class accuracy", m["accuracy"], np.mean(pred == gold))
     close("3-class matthews", m["matthews"], mcc)
+    # per class (class 2 never predicted, so its precision is 0 as in
+    # scikit-learn's zero_division default), the confusion matrix, macro F1
+    gold = np.concatenate([gold, [2, 2]])
+    sc = np.vstack([sc, [[1, 0, 0], [0, 1, 0]]]).astype(np.float32)
+    sc[:, 2] -= 10
+    pred = sc.argmax(1)
+    m = run_metrics(tm, 3, gold, sc)
+    f1s = []
+    for k in range(3):
+        tp = np.sum((pred == k) & (gold == k))
+        npred, nsup = np.sum(pred == k), np.sum(gold == k)
+        prec = tp / npred if npred else 0.0
+        rec = tp / nsup if nsup else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        f1s.append(f1)
+        close(f"class {k} precision", m[f"precision_{k}"], prec)
+        close(f"class {k} recall", m[f"recall_{k}"], rec)
+        close(f"class {k} f1", m[f"f1_{k}"], f1)
+        close(f"class {k} support", m[f"support_{k}"], nsup)
+        for j in range(3):
+            close(f"confusion {k} {j}", m[f"confusion_{k}_{j}"],
+                  np.sum((gold == k) & (pred == j)))
+    close("macro f1", m["macro_f1"], np.mean(f1s))
     # regression, with ties
     gold = np.round(rng.uniform(0, 5, 150), 1)
     score = (gold + rng.normal(size=150)).astype(np.float32)
@@ -682,7 +705,7 @@ def pipeline_case(bindir, wd, name, N, demux, kw, B, sizes, failures):
                 failures.append(name + " json rows")
             check(f"{name}: JSON probs", got, want, failures)
         else:
-            ev = dict(l.split("\t") for l in open(out + ".eval").read().splitlines())
+            ev = dict(l.split("\t") for l in open(out + ".eval").read().split("\n\n")[0].splitlines())
             acc = float(np.mean(logits.argmax(1) == label.numpy()))
             ok = int(ev["rows"]) == B and abs(float(ev["accuracy"]) - acc) < 1e-6
             print(f"{'ok  ' if ok else 'FAIL'} {name}: --eval accuracy {ev['accuracy']} "
@@ -809,7 +832,7 @@ def e2e(bindir, wd, N, demux, lines):
     if not n_ok:
         return 1
     check(f"N={N} {demux}: end-to-end logits {got.shape}", got, logits, failures)
-    e = dict(l.split("\t") for l in open(ev).read().splitlines())
+    e = dict(l.split("\t") for l in open(ev).read().split("\n\n")[0].splitlines())
     acc = float(np.mean(logits.argmax(1) == gold))
     ok = int(e["rows"]) == lines and abs(float(e["accuracy"]) - acc) < 1e-6
     print(f"{'ok  ' if ok else 'FAIL'} --eval: rows {e['rows']}, accuracy {e['accuracy']} "

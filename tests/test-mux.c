@@ -66,6 +66,20 @@ metrics_main (int classes)
   printf ("count\t%lld\nskipped\t%lld\naccuracy\t%.9g\nf1\t%.9g\nmatthews\t%.9g\n"
           "pearson\t%.9g\nspearman\t%.9g\n", (long long) v.count, (long long) v.skipped,
           v.accuracy, v.f1, v.matthews, v.pearson, v.spearman);
+  if (classes > 1)
+    {
+      printf ("macro_f1\t%.9g\n", v.macro_f1);
+      const int64_t *cm = pmx_metrics_confusion (m);
+      for (int k = 0; k < classes; k++)
+        {
+          pmx_class_values cv;
+          pmx_metrics_class (m, k, &cv);
+          printf ("precision_%d\t%.9g\nrecall_%d\t%.9g\nf1_%d\t%.9g\nsupport_%d\t%lld\n",
+                  k, cv.precision, k, cv.recall, k, cv.f1, k, (long long) cv.support);
+          for (int j = 0; j < classes; j++)
+            printf ("confusion_%d_%d\t%lld\n", k, j, (long long) cm[k * classes + j]);
+        }
+    }
   pmx_metrics_free (m);
   return 0;
 }

@@ -174,6 +174,18 @@ pair=$(maxrss prumux-tokenize -v vocab.txt -F tsv -f 1,2 bigpair.txt) || fail_ "
 "$py" -c 'import sys; ids = open("rss.out").read().split()
 sys.exit(not (len(ids) == 128 and ids.count("3") == 2 and ids.index("3") == 64))' \
   || fail_ "10 MB pair: wrong truncation: $(cat rss.out)"
+# A tab in a line without --fields: one warning (the label would be text),
+# the output unchanged; --whole-line says the tabs are meant.
+printf 'hello\n1\tthe cafe\n2\ta\n' > tabs.tsv; sed 1d tabs.tsv > tabs2.tsv
+tok -F tsv tabs.tsv > tabs.out 2> tabs.err || fail_ "tabs without --fields"
+grep -q '^prumux-tokenize: tabs.tsv:2: warning: .*--fields' tabs.err || fail_ "no warning: $(cat tabs.err)"
+[ "$(wc -l < tabs.err)" = 1 ] || fail_ "more than one warning"
+[ "$(wc -l < tabs.out)" = 3 ] || fail_ "tabs: output"
+tok -F tsv --whole-line tabs.tsv > tabs2.out 2> tabs.err || fail_ "--whole-line"
+[ -s tabs.err ] && fail_ "--whole-line warned"
+compare tabs.out tabs2.out || fail_ "--whole-line changed the output"
+tok -F tsv -f 2 tabs2.tsv > /dev/null 2> tabs.err; [ -s tabs.err ] && fail_ "--fields warned"
+expect_fail 1 "only one of --fields and --whole-line" tok -f 2 --whole-line tabs.tsv
 echo "peak RSS: prefix ${base} kB, 10 MB line ${big} kB, 10 MB pair ${pair} kB"
 [ $((big - base)) -lt 4096 ] && [ $((pair - base)) -lt 4096 ] \
   || fail_ "memory grows with the line: ${base} kB -> ${big} kB, ${pair} kB"

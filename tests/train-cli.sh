@@ -36,4 +36,21 @@ expect_fail 1 'other options' prumux-train $new -V vocab.txt -t train.pmxs -o m.
 prumux-train -i m.pmx -t train.pmxs -o m2.pmx --seed=1 -s 1 -b 4 -q \
   || fail_ "training from an archive failed"
 test -s m2.pmx || fail_ "no m2.pmx"
+
+# Off a terminal: a progress line every --progress-every steps (not on the
+# evaluation steps, which have their own line); the log of an appended
+# run is set off by a '# run' line.
+prumux-train -i m.pmx -t train.pmxs -o m3.pmx -s 6 -b 4 -E 3 --progress-every=2 \
+  -L log.tsv 2> progress || fail_ "--progress-every"
+grep -Eq '^prumux-train: step 2/6 loss [0-9.]+ [0-9.]+ ex/s ETA [0-9]+:[0-9]{2}$' progress \
+  || { cat progress >&2; fail_ "no progress line at step 2"; }
+[ "$(grep -c '^prumux-train: step' progress)" = 2 ] || { cat progress >&2; fail_ "progress lines"; }
+grep -q '^step 3/6' progress || fail_ "no evaluation line"
+prumux-train -i m.pmx -t train.pmxs -o m3.pmx -s 6 -b 4 -E 3 -q -L log.tsv 2> progress \
+  || fail_ "second run"
+[ ! -s progress ] || fail_ "--quiet printed progress"
+[ "$(head -1 log.tsv | cut -f 1)" = step ] || fail_ "log header"
+[ "$(grep -c '^step' log.tsv)" = 1 ] || fail_ "log header repeated"
+[ "$(sed -n 4p log.tsv | cut -c 1-18)" = "# run of prumux-tr" ] || { cat log.tsv >&2; fail_ "no separator"; }
+[ "$(wc -l < log.tsv)" = 6 ] || { cat log.tsv >&2; fail_ "log lines"; }
 exit 0
