@@ -473,11 +473,30 @@ def cofi_pooler_case(bindir, wd, Ws, ids, types, lengths, tokens):
            got is None and "classifier reads" in err, err)
 
 
+def refusal_case(bindir, wd):
+    """Hidden masks on a model whose demultiplexer CoFi/PruMUX have no rule
+    for (index) are refused, and nothing is written."""
+    d = os.path.join(wd, "index")
+    W = rm.make_model(3, 2, "index", H=H, heads=HEADS, head_dim=HD, layers=LAYERS,
+                      inter=INTER, labels=C)
+    rm.write_hf_dir(os.path.join(d, "hf"), W, 2, "index", C, LAYERS, 200, heads=HEADS,
+                    inter=INTER)
+    pmx, out, masks = (os.path.join(d, n) for n in ("m.pmx", "s.pmx", "masks.tsv"))
+    run([os.path.join(bindir, "prumux-convert"), os.path.join(d, "hf"), "-o", pmx])
+    write_masks(masks, make_masks(1, False))
+    p = subprocess.run([os.path.join(bindir, "prumux-model"), "shrink", "-M", masks, "-o",
+                        out, pmx], capture_output=True, text=True)
+    report("hidden masks on an index-demux model are refused",
+           p.returncode == 1 and "'index' demultiplexer" in p.stderr
+           and not os.path.exists(out), p.stderr.strip())
+
+
 def main():
     bindir, wd = sys.argv[1], sys.argv[2]
     for N in (1, 2):
         for soft_hidden in (False, True):
             shrink_case(bindir, wd, N, soft_hidden)
+    refusal_case(bindir, wd)
     # More tensors than one record holds (the archive's stream packs 256
     # a record), fewer after shrinking: no empty record is written
     # (read_archive checks the packing).
