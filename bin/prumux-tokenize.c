@@ -733,12 +733,30 @@ main (int argc, char **argv)
         opt.strip_accents = cfg->strip_accents;
       if (!opt.max_length_set && cfg->max_length > 0)
         opt.max_length = cfg->max_length;
+      else if (!opt.max_length_set && cfg->max_position > 1
+               && cfg->max_position < opt.max_length)
+        opt.max_length = cfg->max_position;
       if (!opt.labels && cfg->num_labels > 0)
         {
           opt.labels = cfg->labels;
           opt.nlabels = cfg->num_labels;
           opt.labels_from_model = 1;
         }
+    }
+  if (cfg && !opt.decode)
+    {
+      /* Refuse here what prumux-mux would refuse later: rows longer than
+         the model's fixed row length (a multiplexed model, or one that
+         attends to padding, pads every row to max_length) or than its
+         positions.  */
+      int fixed = (cfg->mux_n > 1 || cfg->attend_padding) && cfg->max_length > 0;
+      if (fixed && opt.max_length > cfg->max_length)
+        die ("--max-length %d: the model %s takes rows of at most %d tokens"
+             " (its max_length; it pads every row to it)", opt.max_length,
+             opt.model, cfg->max_length);
+      if (cfg->max_position > 0 && opt.max_length > cfg->max_position)
+        die ("--max-length %d: the model %s has only %d positions",
+             opt.max_length, opt.model, cfg->max_position);
     }
   if (opt.label_field && !opt.tsv_in)
     usage_error ("--label-field needs --fields");
@@ -783,6 +801,8 @@ main (int argc, char **argv)
         decode_file (vocab, argv[i]);
       cli_output_commit (&o);
       pmx_vocab_free (vocab);
+      if (model)
+        pmx_model_close (model);
       return EXIT_SUCCESS;
     }
 
