@@ -2015,7 +2015,8 @@ static const uint8_t wp_blocks[96][256] = {
   },
 };
 
-/* strip: code point, then the 1 to 3 code points it becomes (0-ended if fewer).  */
+/* strip: code point, then the 1 to 3 code points it becomes
+   (0-ended if fewer).  */
 static const uint32_t wp_strip_map[2040][4] = {
   { 0x00C0, 0x0041, 0x0000, 0x0000 },
   { 0x00C1, 0x0041, 0x0000, 0x0000 },
@@ -4059,7 +4060,8 @@ static const uint32_t wp_strip_map[2040][4] = {
   { 0x2FA1D, 0x2A600, 0x0000, 0x0000 },
 };
 
-/* lower: code point, then the 1 to 3 code points it becomes (0-ended if fewer).  */
+/* lower: code point, then the 1 to 3 code points it becomes
+   (0-ended if fewer).  */
 static const uint32_t wp_lower_map[1433][4] = {
   { 0x0041, 0x0061, 0x0000, 0x0000 },
   { 0x0042, 0x0062, 0x0000, 0x0000 },

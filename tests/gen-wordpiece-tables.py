@@ -31,6 +31,11 @@ composition of the two (it is, in tokenizers), so the four settings of
 lowercase and strip_accents need only these two maps.
 
 Usage: python3 tests/gen-wordpiece-tables.py [OUTPUT]   (default stdout)
+       python3 tests/gen-wordpiece-tables.py --diff
+With --diff, list instead the code points whose class (drop, space, CJK,
+punctuation) in tokenizers differs from what the current Unicode data
+(Python's unicodedata, as a Unicode library such as utf8proc would say)
+gives: those a tokenizer built on a current library gets wrong.
 Needs the Python package tokenizers; the version is recorded in the
 output, and tests/tokenize-unicode.sh checks the output is what this
 script writes for the installed version."""
@@ -93,7 +98,8 @@ def main():
         elif pieces == 3:
             p = PRE_PUNCT
         else:
-            fail("U+%04X: unexpected pre-tokenization %r" % (c, pre("a%sb" % ch)))
+            fail("U+%04X: unexpected pre-tokenization %r"
+                 % (c, pre("a%sb" % ch)))
         flags = cls | p << 2
         if cls in (CLASS_KEEP, CLASS_CJK):
             pad = " " if cls == CLASS_CJK else ""
@@ -111,7 +117,8 @@ def main():
                     flags |= F_STRIP
                     strip_map[c] = s_cps
                 elif s_cps != hangul_nfd(c):
-                    fail("U+%04X: Hangul decomposition is not the algorithm's" % c)
+                    fail("U+%04X: Hangul decomposition is not the"
+                         " algorithm's" % c)
             if lo_cps != [c]:
                 flags |= F_LOWER
                 lower_map[c] = lo_cps
@@ -137,7 +144,46 @@ def main():
 
     # Cleaning and CJK padding come before the maps, so a character a map
     # produces is seen by the pre-tokenizer only (its pretok field).
-    write(table, strip_map, lower_map)
+    if sys.argv[1:] == ["--diff"]:
+        diff(cps, table)
+    else:
+        write(table, strip_map, lower_map)
+
+
+def diff(cps, table):
+    """Print where tokenizers' class differs from current Unicode's."""
+    import unicodedata as ud
+    names = {CLASS_DROP: "drop", CLASS_SPACE: "space", CLASS_CJK: "cjk"}
+    cjk = [(0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF),
+           (0x2A700, 0x2B73F), (0x2B740, 0x2B81F), (0x2B920, 0x2CEAF),
+           (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)]
+
+    def unicode_class(c):
+        cat = ud.category(chr(c))
+        if c in (9, 10, 13) or cat[0] == "Z":
+            return "space"
+        if c == 0 or c == 0xFFFD or cat in ("Cc", "Cf", "Co", "Cs"):
+            return "drop"
+        if any(a <= c <= b for a, b in cjk):
+            return "cjk"
+        return "punct" if cat[0] == "P" or (c < 128 and chr(c) in
+                                            "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~") else "word"
+
+    def hf_class(d):
+        if d & 3:
+            return names[d & 3]
+        return {PRE_WORD: "word", PRE_SPACE: "space",
+                PRE_PUNCT: "punct"}[(d >> 2) & 3]
+
+    n = 0
+    for c in cps:
+        u, h = unicode_class(c), hf_class(table[c])
+        if u != h:
+            print("U+%04X\t%s\t%s\t%s (Unicode %s: %s)" % (
+                c, u, h, ud.name(chr(c), "?"), ud.unidata_version,
+                ud.category(chr(c))))
+            n += 1
+    sys.stderr.write("gen-wordpiece-tables.py: %d code points differ\n" % n)
 
 
 def write(table, strip_map, lower_map):
@@ -179,9 +225,8 @@ def write(table, strip_map, lower_map):
         longest = max(len(v) for v in m.values())
         if longest > 3:
             fail("%s map: %d characters, more than 3" % (name, longest))
-        w("/* %s: code point, then the 1 to 3 code points it becomes"
-          " (0-ended if fewer).  */\n"
-          % name)
+        w("/* %s: code point, then the 1 to 3 code points it becomes\n"
+          "   (0-ended if fewer).  */\n" % name)
         w("static const uint32_t wp_%s_map[%d][4] = {\n" % (name, len(m)))
         for c in sorted(m):
             v = m[c] + [0] * (3 - len(m[c]))
