@@ -7,7 +7,8 @@
 # (by their row numbers, from the input itself) and one 'group' value; the
 # predictions come out one per input row, in input order, and are
 # byte-identical to running each run of equal keys through the pipeline
-# alone; without the keys they differ (so the check can fail).
+# alone, and to prumux-infer --from-ids; without the keys they differ (so
+# the check can fail).
 . "$abs_top_srcdir/tests/init.sh"
 
 m=$srcdir/share/prumux/wordnet-lexfile-n2.pmx
@@ -70,6 +71,10 @@ while [ -f "run-$i.tsv" ]; do
   i=$((i + 1))
 done
 compare alone.tsv grouped.tsv || fail_ "predictions differ from each run alone"
+# prumux-infer --from-ids multiplexes in-process, by the same rule.
+prumux-infer --from-ids -m "$m" tok.pmxs | prumux-demux -m "$m" > fused.tsv \
+  || fail_ "infer --from-ids"
+compare grouped.tsv fused.tsv || fail_ "infer --from-ids differs"
 
 # Without the keys rows of different owners are muxed together, which
 # changes some predictions: the comparison above can fail.
