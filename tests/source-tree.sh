@@ -3,13 +3,13 @@
 # that .gitignore ignores (make demo and make demo-similar write
 # demo-predictions.tsv, demo-minilm.pmx and demo-embeddings.tsv into the
 # build directory; a 91 MB archive was once committed), and the demo rules
-# write nothing into $(srcdir).  Skipped outside a git checkout (a
-# tarball, make distcheck).
+# write nothing into $(srcdir).  Skipped unless the source directory is the
+# top of a git checkout.
 . "$abs_top_srcdir/tests/init.sh"
 
 command -v git > /dev/null 2>&1 || skip_ "git missing"
-git -C "$srcdir" rev-parse --is-inside-work-tree > /dev/null 2>&1 \
-  || skip_ "$srcdir is not a git checkout"
+top=$(git -C "$srcdir" rev-parse --show-toplevel 2>/dev/null) && [ "$top" -ef "$srcdir" ] \
+  || skip_ "$srcdir is not a git checkout (a tarball, make distcheck)"
 git -C "$srcdir" ls-files -ci --exclude-standard > tracked-ignored \
   || framework_failure_ "git ls-files failed"
 [ -s tracked-ignored ] && { cat tracked-ignored >&2; fail_ "tracked files that .gitignore ignores (build outputs?)"; }
