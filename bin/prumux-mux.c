@@ -30,6 +30,11 @@ trained.  A short last group is filled with copies of its first row,\n\
 marked row -1, which prumux-demux drops.  For an ordinary model (N = 1)\n\
 this is the BERT embedding stage alone.\n\
 \n\
+Rows of different grouping keys (the 'group' tensor, from prumux-tokenize\n\
+--group-field) never share a group: a key change closes the open group,\n\
+filled as a last group is.  Each run of k rows of one key takes ceil(k/N)\n\
+groups, so keep rows of one key together for speed.\n\
+\n\
   -m, --model=FILE        the model archive\n\
   -w, --weights=FILE      take the weights from a tensor stream instead: one\n\
                             record of named tensors, the configuration in its\n\

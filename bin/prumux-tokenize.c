@@ -47,6 +47,9 @@ Input (one text per line; CRLF accepted; invalid UTF-8 is dropped):\n\
   -L, --labels=NAMES      label names, comma-separated: a label NAME is\n\
                             stored as its index in this list (default: the\n\
                             model's label names, then integers)\n\
+  -g, --group-field=N     field N is each row's grouping key (an owner,\n\
+                            a tenant): prumux-mux never multiplexes rows\n\
+                            of different keys together (see 'group' below)\n\
   -H, --skip-header       skip the first line of each FILE\n\
 \n\
 Output:\n\
@@ -67,7 +70,11 @@ Output:\n\
 Records hold row (i64, B: the 0-based number of the input row, headers not\n\
 counted), ids and type_ids (i32, B x T), lengths (i32, B) and, with\n\
 --label-field, label (i32, B).  A line longer than the maximum length is\n\
-truncated after tokenization, in constant memory.\n", stdout);
+truncated after tokenization, in constant memory.\n\
+\n\
+With --group-field, records also hold group (i64, B), which numbers the\n\
+runs of equal keys: it changes exactly where the key text differs from\n\
+the previous row's (keys of up to 1024 bytes are compared whole).\n", stdout);
   cli_help_tail ();
 }
 
@@ -83,6 +90,7 @@ static struct
   int tsv_in;                    /* --fields given */
   int field_a, field_b;          /* 1-based; 0 = none */
   int label_field;
+  int group_field;
   char **labels;
   int nlabels;
   int skip_header;
@@ -160,6 +168,7 @@ static struct
   int32_t *lengths;             /* (batch) */
   int32_t *label;               /* (batch) */
   int64_t *row;                 /* (batch) */
+  int64_t *group;               /* (batch) */
 } batch;
 
 static void
@@ -171,8 +180,9 @@ batch_alloc (void)
   batch.lengths = malloc ((size_t) opt.batch * sizeof *batch.lengths);
   batch.label = malloc ((size_t) opt.batch * sizeof *batch.label);
   batch.row = malloc ((size_t) opt.batch * sizeof *batch.row);
+  batch.group = malloc ((size_t) opt.batch * sizeof *batch.group);
   if (!batch.ids || !batch.type_ids || !batch.lengths || !batch.label
-      || !batch.row)
+      || !batch.row || !batch.group)
     die ("memory exhausted");
 }
 
@@ -226,6 +236,11 @@ batch_flush (void)
       int32_t *lab = add_tensor ("label", PMX_I32, 1, b, 0); // (B)
       memcpy (lab, batch.label, (size_t) b * sizeof *lab);
     }
+  if (opt.group_field)
+    {
+      int64_t *grp = add_tensor ("group", PMX_I64, 1, b, 0); // (B)
+      memcpy (grp, batch.group, (size_t) b * sizeof *grp);
+    }
   if (pmx_writer_write (writer, &rec) < 0)
     die_lib (NULL);
   batch.n = 0;
@@ -259,6 +274,31 @@ enum { LABEL_MAX = 64 };
 static char label_buf[LABEL_MAX + 2];
 static size_t label_len;
 static int64_t rows;            /* data rows so far, all files */
+/* The grouping key of the row being read and of the previous row, and the
+   number of the previous row's run of equal keys (-1 before the first).  */
+enum { GROUP_MAX = 1024 };
+static char group_buf[2][GROUP_MAX + 2];
+static size_t group_len[2];
+static int group_cur;           /* group_buf[group_cur] is being read */
+static int64_t group_run = -1;
+
+/* The run number of the key just read.  */
+static int64_t
+group_key (const char *file, long long line)
+{
+  char *s = group_buf[group_cur];
+  size_t n = group_len[group_cur];
+  if (n && s[n - 1] == '\r')
+    n--;
+  if (n > GROUP_MAX)
+    die ("%s:%lld: grouping key longer than %d bytes", file, line, GROUP_MAX);
+  int prev = !group_cur;
+  if (group_run < 0 || n != group_len[prev] || memcmp (s, group_buf[prev], n))
+    group_run++;
+  group_len[group_cur] = n;
+  group_cur = prev;             /* this key is the previous one next time */
+  return group_run;
+}
 
 static int
 parse_label (const char *file, long long line)
@@ -342,6 +382,7 @@ row_start (void)
   if (opt.field_b)
     pmx_wp_seq_init (&seq_b, &wp, ids_b, m);
   label_len = 0;
+  group_len[group_cur] = 0;
 }
 
 static void
@@ -352,6 +393,8 @@ row_end (const char *file, long long line, int fields)
     need = opt.field_b;
   if (opt.label_field > need)
     need = opt.label_field;
+  if (opt.group_field > need)
+    need = opt.group_field;
   if (fields < need)
     die ("%s:%lld: %d field%s, but field %d is needed", file, line, fields,
          fields == 1 ? "" : "s", need);
@@ -390,6 +433,8 @@ row_end (const char *file, long long line, int fields)
   batch.row[batch.n] = rows++;
   if (opt.label_field)
     batch.label[batch.n] = parse_label (file, line);
+  if (opt.group_field)
+    batch.group[batch.n] = group_key (file, line);
   if (++batch.n == opt.batch)
     batch_flush ();
 }
@@ -409,6 +454,15 @@ field_bytes (int field, const char *p, size_t n)
         n = room;
       memcpy (label_buf + label_len, p, n);
       label_len += n;
+    }
+  if (field == opt.group_field)
+    {
+      /* One byte past GROUP_MAX is kept, to tell a key that is too long.  */
+      size_t room = GROUP_MAX + 1 - group_len[group_cur];
+      if (n > room)
+        n = room;
+      memcpy (group_buf[group_cur] + group_len[group_cur], p, n);
+      group_len[group_cur] += n;
     }
 }
 
@@ -610,6 +664,7 @@ main (int argc, char **argv)
     { "fields", required_argument, NULL, 'f' },
     { "label-field", required_argument, NULL, 'l' },
     { "labels", required_argument, NULL, 'L' },
+    { "group-field", required_argument, NULL, 'g' },
     { "skip-header", no_argument, NULL, 'H' },
     { "max-length", required_argument, NULL, 'n' },
     { "pad", required_argument, NULL, 'p' },
@@ -625,7 +680,7 @@ main (int argc, char **argv)
   };
   int c;
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "m:v:casf:l:L:Hn:p:b:F:do:", longopts,
+  while ((c = getopt_long (argc, argv, "m:v:casf:l:L:g:Hn:p:b:F:do:", longopts,
                            NULL)) != -1)
     switch (c)
       {
@@ -640,6 +695,10 @@ main (int argc, char **argv)
                                                1000000);
         break;
       case 'L': parse_labels (optarg); break;
+      case 'g':
+        opt.group_field = (int) cli_parse_int ("--group-field", optarg, 1,
+                                               1000000);
+        break;
       case 'H': opt.skip_header = 1; break;
       case 'n':
         opt.max_length = (int) cli_parse_int ("--max-length", optarg, 2,
@@ -697,6 +756,9 @@ main (int argc, char **argv)
         opt.strip_accents = cfg->strip_accents;
       if (!opt.max_length_set && cfg->max_length > 0)
         opt.max_length = cfg->max_length;
+      else if (!opt.max_length_set && cfg->max_position > 1
+               && cfg->max_position < opt.max_length)
+        opt.max_length = cfg->max_position;
       if (!opt.labels && cfg->num_labels > 0)
         {
           opt.labels = cfg->labels;
@@ -704,8 +766,25 @@ main (int argc, char **argv)
           opt.labels_from_model = 1;
         }
     }
+  if (cfg && !opt.decode)
+    {
+      /* Refuse here what prumux-mux would refuse later: rows longer than
+         the model's fixed row length (a multiplexed model, or one that
+         attends to padding, pads every row to max_length) or than its
+         positions.  */
+      int fixed = (cfg->mux_n > 1 || cfg->attend_padding) && cfg->max_length > 0;
+      if (fixed && opt.max_length > cfg->max_length)
+        die ("--max-length %d: the model %s takes rows of at most %d tokens"
+             " (its max_length; it pads every row to it)", opt.max_length,
+             opt.model, cfg->max_length);
+      if (cfg->max_position > 0 && opt.max_length > cfg->max_position)
+        die ("--max-length %d: the model %s has only %d positions",
+             opt.max_length, opt.model, cfg->max_position);
+    }
   if (opt.label_field && !opt.tsv_in)
     usage_error ("--label-field needs --fields");
+  if (opt.group_field && !opt.tsv_in)
+    usage_error ("--group-field needs --fields");
   if (opt.labels && !opt.label_field && !opt.labels_from_model)
     usage_error ("--labels needs --label-field");
   if (opt.field_b && opt.max_length < 3)
@@ -745,6 +824,8 @@ main (int argc, char **argv)
         decode_file (vocab, argv[i]);
       cli_output_commit (&o);
       pmx_vocab_free (vocab);
+      if (model)
+        pmx_model_close (model);
       return EXIT_SUCCESS;
     }
 

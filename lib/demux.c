@@ -657,6 +657,13 @@ pmx_demux_stage (pmx_demuxer *dx, const pmx_record *in, pmx_record *out)
     return pmx_error ("tensor 'row' has %lld rows; %lld sequences of N = %d "
                       "instances need %lld", (long long) (row->rank == 1 ? row->shape[0] : -1),
                       (long long) G, dx->N, (long long) B);
+  /* -1 marks a filler row (dropped below); anything else negative is not
+     a row number, and dropping it too would lose a row silently.  */
+  for (int64_t b = 0; b < B; b++)
+    if (((const int64_t *) row->data)[b] < -1)
+      return pmx_error ("tensor 'row': %lld is not a row number (-1 marks"
+                        " a filler row)",
+                        (long long) ((const int64_t *) row->data)[b]);
   const pmx_tensor *label = pmx_record_get (in, "label");
   if (label && (label->rank != 1 || label->shape[0] != B
                 || pmx_dtype_size (label->dtype) == 0))

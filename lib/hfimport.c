@@ -368,6 +368,18 @@ cmp_mapped (const void *a, const void *b)
   return strcmp (x->name, y->name);
 }
 
+/* Whether NAME (a prumux name) is that of a weight, not of a buffer such
+   as embeddings.position_ids: an integer tensor so named is an error,
+   not something to drop and then report missing.  */
+static int
+is_weight_name (const char *name)
+{
+  size_t n = strlen (name);
+  return (n > 7 && strcmp (name + n - 7, ".weight") == 0)
+    || (n > 5 && strcmp (name + n - 5, ".bias") == 0)
+    || strcmp (name, "instance_embedding") == 0;
+}
+
 /* The tensors of ST under prumux names into TS (f32).  */
 static int
 import_tensors (pmx_safetensors *const *sts, int nst, pmx_hf_tensors *ts,
@@ -390,6 +402,10 @@ import_tensors (pmx_safetensors *const *sts, int nst, pmx_hf_tensors *ts,
       int keep = pmx_hf_map_name (t->name, m[n].name, sizeof m[n].name);
       if (keep < 0)
         rc = pmx_error ("tensor '%s': name too long", t->name);
+      else if (t->dtype && !pmx_dtype_is_float (t->dtype)
+               && is_weight_name (m[n].name))
+        rc = pmx_error ("tensor '%s': dtype %s, but a weight must be"
+                        " floating point", t->name, t->dtype_name);
       else if (keep == 0 || (t->dtype && !pmx_dtype_is_float (t->dtype)))
         rep->dropped++;         /* buffers: position ids and the like */
       else if (!t->dtype)

@@ -432,13 +432,31 @@ check_tensors (const pmx_model_config *c, const tensor_set *s, int *heads,
       if (d)
         want_norm (s, &err, 1, "demultiplexer.layer_norm", demux_out);
     }
+  else if (strcmp (c->demux_variant, "mlp") == 0)
+    {
+      /* N private MLPs (H -> D1) and the shared output projection, which
+         the demultiplexer needs with or without a classifier.  */
+      int64_t d1 = -1;
+      for (int i = 0; i < c->mux_n && !err; i++)
+        {
+          snprintf (p, sizeof p, "demux_module.dense_%d", i);
+          const pmx_tensor *t = want_linear (s, &err, 1, p, d1, H);
+          if (t && !err)
+            d1 = t->shape[0];
+          snprintf (p, sizeof p, "demux_module.layer_norm_%d", i);
+          want_norm (s, &err, 1, p, d1);
+        }
+      const pmx_tensor *o = want_linear (s, &err, 1,
+                                         "demultiplexer.dense_before_out_proj",
+                                         -1, d1);
+      demux_out = o && !err ? o->shape[0] : 0;
+      want_norm (s, &err, 1, "demultiplexer.layernorm", demux_out);
+    }
   if (err)
     return -1;
   /* Classifier: rows are the labels; its input is what feeds it.  */
   int64_t cin = H;
-  if (strcmp (c->demux_variant, "mlp") == 0)
-    cin = -1;
-  else if (demux_out >= 0)
+  if (demux_out >= 0)
     cin = demux_out;
   else if (strcmp (c->pooling, "pooler") == 0)
     cin = pool->shape[0];

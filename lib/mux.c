@@ -26,8 +26,10 @@ struct pmx_muxer
   int32_t *ids;                 // (cap, L)
   int32_t *labels;              // (cap) raw 4-byte label values
   int32_t *lengths;             // (cap)
+  int64_t *groups;              // (cap) grouping keys ('group')
   int label_dtype;              /* 0 until the first record says */
   int has_lengths;              /* -1 until the first record says */
+  int has_groups;               /* -1 until the first record says */
   int64_t next_row;             /* for inputs without a 'row' tensor */
 
   int32_t *tok;                 // (T) one row's tokens (prefix included)
@@ -71,6 +73,7 @@ pmx_muxer_new (const pmx_model_config *cfg, pmx_tensor_lookup get, const void *c
   mx->N = kind == MUX_NONE ? 1 : cfg->mux_n;
   mx->label_dtype = 0;
   mx->has_lengths = -1;
+  mx->has_groups = -1;
   if (pmx_embed_init (&mx->emb, cfg, get, ctx) < 0)
     goto fail;
   if (kind != MUX_NONE)
@@ -127,6 +130,7 @@ pmx_muxer_free (pmx_muxer *mx)
   free (mx->ids);
   free (mx->labels);
   free (mx->lengths);
+  free (mx->groups);
   free (mx->tok);
   free (mx->e1);
   free (mx->acc);
@@ -165,10 +169,10 @@ scratch (pmx_muxer *mx, int T)
   return 0;
 }
 
-/* The input's row, label and lengths tensors, checked against B.  */
+/* The input's row, label, lengths and group tensors, checked against B.  */
 struct row_info
 {
-  const pmx_tensor *row, *label, *lengths;
+  const pmx_tensor *row, *label, *lengths, *group;
 };
 
 static int
@@ -177,6 +181,7 @@ row_info (const pmx_record *in, int64_t B, struct row_info *ri)
   ri->row = pmx_record_get (in, "row");
   ri->label = pmx_record_get (in, "label");
   ri->lengths = pmx_record_get (in, "lengths");
+  ri->group = pmx_record_get (in, "group");
   if (ri->row && (ri->row->dtype != PMX_I64 || ri->row->rank != 1
                   || ri->row->shape[0] != B))
     return pmx_error ("tensor 'row' must be i64 (%lld)", (long long) B);
@@ -186,6 +191,9 @@ row_info (const pmx_record *in, int64_t B, struct row_info *ri)
   if (ri->lengths && (ri->lengths->dtype != PMX_I32 || ri->lengths->rank != 1
                       || ri->lengths->shape[0] != B))
     return pmx_error ("tensor 'lengths' must be i32 (%lld)", (long long) B);
+  if (ri->group && (ri->group->dtype != PMX_I64 || ri->group->rank != 1
+                    || ri->group->shape[0] != B))
+    return pmx_error ("tensor 'group' must be i64 (%lld)", (long long) B);
   return 0;
 }
 
@@ -292,14 +300,51 @@ reserve_pending (pmx_muxer *mx, int need)
   if (lab)
     mx->labels = lab;
   int32_t *len = lab ? realloc (mx->lengths, (size_t) cap * sizeof *len) : NULL;
-  if (!len)
+  if (len)
+    mx->lengths = len;
+  int64_t *grp = len ? realloc (mx->groups, (size_t) cap * sizeof *grp) : NULL;
+  if (!grp)
     return pmx_error_errno (errno, "out of memory");
-  mx->lengths = len;
+  mx->groups = grp;
   mx->cap = cap;
   return 0;
 }
 
-/* Append IN's rows to the pending rows.  */
+/* Complete the last, short pending group with filler rows: copies of the
+   group's first row (a deterministic stand-in for the published code's
+   random copies), row = -1 and label = -1, in the group's key.  */
+static int
+fill_group (pmx_muxer *mx)
+{
+  if (mx->pending % mx->N == 0)
+    return 0;
+  int first = mx->pending - mx->pending % mx->N;
+  int need = first + mx->N;
+  if (reserve_pending (mx, need) < 0)
+    return -1;
+  int L = mx->width;
+  for (int k = mx->pending; k < need; k++)
+    {
+      memcpy (mx->ids + (size_t) k * L, mx->ids + (size_t) first * L,
+              (size_t) L * sizeof *mx->ids);
+      mx->rows[k] = -1;
+      if (mx->label_dtype == PMX_F32)
+        {
+          float minus_one = -1.0f;
+          memcpy (&mx->labels[k], &minus_one, sizeof minus_one);
+        }
+      else
+        mx->labels[k] = -1;
+      mx->lengths[k] = mx->lengths[first];
+      mx->groups[k] = mx->groups[first];
+    }
+  mx->pending = need;
+  return 0;
+}
+
+/* Append IN's rows to the pending rows.  A row whose grouping key differs
+   from the open group's closes that group with fillers first, so no group
+   holds two keys.  */
 static int
 take_rows (pmx_muxer *mx, const pmx_record *in)
 {
@@ -323,11 +368,24 @@ take_rows (pmx_muxer *mx, const pmx_record *in)
     mx->has_lengths = hl;
   else if (mx->has_lengths != hl)
     return pmx_error ("tensor 'lengths' is in some records but not in others");
+  int hg = ri.group != NULL;
+  if (mx->has_groups < 0)
+    mx->has_groups = hg;
+  else if (mx->has_groups != hg)
+    return pmx_error ("tensor 'group' is in some records but not in others");
   if (B > (int64_t) 1 << 30 || reserve_pending (mx, mx->pending + (int) B) < 0)
     return B > (int64_t) 1 << 30 ? pmx_error ("too many rows") : -1;
 
   for (int64_t b = 0; b < B; b++)
     {
+      int64_t key = ri.group ? ((const int64_t *) ri.group->data)[b] : 0;
+      if (mx->pending % mx->N && mx->groups[mx->pending - 1] != key)
+        {
+          /* The fillers take room the reservation above did not count.  */
+          if (fill_group (mx) < 0
+              || reserve_pending (mx, mx->pending + (int) (B - b)) < 0)
+            return -1;
+        }
       int k = mx->pending++;
       int32_t *dst = mx->ids + (size_t) k * mx->width;
       memcpy (dst, (const int32_t *) ids->data + b * T0, (size_t) T0 * sizeof *dst);
@@ -336,6 +394,7 @@ take_rows (pmx_muxer *mx, const pmx_record *in)
       mx->next_row++;
       mx->labels[k] = ri.label ? ((const int32_t *) ri.label->data)[b] : 0;
       mx->lengths[k] = ri.lengths ? ((const int32_t *) ri.lengths->data)[b] : 0;
+      mx->groups[k] = key;
     }
   return 0;
 }
@@ -371,6 +430,13 @@ emit_groups (pmx_muxer *mx, int G, pmx_record *out)
       if (!t)
         return -1;
       memcpy (t->data, mx->lengths, (size_t) B * 4);
+    }
+  if (mx->has_groups > 0)
+    {
+      pmx_tensor *t = pmx_record_add (out, "group", PMX_I64, 1, &B);
+      if (!t)
+        return -1;
+      memcpy (t->data, mx->groups, (size_t) B * sizeof *mx->groups);
     }
 
   size_t TH = (size_t) T * H;
@@ -414,6 +480,7 @@ emit_groups (pmx_muxer *mx, int G, pmx_record *out)
   memmove (mx->ids, mx->ids + (size_t) B * L, (size_t) left * L * sizeof *mx->ids);
   memmove (mx->labels, mx->labels + B, (size_t) left * sizeof *mx->labels);
   memmove (mx->lengths, mx->lengths + B, (size_t) left * sizeof *mx->lengths);
+  memmove (mx->groups, mx->groups + B, (size_t) left * sizeof *mx->groups);
   mx->pending = left;
   return 1;
 }
@@ -441,26 +508,7 @@ pmx_mux_flush (pmx_muxer *mx, pmx_record *out)
   pmx_record_reset (out);
   if (mx->kind == MUX_NONE || mx->pending == 0)
     return 0;
-  /* Fill the short last group with copies of its first row.  */
-  int first = mx->pending - mx->pending % mx->N;
-  int need = first + mx->N;
-  if (reserve_pending (mx, need) < 0)
+  if (fill_group (mx) < 0)
     return -1;
-  int L = mx->width;
-  for (int k = mx->pending; k < need; k++)
-    {
-      memcpy (mx->ids + (size_t) k * L, mx->ids + (size_t) first * L,
-              (size_t) L * sizeof *mx->ids);
-      mx->rows[k] = -1;
-      if (mx->label_dtype == PMX_F32)
-        {
-          float minus_one = -1.0f;
-          memcpy (&mx->labels[k], &minus_one, sizeof minus_one);
-        }
-      else
-        mx->labels[k] = -1;
-      mx->lengths[k] = mx->lengths[first];
-    }
-  mx->pending = need;
-  return emit_groups (mx, need / mx->N, out);
+  return emit_groups (mx, mx->pending / mx->N, out);
 }

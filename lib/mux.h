@@ -19,9 +19,17 @@
    for the next one, so only the last group of the stream can be short.
    pmx_mux_flush fills it with copies of the group's first row (a
    deterministic stand-in for the published code's random copies), marked
-   row = -1 and label = -1; the demultiplexer drops them.  The output
-   records carry row (G*N), and label and lengths if the input had them, in
-   input order; other per-row tensors are dropped.
+   row = -1 and label = -1; the demultiplexer drops them.
+
+   Grouping keys (tenant isolation): when the input has a 'group' tensor
+   (i64, B), a row whose key differs from that of the open group's rows
+   closes the group, filled as above, so rows of different keys never share
+   a group (nor a forward pass, through which a demultiplexer could carry
+   information between them).  A run of k rows of one key costs ceil(k/N)
+   groups.
+
+   The output records carry row (G*N), and label, lengths and group if the
+   input had them, in input order; other per-row tensors are dropped.
 
    Errors: every function returns -1 (or NULL) with pmx_error set.  */
 

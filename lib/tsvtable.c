@@ -120,7 +120,11 @@ pmx_tsv_read (FILE *f, const char *name)
       return NULL;
     }
 
+  /* A UTF-8 byte order mark (as spreadsheets write) is not part of the
+     first column's name.  */
   char *p = buf;
+  if (len >= 3 && memcmp (p, "\xEF\xBB\xBF", 3) == 0)
+    p += 3;
   for (size_t lineno = 1; *p; lineno++)
     {
       char *line = p;

@@ -1,7 +1,8 @@
 /* tsvtable.h -- a small reader for tab-separated tables with a header.
 
    The whole input is read into memory and split into lines and fields.
-   Blank lines and lines whose first character is '#' are skipped (comments);
+   A leading UTF-8 byte order mark is skipped.  Blank lines and lines whose
+   first character is '#' are skipped (comments);
    the first other line is the header.  A trailing '\r' is removed from every
    line (files written on Windows).  Every data row must have exactly as many
    fields as the header.

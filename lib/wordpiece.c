@@ -1,14 +1,15 @@
 /* wordpiece.c -- BERT normaliser, pre-tokenizer and WordPiece; see
    wordpiece.h.  The hot path is ASCII: a byte class table and a lower-case
    table, then one hash lookup per word for most words.  Everything else
-   goes through utf8proc one code point at a time.  */
+   goes one code point at a time through tables generated from Hugging
+   Face tokenizers itself (wordpiece-tables.h), whose Unicode data is
+   older than any current library's.  */
 
 #include <config.h>
 #include "wordpiece.h"
 #include "error.h"
 
 #include <string.h>
-#include <utf8proc.h>
 
 enum
 {
@@ -17,6 +18,44 @@ enum
   C_SPACE,                      /* white space: ends a word */
   C_PUNCT                       /* punctuation: a word of its own */
 };
+
+/* The fields of a code point's byte in the generated tables; the values
+   are the generator's (tests/gen-wordpiece-tables.py).  */
+enum
+{
+  CLASS_KEEP = 0, CLASS_DROP = 1, CLASS_SPACE = 2, CLASS_CJK = 3, /* & 3 */
+  PRE_WORD = 0, PRE_SPACE = 1, PRE_PUNCT = 2,     /* >> 2 & 3 */
+  F_STRIP = 0x10,               /* accent stripping changes it: wp_strip_map */
+  F_STRIP_EMPTY = 0x20,         /* accent stripping removes it */
+  F_LOWER = 0x40                /* lower-casing changes it: wp_lower_map */
+};
+
+#include "wordpiece-tables.h"
+
+/* The data of code point C: class | pretok << 2 | flags (see
+   wordpiece-tables.h).  */
+static inline unsigned
+cp_data (int32_t c)
+{
+  return wp_blocks[wp_block_index[c >> 8]][c & 0xFF];
+}
+
+/* Look C up in MAP (N entries sorted by code point): the code points it
+   becomes, at most 3, 0-ended if fewer.  */
+static const uint32_t *
+map_find (const uint32_t (*map)[4], size_t n, int32_t c)
+{
+  size_t lo = 0, hi = n;
+  while (lo < hi)
+    {
+      size_t mid = lo + (hi - lo) / 2;
+      if (map[mid][0] < (uint32_t) c)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+  return lo < n && map[lo][0] == (uint32_t) c ? map[lo] + 1 : NULL;
+}
 
 int
 pmx_wordpiece_init (pmx_wordpiece *wp, const pmx_vocab *vocab, int lowercase,
@@ -47,19 +86,24 @@ pmx_wordpiece_init (pmx_wordpiece *wp, const pmx_vocab *vocab, int lowercase,
         strcpy (wp->special_name[wp->nspecial], names[i]);
         wp->special_id[wp->nspecial++] = ids[i];
       }
+  /* The ASCII fast path's tables, from the generated ones (no ASCII
+     character changes under accent stripping).  */
   for (int c = 0; c < 128; c++)
     {
+      unsigned d = cp_data (c);
       unsigned char k = C_WORD;
-      if (c == '\t' || c == '\n' || c == '\r' || c == ' ')
-        k = C_SPACE;
-      else if (c < 32 || c == 127)
+      if ((d & 3) == CLASS_DROP)
         k = C_DROP;
-      else if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64)
-               || (c >= 91 && c <= 96) || (c >= 123 && c <= 126))
+      else if ((d & 3) == CLASS_SPACE || (d >> 2 & 3) == PRE_SPACE)
+        k = C_SPACE;
+      else if ((d >> 2 & 3) == PRE_PUNCT)
         k = C_PUNCT;
       wp->ascii_class[c] = k;
-      wp->ascii_map[c] = (unsigned char)
-        (wp->lowercase && c >= 'A' && c <= 'Z' ? c + 32 : c);
+      const uint32_t *m = NULL;
+      if (wp->lowercase && (d & F_LOWER))
+        m = map_find (wp_lower_map, sizeof wp_lower_map
+                      / sizeof wp_lower_map[0], c);
+      wp->ascii_map[c] = (unsigned char) (m ? m[0] : (uint32_t) c);
     }
   return 0;
 }
@@ -164,121 +208,111 @@ isolate (pmx_wp_seq *s, const unsigned char *u, size_t n)
   flush_word (s);
 }
 
-static int
-is_space_category (int cat)
-{
-  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL
-    || cat == UTF8PROC_CATEGORY_ZP;
-}
-
-static int
-is_punct_category (int cat)
-{
-  return cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO;
-}
-
 /* A normalised character goes to the pre-tokenizer.  */
 static void
 pretokenize (pmx_wp_seq *s, int32_t c)
 {
   unsigned char u[4];
+  size_t n;
   if (c < 0x80)
     {
       u[0] = (unsigned char) c;
-      switch (s->wp->ascii_class[c])
-        {
-        case C_SPACE:
-          flush_word (s);
-          return;
-        case C_PUNCT:
-          isolate (s, u, 1);
-          return;
-        default:
-          append (s, u, 1);
-          return;
-        }
+      n = 1;
     }
-  size_t n = (size_t) utf8proc_encode_char (c, u);
-  int cat = utf8proc_category (c);
-  if (is_space_category (cat))
-    flush_word (s);
-  else if (is_punct_category (cat))
-    isolate (s, u, n);
+  else if (c < 0x800)
+    {
+      u[0] = (unsigned char) (0xC0 | c >> 6);
+      u[1] = (unsigned char) (0x80 | (c & 0x3F));
+      n = 2;
+    }
+  else if (c < 0x10000)
+    {
+      u[0] = (unsigned char) (0xE0 | c >> 12);
+      u[1] = (unsigned char) (0x80 | (c >> 6 & 0x3F));
+      u[2] = (unsigned char) (0x80 | (c & 0x3F));
+      n = 3;
+    }
   else
-    append (s, u, n);
-}
-
-/* The CJK Unified Ideographs blocks, as BERT's _is_chinese_char.  */
-static int
-is_cjk (int32_t c)
-{
-  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF)
-    || (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F)
-    || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF)
-    || (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+    {
+      u[0] = (unsigned char) (0xF0 | c >> 18);
+      u[1] = (unsigned char) (0x80 | (c >> 12 & 0x3F));
+      u[2] = (unsigned char) (0x80 | (c >> 6 & 0x3F));
+      u[3] = (unsigned char) (0x80 | (c & 0x3F));
+      n = 4;
+    }
+  switch (cp_data (c) >> 2 & 3)
+    {
+    case PRE_SPACE:
+      flush_word (s);
+      break;
+    case PRE_PUNCT:
+      isolate (s, u, n);
+      break;
+    default:
+      append (s, u, n);
+      break;
+    }
 }
 
 static void
 lower_and_pretokenize (pmx_wp_seq *s, int32_t c)
 {
-  if (s->wp->lowercase)
-    {
-      /* The one unconditional multi-character lower-case mapping.  */
-      if (c == 0x130)
-        {
-          pretokenize (s, 'i');
-          pretokenize (s, 0x307);
-          return;
-        }
-      c = utf8proc_tolower (c);
-    }
-  pretokenize (s, c);
+  const uint32_t *m;
+  if (s->wp->lowercase && (cp_data (c) & F_LOWER)
+      && (m = map_find (wp_lower_map, sizeof wp_lower_map
+                        / sizeof wp_lower_map[0], c)))
+    for (int i = 0; i < 3 && m[i]; i++)
+      pretokenize (s, (int32_t) m[i]);
+  else
+    pretokenize (s, c);
 }
 
-/* A decoded non-ASCII code point.  */
+/* A decoded non-ASCII code point: Hugging Face's cleaning, CJK padding,
+   accent stripping and lower-casing, in that order, by the generated
+   tables.  */
 static void
 code_point (pmx_wp_seq *s, int32_t c)
 {
-  if (c == 0xFFFD)
-    return;
-  int cat = utf8proc_category (c);
-  switch (cat)
+  unsigned d = cp_data (c);
+  switch (d & 3)
     {
-    case UTF8PROC_CATEGORY_CC:
-    case UTF8PROC_CATEGORY_CF:
-    case UTF8PROC_CATEGORY_CO:
-    case UTF8PROC_CATEGORY_CS:
+    case CLASS_DROP:
       return;
+    case CLASS_SPACE:
+      flush_word (s);
+      return;
+    case CLASS_CJK:
+      flush_word (s);
+      break;
     default:
       break;
     }
-  if (is_space_category (cat))
+  if (!s->wp->strip_accents)
+    lower_and_pretokenize (s, c);
+  else if (d & F_STRIP_EMPTY)
+    ;                           /* a nonspacing mark: removed */
+  else if (c >= 0xAC00 && c <= 0xD7A3)
     {
-      flush_word (s);
-      return;
-    }
-  int cjk = is_cjk (c);
-  if (cjk)
-    flush_word (s);
-  if (s->wp->strip_accents)
-    {
-      utf8proc_int32_t d[32];
-      int last = 0;
-      utf8proc_ssize_t n = utf8proc_decompose_char (c, d, 32,
-                                                    UTF8PROC_DECOMPOSE,
-                                                    &last);
-      if (n < 0 || n > 32)
-        {
-          d[0] = c;
-          n = 1;
-        }
-      for (utf8proc_ssize_t i = 0; i < n; i++)
-        if (utf8proc_category (d[i]) != UTF8PROC_CATEGORY_MN)
-          lower_and_pretokenize (s, d[i]);
+      /* Hangul syllables decompose by the Unicode algorithm into a
+         leading consonant, a vowel and maybe a trailing consonant.  */
+      int32_t i = c - 0xAC00;
+      lower_and_pretokenize (s, 0x1100 + i / 588);
+      lower_and_pretokenize (s, 0x1161 + i % 588 / 28);
+      if (i % 28)
+        lower_and_pretokenize (s, 0x11A7 + i % 28);
     }
   else
-    lower_and_pretokenize (s, c);
-  if (cjk)
+    {
+      const uint32_t *m;
+      if ((d & F_STRIP)
+          && (m = map_find (wp_strip_map, sizeof wp_strip_map
+                            / sizeof wp_strip_map[0], c)))
+        for (int i = 0; i < 3 && m[i]; i++)
+          lower_and_pretokenize (s, (int32_t) m[i]);
+      else
+        lower_and_pretokenize (s, c);
+    }
+  if ((d & 3) == CLASS_CJK)
     flush_word (s);
 }
 

@@ -4,7 +4,8 @@
    0. the special tokens [UNK] [SEP] [CLS] [PAD] [MASK] written in the raw
       text (case and all) are those tokens, as Hugging Face's added tokens;
    1. clean: drop NUL, U+FFFD and control characters (categories Cc, Cf,
-      Co, Cs except tab, LF, CR); white space becomes a separator;
+      Co, Cs as tokenizers classifies them, except tab, LF, CR); white
+      space becomes a separator;
    2. CJK ideographs become words of their own;
    3. if strip_accents: NFD, then drop nonspacing marks (Mn);
    4. if lowercase: lower-case mapping (U+0130 gives "i" U+0307);
@@ -14,7 +15,20 @@
       a word longer than 100 characters or with an unmatched piece is [UNK].
 
    Input is bytes: invalid UTF-8 is dropped, as U+FFFD would be after
-   decoding with errors='replace'.  Unicode data comes from utf8proc.
+   decoding with errors='replace' (so are surrogates, which UTF-8 cannot
+   encode).  The Unicode data (categories, white space, NFD, lower-case
+   mappings) is that of the Hugging Face tokenizers version named by
+   PMX_WP_TOKENIZERS_VERSION, generated from it for every code point by
+   tests/gen-wordpiece-tables.py into wordpiece-tables.h: tokenizers'
+   tables are older than current Unicode (and than each other), so a
+   character assigned since may be punctuation to a Unicode library and a
+   letter, or unassigned and dropped, to tokenizers.
+
+   Per code point the result equals tokenizers' exactly; one difference
+   remains across characters: NFD's canonical reordering of combining
+   marks, which only matters when accents are stripped, and then only for
+   the few marks that are not nonspacing (Mc with a nonzero combining
+   class, such as U+1D165) standing next to each other.
 
    Text is fed in pieces of any size (a piece may end inside a UTF-8
    sequence), so a line of any length is encoded in constant memory: only
