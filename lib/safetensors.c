@@ -278,3 +278,87 @@ pmx_st_to_f32 (const pmx_st_tensor *t, float *out)
                         t->name, t->dtype_name);
     }
 }
+
+/* ---- Writing ----------------------------------------------------------------- */
+
+/* Write NBYTES of f32 data little-endian, whatever the host order.  */
+static int
+write_le32 (FILE *f, const pmx_tensor *t)
+{
+  const unsigned char *p = t->data;
+  int one = 1;
+  if (*(const char *) &one == 1)
+    return fwrite (p, 1, t->nbytes, f) == t->nbytes ? 0 : -1;
+  for (size_t i = 0; i < t->nbytes; i += 4)
+    {
+      unsigned char b[4] = { p[i + 3], p[i + 2], p[i + 1], p[i] };
+      if (fwrite (b, 1, 4, f) != 4)
+        return -1;
+    }
+  return 0;
+}
+
+int
+pmx_st_write (FILE *f, const char *path, const pmx_st_out *ts, int n)
+{
+  json_t *root = json_object ();
+  json_t *meta = json_object ();
+  int rc = 0;
+  if (!root || !meta
+      || json_object_set_new (meta, "format", json_string ("pt")) < 0
+      || json_object_set_new (root, "__metadata__", meta) < 0)
+    rc = pmx_error ("out of memory");
+  uint64_t off = 0;
+  for (int i = 0; i < n && rc == 0; i++)
+    {
+      const pmx_tensor *t = ts[i].t;
+      if (t->dtype != PMX_F32)
+        {
+          rc = pmx_error ("tensor '%s': only f32 tensors are written", ts[i].name);
+          break;
+        }
+      if (json_object_get (root, ts[i].name))
+        {
+          rc = pmx_error ("tensor '%s' written twice", ts[i].name);
+          break;
+        }
+      json_t *shape = json_array ();
+      json_t *e = json_object ();
+      json_t *offs = json_pack ("[II]", (json_int_t) off,
+                                (json_int_t) (off + t->nbytes));
+      for (int d = 0; shape && d < t->rank; d++)
+        json_array_append_new (shape, json_integer (t->shape[d]));
+      if (!shape || !e || !offs
+          || json_object_set_new (e, "dtype", json_string ("F32")) < 0
+          || json_object_set_new (e, "shape", shape) < 0
+          || json_object_set_new (e, "data_offsets", offs) < 0
+          || json_object_set_new (root, ts[i].name, e) < 0)
+        rc = pmx_error ("out of memory");
+      off += t->nbytes;
+    }
+  char *text = rc == 0 ? json_dumps (root, JSON_COMPACT | JSON_PRESERVE_ORDER)
+                       : NULL;
+  json_decref (root);
+  if (rc == 0 && !text)
+    rc = pmx_error ("out of memory");
+  if (rc < 0)
+    {
+      free (text);
+      return pmx_error_prefix ("%s", path);
+    }
+  /* Pad the header with spaces so the data starts 8-byte aligned.  */
+  size_t hlen = strlen (text);
+  size_t padded = (hlen + 7) & ~(size_t) 7;
+  unsigned char len8[8];
+  for (int i = 0; i < 8; i++)
+    len8[i] = (unsigned char) ((uint64_t) padded >> (8 * i));
+  int bad = fwrite (len8, 1, 8, f) != 8 || fwrite (text, 1, hlen, f) != hlen;
+  for (size_t i = hlen; i < padded && !bad; i++)
+    bad = putc (' ', f) == EOF;
+  free (text);
+  for (int i = 0; i < n && !bad; i++)
+    bad = write_le32 (f, ts[i].t) < 0;
+  if (bad)
+    return pmx_error_errno (errno, "%s: write error", path);
+  return 0;
+}
