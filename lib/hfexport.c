@@ -447,7 +447,10 @@ write_weights (outdir *o, const pmx_model *m, pmx_hf_export_report *rep)
         }
       else if ((rc = remember (o, p, 0)) == 0)
         {
-          rc = pmx_st_write (f, "model.safetensors", out, k);
+          static const char *const meta[] = {
+            PMX_HF_ORDER_KEY, PMX_HF_ORDER_ARCHIVE, NULL
+          };
+          rc = pmx_st_write (f, "model.safetensors", out, k, meta);
           if (fclose (f) != 0 && rc == 0)
             rc = pmx_error_errno (errno, "model.safetensors: write error");
         }

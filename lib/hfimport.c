@@ -423,7 +423,13 @@ import_tensors (pmx_safetensors *const *sts, int nst, pmx_hf_tensors *ts,
       else
         m[n++].src = t;
     }
-  qsort (m, (size_t) n, sizeof *m, cmp_mapped);
+  /* Archive order: prumux's own export keeps it (the identity hashes the
+     tensors in order, so an archive comes back with its identity); any
+     other checkpoint is put in the canonical order.  */
+  const char *order = nst == 1 ? pmx_st_metadata (sts[0], PMX_HF_ORDER_KEY)
+                                : NULL;
+  if (!order || strcmp (order, PMX_HF_ORDER_ARCHIVE) != 0)
+    qsort (m, (size_t) n, sizeof *m, cmp_mapped);
   float *scratch = NULL;
   for (int i = 0; i < n && rc == 0; i++)
     {

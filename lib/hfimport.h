@@ -64,6 +64,13 @@ int pmx_hf_map_name (const char *src, char *dst, size_t size);
 extern const char *const pmx_hf_bert_groups[];
 extern const char *const pmx_hf_demux_aliases[];
 
+/* A model.safetensors whose "__metadata__" has PMX_HF_ORDER_KEY:
+   PMX_HF_ORDER_ARCHIVE (prumux-export writes it) is imported in file
+   order; any other in the canonical order (embeddings, layers by number,
+   pooler, multiplexer, demultiplexer, heads).  */
+#define PMX_HF_ORDER_KEY "prumux_order"
+#define PMX_HF_ORDER_ARCHIVE "archive"
+
 /* The inverse of pmx_hf_map_name for the canonical name NAME of an
    archive tensor: its state-dict name ("bert." + NAME for the groups
    above) into DST.  The demux aliases are the caller's (the names of one

@@ -137,7 +137,12 @@ parse (pmx_safetensors *st)
   json_object_foreach (root, key, val)
     {
       if (strcmp (key, "__metadata__") == 0)
-        continue;
+        {
+          /* Kept for pmx_st_metadata; the format says string values.  */
+          if (json_is_object (val))
+            st->meta = json_incref (val);
+          continue;
+        }
       size_t klen = strlen (key);
       if (klen == 0 || klen > PMX_NAME_MAX)
         {
@@ -232,6 +237,7 @@ pmx_st_close (pmx_safetensors *st)
     return;
   if (st->map)
     munmap (st->map, st->size);
+  json_decref (st->meta);
   free (st->tensors);
   free (st);
 }
@@ -243,6 +249,13 @@ pmx_st_get (const pmx_safetensors *st, const char *name)
     if (strcmp (st->tensors[i].name, name) == 0)
       return &st->tensors[i];
   return NULL;
+}
+
+const char *
+pmx_st_metadata (const pmx_safetensors *st, const char *key)
+{
+  json_t *v = st->meta ? json_object_get (st->meta, key) : NULL;
+  return json_is_string (v) ? json_string_value (v) : NULL;
 }
 
 int
@@ -299,14 +312,19 @@ write_le32 (FILE *f, const pmx_tensor *t)
 }
 
 int
-pmx_st_write (FILE *f, const char *path, const pmx_st_out *ts, int n)
+pmx_st_write (FILE *f, const char *path, const pmx_st_out *ts, int n,
+              const char *const *metadata)
 {
   json_t *root = json_object ();
   json_t *meta = json_object ();
   int rc = 0;
   if (!root || !meta
-      || json_object_set_new (meta, "format", json_string ("pt")) < 0
-      || json_object_set_new (root, "__metadata__", meta) < 0)
+      || json_object_set_new (meta, "format", json_string ("pt")) < 0)
+    rc = pmx_error ("out of memory");
+  for (int i = 0; rc == 0 && metadata && metadata[i]; i += 2)
+    if (json_object_set_new (meta, metadata[i], json_string (metadata[i + 1])) < 0)
+      rc = pmx_error ("out of memory");
+  if (rc == 0 && json_object_set_new (root, "__metadata__", meta) < 0)
     rc = pmx_error ("out of memory");
   uint64_t off = 0;
   for (int i = 0; i < n && rc == 0; i++)

@@ -44,6 +44,7 @@ typedef struct pmx_safetensors
   int count;
   pmx_st_tensor *tensors;       /* sorted by data offset (file order) */
   void *map;                    /* private */
+  void *meta;                   /* private: the __metadata__ object */
   size_t size;                  /* private */
 } pmx_safetensors;
 
@@ -52,6 +53,8 @@ pmx_safetensors *pmx_st_open (const char *path);
 void pmx_st_close (pmx_safetensors *st);
 /* The tensor called NAME, or NULL.  */
 const pmx_st_tensor *pmx_st_get (const pmx_safetensors *st, const char *name);
+/* The string KEY of the header's "__metadata__", or NULL.  */
+const char *pmx_st_metadata (const pmx_safetensors *st, const char *key);
 /* Convert a floating-point tensor (F32, F16, BF16, F64) to f32 in OUT
    (numel floats).  -1 with an error for any other dtype.  */
 int pmx_st_to_f32 (const pmx_st_tensor *t, float *out);
@@ -64,8 +67,10 @@ typedef struct pmx_st_out
 } pmx_st_out;
 
 /* Write the N tensors of TS to F (PATH names it in errors).  Names must be
-   unique and tensors f32.  -1 with an error ("PATH: ...") on failure; F is
-   left open either way.  */
-int pmx_st_write (FILE *f, const char *path, const pmx_st_out *ts, int n);
+   unique and tensors f32.  METADATA, NULL or a NULL-terminated list of
+   key, value strings, is added to "__metadata__" ("format": "pt").  -1
+   with an error ("PATH: ...") on failure; F is left open either way.  */
+int pmx_st_write (FILE *f, const char *path, const pmx_st_out *ts, int n,
+                  const char *const *metadata);
 
 #endif
