@@ -9,12 +9,14 @@
 #include "hfimport.h"
 #include "safetensors.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_CREATED 16          /* files and folders an export makes */
@@ -475,13 +477,47 @@ check_target (const char *dir)
     return errno == ENOENT ? 0 : pmx_error_errno (errno, "%s", dir);
   if (!S_ISDIR (sb.st_mode))
     return pmx_error ("%s: exists and is not a directory", dir);
-  if (rmdir (dir) == 0)
+  DIR *d = opendir (dir);
+  if (!d)
+    return pmx_error_errno (errno, "%s", dir);
+  struct dirent *e;
+  int empty = 1;
+  while (empty && (e = readdir (d)))
+    empty = strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0;
+  closedir (d);
+  return empty ? 0 : pmx_error ("%s: exists and is not empty (choose a new"
+                                " directory)", dir);
+}
+
+/* Make O->tmp, a new directory DIR.XXXXXX beside DIR.  Not mkdtemp: its
+   directory is private (0700), and the export should get the permissions
+   of any new folder (0777 less the umask), which mkdir gives.  */
+static int
+make_tmpdir (outdir *o, const char *dir)
+{
+  size_t n = strlen (dir);
+  while (n > 1 && dir[n - 1] == '/')
+    n--;
+  o->tmp = malloc (n + sizeof ".XXXXXX");
+  if (!o->tmp)
+    return pmx_error ("out of memory");
+  unsigned long seed = (unsigned long) getpid () * 2654435761u
+                       ^ (unsigned long) time (NULL);
+  for (int attempt = 0; attempt < 100; attempt++)
     {
-      /* It was empty; recreate it so that a failure leaves it as it was.  */
-      mkdir (dir, sb.st_mode & 07777);
-      return 0;
+      seed = seed * 6364136223846793005u + 1442695040888963407u;
+      snprintf (o->tmp, n + sizeof ".XXXXXX", "%.*s.%06lx", (int) n, dir,
+                (seed >> 40) & 0xffffff);
+      if (mkdir (o->tmp, 0777) == 0)
+        return 0;
+      if (errno != EEXIST)
+        break;
     }
-  return pmx_error ("%s: exists and is not empty (choose a new directory)", dir);
+  int rc = pmx_error_errno (errno, "%s: cannot create a temporary directory",
+                            dir);
+  free (o->tmp);
+  o->tmp = NULL;
+  return rc;
 }
 
 static int
@@ -523,25 +559,8 @@ pmx_hf_export (const pmx_model *m, const char *dir, pmx_hf_export_report *report
   if (check_target (dir) < 0)
     return -1;
   outdir o = {0};
-  size_t n = strlen (dir);
-  while (n > 1 && dir[n - 1] == '/')
-    n--;
-  o.tmp = malloc (n + sizeof ".XXXXXX");
-  if (!o.tmp)
-    return pmx_error ("out of memory");
-  memcpy (o.tmp, dir, n);
-  memcpy (o.tmp + n, ".XXXXXX", sizeof ".XXXXXX");
-  if (!mkdtemp (o.tmp))
-    {
-      int rc = pmx_error_errno (errno, "%s: cannot create a temporary directory",
-                                dir);
-      free (o.tmp);
-      return rc;
-    }
-  /* mkdtemp makes it private; give it the permissions of a new folder.  */
-  mode_t mask = umask (0);
-  umask (mask);
-  chmod (o.tmp, 0777 & ~mask);
+  if (make_tmpdir (&o, dir) < 0)
+    return -1;
   if (export_into (&o, m, rep) < 0)
     {
       pmx_error_prefix ("%s", dir);
