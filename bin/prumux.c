@@ -135,7 +135,7 @@ main (int argc, char **argv)
   if (argc < 2)
     usage_error ("missing COMMAND");
   const char *cmd = argv[1];
-  if (strcmp (cmd, "--help") == 0 || strcmp (cmd, "-h") == 0)
+  if (strcmp (cmd, "--help") == 0)
     usage ();
   if (strcmp (cmd, "--version") == 0)
     cli_version ();
