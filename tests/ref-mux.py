@@ -904,6 +904,16 @@ def export_case(bindir, wd, name, N, demux, kw, hidden_size, failures):
     We = state_dict_to_archive_names(sd)
     ok(set(We) == set(W) and all(torch.equal(We[k], W[k]) for k in W),
        f"model.safetensors: the {len(W)} source tensors, bit for bit ({len(sd)} names)")
+    # As pytorch_model.bin, for the published code's transformers 4.4.2.
+    s2b = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "share",
+                       "prumux", "safetensors2bin.py")
+    run([sys.executable, s2b, e])
+    bin_sd = torch.load(os.path.join(e, "pytorch_model.bin"))
+    shared = all(bin_sd[k].data_ptr() == bin_sd[k.split(".", 1)[1]].data_ptr()
+                 for k in bin_sd if k.startswith("demultiplexer.demux_module."))
+    ok(set(bin_sd) == set(sd) and all(torch.equal(bin_sd[k], sd[k]) for k in sd) and shared,
+       "safetensors2bin.py: pytorch_model.bin holds the same tensors, the demux"
+       " module's names sharing one storage")
     head_dim = cfg["hidden_size"] // cfg["num_attention_heads"]
     ok(head_dim == 8 and cfg["num_hidden_layers"] == layers
        and cfg["hidden_size"] == (hidden_size or W["embeddings.word_embeddings.weight"].shape[1]),
