@@ -160,12 +160,16 @@ class Reader:
         if len(text) > META_MAX:
             self._fail("metadata exceeds 1 MiB")
         meta = {}
-        for n, line in enumerate(text.decode("utf-8", "strict").split("\n")[:-1], 1):
+        try:
+            text = text.decode("utf-8", "strict")
+        except UnicodeDecodeError:
+            self._fail("metadata is not UTF-8")
+        for n, line in enumerate(text.split("\n")[:-1], 1):
             key, eq, value = line.partition("=")
             if not eq or not _META_KEY.match(key) or "\r" in value:
                 self._fail(f"metadata line {n} is not key=value")
             meta[key] = value
-        if text and not text.endswith(b"\n"):
+        if text and not text.endswith("\n"):
             self._fail("metadata does not end with a newline")
         return meta
 
