@@ -156,6 +156,10 @@ for path in (model, gz, xz):
        f"{os.path.basename(path)}: the configuration of prumux-model info (id {m.id})")
     ok(prumux.dumps([m.tensors], {"content": "model-tensors"}) == member,
        f"{os.path.basename(path)}: tensors.pmxs rebuilt byte for byte from the arrays")
+    if importlib.util.find_spec("pandas"):
+        t = m.dataframe()
+        ok(list(t["name"]) == [r[0] for r in table] and int(t["elements"].sum())
+           == sum(int(r[3]) for r in table), f"{os.path.basename(path)}: Model.dataframe")
     ok(len(m.vocab) == 6116 and m.vocab[101] == "[CLS]" and m.layer_shapes() == [(2, 256)] * 2,
        f"{os.path.basename(path)}: vocab and layer shapes")
 zst = os.path.join(wd, "m-zstd.pmx")
