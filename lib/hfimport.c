@@ -32,6 +32,26 @@ ends (const char *s, const char *suffix)
   return n >= k && strcmp (s + n - k, suffix) == 0;
 }
 
+const char *const pmx_hf_bert_groups[] = {
+  "embeddings.", "encoder.", "pooler.", NULL
+};
+const char *const pmx_hf_demux_aliases[] = {
+  "demultiplexer.", "retrieval_head.", NULL
+};
+
+int
+pmx_hf_source_name (const char *name, char *dst, size_t size)
+{
+  const char *prefix = "";
+  for (int i = 0; pmx_hf_bert_groups[i]; i++)
+    if (starts (name, pmx_hf_bert_groups[i]))
+      prefix = "bert.";
+  if (strlen (prefix) + strlen (name) + 1 > size)
+    return pmx_error ("tensor '%s': name too long", name);
+  sprintf (dst, "%s%s", prefix, name);
+  return 0;
+}
+
 int
 pmx_hf_map_name (const char *src, char *dst, size_t size)
 {
@@ -45,10 +65,13 @@ pmx_hf_map_name (const char *src, char *dst, size_t size)
     return 0;
   /* The demux module is shared by the demultiplexer and the retrieval head
      (one storage, several state-dict names): keep one canonical name.  */
-  if (starts (s, "demultiplexer.demux_module."))
-    s += strlen ("demultiplexer.");
-  else if (starts (s, "retrieval_head.demux_module."))
-    s += strlen ("retrieval_head.");
+  for (int i = 0; pmx_hf_demux_aliases[i]; i++)
+    if (starts (s, pmx_hf_demux_aliases[i])
+        && starts (s + strlen (pmx_hf_demux_aliases[i]), "demux_module."))
+      {
+        s += strlen (pmx_hf_demux_aliases[i]);
+        break;
+      }
   size_t n = strlen (s);
   const char *suffix = "";
   if (ends (s, ".gamma"))
@@ -416,7 +439,13 @@ import_tensors (pmx_safetensors *const *sts, int nst, pmx_hf_tensors *ts,
       else
         m[n++].src = t;
     }
-  qsort (m, (size_t) n, sizeof *m, cmp_mapped);
+  /* Archive order: prumux's own export keeps it (the identity hashes the
+     tensors in order, so an archive comes back with its identity); any
+     other checkpoint is put in the canonical order.  */
+  const char *order = nst == 1 ? pmx_st_metadata (sts[0], PMX_HF_ORDER_KEY)
+                                : NULL;
+  if (!order || strcmp (order, PMX_HF_ORDER_ARCHIVE) != 0)
+    qsort (m, (size_t) n, sizeof *m, cmp_mapped);
   float *scratch = NULL;
   for (int i = 0; i < n && rc == 0; i++)
     {

@@ -57,6 +57,27 @@ void pmx_hf_tensors_free (pmx_hf_tensors *ts);
    layer_transformation.*), -1 if the result does not fit.  */
 int pmx_hf_map_name (const char *src, char *dst, size_t size);
 
+/* The archive names that Hugging Face saves under "bert." (the BertModel
+   inside a task model), and the prefixes under which MUX-PLM saves its
+   shared demux module besides "demux_module.": the tables of both
+   directions of the mapping (NULL-terminated).  */
+extern const char *const pmx_hf_bert_groups[];
+extern const char *const pmx_hf_demux_aliases[];
+
+/* A model.safetensors whose "__metadata__" has PMX_HF_ORDER_KEY:
+   PMX_HF_ORDER_ARCHIVE (prumux-export writes it) is imported in file
+   order; any other in the canonical order (embeddings, layers by number,
+   pooler, multiplexer, demultiplexer, heads).  */
+#define PMX_HF_ORDER_KEY "prumux_order"
+#define PMX_HF_ORDER_ARCHIVE "archive"
+
+/* The inverse of pmx_hf_map_name for the canonical name NAME of an
+   archive tensor: its state-dict name ("bert." + NAME for the groups
+   above) into DST.  The demux aliases are the caller's (the names of one
+   module under pmx_hf_demux_aliases).  -1 with an error if DST is too
+   small.  */
+int pmx_hf_source_name (const char *name, char *dst, size_t size);
+
 /* Import DIR.  CFG is initialised here (free with pmx_model_config_free),
    TENSORS receives the f32 tensors (free with pmx_hf_tensors_free, also
    after a failure), *VOCAB a malloc'd NUL-terminated vocab.txt.  REPORT may

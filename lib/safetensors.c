@@ -137,7 +137,12 @@ parse (pmx_safetensors *st)
   json_object_foreach (root, key, val)
     {
       if (strcmp (key, "__metadata__") == 0)
-        continue;
+        {
+          /* Kept for pmx_st_metadata; the format says string values.  */
+          if (json_is_object (val))
+            st->meta = json_incref (val);
+          continue;
+        }
       size_t klen = strlen (key);
       if (klen == 0 || klen > PMX_NAME_MAX)
         {
@@ -232,6 +237,7 @@ pmx_st_close (pmx_safetensors *st)
     return;
   if (st->map)
     munmap (st->map, st->size);
+  json_decref (st->meta);
   free (st->tensors);
   free (st);
 }
@@ -243,6 +249,13 @@ pmx_st_get (const pmx_safetensors *st, const char *name)
     if (strcmp (st->tensors[i].name, name) == 0)
       return &st->tensors[i];
   return NULL;
+}
+
+const char *
+pmx_st_metadata (const pmx_safetensors *st, const char *key)
+{
+  json_t *v = st->meta ? json_object_get (st->meta, key) : NULL;
+  return json_is_string (v) ? json_string_value (v) : NULL;
 }
 
 int
@@ -277,4 +290,93 @@ pmx_st_to_f32 (const pmx_st_tensor *t, float *out)
       return pmx_error ("tensor '%s': dtype %s is not a floating-point type",
                         t->name, t->dtype_name);
     }
+}
+
+/* ---- Writing ----------------------------------------------------------------- */
+
+/* Write NBYTES of f32 data little-endian, whatever the host order.  */
+static int
+write_le32 (FILE *f, const pmx_tensor *t)
+{
+  const unsigned char *p = t->data;
+  int one = 1;
+  if (*(const char *) &one == 1)
+    return fwrite (p, 1, t->nbytes, f) == t->nbytes ? 0 : -1;
+  for (size_t i = 0; i < t->nbytes; i += 4)
+    {
+      unsigned char b[4] = { p[i + 3], p[i + 2], p[i + 1], p[i] };
+      if (fwrite (b, 1, 4, f) != 4)
+        return -1;
+    }
+  return 0;
+}
+
+int
+pmx_st_write (FILE *f, const char *path, const pmx_st_out *ts, int n,
+              const char *const *metadata)
+{
+  json_t *root = json_object ();
+  json_t *meta = json_object ();
+  int rc = 0;
+  if (!root || !meta
+      || json_object_set_new (meta, "format", json_string ("pt")) < 0)
+    rc = pmx_error ("out of memory");
+  for (int i = 0; rc == 0 && metadata && metadata[i]; i += 2)
+    if (json_object_set_new (meta, metadata[i], json_string (metadata[i + 1])) < 0)
+      rc = pmx_error ("out of memory");
+  if (rc == 0 && json_object_set_new (root, "__metadata__", meta) < 0)
+    rc = pmx_error ("out of memory");
+  uint64_t off = 0;
+  for (int i = 0; i < n && rc == 0; i++)
+    {
+      const pmx_tensor *t = ts[i].t;
+      if (t->dtype != PMX_F32)
+        {
+          rc = pmx_error ("tensor '%s': only f32 tensors are written", ts[i].name);
+          break;
+        }
+      if (json_object_get (root, ts[i].name))
+        {
+          rc = pmx_error ("tensor '%s' written twice", ts[i].name);
+          break;
+        }
+      json_t *shape = json_array ();
+      json_t *e = json_object ();
+      json_t *offs = json_pack ("[II]", (json_int_t) off,
+                                (json_int_t) (off + t->nbytes));
+      for (int d = 0; shape && d < t->rank; d++)
+        json_array_append_new (shape, json_integer (t->shape[d]));
+      if (!shape || !e || !offs
+          || json_object_set_new (e, "dtype", json_string ("F32")) < 0
+          || json_object_set_new (e, "shape", shape) < 0
+          || json_object_set_new (e, "data_offsets", offs) < 0
+          || json_object_set_new (root, ts[i].name, e) < 0)
+        rc = pmx_error ("out of memory");
+      off += t->nbytes;
+    }
+  char *text = rc == 0 ? json_dumps (root, JSON_COMPACT | JSON_PRESERVE_ORDER)
+                       : NULL;
+  json_decref (root);
+  if (rc == 0 && !text)
+    rc = pmx_error ("out of memory");
+  if (rc < 0)
+    {
+      free (text);
+      return pmx_error_prefix ("%s", path);
+    }
+  /* Pad the header with spaces so the data starts 8-byte aligned.  */
+  size_t hlen = strlen (text);
+  size_t padded = (hlen + 7) & ~(size_t) 7;
+  unsigned char len8[8];
+  for (int i = 0; i < 8; i++)
+    len8[i] = (unsigned char) ((uint64_t) padded >> (8 * i));
+  int bad = fwrite (len8, 1, 8, f) != 8 || fwrite (text, 1, hlen, f) != hlen;
+  for (size_t i = hlen; i < padded && !bad; i++)
+    bad = putc (' ', f) == EOF;
+  free (text);
+  for (int i = 0; i < n && !bad; i++)
+    bad = write_le32 (f, ts[i].t) < 0;
+  if (bad)
+    return pmx_error_errno (errno, "%s: write error", path);
+  return 0;
 }

@@ -10,6 +10,12 @@ demultiplexers and heads (MUX-PLM-SPEC.md §2-§4), written from the spec.
         the rows in input order with the filler rows of a ragged last group
         dropped.
     ref-mux.py make-model OUT.pt ... (see the end-to-end test, tests/mux-e2e.sh)
+    ref-mux.py export BINDIR WORKDIR
+        prumux-convert -> prumux-export -> prumux-convert for MUX (index_pos,
+        index), pruned MUX and pruned BERT checkpoints: the same archive
+        bytes, the exported safetensors bit for bit, the reference's logits
+        on the export within 1e-5 of those on the source, the pipeline's
+        outputs byte-identical with both archives (tests/export-ref.sh).
 
 The reference follows the published code: first embedding pass, Hadamard
 with the stored keys and mean over the instances, second embedding pass, a
@@ -726,7 +732,8 @@ def pipeline(bindir, wd):
 
 # ---- end to end, from text, through a converted model archive -----------------
 
-def write_hf_dir(d, W, N, demux, C, layers, max_pos, heads=4, inter=64):
+def write_hf_dir(d, W, N, demux, C, layers, max_pos, heads=4, inter=64,
+                 hidden_size=None):
     """A Hugging Face directory of a MuxedBertForSequenceClassification as
     the published code saves it (bert. prefix, the demux module under both
     of its names), for prumux-convert."""
@@ -753,7 +760,7 @@ def write_hf_dir(d, W, N, demux, C, layers, max_pos, heads=4, inter=64):
     with open(os.path.join(d, "model.safetensors"), "wb") as f:
         f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
     H = W["embeddings.word_embeddings.weight"].shape[1]
-    cfg = {"model_type": "bert", "hidden_act": "gelu", "hidden_size": H,
+    cfg = {"model_type": "bert", "hidden_act": "gelu", "hidden_size": hidden_size or H,
            "num_attention_heads": heads, "intermediate_size": inter,
            "num_hidden_layers": layers,
            "max_position_embeddings": max_pos, "type_vocab_size": 2,
@@ -842,7 +849,158 @@ def e2e(bindir, wd, N, demux, lines):
     return 1 if failures else 0
 
 
+# ---- export: archive -> Hugging Face directory -> archive ------------------------
+
+def read_safetensors(path):
+    """A small independent safetensors reader (the format: 8-byte
+    little-endian header length, JSON header, raw little-endian data):
+    {name: float32 tensor}, checking that the offsets tile the buffer."""
+    import json
+    import struct
+    buf = open(path, "rb").read()
+    (n,) = struct.unpack_from("<Q", buf)
+    header = json.loads(buf[8:8 + n])
+    header.pop("__metadata__", None)
+    data, out, at = buf[8 + n:], {}, 0
+    for name, e in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+        b, end = e["data_offsets"]
+        assert e["dtype"] == "F32" and b == at, f"{name}: {e}"
+        a = np.frombuffer(data[b:end], dtype="<f4").reshape(e["shape"])
+        out[name] = torch.from_numpy(a.astype(np.float32))
+        at = end
+    assert at == len(data), "bytes after the last tensor"
+    return out
+
+
+def state_dict_to_archive_names(sd):
+    """Published state-dict names -> the reference's (prumux archive) names:
+    bert. removed, the shared demux module's aliases folded (they must be
+    equal)."""
+    W = {}
+    for k, v in sd.items():
+        name = k[5:] if k.startswith("bert.") else k
+        for alias in ("demultiplexer.", "retrieval_head."):
+            if name.startswith(alias + "demux_module."):
+                name = name[len(alias):]
+        if name in W:
+            assert torch.equal(W[name], v), f"alias {k} differs"
+        W[name] = v
+    return W
+
+
+EXPORT_CASES = [
+    # name, N, demux, make_model kwargs, config hidden_size
+    ("mux2-index_pos", 2, "index_pos", {}, None),
+    ("mux2-index", 2, "index", {}, None),
+    ("mux5-index_pos-pruned", 5, "index_pos",
+     {"H": 24, "D": 32, "pruned": True, "layers": 3}, 32),
+    ("bert-pruned", 1, None, {"H": 24, "pruned": True, "layers": 3, "pooler": True}, 32),
+]
+
+
+def export_case(bindir, wd, name, N, demux, kw, hidden_size, failures):
+    import json
+    b = lambda p: os.path.join(bindir, p)
+    layers, C, B = kw.get("layers", 2), 3, 17
+    W = make_model(len(name) * 13, N, demux or "index_pos", labels=C, head_dim=8, **kw)
+    src = os.path.join(wd, name + "-src")
+    write_hf_dir(src, W, N, demux, C, layers, 200, hidden_size=hidden_size)
+    a, e, a2 = (os.path.join(wd, name + x) for x in (".pmx", "-hf", "-again.pmx"))
+    run([b("prumux-convert"), src, "-o", a])
+    run([b("prumux-export"), a, "-o", e])
+    run([b("prumux-convert"), e, "-o", a2])
+
+    def ok(cond, what):
+        print(f"{'ok  ' if cond else 'FAIL'} {name}: {what}")
+        if not cond:
+            failures.append(f"{name}: {what}")
+
+    ok(open(a, "rb").read() == open(a2, "rb").read(),
+       "convert -> export -> convert gives the same archive, byte for byte")
+    tens = [subprocess.run([b("prumux-model"), "tensors", p], capture_output=True).stdout
+            for p in (a, a2)]
+    ok(tens[0] == tens[1] and len(tens[0]) > 0, "prumux-model tensors: the same table")
+
+    # The exported directory as the published code reads it.
+    cfg = json.load(open(os.path.join(e, "config.json")))
+    sd = read_safetensors(os.path.join(e, "model.safetensors"))
+    We = state_dict_to_archive_names(sd)
+    ok(set(We) == set(W) and all(torch.equal(We[k], W[k]) for k in W),
+       f"model.safetensors: the {len(W)} source tensors, bit for bit ({len(sd)} names)")
+    # As pytorch_model.bin, for the published code's transformers 4.4.2.
+    s2b = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "share",
+                       "prumux", "safetensors2bin.py")
+    run([sys.executable, s2b, e])
+    bin_sd = torch.load(os.path.join(e, "pytorch_model.bin"))
+    shared = all(bin_sd[k].data_ptr() == bin_sd[k.split(".", 1)[1]].data_ptr()
+                 for k in bin_sd if k.startswith("demultiplexer.demux_module."))
+    ok(set(bin_sd) == set(sd) and all(torch.equal(bin_sd[k], sd[k]) for k in sd) and shared,
+       "safetensors2bin.py: pytorch_model.bin holds the same tensors, the demux"
+       " module's names sharing one storage")
+    head_dim = cfg["hidden_size"] // cfg["num_attention_heads"]
+    ok(head_dim == 8 and cfg["num_hidden_layers"] == layers
+       and cfg["hidden_size"] == (hidden_size or W["embeddings.word_embeddings.weight"].shape[1]),
+       f"config.json: hidden_size {cfg['hidden_size']}, head_dim {head_dim}")
+    if kw.get("pruned"):
+        ok(cfg.get("pruned_heads") == {"0": [3], "1": [0, 1, 2, 3]},
+           f"config.json: pruned_heads {cfg.get('pruned_heads')}")
+    if N > 1:
+        ok(cfg["num_instances"] == N and cfg["demuxing_variant"] == demux
+           and cfg["muxing_variant"] == "gaussian_hadamard"
+           and cfg["architectures"] == ["MuxedBertForSequenceClassification"]
+           and (demux == "index" or "demultiplexer.demux_module.dense_1.weight" in sd),
+           "config.json: the MUX-PLM fields; the demux module's alias")
+    ok(cfg["id2label"] == {str(c): f"class{c}" for c in range(C)}, "config.json: id2label")
+
+    ids, types, lengths = make_tokens(B, B, 12)
+    with torch.no_grad():
+        if N > 1:
+            dl = cfg["num_hidden_demux_layers"]
+            want = forward_muxed(W, ids, N, demux, 3, 8, 128)[3].numpy()
+            got = forward_muxed(We, ids, cfg["num_instances"], cfg["demuxing_variant"], dl,
+                                head_dim, 128)[3].numpy()
+        else:
+            want = forward_plain(W, ids, types, lengths, 8, "pooler", False)[3].numpy()
+            got = forward_plain(We, ids, types, lengths, head_dim, "pooler", False)[3].numpy()
+    d = maxdiff(got, want)
+    ok(d <= 1e-5, f"reference logits of the export vs the source: max |diff| = {d:.3g}"
+       " (tolerance 1e-05)")
+
+    # The pipeline with both archives: the same bytes, and the reference's logits.
+    tokens = os.path.join(wd, name + ".tokens")
+    pmxstream.write(tokens, [{"row": np.arange(x, y, dtype=np.int64),
+                              "ids": ids[x:y].numpy().astype(np.int32),
+                              "type_ids": types[x:y].numpy().astype(np.int32),
+                              "lengths": lengths[x:y].numpy().astype(np.int32)}
+                             for x, y in split(B, [5])], {"stage": "tokens"})
+    outs = []
+    for m in (a, a2):
+        out = m + ".logits"
+        cmd = (f"{b('prumux-mux')} -m {m} {tokens} | {b('prumux-infer')} -t 1 -m {m}"
+               f" | {b('prumux-demux')} -m {m} --output=logits > {out}")
+        p = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+        if p.returncode:
+            print(f"FAIL {name}: pipeline exited {p.returncode}: {p.stderr}")
+            failures.append(name)
+            return
+        outs.append(open(out, "rb").read())
+    ok(outs[0] == outs[1] and len(outs[0]) > 0, "pipeline outputs are byte-identical")
+    check(f"{name}: pipeline logits vs the reference on the export",
+          np.loadtxt(a + ".logits", ndmin=2), got, failures)
+
+
+def export(bindir, wd):
+    failures = []
+    for case in EXPORT_CASES:
+        export_case(bindir, wd, *case, failures)
+    if failures:
+        print("FAILED: " + "; ".join(failures))
+    return 1 if failures else 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "export":
+        sys.exit(export(sys.argv[2], sys.argv[3]))
     if len(sys.argv) == 7 and sys.argv[1] == "e2e":
         # e2e BINDIR WORKDIR N DEMUX LINES
         sys.exit(e2e(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5],
