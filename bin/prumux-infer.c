@@ -36,10 +36,14 @@ usage (void)
           "                            the model's head reads; the default), 'all',\n"
           "                            or a comma-separated list such as 0,1,2\n"
           "  -t, --threads=N         use N threads (default: all online CPUs)\n"
-          "      --gemm=KERNEL       the dense layers' matrix products: 'best' (the\n"
-          "                            default: 'avx512' or 'avx2', whichever this\n"
-          "                            CPU has, else 'blas'), 'avx512', 'avx2', or\n"
-          "                            'blas' (OpenBLAS)\n"
+          "      --device=NAME       run the encoder on NAME: 'cpu' (the default:\n"
+          "                            the best kernels of this CPU, 'cpu:avx512'\n"
+          "                            or 'cpu:avx2', else 'cpu:blas'), 'cpu:avx512',\n"
+          "                            'cpu:avx2' (packed-weight kernels), or\n"
+          "                            'cpu:blas' (OpenBLAS for the dense layers)\n"
+          "      --gemm=KERNEL       the older spelling of --device=cpu:KERNEL\n"
+          "  -v, --verbose           say on standard error which device and kernels\n"
+          "                            run, and on how many threads\n"
           "  -o, --output=FILE       write to FILE (atomically) instead of stdout\n"
           "      --help              display this help and exit\n"
           "      --version           output version information and exit\n"
@@ -48,7 +52,7 @@ usage (void)
           "pooler pooling, positions 0..N for an index demultiplexer of width N,\n"
           "and all positions for mean pooling or a token-level head.\n"
           "\n"
-          "The 'avx512' and 'avx2' kernels repack the encoder's weights when the\n"
+          "The 'cpu:avx512' and 'cpu:avx2' kernels repack the encoder's weights when the\n"
           "model is loaded (as much memory again as the weights) and give the same\n"
           "output, bit for bit, whatever the number of threads.\n"
           "\n"
@@ -137,14 +141,16 @@ encode_record (pmx_encoder *enc, const pmx_record *rec, positions *pos,
 int
 main (int argc, char **argv)
 {
-  enum { OPT_HELP = 256, OPT_VERSION, OPT_GEMM };
+  enum { OPT_HELP = 256, OPT_VERSION, OPT_GEMM, OPT_DEVICE };
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
     { "weights", required_argument, NULL, 'w' },
     { "from-ids", no_argument, NULL, 'i' },
     { "positions", required_argument, NULL, 'p' },
     { "threads", required_argument, NULL, 't' },
+    { "device", required_argument, NULL, OPT_DEVICE },
     { "gemm", required_argument, NULL, OPT_GEMM },
+    { "verbose", no_argument, NULL, 'v' },
     { "output", required_argument, NULL, 'o' },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
@@ -152,10 +158,11 @@ main (int argc, char **argv)
   };
   const char *model_path = NULL, *weights_path = NULL, *output = NULL;
   const char *positions_arg = "auto";
-  int threads = 0, from_ids = 0, c;
-  pmx_gemm_kind gemm = PMX_GEMM_BEST;
+  int threads = 0, from_ids = 0, verbose = 0, c;
+  const char *device = "cpu";
+  char gemm_device[64];
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "m:w:ip:t:o:", longopts, NULL)) != -1)
+  while ((c = getopt_long (argc, argv, "m:w:ip:t:o:v", longopts, NULL)) != -1)
     switch (c)
       {
       case 'm': model_path = optarg; break;
@@ -164,9 +171,11 @@ main (int argc, char **argv)
       case 'p': positions_arg = optarg; break;
       case 't': threads = (int) cli_parse_int ("--threads", optarg, 1, 256); break;
       case 'o': output = optarg; break;
-      case OPT_GEMM:
-        if (pmx_gemm_kind_parse (optarg, &gemm) < 0)
-          usage_error ("%s", pmx_errmsg ());
+      case 'v': verbose = 1; break;
+      case OPT_DEVICE: device = optarg; break;
+      case OPT_GEMM:            /* before --device (0.1.0): best, avx512, ... */
+        snprintf (gemm_device, sizeof gemm_device, "cpu:%s", optarg);
+        device = strcmp (optarg, "best") ? gemm_device : "cpu";
         break;
       case OPT_HELP: usage (); break;
       case OPT_VERSION: cli_version (); break;
@@ -178,6 +187,9 @@ main (int argc, char **argv)
     usage_error ("extra operand '%s'", argv[optind + 1]);
   const char *input = optind < argc ? argv[optind] : "-";
 
+  if (pmx_encoder_device_check (device) < 0)
+    die ("%s", pmx_errmsg ());
+
   /* The weights.  */
   weights wt;
   weights_open (&wt, model_path, weights_path);
@@ -186,9 +198,11 @@ main (int argc, char **argv)
     die ("%s: META has no 'hidden'", weights_path);
   if (weights_path && cfg.layers <= 0)
     die ("%s: META has no 'layers'", weights_path);
-  pmx_encoder *enc = pmx_encoder_new (&cfg, wt.get, wt.ctx, threads, gemm);
+  pmx_encoder *enc = pmx_encoder_new (&cfg, wt.get, wt.ctx, device, threads);
   if (!enc)
     die_lib (model_path ? model_path : weights_path);
+  if (verbose)
+    fprintf (stderr, "%s: %s\n", program_name, pmx_encoder_describe (enc));
 
   positions pos = { 0, 0, NULL };
   if (!strcmp (positions_arg, "all"))
