@@ -58,4 +58,22 @@ double cli_parse_double (const char *opt, const char *arg);
 /* Die on a write error already seen on F (EPIPE exits quietly).  */
 void cli_check_write (FILE *f, const char *what);
 
+/* The input of a stage program (pipeline.h).
+
+   When one stage of a pipe fails, it says why; the stages after it should
+   not each add a line.  So: an empty input gets one line ("-: empty input
+   (did the stage before fail?)"), and when standard output is a pipe the
+   program leaves there the start of a stream, cut short, before it exits
+   1; a stage whose piped input is cut short exits 1 without a word, as
+   the program writing it has failed and said why.  A named file or a
+   redirected regular file always gets its full message.  */
+struct pmx_stage_input;
+struct pmx_reader;
+/* pmx_stage_open, dying as above on failure.  */
+struct pmx_reader *cli_stage_open (FILE *in, const char *name,
+                                   const struct pmx_stage_input *want);
+/* Die after pmx_reader_read failed on R, reading IN: quietly if IN is a
+   pipe that was cut short.  */
+noreturn void cli_stage_read_failed (const struct pmx_reader *r, FILE *in);
+
 #endif

@@ -8,6 +8,7 @@
 #include "error.h"
 #include "metrics.h"
 #include "model.h"
+#include "pipeline.h"
 #include "weights.h"
 
 #include <getopt.h>
@@ -182,17 +183,10 @@ main (int argc, char **argv)
 
   FILE *in = cli_open_input (in_path);
   const char *in_name = in_path;
-  pmx_reader *r = pmx_reader_open (in, in_name);
-  if (!r)
-    die_lib (NULL);
+  pmx_stage_input want = { .program = program_name, .stage = "hidden", .cfg = cfg,
+                           .model_file = model_path };
+  pmx_reader *r = cli_stage_open (in, in_name, &want);
   const pmx_meta *im = pmx_reader_meta (r);
-  const char *stage = pmx_meta_get (im, "stage");
-  if (stage && strcmp (stage, "hidden") != 0)
-    die ("%s: a '%s' stream, not an encoder output stream (prumux-infer)", in_name, stage);
-  const char *mid = pmx_meta_get (im, "model");
-  if (mid && strcmp (mid, cfg->id) != 0)
-    die ("%s: the stream is for model %s, but %s is model %s", in_name, mid,
-         model_path, cfg->id);
 
   pmx_metrics *metrics = NULL;
   if (eval && !(metrics = pmx_metrics_new (C)))
@@ -208,7 +202,7 @@ main (int argc, char **argv)
       if (pmx_meta_copy (&meta, im) < 0
           || pmx_meta_setf (&meta, "producer", "%s %s", program_name, PACKAGE_VERSION) < 0
           || pmx_meta_set (&meta, "stage", "logits") < 0
-          || pmx_meta_set (&meta, "model", cfg->id) < 0
+          || pmx_stage_set_model (&meta, cfg, model_path) < 0
           || !(w = pmx_writer_open (f, out_path, &meta)))
         die_lib (NULL);
       if (strcmp (out_path, "-") != 0)
@@ -320,7 +314,7 @@ main (int argc, char **argv)
       cli_check_write (f, out_path);
     }
   if (rc < 0)
-    die_lib (NULL);
+    cli_stage_read_failed (r, in);
   if (w)
     {
       if (pmx_writer_finish (w) < 0)

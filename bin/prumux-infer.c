@@ -9,6 +9,7 @@
 #include "stream.h"
 #include "demux.h"
 #include "mux.h"
+#include "pipeline.h"
 #include "weights.h"
 
 #include <getopt.h>
@@ -215,20 +216,15 @@ main (int argc, char **argv)
   /* The stream.  */
   FILE *in = cli_open_input (input);
   const char *in_name = strcmp (input, "-") ? input : "-";
-  pmx_reader *r = pmx_reader_open (in, in_name);
-  if (!r)
-    die_lib (NULL);
+  /* Token streams made with --vocab carry no model; encoder inputs must.  */
+  pmx_stage_input want = { .program = program_name,
+                           .stage = from_ids ? "tokens" : "embeds",
+                           .alternative = "or run prumux-infer --from-ids",
+                           .option = from_ids ? "--from-ids" : NULL,
+                           .cfg = &cfg, .model_file = model_path ? model_path : weights_path,
+                           .require_model = !from_ids };
+  pmx_reader *r = cli_stage_open (in, in_name, &want);
   const pmx_meta *meta = pmx_reader_meta (r);
-  const char *stage = pmx_meta_get (meta, "stage");
-  const char *want_stage = from_ids ? "tokens" : "embeds";
-  if (stage && strcmp (stage, want_stage))
-    die ("%s: stream stage is '%s', expected '%s'", in_name, stage, want_stage);
-  const char *id = pmx_meta_get (meta, "model");
-  if (!id && !from_ids)       /* token streams made with --vocab carry none */
-    die ("%s: stream has no model= identity (expected %s)", in_name,
-         cfg.id[0] ? cfg.id : "the model's");
-  if (id && strcmp (id, cfg.id))
-    die ("%s: stream was made for model %s, not %s", in_name, id, cfg.id);
   pmx_muxer *mx = NULL;
   if (from_ids && !(mx = pmx_muxer_new (&cfg, wt.get, wt.ctx)))
     die_lib (model_path ? model_path : weights_path);
@@ -237,7 +233,8 @@ main (int argc, char **argv)
   if (pmx_meta_copy (&om, meta) < 0
       || pmx_meta_setf (&om, "producer", "prumux-infer %s", PACKAGE_VERSION) < 0
       || pmx_meta_set (&om, "stage", "hidden") < 0
-      || (from_ids && (pmx_meta_set (&om, "model", cfg.id) < 0
+      || (from_ids && (pmx_stage_set_model (&om, &cfg, model_path ? model_path
+                                                       : weights_path) < 0
                        || pmx_meta_setf (&om, "mux_n", "%d",
                                          pmx_muxer_instances (mx)) < 0)))
     die_lib (NULL);
@@ -275,7 +272,7 @@ main (int argc, char **argv)
         encode_record (enc, &emb, &pos, &res, w, in_name, pmx_reader_records (r));
     }
   if (got < 0)
-    die_lib (NULL);
+    cli_stage_read_failed (r, in);
   if (pmx_writer_finish (w) < 0)
     die_lib (NULL);
   pmx_writer_close (w);

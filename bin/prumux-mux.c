@@ -7,6 +7,7 @@
 #include "model.h"
 #include "weights.h"
 #include "mux.h"
+#include "pipeline.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -93,24 +94,17 @@ main (int argc, char **argv)
 
   FILE *in = cli_open_input (in_path);
   const char *in_name = strcmp (in_path, "-") ? in_path : "-";
-  pmx_reader *r = pmx_reader_open (in, in_name);
-  if (!r)
-    die_lib (NULL);
+  pmx_stage_input want = { .program = program_name, .stage = "tokens", .cfg = cfg,
+                           .model_file = model_path };
+  pmx_reader *r = cli_stage_open (in, in_name, &want);
   const pmx_meta *im = pmx_reader_meta (r);
-  const char *stage = pmx_meta_get (im, "stage");
-  if (stage && strcmp (stage, "tokens") != 0)
-    die ("%s: a '%s' stream, not a token stream (prumux-tokenize)", in_name, stage);
-  const char *mid = pmx_meta_get (im, "model");
-  if (mid && strcmp (mid, cfg->id) != 0)
-    die ("%s: the stream was tokenized for model %s, but %s is model %s",
-         in_name, mid, model_path, cfg->id);
 
   pmx_meta meta;
   pmx_meta_init (&meta);
   if (pmx_meta_copy (&meta, im) < 0
       || pmx_meta_setf (&meta, "producer", "%s %s", program_name, PACKAGE_VERSION) < 0
       || pmx_meta_set (&meta, "stage", "embeds") < 0
-      || pmx_meta_set (&meta, "model", cfg->id) < 0
+      || pmx_stage_set_model (&meta, cfg, model_path) < 0
       || pmx_meta_setf (&meta, "mux_n", "%d", n) < 0)
     die_lib (NULL);
   cli_output out;
@@ -138,7 +132,7 @@ main (int argc, char **argv)
         die_lib (NULL);
     }
   if (rc < 0)
-    die_lib (NULL);
+    cli_stage_read_failed (r, in);
   rc = pmx_mux_flush (mx, &res);
   if (rc < 0)
     die_lib (in_name);

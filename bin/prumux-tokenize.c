@@ -7,6 +7,7 @@
 #include "error.h"
 #include "stream.h"
 #include "model.h"
+#include "pipeline.h"
 #include "vocab.h"
 #include "wordpiece.h"
 
@@ -293,42 +294,6 @@ parse_label (const char *file, long long line)
   return (int) v;
 }
 
-/* Lengths after 'longest_first' truncation of a pair to M tokens, exactly
-   as tokenizers' truncate_encodings.  */
-static void
-truncate_pair (size_t m, size_t *na, size_t *nb)
-{
-  size_t n1 = *na, n2 = *nb;
-  if (n1 + n2 <= m)
-    return;
-  int swap = n1 > n2;
-  if (swap)
-    {
-      size_t t = n1;
-      n1 = n2;
-      n2 = t;
-    }
-  if (n1 > m)
-    n2 = n1;
-  else
-    n2 = n1 > m - n1 ? n1 : m - n1;
-  if (n1 + n2 > m)
-    {
-      n1 = m / 2;
-      n2 = n1 + m % 2;
-    }
-  if (swap)
-    {
-      size_t t = n1;
-      n1 = n2;
-      n2 = t;
-    }
-  if (n1 < *na)
-    *na = n1;
-  if (n2 < *nb)
-    *nb = n2;
-}
-
 static void
 row_start (void)
 {
@@ -358,7 +323,7 @@ row_end (const char *file, long long line, int fields)
   if (opt.field_b)
     {
       nb = pmx_wp_seq_finish (&seq_b);
-      truncate_pair ((size_t) opt.max_length - 3, &na, &nb);
+      pmx_wordpiece_truncate_pair ((size_t) opt.max_length - 3, &na, &nb);
     }
   else if (na > (size_t) opt.max_length - 2)
     na = (size_t) opt.max_length - 2;
@@ -750,7 +715,7 @@ main (int argc, char **argv)
                             opt.strip_accents) < 0
           || pmx_meta_set (&meta, "pad", opt.pad_longest ? "longest" : "max")
              < 0
-          || (cfg && pmx_meta_set (&meta, "model", cfg->id) < 0))
+          || (cfg && pmx_stage_set_model (&meta, cfg, opt.model) < 0))
         die_lib (NULL);
       if (opt.labels)
         {

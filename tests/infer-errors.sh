@@ -95,9 +95,9 @@ expect_fail 1 'nonexistent' prumux-infer -w nonexistent.pmxs in.pmxs
 expect_fail 1 'output.dense.weight: shape 8x15, expected 8x16' prumux-infer -w wbad.pmxs in.pmxs
 expect_fail 1 'attention.self.key.weight: missing' prumux-infer -w wnokey.pmxs in.pmxs
 expect_fail 1 "no 'hidden'" prumux-infer -w wnometa.pmxs in.pmxs
-expect_fail 1 'made for model deadbeef, not feedface' prumux-infer -w w.pmxs other.pmxs
-expect_fail 1 'no model= identity' prumux-infer -w w.pmxs noid.pmxs
-expect_fail 1 "stage is 'tokens'" prumux-infer -w w.pmxs stage.pmxs
+expect_fail 1 'other.pmxs: made for model deadbeef, but w.pmxs is model feedface: use one model' prumux-infer -w w.pmxs other.pmxs
+expect_fail 1 'noid.pmxs: the stream names no model' prumux-infer -w w.pmxs noid.pmxs
+expect_fail 1 "stage.pmxs: token ids (stage tokens, from prumux-tokenize), but prumux-infer reads encoder inputs (stage embeds): run prumux-mux first, or run prumux-infer --from-ids" prumux-infer -w w.pmxs stage.pmxs
 expect_fail 1 'record 0: .*hidden size 9' prumux-infer -w w.pmxs wide.pmxs
 expect_fail 1 "record 0: the model masks padding: no tensor 'lengths'" prumux-infer -w w.pmxs nolen.pmxs
 expect_fail 1 'record 0: sequence 1: length 0' prumux-infer -w w.pmxs badlen.pmxs

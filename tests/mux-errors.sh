@@ -20,10 +20,11 @@ test "$(wc -l < out)" = 12 || fail_ "expected 12 lines"
 prumux-mux -w w5 -N 5 tok-a > /dev/null || fail_ "-N 5 or model-a refused"
 
 expect_fail 1 "the model multiplexes N = 5 instances, not 2" prumux-mux -w w5 -N 2 tok
-expect_fail 1 "not a token stream" prumux-mux -w w5 emb
-expect_fail 1 "tokenized for model model-a, but w5b is model model-b" prumux-mux -w w5b tok-a
-expect_fail 1 "is for model model-a, but w5b is model model-b" prumux-demux -w w5b hid
-expect_fail 1 "not an encoder output stream" prumux-demux -w w5 emb
+expect_fail 1 "emb: encoder inputs (stage embeds, from prumux-mux) are past prumux-mux: give them to prumux-infer" prumux-mux -w w5 emb
+expect_fail 1 "hid: hidden states (stage hidden, from prumux-infer) are past prumux-mux: give them to prumux-demux" prumux-mux -w w5 hid
+expect_fail 1 "tok-a: made for model model-a, but w5b is model model-b: use one model for every stage" prumux-mux -w w5b tok-a
+expect_fail 1 "hid: made for model model-a (w5), but w5b is model model-b: use one model" prumux-demux -w w5b hid
+expect_fail 1 "emb: encoder inputs (stage embeds, from prumux-mux), but prumux-demux reads hidden states (stage hidden): run prumux-infer first" prumux-demux -w w5 emb
 expect_fail 1 "'row' has 5 rows; 1 sequences of N = 1 instances need 1" prumux-demux -w w1 hid
 expect_fail 1 "give exactly one of --model and --weights" prumux-mux tok
 expect_fail 1 "give exactly one of --model and --weights" prumux-demux -m x -w w5 hid

@@ -20,7 +20,7 @@ prumux-tokenize -m m.pmx --batch=5 "$texts" | prumux-mux -m m.pmx \
 # A stream made for another model is refused by every later stage.
 printf 'x\n' | prumux-tokenize -m m.pmx > tok.pmxs || fail_ "tokenize"
 prumux-convert "$dir/model" --max-length=64 -o other.pmx || fail_ "convert other"
-expect_fail 1 'tokenized for model .*, but other.pmx is model' prumux-mux -m other.pmx tok.pmxs
+expect_fail 1 'made for model .* (m.pmx), but other.pmx is model .*: use one model' prumux-mux -m other.pmx tok.pmxs
 prumux-mux -m m.pmx tok.pmxs > emb.pmxs || fail_ "mux"
 expect_fail 1 'made for model' prumux-infer -m other.pmx emb.pmxs
 exit 0
