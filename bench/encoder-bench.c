@@ -230,7 +230,8 @@ int
 main (int argc, char **argv)
 {
   int L = 12, H = 768, T = 128, B = 32, threads = 2, passes = 5, chunk = 0, sgemm = 0;
-  pmx_gemm_kind gemm = PMX_GEMM_BEST;
+  const char *device = "cpu";
+  char gemm_device[64];
   int heads[MAXL], ffn[MAXL], dh = 64, cls = 0;
   const char *heads_arg = "12", *ffn_arg = "3072";
   static const struct option longopts[] = {
@@ -240,7 +241,7 @@ main (int argc, char **argv)
     { "threads", required_argument, NULL, 't' }, { "passes", required_argument, NULL, 'p' },
     { "positions", required_argument, NULL, 'P' }, { "chunk", required_argument, NULL, 'c' },
     { "head-dim", required_argument, NULL, 'd' }, { "sgemm", no_argument, NULL, 's' },
-    { "gemm", required_argument, NULL, 'g' },
+    { "device", required_argument, NULL, 'D' }, { "gemm", required_argument, NULL, 'g' },
     { NULL, 0, NULL, 0 }
   };
   int c;
@@ -259,12 +260,10 @@ main (int argc, char **argv)
       case 'c': chunk = atoi (optarg); break;
       case 'd': dh = atoi (optarg); break;
       case 's': sgemm = 1; break;
-      case 'g':
-        if (pmx_gemm_kind_parse (optarg, &gemm) < 0)
-          {
-            fprintf (stderr, "encoder-bench: %s\n", pmx_errmsg ());
-            return 2;
-          }
+      case 'D': device = optarg; break;
+      case 'g':                 /* --gemm=K: --device=cpu:K */
+        snprintf (gemm_device, sizeof gemm_device, "cpu:%s", optarg);
+        device = strcmp (optarg, "best") ? gemm_device : "cpu";
         break;
       default: return 2;
       }
@@ -335,7 +334,7 @@ main (int argc, char **argv)
   cfg.layers = L;
   cfg.head_dim = dh;
   cfg.ln_eps = 1e-12;
-  pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, threads, gemm);
+  pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, device, threads);
   if (!e)
     {
       fprintf (stderr, "encoder-bench: %s\n", pmx_errmsg ());
@@ -370,9 +369,9 @@ main (int argc, char **argv)
   double med = times[passes / 2];
   double sps = B / med, gf = flops * B / med / 1e9;
   printf ("encoder L %d H %d heads %s ffn %s T %d batch %d threads %d positions %s "
-          "gemm %s: %.2f seq/s (passes %.2f-%.2f), %.1f GFLOP/s of %.3f GFLOP/seq",
+          "device %s: %.2f seq/s (passes %.2f-%.2f), %.1f GFLOP/s of %.3f GFLOP/seq",
           L, H, heads_arg, ffn_arg, T, B, threads, cls ? "cls" : "all",
-          pmx_gemm_kind_name (pmx_encoder_gemm (e)), sps,
+          pmx_encoder_device (e), sps,
           B / times[passes - 1], B / times[0], gf, flops / 1e9);
   /* At one thread both rates are per CPU-second (see cpu_now).  */
   double gf_cpu = flops * B / cpu[passes / 2] / 1e9;

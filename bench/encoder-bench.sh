@@ -57,7 +57,7 @@ for shape in $shapes; do
     # with the packed-weight kernels (lib/gemm.c) that the lines above use.
     # shellcheck disable=SC2086
     "$bench" $args --seq=128 --batch="$batch" --threads="$threads" --passes="$passes" \
-      --gemm=blas || exit 1
+      --device=cpu:blas || exit 1
     if [ $have_ort = yes ]; then
       [ -f "$onnx_dir/$shape.onnx" ] ||
         "$py" "$ort_script" $args --seq=128 --batch="$batch" \

@@ -3,6 +3,8 @@
 #include <config.h>
 #include "cli.h"
 #include "error.h"
+#include "pipeline.h"
+#include "stream.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -136,6 +138,16 @@ cli_version (void)
           "This is free software: you are free to change and redistribute it.\n"
           "There is NO WARRANTY, to the extent permitted by law.\n");
   exit (EXIT_SUCCESS);
+}
+
+int
+cli_standard_option (int c, void (*usage) (void))
+{
+  if (c == 'h')
+    usage ();
+  if (c == 'V')
+    cli_version ();
+  return c;
 }
 
 void
@@ -291,4 +303,50 @@ cli_check_write (FILE *f, const char *what)
         exit_for_epipe ();
       die ("%s: write error: %s", what, strerror (errno));
     }
+}
+
+/* ---- The input of a stage program ---------------------------------------- */
+
+static int
+is_pipe (FILE *f)
+{
+  struct stat st;
+  return fstat (fileno (f), &st) == 0 && (S_ISFIFO (st.st_mode) || S_ISSOCK (st.st_mode));
+}
+
+pmx_reader *
+cli_stage_open (FILE *in, const char *name, const pmx_stage_input *want)
+{
+  int empty;
+  pmx_reader *r = pmx_stage_open (in, name, want, &empty);
+  if (r)
+    return r;
+  if (empty && is_pipe (in) && is_pipe (stdout))
+    {
+      /* Say it once: the stages after this one read a stream cut short
+         and stay quiet (cli_stage_read_failed).  */
+      char msg[1024];
+      snprintf (msg, sizeof msg, "%s", pmx_errmsg ());
+      pmx_meta m;
+      pmx_meta_init (&m);
+      pmx_writer *w = NULL;
+      if (pmx_meta_setf (&m, "producer", "%s %s", program_name, PACKAGE_VERSION) == 0
+          && pmx_meta_set (&m, "error", "empty input") == 0)
+        w = pmx_writer_open (stdout, "-", &m);
+      pmx_writer_close (w);
+      pmx_meta_free (&m);
+      die ("%s", msg);
+    }
+  die_lib (NULL);
+}
+
+void
+cli_stage_read_failed (const pmx_reader *r, FILE *in)
+{
+  if (pmx_reader_truncated (r) && is_pipe (in))
+    {
+      remove_pending ();
+      exit (EXIT_FAILURE);
+    }
+  die_lib (NULL);
 }

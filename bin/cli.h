@@ -29,6 +29,22 @@ void warn (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
    A NULL FMT prints only the second line (after getopt's own message).  */
 noreturn void usage_error (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 
+/* The options every program has, from the shared table of option letters
+   (prumux(7)): -h, --help and -V, --version.  A program puts
+   CLI_STANDARD_SHORTOPTS in its getopt string, CLI_STANDARD_LONGOPTS in
+   its long options, CLI_STANDARD_HELP last in the option list of its
+   --help, and switches on what cli_standard_option returns:
+     switch (cli_standard_option (c, usage))  */
+#define CLI_STANDARD_SHORTOPTS "hV"
+#define CLI_STANDARD_LONGOPTS \
+  { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' }
+#define CLI_STANDARD_HELP \
+  "  -h, --help              display this help and exit\n" \
+  "  -V, --version           output version information and exit\n"
+/* C is 'h': call USAGE (which prints --help and exits); 'V': print the
+   version and exit; anything else: return C.  */
+int cli_standard_option (int c, void (*usage) (void));
+
 /* GNU --version text, then exit 0.  */
 noreturn void cli_version (void);
 /* Print the common tail of --help (report bugs, home page), exit 0.  */
@@ -62,5 +78,23 @@ long long cli_parse_int (const char *opt, const char *arg, long long lo, long lo
 double cli_parse_double (const char *opt, const char *arg);
 /* Die on a write error already seen on F (EPIPE exits quietly).  */
 void cli_check_write (FILE *f, const char *what);
+
+/* The input of a stage program (pipeline.h).
+
+   When one stage of a pipe fails, it says why; the stages after it should
+   not each add a line.  So: an empty input gets one line ("-: empty input
+   (did the stage before fail?)"), and when standard output is a pipe the
+   program leaves there the start of a stream, cut short, before it exits
+   1; a stage whose piped input is cut short exits 1 without a word, as
+   the program writing it has failed and said why.  A named file or a
+   redirected regular file always gets its full message.  */
+struct pmx_stage_input;
+struct pmx_reader;
+/* pmx_stage_open, dying as above on failure.  */
+struct pmx_reader *cli_stage_open (FILE *in, const char *name,
+                                   const struct pmx_stage_input *want);
+/* Die after pmx_reader_read failed on R, reading IN: quietly if IN is a
+   pipe that was cut short.  */
+noreturn void cli_stage_read_failed (const struct pmx_reader *r, FILE *in);
 
 #endif

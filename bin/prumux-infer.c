@@ -9,6 +9,7 @@
 #include "stream.h"
 #include "demux.h"
 #include "mux.h"
+#include "pipeline.h"
 #include "weights.h"
 
 #include <getopt.h>
@@ -37,11 +38,15 @@ usage (void)
           "  -p, --positions=WHICH   the positions to keep per sequence: 'auto' (what\n"
           "                            the model's head reads; the default), 'all',\n"
           "                            or a comma-separated list such as 0,1,2\n"
-          "  -t, --threads=N         use N threads (default: all online CPUs)\n"
-          "      --gemm=KERNEL       the dense layers' matrix products: 'best' (the\n"
-          "                            default: 'avx512' or 'avx2', whichever this\n"
-          "                            CPU has, else 'blas'), 'avx512', 'avx2', or\n"
-          "                            'blas' (OpenBLAS)\n"
+          "  -j, --threads=N         use N threads (default: all online CPUs)\n"
+          "      --device=NAME       run the encoder on NAME: 'cpu' (the default:\n"
+          "                            the best kernels of this CPU, 'cpu:avx512'\n"
+          "                            or 'cpu:avx2', else 'cpu:blas'), 'cpu:avx512',\n"
+          "                            'cpu:avx2' (packed-weight kernels), or\n"
+          "                            'cpu:blas' (OpenBLAS for the dense layers)\n"
+          "      --gemm=KERNEL       the older spelling of --device=cpu:KERNEL\n"
+          "  -v, --verbose           say on standard error which device and kernels\n"
+          "                            run, and on how many threads\n"
           "  -o, --output=FILE       write to FILE (atomically) instead of stdout\n"
           "      --force             write the stream even to a terminal\n"
           "      --progress          report progress on standard error: records,\n"
@@ -49,14 +54,13 @@ usage (void)
           "                            at the end (the default when standard error\n"
           "                            is a terminal)\n"
           "      --no-progress       do not\n"
-          "      --help              display this help and exit\n"
-          "      --version           output version information and exit\n"
+          CLI_STANDARD_HELP
           "\n"
           "'auto' keeps position 0 for an index_pos demultiplexer and for cls or\n"
           "pooler pooling, positions 0..N for an index demultiplexer of width N,\n"
           "and all positions for mean pooling or a token-level head.\n"
           "\n"
-          "The 'avx512' and 'avx2' kernels repack the encoder's weights when the\n"
+          "The 'cpu:avx512' and 'cpu:avx2' kernels repack the encoder's weights when the\n"
           "model is loaded (as much memory again as the weights) and give the same\n"
           "output, bit for bit, whatever the number of threads.\n"
           "\n"
@@ -189,47 +193,51 @@ encode_record (pmx_encoder *enc, const pmx_record *rec, positions *pos,
 int
 main (int argc, char **argv)
 {
-  enum { OPT_HELP = 256, OPT_VERSION, OPT_GEMM, OPT_FORCE, OPT_PROGRESS,
-    OPT_NO_PROGRESS };
+  enum { OPT_GEMM = 256, OPT_DEVICE, OPT_FORCE, OPT_PROGRESS, OPT_NO_PROGRESS };
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
     { "weights", required_argument, NULL, 'w' },
     { "from-ids", no_argument, NULL, 'i' },
     { "positions", required_argument, NULL, 'p' },
-    { "threads", required_argument, NULL, 't' },
+    { "threads", required_argument, NULL, 'j' },
+    { "device", required_argument, NULL, OPT_DEVICE },
     { "gemm", required_argument, NULL, OPT_GEMM },
+    { "verbose", no_argument, NULL, 'v' },
     { "output", required_argument, NULL, 'o' },
     { "force", no_argument, NULL, OPT_FORCE },
     { "progress", no_argument, NULL, OPT_PROGRESS },
     { "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
-    { "help", no_argument, NULL, OPT_HELP },
-    { "version", no_argument, NULL, OPT_VERSION },
+    CLI_STANDARD_LONGOPTS,
     { NULL, 0, NULL, 0 }
   };
   const char *model_path = NULL, *weights_path = NULL, *output = NULL;
   const char *positions_arg = "auto";
-  int threads = 0, from_ids = 0, force = 0, c;
+  int threads = 0, from_ids = 0, verbose = 0, force = 0, c;
   progress prog = { .on = -1 };
-  pmx_gemm_kind gemm = PMX_GEMM_BEST;
+  const char *device = "cpu";
+  char gemm_device[64];
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "m:w:ip:t:o:", longopts, NULL)) != -1)
-    switch (c)
+  while ((c = getopt_long (argc, argv, "m:w:ip:j:t:o:v" CLI_STANDARD_SHORTOPTS, longopts,
+                           NULL)) != -1)
+    switch (cli_standard_option (c, usage))
       {
       case 'm': model_path = optarg; break;
       case 'w': weights_path = optarg; break;
       case 'i': from_ids = 1; break;
       case 'p': positions_arg = optarg; break;
-      case 't': threads = (int) cli_parse_int ("--threads", optarg, 1, 256); break;
+      case 'j':
+      case 't':                 /* -t: before 0.1.0 (-j everywhere now) */
+        threads = (int) cli_parse_int ("--threads", optarg, 1, 256); break;
       case 'o': output = optarg; break;
       case OPT_FORCE: force = 1; break;
       case OPT_PROGRESS: prog.on = 1; break;
       case OPT_NO_PROGRESS: prog.on = 0; break;
-      case OPT_GEMM:
-        if (pmx_gemm_kind_parse (optarg, &gemm) < 0)
-          usage_error ("%s", pmx_errmsg ());
+      case 'v': verbose = 1; break;
+      case OPT_DEVICE: device = optarg; break;
+      case OPT_GEMM:            /* before --device (0.1.0): best, avx512, ... */
+        snprintf (gemm_device, sizeof gemm_device, "cpu:%s", optarg);
+        device = strcmp (optarg, "best") ? gemm_device : "cpu";
         break;
-      case OPT_HELP: usage (); break;
-      case OPT_VERSION: cli_version (); break;
       default: usage_error ("invalid option");
       }
   if (!model_path == !weights_path)
@@ -242,6 +250,9 @@ main (int argc, char **argv)
   if (prog.on < 0)
     prog.on = prog.tty;
 
+  if (pmx_encoder_device_check (device) < 0)
+    die ("%s", pmx_errmsg ());
+
   /* The weights.  */
   weights wt;
   weights_open (&wt, model_path, weights_path);
@@ -250,9 +261,11 @@ main (int argc, char **argv)
     die ("%s: META has no 'hidden'", weights_path);
   if (weights_path && cfg.layers <= 0)
     die ("%s: META has no 'layers'", weights_path);
-  pmx_encoder *enc = pmx_encoder_new (&cfg, wt.get, wt.ctx, threads, gemm);
+  pmx_encoder *enc = pmx_encoder_new (&cfg, wt.get, wt.ctx, device, threads);
   if (!enc)
     die_lib (model_path ? model_path : weights_path);
+  if (verbose)
+    fprintf (stderr, "%s: %s\n", program_name, pmx_encoder_describe (enc));
 
   positions pos = { 0, 0, NULL };
   if (!strcmp (positions_arg, "all"))
@@ -265,20 +278,15 @@ main (int argc, char **argv)
   /* The stream.  */
   FILE *in = cli_open_input (input);
   const char *in_name = strcmp (input, "-") ? input : "-";
-  pmx_reader *r = pmx_reader_open (in, in_name);
-  if (!r)
-    die_lib (NULL);
+  /* Token streams made with --vocab carry no model; encoder inputs must.  */
+  pmx_stage_input want = { .program = program_name,
+                           .stage = from_ids ? "tokens" : "embeds",
+                           .alternative = "or run prumux-infer --from-ids",
+                           .option = from_ids ? "--from-ids" : NULL,
+                           .cfg = &cfg, .model_file = model_path ? model_path : weights_path,
+                           .require_model = !from_ids };
+  pmx_reader *r = cli_stage_open (in, in_name, &want);
   const pmx_meta *meta = pmx_reader_meta (r);
-  const char *stage = pmx_meta_get (meta, "stage");
-  const char *want_stage = from_ids ? "tokens" : "embeds";
-  if (stage && strcmp (stage, want_stage))
-    die ("%s: stream stage is '%s', expected '%s'", in_name, stage, want_stage);
-  const char *id = pmx_meta_get (meta, "model");
-  if (!id && !from_ids)       /* token streams made with --vocab carry none */
-    die ("%s: stream has no model= identity (expected %s)", in_name,
-         cfg.id[0] ? cfg.id : "the model's");
-  if (id && strcmp (id, cfg.id))
-    die ("%s: stream was made for model %s, not %s", in_name, id, cfg.id);
   pmx_muxer *mx = NULL;
   if (from_ids && !(mx = pmx_muxer_new (&cfg, wt.get, wt.ctx)))
     die_lib (model_path ? model_path : weights_path);
@@ -287,7 +295,8 @@ main (int argc, char **argv)
   if (pmx_meta_copy (&om, meta) < 0
       || pmx_meta_setf (&om, "producer", "prumux-infer %s", PACKAGE_VERSION) < 0
       || pmx_meta_set (&om, "stage", "hidden") < 0
-      || (from_ids && (pmx_meta_set (&om, "model", cfg.id) < 0
+      || (from_ids && (pmx_stage_set_model (&om, &cfg, model_path ? model_path
+                                                       : weights_path) < 0
                        || pmx_meta_setf (&om, "mux_n", "%d",
                                          pmx_muxer_instances (mx)) < 0)))
     die_lib (NULL);
@@ -335,7 +344,7 @@ main (int argc, char **argv)
         }
     }
   if (got < 0)
-    die_lib (NULL);
+    cli_stage_read_failed (r, in);
   if (pmx_writer_finish (w) < 0)
     die_lib (NULL);
   pmx_writer_close (w);

@@ -30,12 +30,11 @@ usage (void)
           "            into the weights, heads, FFN dimensions and hidden\n"
           "            dimensions with z = 0 removed; writes -o\n"
           "\nOptions:\n"
-          "  -f, --format=FORMAT  output 'text' (default) or 'json'\n"
-          "  -M, --masks=FILE     the masks TSV for 'shrink' ('-': stdin)\n"
-          "  -o, --output=FILE    the archive 'shrink' writes\n"
-          "  -z, --compress=METHOD  none (default), gzip, zstd or xz, for 'shrink'\n"
-          "      --help           display this help and exit\n"
-          "      --version        output version information and exit\n");
+          "  -f, --format=FORMAT     output 'text' (default) or 'json'\n"
+          "  -M, --masks=FILE        the masks TSV for 'shrink' ('-': stdin)\n"
+          "  -o, --output=FILE       the archive 'shrink' writes\n"
+          "  -z, --compress=METHOD   none (default), gzip, zstd or xz, for 'shrink'\n"
+          CLI_STANDARD_HELP);
   cli_help_tail ();
 }
 
@@ -183,20 +182,19 @@ int
 main (int argc, char **argv)
 {
   cli_init (argv[0]);
-  enum { OPT_HELP = 256, OPT_VERSION };
   static const struct option longopts[] = {
     {"format", required_argument, NULL, 'f'},
     {"masks", required_argument, NULL, 'M'},
     {"output", required_argument, NULL, 'o'},
     {"compress", required_argument, NULL, 'z'},
-    {"help", no_argument, NULL, OPT_HELP},
-    {"version", no_argument, NULL, OPT_VERSION},
+    CLI_STANDARD_LONGOPTS,
     {NULL, 0, NULL, 0}
   };
   int json = 0, c, compress = PMX_COMPRESS_NONE;
   const char *masks = NULL, *output = NULL;
-  while ((c = getopt_long (argc, argv, "f:M:o:z:", longopts, NULL)) != -1)
-    switch (c)
+  while ((c = getopt_long (argc, argv, "f:M:o:z:" CLI_STANDARD_SHORTOPTS, longopts,
+                           NULL)) != -1)
+    switch (cli_standard_option (c, usage))
       {
       case 'M':
         masks = optarg;
@@ -224,12 +222,6 @@ main (int argc, char **argv)
           json = 0;
         else
           usage_error ("--format must be 'text' or 'json', not '%s'", optarg);
-        break;
-      case OPT_HELP:
-        usage ();
-        break;
-      case OPT_VERSION:
-        cli_version ();
         break;
       default:
         usage_error ("invalid usage");

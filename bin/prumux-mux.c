@@ -7,6 +7,7 @@
 #include "model.h"
 #include "weights.h"
 #include "mux.h"
+#include "pipeline.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -41,9 +42,9 @@ groups, so keep rows of one key together for speed.\n\
                             META (as prumux-infer --weights); for tests\n\
   -N, --instances=N       check that MODEL multiplexes N instances\n\
   -o, --output=FILE       write the stream to FILE (default: standard output)\n\
-      --force             write the stream even to a terminal\n\
-      --help              display this help and exit\n\
-      --version           output version information and exit\n\
+      --force             write the stream even to a terminal\n", stdout);
+  fputs (CLI_STANDARD_HELP, stdout);
+  fputs ("\
 \n\
 Supported: muxing gaussian_hadamard (with the index_pos, index and mlp\n\
 demultiplexers) and none (N = 1).  Not supported: gaussian_attention_v2\n\
@@ -61,8 +62,7 @@ main (int argc, char **argv)
     { "instances", required_argument, NULL, 'N' },
     { "output", required_argument, NULL, 'o' },
     { "force", no_argument, NULL, OPT_FORCE },
-    { "help", no_argument, NULL, 'h' },
-    { "version", no_argument, NULL, 'V' },
+    CLI_STANDARD_LONGOPTS,
     { NULL, 0, NULL, 0 }
   };
   const char *model_path = NULL, *weights_path = NULL, *out_path = "-";
@@ -70,16 +70,15 @@ main (int argc, char **argv)
   int force = 0, c;
 
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "m:w:N:o:", longopts, NULL)) != -1)
-    switch (c)
+  while ((c = getopt_long (argc, argv, "m:w:N:o:" CLI_STANDARD_SHORTOPTS, longopts, NULL))
+         != -1)
+    switch (cli_standard_option (c, usage))
       {
       case 'm': model_path = optarg; break;
       case 'w': weights_path = optarg; break;
       case 'N': want_n = cli_parse_int ("--instances", optarg, 1, 1000); break;
       case 'o': out_path = optarg; break;
       case OPT_FORCE: force = 1; break;
-      case 'h': usage (); break;
-      case 'V': cli_version (); break;
       default: usage_error ("invalid usage");
       }
   if (!model_path == !weights_path)
@@ -103,24 +102,17 @@ main (int argc, char **argv)
 
   FILE *in = cli_open_input (in_path);
   const char *in_name = strcmp (in_path, "-") ? in_path : "-";
-  pmx_reader *r = pmx_reader_open (in, in_name);
-  if (!r)
-    die_lib (NULL);
+  pmx_stage_input want = { .program = program_name, .stage = "tokens", .cfg = cfg,
+                           .model_file = model_path };
+  pmx_reader *r = cli_stage_open (in, in_name, &want);
   const pmx_meta *im = pmx_reader_meta (r);
-  const char *stage = pmx_meta_get (im, "stage");
-  if (stage && strcmp (stage, "tokens") != 0)
-    die ("%s: a '%s' stream, not a token stream (prumux-tokenize)", in_name, stage);
-  const char *mid = pmx_meta_get (im, "model");
-  if (mid && strcmp (mid, cfg->id) != 0)
-    die ("%s: the stream was tokenized for model %s, but %s is model %s",
-         in_name, mid, model_path, cfg->id);
 
   pmx_meta meta;
   pmx_meta_init (&meta);
   if (pmx_meta_copy (&meta, im) < 0
       || pmx_meta_setf (&meta, "producer", "%s %s", program_name, PACKAGE_VERSION) < 0
       || pmx_meta_set (&meta, "stage", "embeds") < 0
-      || pmx_meta_set (&meta, "model", cfg->id) < 0
+      || pmx_stage_set_model (&meta, cfg, model_path) < 0
       || pmx_meta_setf (&meta, "mux_n", "%d", n) < 0)
     die_lib (NULL);
   cli_output out;
@@ -148,7 +140,7 @@ main (int argc, char **argv)
         die_lib (NULL);
     }
   if (rc < 0)
-    die_lib (NULL);
+    cli_stage_read_failed (r, in);
   rc = pmx_mux_flush (mx, &res);
   if (rc < 0)
     die_lib (in_name);

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "stream.h"
 #include "model.h"
+#include "pipeline.h"
 #include "vocab.h"
 #include "wordpiece.h"
 
@@ -30,7 +31,7 @@ Vocabulary and normalisation:\n\
   -m, --model=MODEL       take the vocabulary, case and accent handling,\n\
                             maximum length and label names from the model\n\
                             archive, and mark the stream as made for it\n\
-  -v, --vocab=FILE        the vocabulary (vocab.txt, one token per line)\n\
+      --vocab=FILE        the vocabulary (vocab.txt, one token per line)\n\
   -c, --cased             keep case (default: lower-case, for uncased\n\
                             vocabularies)\n\
   -a, --no-strip-accents  keep accents (default: strip them, NFD and drop\n\
@@ -63,9 +64,9 @@ Output:\n\
   -d, --decode            read ids (the tsv form, or a stream) and write their\n\
                             tokens, space-separated, one row per line\n\
   -o, --output=FILE       write to FILE (atomically) instead of standard output\n\
-      --force             write the stream even to a terminal\n\
-      --help              display this help and exit\n\
-      --version           output version information and exit\n\
+      --force             write the stream even to a terminal\n", stdout);
+  fputs (CLI_STANDARD_HELP, stdout);
+  fputs ("\
 \n\
 Records hold row (i64, B: the 0-based number of the input row, headers not\n\
 counted), ids and type_ids (i32, B x T), lengths (i32, B) and, with\n\
@@ -338,42 +339,6 @@ parse_label (const char *file, long long line)
   return (int) v;
 }
 
-/* Lengths after 'longest_first' truncation of a pair to M tokens, exactly
-   as tokenizers' truncate_encodings.  */
-static void
-truncate_pair (size_t m, size_t *na, size_t *nb)
-{
-  size_t n1 = *na, n2 = *nb;
-  if (n1 + n2 <= m)
-    return;
-  int swap = n1 > n2;
-  if (swap)
-    {
-      size_t t = n1;
-      n1 = n2;
-      n2 = t;
-    }
-  if (n1 > m)
-    n2 = n1;
-  else
-    n2 = n1 > m - n1 ? n1 : m - n1;
-  if (n1 + n2 > m)
-    {
-      n1 = m / 2;
-      n2 = n1 + m % 2;
-    }
-  if (swap)
-    {
-      size_t t = n1;
-      n1 = n2;
-      n2 = t;
-    }
-  if (n1 < *na)
-    *na = n1;
-  if (n2 < *nb)
-    *nb = n2;
-}
-
 static void
 row_start (void)
 {
@@ -406,7 +371,7 @@ row_end (const char *file, long long line, int fields)
   if (opt.field_b)
     {
       nb = pmx_wp_seq_finish (&seq_b);
-      truncate_pair ((size_t) opt.max_length - 3, &na, &nb);
+      pmx_wordpiece_truncate_pair ((size_t) opt.max_length - 3, &na, &nb);
     }
   else if (na > (size_t) opt.max_length - 2)
     na = (size_t) opt.max_length - 2;
@@ -654,10 +619,10 @@ decode_file (const pmx_vocab *v, const char *file)
 int
 main (int argc, char **argv)
 {
-  enum { OPT_FORCE = 256, OPT_WHOLE_LINE };
+  enum { OPT_FORCE = 256, OPT_WHOLE_LINE, OPT_VOCAB };
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
-    { "vocab", required_argument, NULL, 'v' },
+    { "vocab", required_argument, NULL, OPT_VOCAB },
     { "cased", no_argument, NULL, 'c' },
     { "no-strip-accents", no_argument, NULL, 'a' },
     { "strip-accents", no_argument, NULL, 's' },
@@ -674,18 +639,18 @@ main (int argc, char **argv)
     { "output", required_argument, NULL, 'o' },
     { "force", no_argument, NULL, OPT_FORCE },
     { "whole-line", no_argument, NULL, OPT_WHOLE_LINE },
-    { "help", no_argument, NULL, 'h' },
-    { "version", no_argument, NULL, 'V' },
+    CLI_STANDARD_LONGOPTS,
     { NULL, 0, NULL, 0 }
   };
   int c;
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "m:v:casf:l:L:g:Hn:p:b:F:do:", longopts,
-                           NULL)) != -1)
-    switch (c)
+  while ((c = getopt_long (argc, argv, "m:v:casf:l:L:g:Hn:p:b:F:do:"
+                           CLI_STANDARD_SHORTOPTS, longopts, NULL)) != -1)
+    switch (cli_standard_option (c, usage))
       {
       case 'm': opt.model = optarg; break;
-      case 'v': opt.vocab = optarg; break;
+      case 'v':                 /* -v: before 0.1.0 (-v is --verbose elsewhere) */
+      case OPT_VOCAB: opt.vocab = optarg; break;
       case 'c': opt.lowercase = 0; opt.cased_set = 1; break;
       case 'a': opt.strip_accents = 0; break;
       case 's': opt.strip_accents = 1; break;
@@ -730,8 +695,6 @@ main (int argc, char **argv)
       case 'o': opt.output = optarg; break;
       case OPT_FORCE: opt.force = 1; break;
       case OPT_WHOLE_LINE: opt.whole_line = 1; break;
-      case 'h': usage (); break;
-      case 'V': cli_version (); break;
       default: usage_error ("invalid option");
       }
   if (!opt.vocab && !opt.model)
@@ -854,7 +817,7 @@ main (int argc, char **argv)
                             opt.strip_accents) < 0
           || pmx_meta_set (&meta, "pad", opt.pad_longest ? "longest" : "max")
              < 0
-          || (cfg && pmx_meta_set (&meta, "model", cfg->id) < 0))
+          || (cfg && pmx_stage_set_model (&meta, cfg, opt.model) < 0))
         die_lib (NULL);
       if (opt.labels)
         {

@@ -3,8 +3,8 @@
 #include <config.h>
 #include "embed.h"
 #include "error.h"
+#include "kernels.h"
 
-#include <math.h>
 #include <string.h>
 
 const pmx_tensor *
@@ -74,19 +74,7 @@ pmx_embed_init (pmx_embed *e, const pmx_model_config *cfg,
 void
 pmx_embed_layer_norm (float *x, const float *w, const float *b, int n, float eps)
 {
-  /* Accumulate in double: the result then rounds like torch's float LN to
-     well within the test tolerances.  */
-  double mean = 0, var = 0;
-  for (int i = 0; i < n; i++)
-    mean += x[i];
-  mean /= n;
-  for (int i = 0; i < n; i++)
-    var += (x[i] - mean) * (x[i] - mean);
-  var /= n;
-  float rstd = (float) (1.0 / sqrt (var + eps));
-  float m = (float) mean;
-  for (int i = 0; i < n; i++)
-    x[i] = (x[i] - m) * rstd * w[i] + b[i];
+  pmx_bias_residual_layernorm (x, NULL, 0, NULL, w, b, 1, n, eps);
 }
 
 int

@@ -47,7 +47,10 @@ int pmx_embed_tokens (const pmx_embed *e, const int32_t *ids,
    MUX-PLM code runs on the multiplexed vectors.  IN may equal OUT.  */
 void pmx_embed_vectors (const pmx_embed *e, const float *in, int T, float *out);
 
-/* X (N) = LN(X) * W + B, as torch.nn.LayerNorm (biased variance).  */
+/* X (N) = LN(X) * W + B, as torch.nn.LayerNorm (biased variance): the
+   encoder's LayerNorm kernel (kernels.h) on one row, so that the
+   embedding stage, the demultiplexers and the encoder share one
+   implementation.  */
 void pmx_embed_layer_norm (float *x, const float *w, const float *b, int n,
                            float eps);
 

@@ -1,4 +1,4 @@
-/* encoder.h -- the BERT encoder layers on the CPU (fp32, OpenBLAS).
+/* encoder.h -- the BERT encoder layers, on a device chosen by name.
 
    Input: the encoder input h0 (after the embedding stage), output: the last
    hidden states at the requested positions.  Exactly BERT: post-LayerNorm,
@@ -8,6 +8,12 @@
    from the intermediate rows, hidden size cfg->hidden.  A layer without
    attention tensors has an identity attention sublayer (and no LayerNorm),
    a layer without FFN tensors an identity FFN (MUX-PLM-SPEC.md section 3).
+
+   Devices: "cpu" (the best kernels this CPU has; what programs use unless
+   told otherwise), "cpu:avx512", "cpu:avx2" (the packed GEMM kernels) and
+   "cpu:blas" (OpenBLAS for the dense layers).  Each is a backend behind
+   one table of functions (backend.h, internal); a CUDA build would add
+   "cuda:K".  What follows is the CPU backend (cpu-encoder.c).
 
    How it is fast (one code path for dense and pruned models):
    - Weights are packed at load into the panels the GEMM micro-kernel reads
@@ -29,38 +35,39 @@
    - From the last layer with attention on, only the requested positions
      are computed.  When few are requested (the CLS row of a classifier),
      that layer's attention works straight from its input, without K and V
-     of every token (encoder.c, attention_direct); otherwise K and V are
+     of every token (cpu-encoder.c, attention_direct); otherwise K and V are
      computed for every token.
    - Workspace is planned per shape and only grows: no allocation per record
      once the largest shape has been seen.
 
    Ownership: the encoder owns its packed copies of the weights (and the
    fused Q/K/V biases) and borrows the rest from the lookup's storage, which
-   must outlive it.  An
-   encoder is used by one thread at a time.  */
+   must outlive it.  An encoder is used by one thread at a time.  */
 
 #ifndef PRUMUX_ENCODER_H
 #define PRUMUX_ENCODER_H
 
 #include <stdint.h>
-#include "gemm.h"
 #include "model.h"
 #include "stream.h"
 
 typedef struct pmx_encoder pmx_encoder;
+
+/* The device names, for messages and --help.  */
+#define PMX_DEVICES "cpu, cpu:avx512, cpu:avx2, cpu:blas"
 
 /* Build the encoder of CFG (arch, hidden, layers, head_dim, ln_eps and
    attend_padding are used) from the tensors named
    encoder.layer.{i}.attention.self.{query,key,value}.{weight,bias},
    .attention.output.dense.*, .attention.output.LayerNorm.*,
    .intermediate.dense.*, .output.dense.*, .output.LayerNorm.*.
-   THREADS >= 1 threads in all (0: the number of online CPUs).  GEMM is
-   the dense layers' kernel: PMX_GEMM_BEST (the best this CPU has; what
-   programs use unless told otherwise), PMX_GEMM_AVX512, PMX_GEMM_AVX2 or
-   PMX_GEMM_NONE (OpenBLAS).  NULL with an error naming the tensor if one is
-   missing, not f32, or misshapen, or if the CPU lacks GEMM.  */
+   DEVICE is a name above (NULL: "cpu").  THREADS >= 1 threads in all (0:
+   the number of online CPUs).  NULL with an error naming the tensor if one
+   is missing, not f32, or misshapen, or naming the device if it is unknown,
+   not built in ("cuda:0") or not on this machine ("cpu:avx512" on a CPU
+   without AVX-512).  */
 pmx_encoder *pmx_encoder_new (const pmx_model_config *cfg, pmx_tensor_lookup get,
-                              const void *ctx, int threads, pmx_gemm_kind gemm);
+                              const void *ctx, const char *device, int threads);
 void pmx_encoder_free (pmx_encoder *e);
 
 /* Run the encoder on X (G, T, H) for G sequences of T tokens.  LENGTHS (G)
@@ -81,13 +88,20 @@ int pmx_encoder_forward (pmx_encoder *e, const float *x, int G, int T,
 int pmx_encoder_stage (pmx_encoder *e, const pmx_record *in,
                        const int32_t *positions, int P, pmx_record *out);
 
-/* Hidden size, layers and threads of E.  */
+/* 0 if DEVICE names a device this machine runs, else -1 with the error
+   pmx_encoder_new would give.  */
+int pmx_encoder_device_check (const char *device);
+
+/* Hidden size of E.  */
 int pmx_encoder_hidden (const pmx_encoder *e);
-int pmx_encoder_threads (const pmx_encoder *e);
+/* The device E runs on, in full (never a default): "cpu:avx512".  */
+const char *pmx_encoder_device (const pmx_encoder *e);
+/* Which kernels run and on how many threads, one line for --verbose:
+   "cpu:avx2: AVX2 packed-weight (6x16) dense layers, ...".  */
+const char *pmx_encoder_describe (const pmx_encoder *e);
 /* Tokens per chunk (default 2048; at least one whole sequence is always
-   processed at once).  For benchmarks and tests.  */
+   processed at once); no effect on a device without chunks.  For
+   benchmarks and tests.  */
 void pmx_encoder_set_chunk (pmx_encoder *e, int tokens);
-/* The GEMM kind E runs (never PMX_GEMM_BEST).  */
-pmx_gemm_kind pmx_encoder_gemm (const pmx_encoder *e);
 
 #endif

@@ -5,6 +5,7 @@
 #include "error.h"      /* how failures are reported */
 #include "stream.h"     /* the tensor stream */
 #include "model.h"      /* model archives */
+#include "pipeline.h"   /* the stages, and the check of an input stream */
 #include "vocab.h"      /* vocabularies */
 #include "wordpiece.h"  /* BERT WordPiece tokenization */
 #include "embed.h"      /* the embedding stage */

@@ -548,6 +548,7 @@ struct pmx_reader
   uint64_t limit;
   uint64_t records;
   int ended;
+  int truncated;                /* the input ended before its END frame */
   pmx_meta meta;
 };
 
@@ -559,8 +560,11 @@ rd (pmx_reader *r, void *buf, uint64_t n)
   if (r->mem)
     {
       if (n > r->memlen - r->pos)
-        return pmx_error ("unexpected end of stream at byte %llu (truncated)",
-                          (unsigned long long) r->memlen);
+        {
+          r->truncated = 1;
+          return pmx_error ("unexpected end of stream at byte %llu (truncated)",
+                            (unsigned long long) r->memlen);
+        }
       if (buf)
         memcpy (buf, r->mem + r->pos, (size_t) n);
       r->pos += n;
@@ -580,6 +584,7 @@ rd (pmx_reader *r, void *buf, uint64_t n)
         {
           if (ferror (r->f))
             return pmx_error_errno (errno, "read error");
+          r->truncated = 1;
           return pmx_error ("unexpected end of stream at byte %llu (truncated)",
                             (unsigned long long) r->pos);
         }
@@ -717,6 +722,12 @@ uint64_t
 pmx_reader_records (const pmx_reader *r)
 {
   return r->records;
+}
+
+int
+pmx_reader_truncated (const pmx_reader *r)
+{
+  return r->truncated;
 }
 
 void

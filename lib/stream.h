@@ -134,6 +134,9 @@ void pmx_reader_set_limit (pmx_reader *r, uint64_t max_tensor_bytes);
 int pmx_reader_read (pmx_reader *r, pmx_record *rec);
 /* Records read so far.  */
 uint64_t pmx_reader_records (const pmx_reader *r);
+/* 1 if the input ended before its END frame (the last error said so): in a
+   pipe, the sign that the program writing it failed.  */
+int pmx_reader_truncated (const pmx_reader *r);
 void pmx_reader_close (pmx_reader *r);
 
 /* ---- Writing ---------------------------------------------------------- */

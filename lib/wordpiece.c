@@ -523,3 +523,42 @@ pmx_wordpiece_encode (const pmx_wordpiece *wp, const char *text, size_t n,
   pmx_wp_seq_feed (&s, text, n);
   return pmx_wp_seq_finish (&s);
 }
+
+/* Hugging Face tokenizers' truncate_encodings (utils/truncation.rs), the
+   LongestFirst strategy with a pair: the shorter text keeps its length if
+   that is at most half of M and the longer one takes the rest; else both
+   are cut to half of M, the longer one (the second on a tie) getting the
+   odd id.  */
+void
+pmx_wordpiece_truncate_pair (size_t m, size_t *na, size_t *nb)
+{
+  size_t n1 = *na, n2 = *nb;
+  if (n1 + n2 <= m)
+    return;
+  int swap = n1 > n2;
+  if (swap)
+    {
+      size_t t = n1;
+      n1 = n2;
+      n2 = t;
+    }
+  if (n1 > m)
+    n2 = n1;
+  else
+    n2 = n1 > m - n1 ? n1 : m - n1;
+  if (n1 + n2 > m)
+    {
+      n1 = m / 2;
+      n2 = n1 + m % 2;
+    }
+  if (swap)
+    {
+      size_t t = n1;
+      n1 = n2;
+      n2 = t;
+    }
+  if (n1 < *na)
+    *na = n1;
+  if (n2 < *nb)
+    *nb = n2;
+}

@@ -101,4 +101,10 @@ size_t pmx_wp_seq_finish (pmx_wp_seq *s);
 size_t pmx_wordpiece_encode (const pmx_wordpiece *wp, const char *text,
                              size_t n, int32_t *ids, size_t limit);
 
+/* A pair of texts of *NA and *NB ids truncated to M ids in all (specials
+   not counted), as Hugging Face's 'longest_first' strategy (the fast
+   tokenizers; BertTokenizerFast): *NA and *NB are lowered to the lengths
+   kept, never raised.  Pairs that fit are left as they are.  */
+void pmx_wordpiece_truncate_pair (size_t m, size_t *na, size_t *nb);
+
 #endif

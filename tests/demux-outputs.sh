@@ -17,8 +17,8 @@ prumux-tokenize -m "$m" -f 2 "$g" | prumux-mux -m "$m" > emb.pmxs && prumux-infe
 labels=$(prumux-model info "$m" | sed -n 's/^labels: *//p' | tr ',' '\t')
 [ -n "$labels" ] || framework_failure_ "no labels in the model"
 
-# --output=probs --header: the class names, then probabilities summing to 1.
-prumux-demux -m "$m" --output=probs -H --row-numbers --gold hid.pmxs > probs.tsv \
+# --emit=probs --header: the class names, then probabilities summing to 1.
+prumux-demux -m "$m" --emit=probs -H --row-numbers --gold hid.pmxs > probs.tsv \
   || fail_ "probs"
 [ "$(head -1 probs.tsv)" = "$(printf 'row\t%s\tgold' "$labels")" ] \
   || { head -1 probs.tsv >&2; fail_ "probs header"; }

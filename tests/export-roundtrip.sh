@@ -71,7 +71,7 @@ PY
 texts=$srcdir/share/prumux/sample-sentences.txt
 for m in a b; do
   prumux-tokenize -m $m.pmx "$texts" | prumux-mux -m $m.pmx \
-    | prumux-infer -m $m.pmx -t 1 | prumux-demux -m $m.pmx --output=embeddings \
+    | prumux-infer -m $m.pmx -t 1 | prumux-demux -m $m.pmx --emit=embeddings \
     > emb-$m.tsv || fail_ "pipeline with $m.pmx"
 done
 [ -s emb-a.tsv ] || fail_ "no embeddings"

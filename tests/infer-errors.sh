@@ -54,21 +54,31 @@ expect_fail 1 'exactly one of' prumux-infer in.pmxs
 expect_fail 1 'exactly one of' prumux-infer -m x.pmx -w w.pmxs in.pmxs
 expect_fail 1 'Try' prumux-infer --bogus
 expect_fail 1 'threads' prumux-infer -w w.pmxs --threads=0 in.pmxs
-expect_fail 1 "unknown GEMM kernel 'sse'" prumux-infer -w w.pmxs --gemm=sse in.pmxs
+expect_fail 1 "device 'cpu:sse': unknown CPU kernel 'sse'" prumux-infer -w w.pmxs --gemm=sse in.pmxs
+expect_fail 1 "unknown device 'gpu' (devices: cpu, cpu:avx512" prumux-infer -w w.pmxs --device=gpu in.pmxs
+expect_fail 1 "device 'cuda:0': this prumux was built without CUDA" \
+  prumux-infer -w w.pmxs --device=cuda:0 in.pmxs
+# --verbose names the kernels that run.
+prumux-infer -w w.pmxs --device=cpu:blas --verbose in.pmxs 2> verbose > /dev/null &&
+  grep -q '^prumux-infer: cpu:blas: OpenBLAS dense layers' verbose ||
+  fail_ "--verbose: $(cat verbose)"
 # More positions than tokens (a repeated list) once overflowed the scores.
 prumux-infer -w w.pmxs -p 0,0,0,0,0,0,0,0,0,0,0,0 in.pmxs > rep.pmxs ||
   fail_ "12 positions of 5 tokens failed"
 prumux-cat -n rep.pmxs | grep -q 'hidden f32 2x12x8' || fail_ "12 positions: bad shape"
 
-# Every kernel: the same hidden states as the default, within 1e-5.
+# Every kernel: the same hidden states as the default, within 1e-5; the
+# older --gemm=K is --device=cpu:K.
 prumux-infer -w w.pmxs -p all in.pmxs > all.pmxs || fail_ "-p all failed"
 for k in blas avx2 avx512; do
-  prumux-infer -w w.pmxs -p all --gemm=$k in.pmxs > out-$k.pmxs 2> err-$k || {
-    grep -q "cannot run the $k GEMM kernel" err-$k || fail_ "--gemm=$k: $(cat err-$k)"
+  prumux-infer -w w.pmxs -p all --device=cpu:$k in.pmxs > out-$k.pmxs 2> err-$k || {
+    grep -q "cannot run the $k GEMM kernel" err-$k || fail_ "--device=cpu:$k: $(cat err-$k)"
     continue
   }
-  prumux-cat -t hidden -m 0 all.pmxs > a.txt &&
-    prumux-cat -t hidden -m 0 out-$k.pmxs > b.txt ||
+  prumux-infer -w w.pmxs -p all --gemm=$k in.pmxs | cmp -s - out-$k.pmxs ||
+    fail_ "--gemm=$k is not --device=cpu:$k"
+  prumux-cat -t hidden --max-values=0 all.pmxs > a.txt &&
+    prumux-cat -t hidden --max-values=0 out-$k.pmxs > b.txt ||
     fail_ "prumux-cat failed"
   awk -v k=$k 'NR == FNR { a[FNR] = $0; next }
     { s = a[FNR]; gsub (/[][]/, " ", s); gsub (/[][]/, " ")
@@ -85,9 +95,9 @@ expect_fail 1 'nonexistent' prumux-infer -w nonexistent.pmxs in.pmxs
 expect_fail 1 'output.dense.weight: shape 8x15, expected 8x16' prumux-infer -w wbad.pmxs in.pmxs
 expect_fail 1 'attention.self.key.weight: missing' prumux-infer -w wnokey.pmxs in.pmxs
 expect_fail 1 "no 'hidden'" prumux-infer -w wnometa.pmxs in.pmxs
-expect_fail 1 'made for model deadbeef, not feedface' prumux-infer -w w.pmxs other.pmxs
-expect_fail 1 'no model= identity' prumux-infer -w w.pmxs noid.pmxs
-expect_fail 1 "stage is 'tokens'" prumux-infer -w w.pmxs stage.pmxs
+expect_fail 1 'other.pmxs: made for model deadbeef, but w.pmxs is model feedface: use one model' prumux-infer -w w.pmxs other.pmxs
+expect_fail 1 'noid.pmxs: the stream names no model' prumux-infer -w w.pmxs noid.pmxs
+expect_fail 1 "stage.pmxs: token ids (stage tokens, from prumux-tokenize), but prumux-infer reads encoder inputs (stage embeds): run prumux-mux first, or run prumux-infer --from-ids" prumux-infer -w w.pmxs stage.pmxs
 expect_fail 1 'record 0: .*hidden size 9' prumux-infer -w w.pmxs wide.pmxs
 expect_fail 1 "record 0: the model masks padding: no tensor 'lengths'" prumux-infer -w w.pmxs nolen.pmxs
 expect_fail 1 'record 0: sequence 1: length 0' prumux-infer -w w.pmxs badlen.pmxs

@@ -19,6 +19,7 @@
 #include <config.h>
 #include "encoder.h"
 #include "error.h"
+#include "gemm.h"
 #include "kernels.h"
 #include "threads.h"
 
@@ -242,7 +243,7 @@ test_encoder (void)
   static float x[G * T * H], ref[G * T * H], got[G * T * H], one[T * H];
   fill (x, G * T * H, 1.0f, 0.0f);
 
-  pmx_encoder *e1 = pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1, PMX_GEMM_BEST);
+  pmx_encoder *e1 = pmx_encoder_new (&cfg, pmx_record_lookup, &w, "cpu", 1);
   CHECK (e1, "encoder_new: %s", pmx_errmsg ());
   if (!e1)
     goto out;
@@ -253,13 +254,12 @@ test_encoder (void)
   for (int threads = 1; threads <= 3; threads++)
     for (int chunk = 1; chunk <= 64; chunk *= 4)
       {
-        pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, threads,
-                                          PMX_GEMM_BEST);
+        pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, NULL, threads);
         pmx_encoder_set_chunk (e, chunk);
         memset (got, 0xff, sizeof got);
         CHECK (pmx_encoder_forward (e, x, G, T, lengths, all, T, got) == 0,
                "forward: %s", pmx_errmsg ());
-        if (pmx_encoder_gemm (e) != PMX_GEMM_NONE)
+        if (strcmp (pmx_encoder_device (e), "cpu:blas"))
           CHECK (memcmp (got, ref, sizeof got) == 0,
                  "%d threads, chunk %d: not bit for bit (differs by %g)", threads,
                  chunk, max_diff (got, ref, G * T * H));
@@ -273,8 +273,10 @@ test_encoder (void)
   for (pmx_gemm_kind k = PMX_GEMM_NONE; k <= pmx_gemm_best (); k++)
     for (int threads = 1; threads <= 2; threads++)
       {
-        pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, threads, k);
-        CHECK (e && pmx_encoder_gemm (e) == k, "gemm %s: %s", pmx_gemm_kind_name (k),
+        char device[32];
+        snprintf (device, sizeof device, "cpu:%s", pmx_gemm_kind_name (k));
+        pmx_encoder *e = pmx_encoder_new (&cfg, pmx_record_lookup, &w, device, threads);
+        CHECK (e && !strcmp (pmx_encoder_device (e), device), "%s: %s", device,
                pmx_errmsg ());
         if (!e)
           continue;
@@ -288,9 +290,30 @@ test_encoder (void)
       }
 
   if (pmx_gemm_best () < PMX_GEMM_AVX512)
-    CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1, PMX_GEMM_AVX512)
+    CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, "cpu:avx512", 1)
            && strstr (pmx_errmsg (), "cannot run the avx512"),
            "a kernel this CPU lacks accepted: '%s'", pmx_errmsg ());
+  /* "cpu" is the best kernel; unknown devices and CUDA fail clearly.  */
+  {
+    char best[32];
+    snprintf (best, sizeof best, "cpu:%s", pmx_gemm_kind_name (pmx_gemm_best ()));
+    CHECK (!strcmp (pmx_encoder_device (e1), best), "'cpu' runs %s, not %s",
+           pmx_encoder_device (e1), best);
+    CHECK (!strncmp (pmx_encoder_describe (e1), best, strlen (best)),
+           "description '%s'", pmx_encoder_describe (e1));
+    static const char *const bad[][2] = {
+      { "gpu", "unknown device 'gpu' (devices: cpu, " },
+      { "cpu:sse", "device 'cpu:sse': unknown CPU kernel 'sse'" },
+      { "cpu:", "device 'cpu:': unknown CPU kernel ''" },
+      { "cuda:0", "device 'cuda:0': this prumux was built without CUDA" },
+      { "cuda", "device 'cuda': this prumux was built without CUDA" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+      CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, bad[i][0], 1)
+             && strstr (pmx_errmsg (), bad[i][1])
+             && pmx_encoder_device_check (bad[i][0]) < 0,
+             "device %s: '%s'", bad[i][0], pmx_errmsg ());
+  }
 
   /* Padding removed = the sequence alone; padded rows are zero.  */
   for (int g = 0; g < G; g++)
@@ -350,19 +373,19 @@ test_encoder (void)
 
   /* Bad weights: a missing key, a wrong shape.  */
   pmx_record_remove (&w, "encoder.layer.1.attention.self.key.weight");
-  CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1, PMX_GEMM_BEST)
+  CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, NULL, 1)
          && strstr (pmx_errmsg (), "encoder.layer.1.attention.self.key.weight: missing"),
          "missing key: '%s'", pmx_errmsg ());
   pmx_record_reset (&w);
   make_weights (&w);
   pmx_tensor *t = pmx_record_get (&w, "encoder.layer.3.output.dense.weight");
   t->shape[1] = 6;
-  CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1, PMX_GEMM_BEST)
+  CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, NULL, 1)
          && strstr (pmx_errmsg (), "shape 48x6, expected 48x7"), "bad shape: '%s'",
          pmx_errmsg ());
   t->shape[1] = 7;
   cfg.hidden = 40;
-  CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, 1, PMX_GEMM_BEST),
+  CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, NULL, 1),
          "wrong hidden size accepted");
 out:
   pmx_record_free (&w);
