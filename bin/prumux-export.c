@@ -25,11 +25,10 @@ usage (void)
           "MuxedBertForSequenceClassification (index_pos, index and mlp\n"
           "demultiplexers); structurally pruned models with CoFi's shapes.\n"
           "\nOptions:\n"
-          "  -o, --output=DIR         write the directory DIR (required; it must not\n"
-          "                           exist, or be empty)\n"
-          "  -v, --verbose            report what was written\n"
-          "      --help               display this help and exit\n"
-          "      --version            output version information and exit\n");
+          "  -o, --output=DIR        write the directory DIR (required; it must not\n"
+          "                            exist, or be empty)\n"
+          "  -v, --verbose           report what was written\n"
+          CLI_STANDARD_HELP);
   cli_help_tail ();
 }
 
@@ -37,30 +36,23 @@ int
 main (int argc, char **argv)
 {
   cli_init (argv[0]);
-  enum { OPT_HELP = 256, OPT_VERSION };
   static const struct option longopts[] = {
     {"output", required_argument, NULL, 'o'},
     {"verbose", no_argument, NULL, 'v'},
-    {"help", no_argument, NULL, OPT_HELP},
-    {"version", no_argument, NULL, OPT_VERSION},
+    CLI_STANDARD_LONGOPTS,
     {NULL, 0, NULL, 0}
   };
   const char *output = NULL;
   int verbose = 0, c;
-  while ((c = getopt_long (argc, argv, "o:v", longopts, NULL)) != -1)
-    switch (c)
+  while ((c = getopt_long (argc, argv, "o:v" CLI_STANDARD_SHORTOPTS, longopts, NULL))
+         != -1)
+    switch (cli_standard_option (c, usage))
       {
       case 'o':
         output = optarg;
         break;
       case 'v':
         verbose = 1;
-        break;
-      case OPT_HELP:
-        usage ();
-        break;
-      case OPT_VERSION:
-        cli_version ();
         break;
       default:
         usage_error (NULL);
