@@ -11,6 +11,7 @@
 #include <config.h>
 #include "model.h"
 #include "error.h"
+#include "outfile.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -833,9 +834,10 @@ pmx_model_save_records (const char *path, pmx_model_config *cfg,
   const pmx_tensor **list = malloc (sizeof *list * (size_t) (n + 1));
   int *heads = calloc ((size_t) cfg->layers + 1, sizeof (int));
   int *ffn = calloc ((size_t) cfg->layers + 1, sizeof (int));
-  char *stream = NULL, *config = NULL, *tmp = NULL;
+  char *stream = NULL, *config = NULL;
   size_t stream_len = 0;
-  int fd = -1, rc = -1;
+  int rc = -1;
+  pmx_outfile of;
   tensor_set set = {0, list};
   if (!heads || !ffn || !list)
     {
@@ -868,56 +870,22 @@ pmx_model_save_records (const char *path, pmx_model_config *cfg,
   json_t *o = config_to_json (cfg, heads, ffn, 1);
   config = o ? json_dumps (o, JSON_INDENT (2) | JSON_REAL_PRECISION (15)) : NULL;
   json_decref (o);
-  tmp = malloc (strlen (path) + sizeof ".XXXXXX");
-  if (!config || !tmp)
+  if (!config)
     {
       pmx_error ("out of memory");
       goto out;
     }
-  strcat (strcpy (tmp, path), ".XXXXXX");
-  fd = mkstemp (tmp);
-  if (fd < 0)
-    {
-      pmx_error_errno (errno, "%s", path);
-      free (tmp);
-      tmp = NULL;
-      goto out;
-    }
-  if (write_archive (fd, compress, config, vocab, vocab_len, stream, stream_len) < 0)
+  if (pmx_outfile_open (&of, path) < 0)
+    goto out;
+  if (write_archive (of.fd, compress, config, vocab, vocab_len, stream,
+                     stream_len) < 0)
     {
       pmx_error_prefix ("%s", path);
+      pmx_outfile_abort (&of);
       goto out;
     }
-  mode_t mask = umask (0);
-  umask (mask);
-  if (fchmod (fd, 0666 & ~mask) < 0 || fsync (fd) < 0)
-    {
-      pmx_error_errno (errno, "%s", path);
-      goto out;
-    }
-  int cfd = fd;
-  fd = -1;
-  if (close (cfd) < 0)
-    {
-      pmx_error_errno (errno, "%s", path);
-      goto out;
-    }
-  if (rename (tmp, path) < 0)
-    {
-      pmx_error_errno (errno, "%s", path);
-      goto out;
-    }
-  free (tmp);
-  tmp = NULL;
-  rc = 0;
+  rc = pmx_outfile_commit (&of);
 out:
-  if (fd >= 0)
-    close (fd);
-  if (tmp)
-    {
-      unlink (tmp);
-      free (tmp);
-    }
   free (config);
   free (stream);
   free (heads);
