@@ -12,6 +12,7 @@
 #include "model.h"
 #include "error.h"
 #include "outfile.h"
+#include "kernels.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -452,6 +453,31 @@ check_tensors (const pmx_model_config *c, const tensor_set *s, int *heads,
   if (ct && !cls)
     return pmx_error ("num_labels is 0 but there is a classifier with %lld rows",
                       (long long) ct->shape[0]);
+  return 0;
+}
+
+/* Every weight must be a finite number: one NaN or infinity makes every
+   output NaN.  The scan reads each weight once: 15 to 30 ms more to open
+   the 91 MB MiniLM archive (0.4 to 2 ms without it), so it is done at
+   every open and save, not left to verify (prumux-model(5)).  */
+static int
+check_finite (const tensor_set *s)
+{
+  for (int i = 0; i < s->n; i++)
+    {
+      const pmx_tensor *t = s->t[i];
+      if (t->dtype != PMX_F32)
+        continue;
+      size_t n = t->nbytes / sizeof (float);
+      if (pmx_count_nonfinite (t->data, n) == 0)
+        continue;
+      const float *x = t->data;
+      size_t k = 0;
+      while (k < n && pmx_count_nonfinite (x + k, 1) == 0)
+        k++;
+      return pmx_error ("tensor '%s': element %zu is %g (weights must be"
+                        " finite)", t->name, k, (double) x[k]);
+    }
   return 0;
 }
 
@@ -939,7 +965,7 @@ pmx_model_save_records (const char *path, pmx_model_config *cfg,
           }
         list[set.n++] = t;
       }
-  if (check_tensors (cfg, &set, heads, ffn) < 0)
+  if (check_tensors (cfg, &set, heads, ffn) < 0 || check_finite (&set) < 0)
     {
       pmx_error_prefix ("%s", path);
       goto out;
@@ -1467,6 +1493,8 @@ load (pmx_model *m)
     pmx_error ("out of memory");
   else if (check_tensors (&m->cfg, &set, heads, ffn) < 0)
     pmx_error_prefix ("config.json and tensors disagree");
+  else if (check_finite (&set) < 0)
+    pmx_error_prefix ("tensors.pmxs");
   else
     {
       rc = 0;
