@@ -722,6 +722,7 @@ main (int argc, char **argv)
         decode_file (vocab, argv[i]);
       cli_output_commit (&o);
       pmx_vocab_free (vocab);
+      pmx_model_close (model);
       return EXIT_SUCCESS;
     }
 
