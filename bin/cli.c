@@ -214,7 +214,7 @@ cli_output_open (cli_output *o, const char *path)
     }
   if (pmx_outfile_open (&o->out, path) < 0)
     die ("%s", pmx_errmsg ());
-  o->path = o->out.path;
+  o->path = o->out.name;
   o->f = fdopen (o->out.fd, "wb");
   if (!o->f)
     die ("%s: %s", path, strerror (errno));

@@ -50,7 +50,7 @@ void cli_close_input (FILE *f, const char *path);
 typedef struct cli_output
 {
   FILE *f;
-  char *path;                   /* NULL for stdout; else the file written */
+  char *path;                   /* NULL for stdout; else PATH as given */
   pmx_outfile out;
 } cli_output;
 FILE *cli_output_open (cli_output *o, const char *path);

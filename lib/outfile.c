@@ -119,6 +119,9 @@ pmx_outfile_open (pmx_outfile *o, const char *path)
     return pmx_error_errno (errno, "%s", path);
   if (exists && S_ISDIR (st.st_mode))
     return pmx_error_errno (EISDIR, "%s", path);
+  o->name = strdup (path);
+  if (!o->name)
+    return pmx_error ("out of memory");
   if (exists && (!S_ISREG (st.st_mode) || st.st_nlink > 1))
     {
       /* Not ours to replace: a device or FIFO is written to, a hard-linked
@@ -140,6 +143,7 @@ pmx_outfile_open (pmx_outfile *o, const char *path)
     {
       if (exists)
         pmx_error_errno (errno, "%s", path);
+      pmx_outfile_abort (o);
       return -1;
     }
   size_t n = strlen (o->path);
@@ -184,7 +188,7 @@ pmx_outfile_sync (const pmx_outfile *o)
   /* FIFOs, terminals and some devices cannot be synced: nothing to do.  */
   if (o->fd >= 0 && fsync (o->fd) < 0 && errno != EINVAL && errno != EROFS
       && errno != ENOTSUP)
-    return pmx_error_errno (errno, "%s: write error", o->path);
+    return pmx_error_errno (errno, "%s: write error", o->name);
   return 0;
 }
 
@@ -196,11 +200,11 @@ pmx_outfile_commit (pmx_outfile *o)
     {
       rc = pmx_outfile_sync (o);
       if (close (o->fd) < 0 && rc == 0)
-        rc = pmx_error_errno (errno, "%s: write error", o->path);
+        rc = pmx_error_errno (errno, "%s: write error", o->name);
       o->fd = -1;
     }
   if (rc == 0 && o->tmp && rename (o->tmp, o->path) < 0)
-    rc = pmx_error_errno (errno, "%s: cannot rename %s", o->path, o->tmp);
+    rc = pmx_error_errno (errno, "%s: cannot rename %s", o->name, o->tmp);
   if (rc == 0 && o->tmp)
     {
       pending_drop (o->tmp);
@@ -223,6 +227,7 @@ pmx_outfile_abort (pmx_outfile *o)
     }
   free (o->tmp);
   free (o->path);
+  free (o->name);
   memset (o, 0, sizeof *o);
   o->fd = -1;
 }

@@ -26,6 +26,7 @@
 typedef struct pmx_outfile
 {
   int fd;                       /* write here; -1 once closed */
+  char *name;                   /* the path as given, for messages */
   char *path;                   /* the file finally written (links followed) */
   char *tmp;                    /* the temporary file, or NULL (in place) */
 } pmx_outfile;
