@@ -3,9 +3,10 @@
 # programs' outputs (cli.c) and the library's archive writer (test-model
 # --write-tiny, the path of prumux-convert and prumux-train): a symlink is
 # followed and stays a link, a FIFO or device is written through and not
-# replaced, a file keeps its mode, a hard-linked file is rewritten in place
-# (both names see the data), a directory is refused; SIGTERM and SIGHUP
-# leave no temporary file behind (lib/outfile.h).
+# replaced, a file keeps its mode (and, run as root, its owner), a
+# hard-linked file is rewritten in place (both names see the data), a
+# directory is refused; SIGTERM and SIGHUP leave no temporary file behind
+# (lib/outfile.h).
 . "$abs_top_srcdir/tests/init.sh"
 
 tm=$abs_top_builddir/tests/test-model
@@ -41,6 +42,14 @@ for k in cat model; do
   write $k mode.$k || fail_ "$k: -o 0600 file"
   case $(ls -l mode.$k) in -rw-------*) ;; *) fail_ "$k: mode not kept: $(ls -l mode.$k)" ;; esac
   compare "$e" mode.$k || fail_ "$k: 0600 file not written"
+
+  # Run as root, the owner and group are kept too.
+  if [ "$(id -u)" = 0 ]; then
+    echo old > own.$k && chown 65534:65534 own.$k && chmod 640 own.$k
+    write $k own.$k || fail_ "$k: -o a file of another owner"
+    [ "$(stat -c %u:%g:%a own.$k)" = 65534:65534:640 ] \
+      || fail_ "$k: owner or mode not kept: $(stat -c %u:%g:%a own.$k)"
+  fi
 
   # A hard-linked file is rewritten in place: both names see the data.
   echo old > h1.$k && ln h1.$k h2.$k
