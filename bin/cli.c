@@ -3,6 +3,7 @@
 #include <config.h>
 #include "cli.h"
 #include "error.h"
+#include "outfile.h"
 #include "pipeline.h"
 #include "stream.h"
 
@@ -18,19 +19,16 @@
 
 const char *program_name = "prumux";
 
-/* Temporary output files to remove if we die before committing them.  */
-enum { MAX_PENDING = 8 };
-static char *pending_tmp[MAX_PENDING];
+/* Set once a message about a failure has been printed, so that the
+   check of stdout at exit does not report the same write error again.  */
+static int failed;
 
+/* Temporary output files are registered in lib/outfile.c; remove them when
+   the program dies or is killed before committing them.  */
 static void
 remove_pending (void)
 {
-  for (int i = 0; i < MAX_PENDING; i++)
-    if (pending_tmp[i])
-      {
-        unlink (pending_tmp[i]);
-        pending_tmp[i] = NULL;
-      }
+  pmx_outfile_remove_pending ();
 }
 
 /* Quietly end the program for a reader that went away.  */
@@ -41,6 +39,10 @@ exit_for_epipe (void)
   _exit (EXIT_SUCCESS);
 }
 
+/* At exit: report a write error on stdout (a full disk shows only here)
+   and make sure stderr's messages got out.  stderr is flushed, not
+   closed: sanitizers (LeakSanitizer) write their reports after the atexit
+   handlers run.  */
 static void
 close_stdout (void)
 {
@@ -53,12 +55,23 @@ close_stdout (void)
     exit_for_epipe ();
   if (err)
     {
-      fprintf (stderr, "%s: write error: %s\n", program_name, strerror (err));
+      if (!failed)
+        fprintf (stderr, "%s: write error: %s\n", program_name, strerror (err));
       remove_pending ();
       _exit (EXIT_FAILURE);
     }
-  if (fclose (stderr) != 0)
+  if (fflush (stderr) != 0 || ferror (stderr))
     _exit (EXIT_FAILURE);
+}
+
+/* SIGINT, SIGTERM, SIGHUP: remove the temporary files, then die of the
+   signal as if we had not caught it (the shell sees the real cause).  */
+static void
+on_fatal_signal (int sig)
+{
+  remove_pending ();
+  signal (sig, SIG_DFL);
+  raise (sig);
 }
 
 void
@@ -73,6 +86,15 @@ cli_init (const char *argv0)
         program_name += 3;
     }
   signal (SIGPIPE, SIG_IGN);
+  static const int fatal[] = { SIGINT, SIGTERM, SIGHUP };
+  for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++)
+    {
+      /* A signal ignored by our parent (nohup, a background job's SIGINT)
+         stays ignored.  */
+      struct sigaction old;
+      if (sigaction (fatal[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+        signal (fatal[i], on_fatal_signal);
+    }
   atexit (close_stdout);
 }
 
@@ -92,6 +114,7 @@ die (const char *fmt, ...)
   va_start (ap, fmt);
   vmessage (fmt, ap);
   va_end (ap);
+  failed = 1;
   remove_pending ();
   exit (EXIT_FAILURE);
 }
@@ -124,6 +147,7 @@ usage_error (const char *fmt, ...)
     vmessage (fmt, ap);
   va_end (ap);
   fprintf (stderr, "Try '%s --help' for more information.\n", program_name);
+  failed = 1;
   remove_pending ();
   exit (EXIT_FAILURE);
 }
@@ -190,14 +214,6 @@ cli_close_input (FILE *f, const char *path)
     die ("%s: read error: %s", is_stdio (path) ? "-" : path, strerror (err));
 }
 
-static mode_t
-umask_value (void)
-{
-  mode_t m = umask (0);
-  umask (m);
-  return m;
-}
-
 FILE *
 cli_output_open (cli_output *o, const char *path)
 {
@@ -207,26 +223,12 @@ cli_output_open (cli_output *o, const char *path)
       o->f = stdout;
       return o->f;
     }
-  size_t n = strlen (path);
-  o->path = strdup (path);
-  o->tmp = malloc (n + sizeof ".XXXXXX");
-  if (!o->path || !o->tmp)
-    die ("memory exhausted");
-  memcpy (o->tmp, path, n);
-  memcpy (o->tmp + n, ".XXXXXX", sizeof ".XXXXXX");
-  int fd = mkstemp (o->tmp);
-  if (fd < 0)
-    die ("%s: cannot create temporary file: %s", path, strerror (errno));
-  fchmod (fd, 0666 & ~umask_value ());
-  for (int i = 0; i < MAX_PENDING; i++)
-    if (!pending_tmp[i])
-      {
-        pending_tmp[i] = o->tmp;
-        break;
-      }
-  o->f = fdopen (fd, "wb");
+  if (pmx_outfile_open (&o->out, path) < 0)
+    die ("%s", pmx_errmsg ());
+  o->path = o->out.name;
+  o->f = fdopen (o->out.fd, "wb");
   if (!o->f)
-    die ("%s: %s", o->tmp, strerror (errno));
+    die ("%s: %s", path, strerror (errno));
   return o->f;
 }
 
@@ -243,22 +245,20 @@ cli_output_commit (cli_output *o)
         }
       return;
     }
-  int bad = ferror (o->f) || fflush (o->f) != 0 || fsync (fileno (o->f)) != 0;
+  int bad = ferror (o->f) || fflush (o->f) != 0;
   int err = errno;
+  if (!bad && pmx_outfile_sync (&o->out) < 0)
+    die ("%s", pmx_errmsg ());
   if (fclose (o->f) != 0 && !bad)
     {
       bad = 1;
       err = errno;
     }
+  o->out.fd = -1;               /* closed with o->f */
   if (bad)
     die ("%s: write error: %s", o->path, strerror (err ? err : EIO));
-  if (rename (o->tmp, o->path) != 0)
-    die ("%s: cannot rename %s: %s", o->path, o->tmp, strerror (errno));
-  for (int i = 0; i < MAX_PENDING; i++)
-    if (pending_tmp[i] == o->tmp)
-      pending_tmp[i] = NULL;
-  free (o->tmp);
-  free (o->path);
+  if (pmx_outfile_commit (&o->out) < 0)
+    die ("%s", pmx_errmsg ());
   memset (o, 0, sizeof *o);
 }
 

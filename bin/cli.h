@@ -13,11 +13,14 @@
 #include <stdio.h>
 #include <stdnoreturn.h>
 
+#include "outfile.h"
+
 extern const char *program_name;
 
 /* Set program_name from ARGV0, ignore SIGPIPE (writes then fail with EPIPE,
-   which we turn into a quiet exit 0), and arrange for stdout to be checked
-   when the program exits.  */
+   which we turn into a quiet exit 0), remove temporary outputs on SIGINT,
+   SIGTERM and SIGHUP, and arrange for stdout to be checked when the
+   program exits.  */
 void cli_init (const char *argv0);
 
 noreturn void die (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
@@ -55,14 +58,16 @@ FILE *cli_open_input (const char *path);
 /* Close an input opened above, dying on a read error.  */
 void cli_close_input (FILE *f, const char *path);
 
-/* Atomic output: data goes to a temporary file beside PATH, which replaces
-   PATH only when cli_output_commit succeeds.  "-" or NULL is stdout (written
-   directly).  A die() before the commit removes the temporary file.  */
+/* Atomic output (lib/outfile.h says how each kind of PATH is written):
+   data goes to a temporary file beside PATH, which replaces PATH only when
+   cli_output_commit succeeds; FIFOs and devices are written straight
+   through.  "-" or NULL is stdout (written directly).  A die() before the
+   commit, or SIGINT, SIGTERM or SIGHUP, removes the temporary file.  */
 typedef struct cli_output
 {
   FILE *f;
-  char *path;                   /* NULL for stdout */
-  char *tmp;
+  char *path;                   /* NULL for stdout; else PATH as given */
+  pmx_outfile out;
 } cli_output;
 FILE *cli_output_open (cli_output *o, const char *path);
 void cli_output_commit (cli_output *o);

@@ -115,7 +115,7 @@ main (int argc, char **argv)
   FILE *out = cli_output_open (&o, output);
 
   if (encode)
-    text_encode (in, input, out);
+    text_encode (in, input, out, output ? output : "-");
   else
     {
       pmx_reader *r = pmx_reader_open (in, input);

@@ -789,7 +789,9 @@ run_plot (const config *c, const pmx_fit_table *t, const selection *sel,
              "  set terminal pngcairo size %u,%u\n"
              "} else {\n  set terminal png size %u,%u\n}\n", w, h, w, h);
   fputs ("set output ", sf);
-  gp_string (sf, o.tmp);
+  /* gnuplot writes the picture itself: to the temporary file, or straight
+     to the target when that is written in place (a FIFO, a device).  */
+  gp_string (sf, o.out.tmp ? o.out.tmp : o.out.path);
   fprintf (sf, "\nset datafile separator '\\t'\nset logscale x 2\n"
            "set grid\nset key outside right top vertical font ',9' spacing 1.2\n"
            "set offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05\n"

@@ -39,6 +39,16 @@ on_signal (int sig)
   interrupted = 1;
 }
 
+/* A step whose loss or gradient is NaN or infinite: the weights would be
+   ruined from here on, so stop and say what to change.  */
+static noreturn void
+diverged (long long step, const char *what, double v)
+{
+  die ("training: step %lld: %s is %s: the run diverged (try a lower --lr,"
+       " a longer --warmup or a smaller --clip)", step + 1, what,
+       isnan (v) ? "NaN" : v > 0 ? "infinite" : "-infinite");
+}
+
 static void
 usage (void)
 {
@@ -458,8 +468,13 @@ evaluate (pmx_tmodel *m, batcher *b, float tw, float rw, float mw)
       for (int i = n; i < padded; i++)
         b->rows[i] = -1;
       pmx_tbatch t = batcher_fill (b, padded, u, tw, rw, mw, 0);
-      if (isnan (pmx_tmodel_forward (m, &t, 0, 0, 0)))
+      pmx_error_clear ();
+      double l = pmx_tmodel_forward (m, &t, 0, 0, 0);
+      if (isnan (l) && *pmx_errmsg ())
         die_lib ("evaluation");
+      if (!isfinite (l))
+        die ("evaluation: the dev loss is %s: the model's weights overflow",
+             isnan (l) ? "NaN" : "infinite");
       pmx_tmodel_stats (m, &s);
       sum.task_loss += s.task_loss;
       sum.task_count += s.task_count;
@@ -859,12 +874,19 @@ main (int argc, char **argv)
           pmx_tbatch b = batcher_fill (&tb, o.batch, u, o.task_w / o.accumulate,
                                        o.ret_w / o.accumulate,
                                        o.mlm_w / o.accumulate, 1);
+          pmx_error_clear ();
           double l = pmx_tmodel_forward (m, &b, 1, (uint64_t) o.seed, u);
-          if (isnan (l) || pmx_tmodel_backward (m) < 0)
+          if (isnan (l) && *pmx_errmsg ())
+            die_lib ("training");
+          if (!isfinite (l))
+            diverged (step, "the loss", l);
+          if (pmx_tmodel_backward (m) < 0)
             die_lib ("training");
           step_loss += l;
         }
       norm = pmx_clip_grad_norm (opt, m, o.clip);
+      if (!isfinite (norm))
+        diverged (step, "the gradient norm", norm);
       float lr = pmx_lr_at (o.lr, step, warmup, total, o.decay);
       pmx_adamw_step (opt, m, lr);
       loss_sum += step_loss;

@@ -355,30 +355,48 @@ parse_shape (const struct parser *p, const char *s, int *rank, int64_t *shape)
     }
 }
 
+/* Store the value S as element I of DATA, of type DTYPE.  A number too
+   large for the type is an error, not an infinity ("inf" is written out
+   when one is meant).  */
 static void
-store_value (const struct parser *p, pmx_tensor *t, int64_t i, const char *s)
+store_value (const struct parser *p, int dtype, void *data, int64_t i,
+             const char *s)
 {
   char *end;
   errno = 0;
-  if (pmx_dtype_is_float (t->dtype))
+  if (pmx_dtype_is_float (dtype))
     {
       double v = strtod (s, &end);
       if (end == s || *end)
         parse_error (p, "not a number", s);
-      switch (t->dtype)
+      if (errno == ERANGE && isinf (v))
+        parse_error (p, "value out of range for the dtype", s);
+      int inf = 0;
+      switch (dtype)
         {
-        case PMX_F32: ((float *) t->data)[i] = (float) v; break;
-        case PMX_F64: ((double *) t->data)[i] = v; break;
-        case PMX_F16: ((uint16_t *) t->data)[i] = pmx_f32_to_f16 ((float) v); break;
-        default: ((uint16_t *) t->data)[i] = pmx_f32_to_bf16 ((float) v); break;
+        case PMX_F32:
+          ((float *) data)[i] = (float) v;
+          inf = isinf (((float *) data)[i]);
+          break;
+        case PMX_F64: ((double *) data)[i] = v; break;
+        case PMX_F16:
+          ((uint16_t *) data)[i] = pmx_f32_to_f16 ((float) v);
+          inf = isinf (pmx_f16_to_f32 (((uint16_t *) data)[i]));
+          break;
+        default:
+          ((uint16_t *) data)[i] = pmx_f32_to_bf16 ((float) v);
+          inf = isinf (pmx_bf16_to_f32 (((uint16_t *) data)[i]));
+          break;
         }
+      if (inf && isfinite (v))
+        parse_error (p, "value out of range for the dtype", s);
       return;
     }
   long long v = strtoll (s, &end, 10);
   if (end == s || *end || errno)
     parse_error (p, "not an integer", s);
   long long lo = 0, hi = 0;
-  switch (t->dtype)
+  switch (dtype)
     {
     case PMX_I8: lo = INT8_MIN; hi = INT8_MAX; break;
     case PMX_U8: lo = 0; hi = UINT8_MAX; break;
@@ -388,27 +406,41 @@ store_value (const struct parser *p, pmx_tensor *t, int64_t i, const char *s)
     }
   if (v < lo || v > hi)
     parse_error (p, "value out of range for the dtype", s);
-  switch (t->dtype)
+  switch (dtype)
     {
-    case PMX_I8: ((int8_t *) t->data)[i] = (int8_t) v; break;
-    case PMX_U8: ((uint8_t *) t->data)[i] = (uint8_t) v; break;
-    case PMX_I16: ((int16_t *) t->data)[i] = (int16_t) v; break;
-    case PMX_I32: ((int32_t *) t->data)[i] = (int32_t) v; break;
-    default: ((int64_t *) t->data)[i] = v; break;
+    case PMX_I8: ((int8_t *) data)[i] = (int8_t) v; break;
+    case PMX_U8: ((uint8_t *) data)[i] = (uint8_t) v; break;
+    case PMX_I16: ((int16_t *) data)[i] = (int16_t) v; break;
+    case PMX_I32: ((int32_t *) data)[i] = (int32_t) v; break;
+    default: ((int64_t *) data)[i] = v; break;
     }
 }
 
-/* Read the data lines of T.  */
+/* Read the data lines of tensor NAME (DTYPE, RANK, SHAPE) and add it to
+   REC.  The values go to a buffer that grows as lines arrive, as the
+   binary reader's do: a huge declared shape costs nothing until its data
+   is really there (and a shape past the stream's per-tensor limit is
+   refused at once).  */
 static void
-read_tensor_rows (struct parser *p, pmx_tensor *t)
+read_tensor (struct parser *p, pmx_record *rec, const char *name, int dtype,
+             int rank, const int64_t *shape)
 {
-  int64_t n = pmx_tensor_numel (t);
-  int64_t cols = t->rank ? t->shape[t->rank - 1] : 1;
-  for (int64_t i = 0; cols > 0 && i < n; i += cols)
+  size_t es = pmx_dtype_size (dtype);
+  uint64_t n = 1;
+  for (int k = 0; k < rank; k++)
+    {
+      if (shape[k] != 0 && n > PMX_DEFAULT_TENSOR_LIMIT / es / (uint64_t) shape[k])
+        parse_error (p, "tensor larger than the stream's limit", name);
+      n *= (uint64_t) shape[k];
+    }
+  int64_t cols = rank ? shape[rank - 1] : 1;
+  char *buf = NULL;
+  size_t cap = 0;
+  for (uint64_t i = 0; cols > 0 && i < n; i += (uint64_t) cols)
     {
       char *line = next_line (p);
       if (!line)
-        parse_error (p, "input ends inside tensor", t->name);
+        parse_error (p, "input ends inside tensor", name);
       int64_t j = 0;
       char *s = line;
       for (;;)
@@ -417,22 +449,40 @@ read_tensor_rows (struct parser *p, pmx_tensor *t)
           if (tab)
             *tab = '\0';
           if (j == cols)
-            parse_error (p, "too many values in row of", t->name);
-          store_value (p, t, i + j, s);
+            parse_error (p, "too many values in row of", name);
+          if ((i + (uint64_t) j + 1) * es > cap)
+            {
+              size_t nc = cap ? 2 * cap : 4096;
+              if (nc > n * es)
+                nc = n * es;
+              char *nb = realloc (buf, nc);
+              if (!nb)
+                die ("memory exhausted");
+              buf = nb;
+              cap = nc;
+            }
+          store_value (p, dtype, buf, (int64_t) i + j, s);
           j++;
           if (!tab)
             break;
           s = tab + 1;
         }
       if (j != cols)
-        parse_error (p, "too few values in row of", t->name);
+        parse_error (p, "too few values in row of", name);
     }
+  pmx_tensor *t = pmx_record_add (rec, name, dtype, rank, shape);
+  if (!t)
+    parse_error (p, pmx_errmsg (), NULL);
+  if (t->nbytes)
+    memcpy (t->data, buf, t->nbytes);
+  free (buf);
 }
 
 void
-text_encode (FILE *in, const char *name, FILE *out)
+text_encode (FILE *in, const char *name, FILE *out, const char *out_name)
 {
   struct parser p = { .in = in, .name = name };
+  unsigned long long records = 0;
   pmx_meta meta;
   pmx_record rec;
   pmx_writer *w = NULL;
@@ -460,14 +510,35 @@ text_encode (FILE *in, const char *name, FILE *out)
         }
       else if (strcmp (f[0], "#record") == 0 || strcmp (f[0], "#end") == 0)
         {
-          if (!w && !(w = pmx_writer_open (out, "-", &meta)))
+          /* "#record SEQ" counts from 0; "#end N" says how many there
+             were: both are checked, so a cut or spliced text shows.  */
+          char *end = f[1];
+          unsigned long long seq = 0;
+          errno = 0;
+          if (n == 2 && f[1][0] >= '0' && f[1][0] <= '9')
+            seq = strtoull (f[1], &end, 10);
+          if (n != 2 || end == f[1] || *end || errno)
+            parse_error (&p, "expected a record number after", f[0]);
+          if (seq != records)
+            {
+              char msg[96];
+              snprintf (msg, sizeof msg, "%s says %llu, but %llu record%s came"
+                        " before", f[0], seq, records, records == 1 ? "" : "s");
+              parse_error (&p, msg, NULL);
+            }
+          if (!w && !(w = pmx_writer_open (out, out_name, &meta)))
             die_lib (NULL);
           if (in_record && pmx_writer_write (w, &rec) < 0)
             die_lib (NULL);
           pmx_record_reset (&rec);
           in_record = strcmp (f[0], "#record") == 0;
+          records += in_record;
           if (!in_record)
             {
+              /* Nothing may follow the end: it would be lost.  */
+              while ((line = next_line (&p)))
+                if (line[0] != '\0')
+                  parse_error (&p, "content after '#end'", NULL);
               if (pmx_writer_finish (w) < 0)
                 die_lib (NULL);
               pmx_writer_close (w);
@@ -489,10 +560,14 @@ text_encode (FILE *in, const char *name, FILE *out)
           int rank;
           int64_t shape[PMX_MAX_RANK];
           parse_shape (&p, f[3], &rank, shape);
-          pmx_tensor *t = pmx_record_add (&rec, f[1], dt, rank, shape);
-          if (!t)
-            parse_error (&p, pmx_errmsg (), NULL);
-          read_tensor_rows (&p, t);
+          /* The name lives in the line buffer, which the data lines reuse.  */
+          char tname[PMX_NAME_MAX + 1];
+          if (strlen (f[1]) > PMX_NAME_MAX)
+            parse_error (&p, "tensor name too long", NULL);
+          strcpy (tname, f[1]);
+          if (pmx_record_get (&rec, tname))
+            parse_error (&p, "duplicate tensor", tname);
+          read_tensor (&p, &rec, tname, dt, rank, shape);
         }
       else if (line[0] != '\0')
         parse_error (&p, "unexpected line", f[0]);

@@ -25,7 +25,9 @@ void text_print_record (FILE *out, const pmx_record *rec, const struct text_opti
 void text_print_end (FILE *out, unsigned long long records, const struct text_options *o);
 
 /* Read the TSV form from IN (named NAME in messages) and write a binary
-   stream to OUT.  */
-void text_encode (FILE *in, const char *name, FILE *out);
+   stream to OUT (named OUT_NAME).  Record numbers and the count on the
+   '#end' line must be right, nothing but empty lines may follow it, and a
+   number too large for its dtype is an error.  */
+void text_encode (FILE *in, const char *name, FILE *out, const char *out_name);
 
 #endif

@@ -3,6 +3,7 @@
 #include <config.h>
 #include "demux.h"
 #include "error.h"
+#include "kernels.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -690,8 +691,17 @@ pmx_demux_stage (pmx_demuxer *dx, const pmx_record *in, pmx_record *out)
       linear_fwd (&dx->cls, Z, D, (int) B, Y);
     }
 
-  /* Keep the real rows, drop the fillers.  */
+  /* Never hand on a NaN or infinity: an argmax would call it class 0.  */
   const int64_t *rv = row->data;
+  for (int64_t b = 0; b < B; b++)
+    if (rv[b] >= 0 && (pmx_count_nonfinite (Z + b * D, (size_t) D)
+                       || (Y && pmx_count_nonfinite (Y + b * C, (size_t) C))))
+      return pmx_error ("row %lld: the %s are not finite (NaN or infinity):"
+                        " the input or the model overflows", (long long) rv[b],
+                        pmx_count_nonfinite (Z + b * D, (size_t) D)
+                        ? "features" : "logits");
+
+  /* Keep the real rows, drop the fillers.  */
   int64_t R = 0;
   for (int64_t b = 0; b < B; b++)
     R += rv[b] >= 0;

@@ -182,6 +182,16 @@ pmx_encoder_stage (pmx_encoder *e, const pmx_record *in, const int32_t *position
   if (!h || !pt)
     return -1;
   memcpy (pt->data, positions, (size_t) P * sizeof (int32_t));
-  return pmx_encoder_forward (e, x->data, (int) G, (int) T, lengths, positions, P,
-                              h->data);
+  if (pmx_encoder_forward (e, x->data, (int) G, (int) T, lengths, positions, P,
+                           h->data) < 0)
+    return -1;
+  /* A NaN or infinity here would turn every later score into NaN: say so
+     now, naming the sequence.  */
+  size_t per = (size_t) P * (size_t) e->H;
+  for (int64_t g = 0; g < G; g++)
+    if (pmx_count_nonfinite ((const float *) h->data + g * per, per))
+      return pmx_error ("sequence %lld: the encoder's output is not finite"
+                        " (NaN or infinity): the input or the model overflows",
+                        (long long) g);
+  return 0;
 }

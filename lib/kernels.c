@@ -58,14 +58,18 @@ gelu1 (float x)
 
 /* exp (x): x = n ln2 + r with |r| <= ln2/2, exp (r) by the Cephes
    polynomial, 2^n put together in the exponent bits.  Inputs below -87.3
-   give about 1e-38 (softmax inputs are <= 0 after the max is taken off).  */
+   give about 1e-38 (softmax inputs are <= 0 after the max is taken off).
+   A NaN stays NaN: n is taken from a copy with NaN replaced by 0, so the
+   conversion to int and the shift stay defined (a NaN there is undefined
+   behaviour), while r, and so the result, carry the NaN.  */
 INLINE float
 exp1 (float x)
 {
   x = x < -87.3f ? -87.3f : x;
   x = x > 88.3f ? 88.3f : x;
+  float xn = x == x ? x : 0.0f;
   /* Round x log2(e) to the nearest integer with the 1.5*2^23 trick.  */
-  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float n = (xn * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -75,10 +79,27 @@ exp1 (float x)
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   float y = p * r * r + r + 1.0f;
-  int32_t bits = ((int32_t) n + 127) << 23;
+  /* n is in [-126, 128]: the sum is positive, the shift defined (an
+     unsigned shift all the same, for n = 128, +inf's exponent).  */
+  int32_t bits = (int32_t) ((uint32_t) ((int32_t) n + 127) << 23);
   float scale;
   memcpy (&scale, &bits, sizeof scale);
   return y * scale;
+}
+
+MULTIVERSION size_t
+pmx_count_nonfinite (const float *x, size_t n)
+{
+  /* On the bits, so that no compiler flag (-ffinite-math-only) can fold
+     the test away: an all-ones exponent is NaN or infinity.  */
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++)
+    {
+      uint32_t u;
+      memcpy (&u, &x[i], sizeof u);
+      bad += (u & 0x7f800000u) == 0x7f800000u;
+    }
+  return bad;
 }
 
 float

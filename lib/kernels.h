@@ -17,6 +17,8 @@
 #ifndef PRUMUX_KERNELS_H
 #define PRUMUX_KERNELS_H
 
+#include <stddef.h>
+
 /* X[r, j] += BIAS[j] for ROWS rows of N.  */
 void pmx_add_bias (float *x, int ld, const float *bias, int rows, int n);
 /* X[r, j] = gelu (X[r, j] + BIAS[j]).  */
@@ -30,6 +32,10 @@ void pmx_bias_residual_layernorm (float *x, const float *y, int ldy,
                                   const float *beta, int rows, int n, float eps);
 /* Softmax of each row of X in place.  */
 void pmx_softmax_rows (float *x, int ld, int rows, int n);
+
+/* How many of the N floats at X are NaN or infinite (weights are checked
+   with it at load, activations after each stage).  */
+size_t pmx_count_nonfinite (const float *x, size_t n);
 
 /* Scalar GELU and exp used by the kernels, for tests.  */
 float pmx_gelu_fast (float x);

@@ -66,6 +66,9 @@ pmx_metrics_add (pmx_metrics *m, double gold, const float *scores)
           m->skipped++;
           return 0;
         }
+      if (!isfinite (scores[0]))
+        return pmx_error ("score %g is not a number to compare",
+                          (double) scores[0]);
       if (m->n == m->cap)
         {
           int64_t cap = m->cap ? 2 * m->cap : 1024;
@@ -88,6 +91,10 @@ pmx_metrics_add (pmx_metrics *m, double gold, const float *scores)
       m->skipped++;
       return 0;
     }
+  for (int c = 0; c < m->classes; c++)
+    if (!isfinite (scores[c]))
+      return pmx_error ("score %d is %g, not a number to rank", c,
+                        (double) scores[c]);
   if (gold >= m->classes || gold != floor (gold))
     return pmx_error ("gold label %g is not a class index below %d", gold, m->classes);
   int best = 0;

@@ -22,6 +22,7 @@
 #define PMX_STREAM_MAJOR 1
 #define PMX_STREAM_MINOR 0
 #define PMX_ALIGN 64            /* frame and payload alignment, bytes */
+#define PMX_STREAM_MAGIC "\x89PMX\r\n\x1a\n" /* a stream's first 8 bytes */
 #define PMX_MAX_RANK 8
 #define PMX_NAME_MAX 255        /* tensor name bytes, without NUL */
 #define PMX_MAX_TENSORS 256     /* tensors in one record */

@@ -3,6 +3,7 @@
 #include <config.h>
 #include "train-io.h"
 #include "error.h"
+#include "outfile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -193,25 +194,16 @@ int
 pmx_train_state_save (const char *path, const pmx_meta *meta,
                       const pmx_tmodel *m, const pmx_adamw *o)
 {
-  size_t len = strlen (path);
-  char *tmp = malloc (len + 8);
-  if (!tmp)
-    return pmx_error ("out of memory");
-  memcpy (tmp, path, len);
-  memcpy (tmp + len, ".XXXXXX", 8);
-  int fd = mkstemp (tmp);
-  if (fd < 0)
-    {
-      pmx_error_errno (errno, "%s", tmp);
-      free (tmp);
-      return -1;
-    }
+  pmx_outfile of;
+  if (pmx_outfile_open (&of, path) < 0)
+    return -1;
+  int fd = of.fd;
   FILE *f = fdopen (fd, "wb");
   pmx_record rec;
   pmx_record_init (&rec);
   pmx_meta mt;
   pmx_meta_init (&mt);
-  int rc = f ? 0 : pmx_error_errno (errno, "%s", tmp);
+  int rc = f ? 0 : pmx_error_errno (errno, "%s", path);
   if (rc == 0 && (pmx_meta_copy (&mt, meta) < 0
                   || pmx_meta_setf (&mt, "adam_t", "%lld", (long long) o->t) < 0))
     rc = -1;
@@ -234,15 +226,20 @@ pmx_train_state_save (const char *path, const pmx_meta *meta,
         rc = -1;
       pmx_writer_close (w);
     }
-  if (f && (fflush (f) != 0 || fsync (fileno (f)) != 0) && rc == 0)
+  if (f && fflush (f) != 0 && rc == 0)
     rc = pmx_error_errno (errno, "%s", path);
-  if (f ? fclose (f) != 0 && rc == 0 : (close (fd), 0))
-    rc = pmx_error_errno (errno, "%s", path);
-  if (rc == 0 && rename (tmp, path) != 0)
-    rc = pmx_error_errno (errno, "%s", path);
-  if (rc != 0)
-    unlink (tmp);
-  free (tmp);
+  if (rc == 0)
+    rc = pmx_outfile_sync (&of);
+  if (f)
+    {
+      if (fclose (f) != 0 && rc == 0)
+        rc = pmx_error_errno (errno, "%s", path);
+      of.fd = -1;               /* closed with f */
+    }
+  if (rc == 0)
+    rc = pmx_outfile_commit (&of);
+  else
+    pmx_outfile_abort (&of);
   pmx_record_free (&rec);
   pmx_meta_free (&mt);
   return rc;

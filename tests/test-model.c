@@ -319,7 +319,10 @@ main (int argc, char **argv)
       pmx_record rec;
       tiny_model (&cfg, &rec);
       const char vocab[] = "[PAD]\n[UNK]\n[CLS]\n[SEP]\na\nb\n";
-      int z = argc > 3 && strcmp (argv[3], "gzip") == 0 ? PMX_COMPRESS_GZIP : 0;
+      const char *zn = argc > 3 ? argv[3] : "none";
+      int z = !strcmp (zn, "gzip") ? PMX_COMPRESS_GZIP
+        : !strcmp (zn, "zstd") ? PMX_COMPRESS_ZSTD
+        : !strcmp (zn, "xz") ? PMX_COMPRESS_XZ : PMX_COMPRESS_NONE;
       if (pmx_model_save (argv[2], &cfg, &rec, vocab, strlen (vocab), z) < 0)
         {
           fprintf (stderr, "test-model: %s\n", pmx_errmsg ());
