@@ -6,6 +6,7 @@
 #include "encoder.h"
 #include "backend.h"
 #include "error.h"
+#include "kernels.h"
 
 #include <stdio.h>
 #include <stdlib.h>
