@@ -163,6 +163,8 @@ pmx_tmodel_save (const pmx_tmodel *m, const char *path, pmx_model_config *cfg,
   for (int k = 0; k < m->nparams && rc == 0; k++)
     {
       const pmx_tparam *p = &m->param[k];
+      if (p->aux)
+        continue;
       pmx_tensor *t = pmx_record_add (&rec, p->name, PMX_F32, p->rank, p->shape);
       if (!t)
         rc = -1;

@@ -68,6 +68,7 @@ add (layout_state *s, int kind, int64_t d0, int64_t d1, const char *fmt, ...)
   p->decay = kind == K_WEIGHT;
   p->frozen = kind == K_FROZEN;
   p->embedding = !strncmp (p->name, "embeddings.", 11);
+  p->aux = !strncmp (p->name, "layer_transformation.", 21);
   return NULL;
 }
 
@@ -143,6 +144,11 @@ layout (pmx_tmodel *m, float *base, pmx_tweights *w)
       w->cls_w = add (&s, K_WEIGHT, c->num_labels, in, "classifier.weight");
       w->cls_b = add (&s, K_NODECAY, c->num_labels, 0, "classifier.bias");
     }
+  if (c->layer_transformation)
+    {
+      w->lt_w = add (&s, K_WEIGHT, H, H, "layer_transformation.weight");
+      w->lt_b = add (&s, K_NODECAY, H, 0, "layer_transformation.bias");
+    }
   return s.failed ? -1 : 0;
 }
 
@@ -209,6 +215,23 @@ pmx_tmodel_free (pmx_tmodel *m)
   free (m);
 }
 
+int
+pmx_tmodel_copy (pmx_tmodel *dst, const pmx_tmodel *src)
+{
+  int n = 0;
+  for (int k = 0; k < dst->nparams; k++)
+    {
+      const pmx_tparam *p = &dst->param[k], *q = pmx_tmodel_find (src, p->name);
+      if (!q || q->rank != p->rank || q->shape[0] != p->shape[0]
+          || q->shape[1] != p->shape[1])
+        continue;
+      memcpy (dst->params + p->offset, src->params + q->offset,
+              p->size * sizeof (float));
+      n++;
+    }
+  return n;
+}
+
 const pmx_tparam *
 pmx_tmodel_find (const pmx_tmodel *m, const char *name)
 {
@@ -266,6 +289,12 @@ pmx_tmodel_init (pmx_tmodel *m, uint64_t seed)
             for (int64_t j = 0; j < p->shape[1]; j++)
               row[j] = (float) (row[j] / sqrt (ss));
           }
+      else if (!strcmp (n, "layer_transformation.weight"))
+        {
+          memset (x, 0, p->size * sizeof *x);
+          for (int64_t r = 0; r < p->shape[0]; r++)
+            x[r * p->shape[1] + r] = 1.0f;
+        }
       else if (!strcmp (n, "demux_module.demux_instance_embedding"))
         for (size_t i = 0; i < p->size; i++)
           x[i] = (float) normal (key, i);

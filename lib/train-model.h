@@ -65,6 +65,9 @@ typedef struct pmx_train_config
   int num_labels;               /* 0: no classifier */
   int retrieval;                /* has the retrieval head (muxed only) */
   int attend_padding;           /* 1: no attention mask */
+  int layer_transformation;     /* has CoFi's layer_transformation (H, H)
+                                   for layer distillation (aux: not saved
+                                   in archives) */
   float ln_eps;
   float dropout;
 } pmx_train_config;
@@ -78,6 +81,8 @@ typedef struct pmx_tparam
   int decay;                    /* weight decay applies (not biases, LN) */
   int frozen;                   /* never updated (instance_embedding) */
   int embedding;                /* embeddings.* (frozen with --freeze-embeddings) */
+  int aux;                      /* a training aid, not part of the model:
+                                   left out of archives */
 } pmx_tparam;
 
 /* Pointers into a flat buffer (parameters or their gradients); NULL for a
@@ -102,6 +107,7 @@ typedef struct pmx_tweights
   float *rpd_w, *rpd_b, *rpdln_w, *rpdln_b;     // retrieval_head (D, D)
   float *dec_w, *dec_b;                         // (V, D), (V)
   float *cls_w, *cls_b;                         // (C, D or H)
+  float *lt_w, *lt_b;                           // (H, H), (H) layer_transformation
 } pmx_tweights;
 
 /* One batch: B rows of T tokens (B a multiple of N).  */
@@ -158,8 +164,12 @@ void pmx_tmodel_free (pmx_tmodel *m);
 
 /* BERT initialisation from SEED: weights N(0, 0.02), biases 0, LayerNorm
    1/0, instance keys N(0,1) rows normalised to norm 1, demux instance
-   embeddings N(0, 1).  */
+   embeddings N(0, 1), the layer_transformation the identity.  */
 void pmx_tmodel_init (pmx_tmodel *m, uint64_t seed);
+
+/* Copy every tensor of SRC that DST has under the same name and shape
+   into DST; returns how many.  */
+int pmx_tmodel_copy (pmx_tmodel *dst, const pmx_tmodel *src);
 
 /* The table entry called NAME, or NULL.  */
 const pmx_tparam *pmx_tmodel_find (const pmx_tmodel *m, const char *name);
