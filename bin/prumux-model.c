@@ -1,9 +1,11 @@
-/* prumux-model -- show what a model archive (.pmx) holds.  */
+/* prumux-model -- show what a model archive (.pmx) holds; shrink it by
+   CoFi masks.  */
 
 #include <config.h>
 #include "cli.h"
 #include "error.h"
 #include "model.h"
+#include "shrink.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -14,14 +16,24 @@ static void
 usage (void)
 {
   printf ("Usage: %s [OPTION]... COMMAND FILE\n", program_name);
-  printf ("Show the contents of the model archive FILE (see prumux-model(5)).\n\n"
+  printf ("  or:  %s shrink -M MASKS -o OUTPUT FILE\n", program_name);
+  printf ("Show the contents of the model archive FILE (see prumux-model(5)),\n"
+          "or shrink it by CoFi structure masks.\n\n"
           "Commands:\n"
           "  info      the configuration, per-layer structure and tensor totals\n"
           "  tensors   the tensor table: name, dtype, shape, elements\n"
           "  vocab     the vocabulary (vocab.txt), one token a line\n"
           "  verify    recompute the identity from the contents and check it\n"
+          "  masks     masks of all ones of FILE's shape, as a masks TSV\n"
+          "            (layer, kind, index, z) to edit for 'shrink'\n"
+          "  shrink    cut FILE by the masks of -M as CoFi does: soft z baked\n"
+          "            into the weights, heads, FFN dimensions and hidden\n"
+          "            dimensions with z = 0 removed; writes -o\n"
           "\nOptions:\n"
           "  -f, --format=FORMAT  output 'text' (default) or 'json'\n"
+          "  -M, --masks=FILE     the masks TSV for 'shrink' ('-': stdin)\n"
+          "  -o, --output=FILE    the archive 'shrink' writes\n"
+          "  -z, --compress=METHOD  none (default), gzip, zstd or xz, for 'shrink'\n"
           "      --help           display this help and exit\n"
           "      --version        output version information and exit\n");
   cli_help_tail ();
@@ -74,6 +86,10 @@ info_text (const char *path, const pmx_model *m)
   ROW ("heads", "%d", c->heads);
   ROW ("head_dim", "%d", c->head_dim);
   ROW ("intermediate", "%d", c->intermediate);
+  if (c->sparsity > 0)
+    ROW ("sparsity", "%.6f", c->sparsity);
+  else
+    ROW ("sparsity", "%s", "not pruned");
   ROW ("max_position", "%d", c->max_position);
   ROW ("type_vocab", "%d", c->type_vocab);
   ROW ("ln_eps", "%g", c->ln_eps);
@@ -99,7 +115,8 @@ info_text (const char *path, const pmx_model *m)
     {
       int h, f;
       pmx_model_layer_shape (m, l, &h, &f);
-      printf ("layer %-9d heads %d, ffn %d\n", l, h, f);
+      printf ("layer %-9d heads %d, ffn %d, hidden %d\n", l, h, f,
+              c->hidden);
     }
 #undef ROW
 }
@@ -169,14 +186,37 @@ main (int argc, char **argv)
   enum { OPT_HELP = 256, OPT_VERSION };
   static const struct option longopts[] = {
     {"format", required_argument, NULL, 'f'},
+    {"masks", required_argument, NULL, 'M'},
+    {"output", required_argument, NULL, 'o'},
+    {"compress", required_argument, NULL, 'z'},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0}
   };
-  int json = 0, c;
-  while ((c = getopt_long (argc, argv, "f:", longopts, NULL)) != -1)
+  int json = 0, c, compress = PMX_COMPRESS_NONE;
+  const char *masks = NULL, *output = NULL;
+  while ((c = getopt_long (argc, argv, "f:M:o:z:", longopts, NULL)) != -1)
     switch (c)
       {
+      case 'M':
+        masks = optarg;
+        break;
+      case 'o':
+        output = optarg;
+        break;
+      case 'z':
+        if (strcmp (optarg, "none") == 0)
+          compress = PMX_COMPRESS_NONE;
+        else if (strcmp (optarg, "gzip") == 0)
+          compress = PMX_COMPRESS_GZIP;
+        else if (strcmp (optarg, "zstd") == 0)
+          compress = PMX_COMPRESS_ZSTD;
+        else if (strcmp (optarg, "xz") == 0)
+          compress = PMX_COMPRESS_XZ;
+        else
+          usage_error ("--compress must be none, gzip, zstd or xz, not '%s'",
+                       optarg);
+        break;
       case 'f':
         if (strcmp (optarg, "json") == 0)
           json = 1;
@@ -198,8 +238,18 @@ main (int argc, char **argv)
     usage_error (argc - optind < 2 ? "missing COMMAND or FILE" : "too many arguments");
   const char *cmd = argv[optind], *path = argv[optind + 1];
   if (strcmp (cmd, "info") && strcmp (cmd, "tensors") && strcmp (cmd, "vocab")
-      && strcmp (cmd, "verify"))
+      && strcmp (cmd, "verify") && strcmp (cmd, "masks")
+      && strcmp (cmd, "shrink"))
     usage_error ("unknown command '%s'", cmd);
+  int shrink = strcmp (cmd, "shrink") == 0;
+  if (shrink && !masks)
+    usage_error ("shrink: missing --masks=FILE");
+  if (shrink && !output)
+    usage_error ("shrink: missing --output=FILE");
+  if (shrink && strcmp (output, "-") == 0)
+    usage_error ("an archive cannot be written to standard output");
+  if (!shrink && (masks || output))
+    usage_error ("--masks and --output go with 'shrink' only");
   pmx_model *m = pmx_model_open (path);
   if (!m)
     die_lib (NULL);
@@ -214,6 +264,27 @@ main (int argc, char **argv)
       if (!v)
         die ("%s: the archive has no vocabulary", path);
       fwrite (v, 1, len, stdout);
+    }
+  else if (strcmp (cmd, "masks") == 0)
+    {
+      pmx_cofi_z *z = pmx_model_cofi_z (m);
+      if (!z)
+        die_lib (path);
+      if (pmx_cofi_z_write_tsv (z, stdout) < 0)
+        die_lib (NULL);
+      pmx_cofi_z_free (z);
+    }
+  else if (shrink)
+    {
+      FILE *f = cli_open_input (masks);
+      const char *mname = strcmp (masks, "-") ? masks : "-";
+      pmx_cofi_z *z = pmx_cofi_z_read_tsv (f, mname);
+      if (!z)
+        die_lib (NULL);
+      cli_close_input (f, masks);
+      if (pmx_shrink_save (m, z, output, compress, NULL) < 0)
+        die_lib (path);
+      pmx_cofi_z_free (z);
     }
   else
     {

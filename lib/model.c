@@ -196,6 +196,8 @@ check_fields (const pmx_model_config *c)
   RANGE (type_vocab, 1, 1 << 16);
   if (!(c->ln_eps > 0 && c->ln_eps < 1))
     return pmx_error ("ln_eps: %g is outside (0, 1)", c->ln_eps);
+  if (!(c->sparsity >= 0 && c->sparsity <= 1))
+    return pmx_error ("sparsity: %g is outside [0, 1]", c->sparsity);
   RANGE (mux_n, 1, 4096);
   if (!in_set (c->mux_variant, mux_variants))
     return pmx_error ("mux_variant: '%s' is not supported", c->mux_variant);
@@ -482,6 +484,9 @@ config_to_json (const pmx_model_config *c, const int *heads, const int *ffn,
   json_object_set_new (o, "max_position", json_integer (c->max_position));
   json_object_set_new (o, "type_vocab", json_integer (c->type_vocab));
   json_object_set_new (o, "ln_eps", json_real (c->ln_eps));
+  /* Only pruned models have it, so older archives keep their identity.  */
+  if (c->sparsity > 0)
+    json_object_set_new (o, "sparsity", json_real (c->sparsity));
   json_object_set_new (o, "layer_heads", lh);
   json_object_set_new (o, "layer_ffn", lf);
   json_object_set_new (o, "mux_n", json_integer (c->mux_n));
@@ -615,6 +620,13 @@ config_parse (const char *text, size_t len, pmx_model_config *c, int **heads,
       goto out;
     }
   c->ln_eps = json_number_value (eps);
+  json_t *sp = json_object_get (o, "sparsity");
+  if (sp && !json_is_number (sp))
+    {
+      pmx_error ("sparsity: not a number");
+      goto out;
+    }
+  c->sparsity = sp ? json_number_value (sp) : 0;
   json_t *lab = json_object_get (o, "labels");
   if (!json_is_array (lab) || c->num_labels < 0 || c->num_labels > PMX_MAX_LABELS
       || json_array_size (lab) != (size_t) c->num_labels)

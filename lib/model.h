@@ -37,6 +37,9 @@ typedef struct pmx_model_config
   int heads;                    /* heads of the unpruned model */
   int head_dim;                 /* 64 for BERT */
   int intermediate;             /* FFN width of the unpruned model */
+  double sparsity;              /* CoFi sparsity of a pruned model
+                                   (pmx_cofi_z_sparsity, > 0 even when
+                                   nothing was cut); 0: not pruned */
   int max_position;
   int type_vocab;
   double ln_eps;

@@ -19,4 +19,6 @@
 #include "train-data.h" /* training: examples and batches */
 #include "train-io.h"   /* training: checkpoints and resumable state */
 #include "cofi-z.h"     /* pruning: CoFi structure masks */
+#include "l0.h"         /* pruning: hard-concrete masks (CoFi's L0Module) */
+#include "shrink.h"     /* pruning: cutting a model by its masks */
 #endif
