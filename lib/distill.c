@@ -56,10 +56,10 @@ pmx_distill_teacher_layers (int layers, int *out)
 double
 pmx_distill_layers (const float *const *s, int LS, const float *const *t,
                     int NT, const float *W, const float *b, const int *exists,
-                    size_t R, int H, float *scratch, int *align,
+                    size_t R, int HS, int HT, float *scratch, int *align,
                     float *const *ds, float *dW, float *db, double scale)
 {
-  size_t RH = R * H;
+  size_t RH = R * HT;
   float *y = scratch;                   /* (LS, R, H) transformed */
   float *dy = scratch + LS * RH;        /* (R, H) */
   double mse[PMX_DISTILL_MAX_LAYERS][PMX_DISTILL_MAX_LAYERS];
@@ -67,7 +67,7 @@ pmx_distill_layers (const float *const *s, int LS, const float *const *t,
   if (LS < 1 || NT < 1)
     return 0;
   for (int j = 0; j < LS; j++)
-    pmx_linear_fwd (y + j * RH, s[j], W, b, (int) R, H, H);
+    pmx_linear_fwd (y + j * RH, s[j], W, b, (int) R, HS, HT);
   for (int k = 0; k < NT; k++)
     for (int j = 0; j < LS; j++)
       {
@@ -104,7 +104,7 @@ pmx_distill_layers (const float *const *s, int LS, const float *const *t,
       for (size_t i = 0; i < RH; i++)
         dy[i] = (float) (scale * 2.0 * ((double) yj[i] - tk[i]) / RH);
       pmx_linear_bwd (ds && ds[j] ? ds[j] : NULL, dW, db, dy, s[j], W,
-                      (int) R, H, H);
+                      (int) R, HS, HT);
     }
   return loss;
 }

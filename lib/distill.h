@@ -41,17 +41,19 @@ double pmx_distill_pred (const float *s, const float *t, int B, int C,
    LAYERS layers, ascending, into OUT; returns their count.  */
 int pmx_distill_teacher_layers (int layers, int *out);
 
-/* L_layer.  S[j] (R, H) is the output of student layer j (j < LS), T[k]
-   (R, H) that of teacher layer TL[k] (k < NT, from
-   pmx_distill_teacher_layers); W (H, H), B (H) the layer_transformation.
+/* L_layer.  S[j] (R, HS) is the output of student layer j (j < LS), T[k]
+   (R, HT) that of teacher layer TL[k] (k < NT, from
+   pmx_distill_teacher_layers); W (HT, HS), B (HT) the
+   layer_transformation (HS < HT once the student's hidden size is pruned).
    EXISTS (LS) says which student layers may be chosen (NULL: all).
-   SCRATCH holds (LS + 1) * R * H floats.  ALIGN (NT), if not NULL, gets
-   the student layer chosen for each teacher layer.  DS[j] (R, H), DW,
+   SCRATCH holds (LS + 1) * R * HT floats.  ALIGN (NT), if not NULL, gets
+   the student layer chosen for each teacher layer.  DS[j] (R, HS), DW,
    DB += SCALE * the gradients (DS or any DS[j] may be NULL).  */
 double pmx_distill_layers (const float *const *s, int LS,
                            const float *const *t, int NT, const float *W,
-                           const float *b, const int *exists, size_t R, int H,
-                           float *scratch, int *align, float *const *ds,
-                           float *dW, float *db, double scale);
+                           const float *b, const int *exists, size_t R,
+                           int HS, int HT, float *scratch, int *align,
+                           float *const *ds, float *dW, float *db,
+                           double scale);
 
 #endif

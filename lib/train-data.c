@@ -56,6 +56,15 @@ pmx_tdata_read (FILE *f, const char *name)
       goto fail;
     }
   d->has_label = 1;
+  const char *stage = pmx_meta_get (pmx_reader_meta (r), "stage");
+  const char *vs = pmx_meta_get (pmx_reader_meta (r), "vocab_size");
+  if (stage && strcmp (stage, "tokens"))
+    {
+      pmx_error ("%s: a stream of stage '%s', not tokens (prumux-tokenize)",
+                 name, stage);
+      goto fail;
+    }
+  d->vocab_size = vs ? atoi (vs) : 0;
   if (reserve ((void **) &d->off, &cap_rows, 1, sizeof *d->off) < 0)
     goto fail;
   d->off[0] = 0;

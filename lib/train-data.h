@@ -21,9 +21,11 @@ typedef struct pmx_tdata
   int64_t *off;                 /* (rows + 1) start of each row in ids */
   int32_t *ids, *types;         /* real tokens of all rows, concatenated */
   int32_t *label;               /* (rows), -1 where absent */
+  int vocab_size;               /* the stream's META vocab_size, 0 if absent */
 } pmx_tdata;
 
-/* Read every record of the token stream F (NAME for messages).  */
+/* Read every record of the token stream F (NAME for messages).  A stream
+   whose META stage is not "tokens" is refused.  */
 pmx_tdata *pmx_tdata_read (FILE *f, const char *name);
 void pmx_tdata_free (pmx_tdata *d);
 

@@ -195,6 +195,21 @@ int
 pmx_train_state_save (const char *path, const pmx_meta *meta,
                       const pmx_tmodel *m, const pmx_adamw *o)
 {
+  return pmx_train_state_save_x (path, meta, m, o, NULL);
+}
+
+int
+pmx_train_state_load (const char *path, pmx_meta *meta, pmx_tmodel *m,
+                      pmx_adamw *o)
+{
+  return pmx_train_state_load_x (path, meta, m, o, NULL);
+}
+
+int
+pmx_train_state_save_x (const char *path, const pmx_meta *meta,
+                        const pmx_tmodel *m, const pmx_adamw *o,
+                        const pmx_record *extra)
+{
   size_t len = strlen (path);
   char *tmp = malloc (len + 8);
   if (!tmp)
@@ -227,6 +242,15 @@ pmx_train_state_save (const char *path, const pmx_meta *meta,
       else
         memcpy (t->data, src[i], m->total * sizeof (float));
     }
+  for (int i = 0; extra && i < extra->count && rc == 0; i++)
+    {
+      const pmx_tensor *s = pmx_record_at (extra, i);
+      pmx_tensor *t = pmx_record_add (&rec, s->name, s->dtype, s->rank, s->shape);
+      if (!t)
+        rc = -1;
+      else
+        memcpy (t->data, s->data, s->nbytes);
+    }
   if (rc == 0)
     {
       pmx_writer *w = pmx_writer_open (f, path, &mt);
@@ -251,8 +275,8 @@ pmx_train_state_save (const char *path, const pmx_meta *meta,
 }
 
 int
-pmx_train_state_load (const char *path, pmx_meta *meta, pmx_tmodel *m,
-                      pmx_adamw *o)
+pmx_train_state_load_x (const char *path, pmx_meta *meta, pmx_tmodel *m,
+                        pmx_adamw *o, pmx_record *extra)
 {
   FILE *f = fopen (path, "rb");
   if (!f)
@@ -275,6 +299,19 @@ pmx_train_state_load (const char *path, pmx_meta *meta, pmx_tmodel *m,
           : pmx_error_prefix ("%s", path);
       else
         memcpy (dst[i], t->data, m->total * sizeof (float));
+    }
+  for (int i = 0; extra && rc == 0 && i < rec.count; i++)
+    {
+      const pmx_tensor *s = pmx_record_at (&rec, i);
+      if (!strcmp (s->name, state_names[0]) || !strcmp (s->name, state_names[1])
+          || !strcmp (s->name, state_names[2]))
+        continue;
+      pmx_tensor *t = pmx_record_add (extra, s->name, s->dtype, s->rank,
+                                      s->shape);
+      if (!t)
+        rc = -1;
+      else
+        memcpy (t->data, s->data, s->nbytes);
     }
   long long t = 0;
   if (rc == 0 && pmx_meta_copy (meta, pmx_reader_meta (r)) < 0)

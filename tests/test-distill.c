@@ -105,7 +105,7 @@ run_case (pmx_writer *w, int LS, int LT, int R, int H, int B, int C,
   float *scratch = malloc ((LS + 1) * RH * sizeof (float));
   if (!scratch)
     die ("memory");
-  loss[1] = pmx_distill_layers (sp, LS, tp, NT, W, b, exists, R, H, scratch,
+  loss[1] = pmx_distill_layers (sp, LS, tp, NT, W, b, exists, R, H, H, scratch,
                                 align, dsp, dW, db, 0.3);
   free (scratch);
   int32_t *al = add (&rec, "align", PMX_I32, 1, NT, 0);
