@@ -55,7 +55,8 @@ struct pmx_demuxer
   enum pool_kind pool;
   int normalize;
   int has_pooler;
-  linear pooler;                /* pooler.dense (H, H) */
+  linear pooler;                /* pooler.dense (P, H): P = H, or a CoFi
+                                   model's unpruned width with H pruned */
   /* all */
   int has_classifier;
   linear cls;                   /* classifier (C, D) */
@@ -271,6 +272,27 @@ init_mlp (pmx_demuxer *dx, pmx_tensor_lookup get, const void *ctx)
   return 0;
 }
 
+/* D of an N = 1 model: the pooler's output width, or H.  */
+static int
+pool_width (const pmx_demuxer *dx)
+{
+  return dx->pool == POOL_POOLER ? dx->pooler.out : dx->H;
+}
+
+/* Logits need the classifier to read D values; a CoFi model with pruned
+   hidden dimensions has a classifier over the pooler's (unpruned) width,
+   so its other poolings give embeddings only.  */
+static int
+check_classifier (const pmx_demuxer *dx)
+{
+  if ((dx->outputs & PMX_DEMUX_LOGITS) && dx->cls.in != dx->D)
+    return pmx_error ("the classifier reads %d values, but pooling '%s' "
+                      "gives %d: only embeddings", dx->cls.in,
+                      dx->pool == POOL_POOLER ? "pooler"
+                      : dx->pool == POOL_MEAN ? "mean" : "cls", dx->D);
+  return 0;
+}
+
 pmx_demuxer *
 pmx_demuxer_new (const pmx_model_config *cfg, pmx_tensor_lookup get, const void *ctx)
 {
@@ -292,10 +314,10 @@ pmx_demuxer_new (const pmx_model_config *cfg, pmx_tensor_lookup get, const void 
   if (dx->N == 1)
     {
       dx->kind = DEMUX_NONE;
-      dx->D = dx->H;
       dx->has_pooler = get (ctx, "pooler.dense.weight") != NULL;
+      /* CoFi slices the pooler's input only (§6.9): (H_unpruned, H).  */
       if (dx->has_pooler
-          && get_linear (get, ctx, "pooler.dense", dx->H, dx->H, &dx->pooler) < 0)
+          && get_linear (get, ctx, "pooler.dense", -1, dx->H, &dx->pooler) < 0)
         goto fail;
       const char *pool = cfg->pooling;
       if (!*pool)
@@ -308,6 +330,7 @@ pmx_demuxer_new (const pmx_model_config *cfg, pmx_tensor_lookup get, const void 
           goto fail;
         }
       dx->normalize = cfg->normalize != 0;
+      dx->D = pool_width (dx);
     }
   else if (!strcmp (v, "index_pos"))
     {
@@ -337,7 +360,9 @@ pmx_demuxer_new (const pmx_model_config *cfg, pmx_tensor_lookup get, const void 
     }
   if (cfg->num_labels > 0)
     {
-      if (get_linear (get, ctx, "classifier", cfg->num_labels, dx->D, &dx->cls) < 0)
+      /* Its width is checked against D when logits are asked for: a
+         pooling other than the model's may give embeddings only.  */
+      if (get_linear (get, ctx, "classifier", cfg->num_labels, -1, &dx->cls) < 0)
         goto fail;
       dx->has_classifier = 1;
     }
@@ -369,7 +394,7 @@ pmx_demuxer_set_outputs (pmx_demuxer *dx, int what)
   if (!(what & (PMX_DEMUX_LOGITS | PMX_DEMUX_EMBEDDINGS)))
     return pmx_error ("no output asked for");
   dx->outputs = what;
-  return 0;
+  return check_classifier (dx);
 }
 
 int
@@ -385,6 +410,7 @@ pmx_demuxer_set_pool (pmx_demuxer *dx, const char *pool, int normalize)
       if (p == POOL_POOLER && !dx->has_pooler)
         return pmx_error ("pooling 'pooler', but the model has no pooler weights");
       dx->pool = p;
+      dx->D = pool_width (dx);
     }
   if (normalize >= 0)
     dx->normalize = normalize != 0;
@@ -584,8 +610,8 @@ features (pmx_demuxer *dx, const float *hid, int G, int P, const int32_t *positi
     }
   else if (dx->pool == POOL_POOLER)
     {
-      linear_fwd (&dx->pooler, X, H, G, Z);
-      for (size_t j = 0; j < (size_t) G * H; j++)
+      linear_fwd (&dx->pooler, X, H, G, Z);     // (G, D)
+      for (size_t j = 0; j < (size_t) G * D; j++)
         Z[j] = tanhf (Z[j]);
     }
   else
@@ -593,14 +619,14 @@ features (pmx_demuxer *dx, const float *hid, int G, int P, const int32_t *positi
   if (dx->normalize)
     for (int g = 0; g < G; g++)
       {
-        float *z = Z + (size_t) g * H;
+        float *z = Z + (size_t) g * D;
         double ss = 0;
-        for (int j = 0; j < H; j++)
+        for (int j = 0; j < D; j++)
           ss += (double) z[j] * z[j];
         /* torch.nn.functional.normalize: x / max(||x||, 1e-12).  */
         double n = sqrt (ss);
         float inv = (float) (1.0 / (n > 1e-12 ? n : 1e-12));
-        for (int j = 0; j < H; j++)
+        for (int j = 0; j < D; j++)
           z[j] *= inv;
       }
   return 0;
@@ -640,6 +666,8 @@ pmx_demux_stage (pmx_demuxer *dx, const pmx_record *in, pmx_record *out)
                   || lengths->shape[0] != B))
     return pmx_error ("tensor 'lengths' must be i32 (%lld)", (long long) B);
 
+  if (check_classifier (dx) < 0)
+    return -1;
   int D = dx->D;
   float *Z = scratch (dx, 0, (size_t) B * D);
   if (!Z || features (dx, hid->data, (int) G, (int) P,

@@ -34,8 +34,8 @@ done
 # prumux-model shows the inferred structure.
 prumux-model info models/pruned.pmx > info || fail_ "info"
 grep -q '^hidden: *24$' info || fail_ "pruned hidden"
-grep -q '^layer 1 *heads 0, ffn 17$' info || fail_ "layer 1 of the pruned model"
-grep -q '^layer 3 *heads 0, ffn 0$' info || fail_ "layer 3 of the pruned model"
+grep -q '^layer 1 *heads 0, ffn 17, hidden 24$' info || fail_ "layer 1 of the pruned model"
+grep -q '^layer 3 *heads 0, ffn 0, hidden 24$' info || fail_ "layer 3 of the pruned model"
 grep -q '^labels: *neg,pos$' info || fail_ "labels"
 prumux-model info models/mux.pmx > info || fail_ "info mux"
 grep -q '^mux_n: *2$' info && grep -q '^demux_variant: *index_pos$' info \
