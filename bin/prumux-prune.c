@@ -1,0 +1,717 @@
+/* prumux-prune -- CoFi structured pruning of a BERT or MUX-BERT model
+   (the "Pru" of PruMUX, MUX-PLM-SPEC.md §6): learn hard-concrete masks
+   over heads, attention sublayers, FFN dimensions, FFN sublayers and
+   hidden dimensions under a Lagrangian that pulls the expected sparsity
+   to a target, distilling from the unpruned model, then cut the model to
+   its masks and write the smaller archive.
+
+   The loop is thin, as prumux-train's: batches from lib/train-data.h (the
+   same batches for the same seed), the masked model from
+   lib/train-model.h, the masks from lib/l0.h, the losses from
+   lib/distill.h, the updates from lib/optim.h, the cutting from
+   lib/shrink.h, and checkpoints from lib/train-io.h.  Everything random
+   (data order, dropout, the masks' noise) follows from --seed and the
+   step, so a resumed run ends bit for bit where an unbroken one does.  */
+
+#include <config.h>
+#include "cli.h"
+#include "cofi-z.h"
+#include "distill.h"
+#include "error.h"
+#include "l0.h"
+#include "model.h"
+#include "optim.h"
+#include "shrink.h"
+#include "train-data.h"
+#include "train-io.h"
+#include "train-model.h"
+#include "train-ops.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLS_ID 101              /* [CLS] of the BERT vocabularies */
+
+static volatile sig_atomic_t interrupted;
+
+static void
+on_signal (int sig)
+{
+  (void) sig;
+  interrupted = 1;
+}
+
+/* The full-size student written for shrinking, removed at exit.  */
+static char *full_path;
+
+static void
+remove_full (void)
+{
+  if (full_path)
+    unlink (full_path);
+}
+
+static void
+usage (void)
+{
+  printf ("\
+Usage: %s [OPTION]... --model=TEACHER --train=FILE --sparsity=S --output=FILE\n",
+          program_name);
+  fputs ("\
+Prune a fine-tuned BERT or MUX-BERT classifier with CoFi: learn masks over\n\
+attention heads and sublayers, FFN dimensions and sublayers, and hidden\n\
+dimensions that remove the fraction S of the encoder's prunable weights,\n\
+distilling from the unpruned model, and write the physically smaller model,\n\
+which prumux-mux, prumux-infer and prumux-demux run unchanged.\n\
+\n\
+Model and data:\n\
+  -m, --model=TEACHER     the model to prune (a model archive with labels);\n\
+                            it is also the teacher, at its own N\n\
+  -t, --train=FILE        training examples (a token stream)\n\
+  -d, --dev=FILE          development examples with 'label': accuracy under\n\
+                            the deterministic masks at every evaluation\n\
+  -S, --sparsity=S        the target sparsity, in [0, 1)\n\
+\n\
+Pruning:\n\
+  -b, --batch=N           rows per step, a multiple of n (default 32)\n\
+  -e, --epochs=X          passes over the training data (default 1)\n\
+  -s, --steps=N           steps (overrides --epochs)\n\
+  -l, --lr=X              learning rate of the model, decaying linearly to 0\n\
+                            (default 5e-5)\n\
+      --reg-lr=X          learning rate of the masks' log alphas, and of\n\
+                            the Lagrange multipliers' ascent (default 0.01)\n\
+      --warmup-epochs=X   epochs over which the target sparsity rises\n\
+                            linearly from 0 (default: half of the epochs)\n\
+      --alpha-ce=X        weight of the logits' distillation (default 0.1)\n\
+      --alpha-layer=X     weight of the layer distillation (default 0.9)\n\
+      --temperature=X     distillation temperature (default 2)\n\
+      --clip=X            clip the model's gradient norm to X (default 1)\n\
+      --dropout=X         dropout probability (default 0.1)\n\
+      --seed=N            seed of the data order, dropout and masks (42)\n\
+  -j, --threads=N         BLAS threads (default 1)\n\
+\n\
+Output:\n\
+  -o, --output=FILE       the pruned model archive; the state of the run\n\
+                            goes to FILE.state\n\
+      --masks=FILE        write the final masks, tab-separated (layer,\n\
+                            kind, index, z)\n\
+  -r, --resume            continue from FILE.state (same options)\n\
+  -P, --pause-after=N     save the state and stop after N steps of this run\n\
+  -E, --eval-every=N      evaluate and save the state every N steps\n\
+                            (default: each epoch)\n\
+  -L, --log=FILE          append metrics to FILE, tab-separated\n\
+  -q, --quiet             no progress on standard error\n\
+      --help              display this help and exit\n\
+      --version           output version information and exit\n\
+\n\
+Each step distils the teacher's logits (KL at the temperature) and layers\n\
+(CoFi's layer distillation, version 4) into the student under a fresh\n\
+sample of the masks, adds the Lagrangian lambda1 (s - t) + lambda2 (s - t)^2\n\
+of the expected sparsity s and the target t, and takes AdamW steps: the\n\
+model (embeddings frozen), the log alphas, and gradient ascent on the\n\
+lambdas.  At the end CoFi's deterministic masks are baked into the weights\n\
+and the pruned structures cut.  Progress goes to standard error; an\n\
+interrupt (Ctrl-C) saves the state at the end of the current step.\n\
+", stdout);
+  cli_help_tail ();
+}
+
+/* ---- Options ------------------------------------------------------------ */
+
+typedef struct options
+{
+  const char *model, *train, *dev, *output, *masks, *log;
+  double sparsity, epochs, warmup_epochs, finetune_epochs;
+  long long steps, seed, pause_after;
+  float lr, reg_lr, alpha_ce, alpha_layer, temperature, clip, dropout;
+  float finetune_lr;
+  int batch, threads, eval_every, resume, quiet;
+} options;
+
+enum
+{
+  OPT_REG_LR = 256, OPT_WARMUP, OPT_ALPHA_CE, OPT_ALPHA_LAYER, OPT_TEMP,
+  OPT_CLIP, OPT_DROPOUT, OPT_SEED, OPT_FT_EPOCHS, OPT_FT_LR, OPT_MASKS,
+  OPT_HELP, OPT_VERSION
+};
+
+static const struct option long_options[] = {
+  {"model", required_argument, NULL, 'm'},
+  {"train", required_argument, NULL, 't'},
+  {"dev", required_argument, NULL, 'd'},
+  {"sparsity", required_argument, NULL, 'S'},
+  {"batch", required_argument, NULL, 'b'},
+  {"epochs", required_argument, NULL, 'e'},
+  {"steps", required_argument, NULL, 's'},
+  {"lr", required_argument, NULL, 'l'},
+  {"reg-lr", required_argument, NULL, OPT_REG_LR},
+  {"warmup-epochs", required_argument, NULL, OPT_WARMUP},
+  {"alpha-ce", required_argument, NULL, OPT_ALPHA_CE},
+  {"alpha-layer", required_argument, NULL, OPT_ALPHA_LAYER},
+  {"temperature", required_argument, NULL, OPT_TEMP},
+  {"clip", required_argument, NULL, OPT_CLIP},
+  {"dropout", required_argument, NULL, OPT_DROPOUT},
+  {"seed", required_argument, NULL, OPT_SEED},
+  {"threads", required_argument, NULL, 'j'},
+  {"output", required_argument, NULL, 'o'},
+  {"masks", required_argument, NULL, OPT_MASKS},
+  {"resume", no_argument, NULL, 'r'},
+  {"pause-after", required_argument, NULL, 'P'},
+  {"eval-every", required_argument, NULL, 'E'},
+  {"log", required_argument, NULL, 'L'},
+  {"quiet", no_argument, NULL, 'q'},
+  {"help", no_argument, NULL, OPT_HELP},
+  {"version", no_argument, NULL, OPT_VERSION},
+  {NULL, 0, NULL, 0}
+};
+
+static double
+parse_nonneg (const char *opt, const char *arg)
+{
+  double x = cli_parse_double (opt, arg);
+  if (!(x >= 0) || !isfinite (x))
+    usage_error ("%s: '%s' is not a number >= 0", opt, arg);
+  return x;
+}
+
+static double
+now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- Data --------------------------------------------------------------- */
+
+static pmx_tdata *
+read_data (const char *path, const pmx_train_config *c, int need_label)
+{
+  FILE *f = cli_open_input (path);
+  pmx_tdata *d = pmx_tdata_read (f, path);
+  if (!d)
+    die_lib (NULL);
+  cli_close_input (f, path);
+  if (d->vocab_size && d->vocab_size != c->vocab)
+    die ("%s: tokenized with a vocabulary of %d, the model has %d", path,
+         d->vocab_size, c->vocab);
+  for (int64_t i = 0; i < d->off[d->rows]; i++)
+    if (d->ids[i] < 0 || d->ids[i] >= c->vocab)
+      die ("%s: token id %d is outside the vocabulary (%d)", path, d->ids[i],
+           c->vocab);
+  if (need_label)
+    {
+      if (!d->has_label)
+        die ("%s: no 'label' (prumux-tokenize --label-field)", path);
+      for (int i = 0; i < d->rows; i++)
+        if (d->label[i] < 0 || d->label[i] >= c->num_labels)
+          die ("%s: row %d: label %d is not one of the model's %d", path, i,
+               d->label[i], c->num_labels);
+    }
+  return d;
+}
+
+/* ---- One distillation step ---------------------------------------------- */
+
+/* What a step needs besides the models.  */
+typedef struct distiller
+{
+  int tl[PMX_DISTILL_MAX_LAYERS], nt;   /* teacher layers */
+  float *scratch;
+  size_t scratch_n;
+  float temperature, alpha_ce, alpha_layer;
+} distiller;
+
+/* Distil the teacher's last forward into the student's (both over the
+   same batch): add the losses' gradients to the student's pmx_tacts
+   buffers and layer_transformation gradient.  Z_LAYER: the student's
+   head_layer masks (a layer whose mask is 0 cannot be aligned), or NULL.
+   Returns the two losses in PRED and LAYER.  */
+static void
+distil (distiller *ds, pmx_tmodel *teacher, pmx_tmodel *student,
+        const pmx_cofi_z *z, double *pred, double *layer)
+{
+  pmx_tacts *ta = pmx_tmodel_acts (teacher), *sa = pmx_tmodel_acts (student);
+  const pmx_train_config *c = &student->cfg;
+  *pred = pmx_distill_pred (sa->logits, ta->logits, sa->B, sa->C,
+                            ds->temperature, sa->dlogits, ds->alpha_ce);
+  *layer = 0;
+  if (ds->alpha_layer == 0 || ds->nt == 0 || c->layers == 0)
+    return;
+  size_t R = (size_t) sa->G * sa->T;
+  size_t need = (c->layers + 1) * R * ta->H;
+  if (need > ds->scratch_n)
+    {
+      free (ds->scratch);
+      ds->scratch = malloc (need * sizeof (float));
+      if (!ds->scratch)
+        die ("out of memory");
+      ds->scratch_n = need;
+    }
+  int exists[PMX_TRAIN_MAX_LAYERS];
+  const float *tp[PMX_DISTILL_MAX_LAYERS];
+  for (int j = 0; j < c->layers; j++)
+    exists[j] = !z || z->head_layer[j] != 0;
+  for (int k = 0; k < ds->nt; k++)
+    tp[k] = ta->hidden[ds->tl[k] + 1];
+  *layer = pmx_distill_layers (sa->hidden + 1, c->layers, tp, ds->nt,
+                               student->w.lt_w, student->w.lt_b,
+                               z ? exists : NULL, R, sa->H, ta->H,
+                               ds->scratch, NULL, sa->dhidden + 1,
+                               student->g.lt_w, student->g.lt_b,
+                               ds->alpha_layer);
+}
+
+/* Hold the hidden masks at 1 in Z (if not NULL) and their log alphas at
+   10, CoFi's initial mean, where 1 - cdf_qz (0) = 1 - 1e-5.  */
+static void
+hold_hidden (pmx_l0 *l0, pmx_cofi_z *z)
+{
+  for (int j = 0; j < l0->hidden; j++)
+    {
+      l0->loga[l0->off_hidden + j] = 10;
+      if (z)
+        z->hidden_z[j] = 1;
+    }
+}
+
+/* ---- Main --------------------------------------------------------------- */
+
+int
+main (int argc, char **argv)
+{
+  cli_init (argv[0]);
+  options o;
+  memset (&o, 0, sizeof o);
+  o.sparsity = -1;
+  o.batch = 32;
+  o.threads = 1;
+  o.epochs = 1;
+  o.warmup_epochs = -1;
+  o.lr = 5e-5f;
+  o.reg_lr = 0.01f;
+  o.alpha_ce = 0.1f;
+  o.alpha_layer = 0.9f;
+  o.temperature = 2;
+  o.clip = 1;
+  o.dropout = 0.1f;
+  o.seed = 42;
+  int c;
+  while ((c = getopt_long (argc, argv, "m:t:d:S:b:e:s:l:j:o:rP:E:L:q",
+                           long_options, NULL)) != -1)
+    switch (c)
+      {
+      case 'm': o.model = optarg; break;
+      case 't': o.train = optarg; break;
+      case 'd': o.dev = optarg; break;
+      case 'S':
+        o.sparsity = cli_parse_double ("--sparsity", optarg);
+        if (!(o.sparsity >= 0 && o.sparsity < 1))
+          usage_error ("--sparsity: %s is not in [0, 1)", optarg);
+        break;
+      case 'b': o.batch = (int) cli_parse_int ("--batch", optarg, 1, 1 << 20); break;
+      case 'e': o.epochs = parse_nonneg ("--epochs", optarg); break;
+      case 's': o.steps = cli_parse_int ("--steps", optarg, 1, 1LL << 40); break;
+      case 'l': o.lr = (float) parse_nonneg ("--lr", optarg); break;
+      case OPT_REG_LR: o.reg_lr = (float) parse_nonneg ("--reg-lr", optarg); break;
+      case OPT_WARMUP: o.warmup_epochs = parse_nonneg ("--warmup-epochs", optarg); break;
+      case OPT_ALPHA_CE: o.alpha_ce = (float) parse_nonneg ("--alpha-ce", optarg); break;
+      case OPT_ALPHA_LAYER: o.alpha_layer = (float) parse_nonneg ("--alpha-layer", optarg); break;
+      case OPT_TEMP:
+        o.temperature = (float) parse_nonneg ("--temperature", optarg);
+        if (!(o.temperature > 0))
+          usage_error ("--temperature: must be above 0");
+        break;
+      case OPT_CLIP: o.clip = (float) parse_nonneg ("--clip", optarg); break;
+      case OPT_DROPOUT:
+        o.dropout = (float) parse_nonneg ("--dropout", optarg);
+        if (o.dropout >= 1)
+          usage_error ("--dropout: must be below 1");
+        break;
+      case OPT_SEED: o.seed = cli_parse_int ("--seed", optarg, 0, 1LL << 62); break;
+      case 'j': o.threads = (int) cli_parse_int ("--threads", optarg, 1, 1024); break;
+      case 'o': o.output = optarg; break;
+      case OPT_MASKS: o.masks = optarg; break;
+      case 'r': o.resume = 1; break;
+      case 'P': o.pause_after = cli_parse_int ("--pause-after", optarg, 1, 1LL << 40); break;
+      case 'E': o.eval_every = (int) cli_parse_int ("--eval-every", optarg, 1, 1 << 30); break;
+      case 'L': o.log = optarg; break;
+      case 'q': o.quiet = 1; break;
+      case OPT_HELP: usage (); break;
+      case OPT_VERSION: cli_version (); break;
+      default: usage_error (NULL);
+      }
+  if (optind < argc)
+    usage_error ("extra operand '%s'", argv[optind]);
+  if (!o.model || !o.train || !o.output || o.sparsity < 0)
+    usage_error ("--model, --train, --sparsity and --output are required");
+  openblas_set_num_threads (o.threads);
+
+  /* The teacher, and the student: the same model with a
+     layer_transformation.  */
+  pmx_model *pm = pmx_model_open (o.model);
+  if (!pm)
+    die_lib (NULL);
+  const pmx_model_config *pc = pmx_model_config_of (pm);
+  if (pc->num_labels < 1)
+    die ("%s: pruning distils a classifier: the model has no labels", o.model);
+  if (pc->sparsity > 0 && o.sparsity <= pc->sparsity)
+    die ("%s: already pruned to sparsity %.4f; a target of %.4f would not"
+         " prune it further", o.model, pc->sparsity, o.sparsity);
+  pmx_model_config acfg = *pc;
+  size_t vocab_len = 0;
+  const char *pv = pmx_model_vocab (pm, &vocab_len);
+  pmx_record extra;
+  pmx_record_init (&extra);
+  pmx_tmodel *teacher = pmx_tmodel_from_archive (pm, 0, 0, (uint64_t) o.seed,
+                                                 NULL);
+  pmx_tmodel *s0 = teacher ? pmx_tmodel_from_archive (pm, 0, o.dropout,
+                                                      (uint64_t) o.seed,
+                                                      &extra) : NULL;
+  if (!s0)
+    die_lib (o.model);
+  pmx_train_config scfg = s0->cfg;
+  scfg.layer_transformation = 1;
+  pmx_tmodel *m = pmx_tmodel_new (&scfg);
+  if (!m)
+    die_lib (NULL);
+  pmx_tmodel_init (m, (uint64_t) o.seed);     /* identity transformation */
+  pmx_tmodel_copy (m, s0);
+  pmx_tmodel_free (s0);
+  m->open = 1;
+  const pmx_train_config *mc = &m->cfg;
+  int N = mc->mux_n;
+  if (o.batch % N)
+    die ("--batch: %d rows is not a multiple of n = %d", o.batch, N);
+  int max_len = acfg.max_length;
+  if (max_len < 2 || max_len > mc->max_pos)
+    max_len = mc->max_pos;
+
+  /* Data.  */
+  pmx_tdata *train = read_data (o.train, mc, 0);
+  pmx_tdata *dev = o.dev ? read_data (o.dev, mc, 1) : NULL;
+  if (train->rows < o.batch)
+    die ("%s: %d examples, fewer than one batch of %d", o.train, train->rows,
+         o.batch);
+  int64_t per_epoch = train->rows / o.batch;
+  long long total = o.steps ? o.steps : (long long) ceil (o.epochs * per_epoch);
+  if (total < 1)
+    die ("no steps to prune (--epochs or --steps)");
+  double warm_epochs = o.warmup_epochs >= 0 ? o.warmup_epochs
+    : (o.steps ? (double) total / per_epoch : o.epochs) / 2;
+  long long warmup = (long long) (warm_epochs * per_epoch);
+  int eval_every = o.eval_every ? o.eval_every : (int) per_epoch;
+
+  /* The masks.  */
+  pmx_cofi_z *shape = pmx_cofi_z_new (mc->layers, mc->hidden, mc->heads,
+                                      mc->ffn);
+  if (!shape)
+    die_lib (NULL);
+  int heads0 = pc->heads > 0 ? pc->heads : 1;
+  pmx_l0 *l0 = pmx_l0_new (shape, pmx_l0_head_weight (heads0 * pc->head_dim,
+                                                      heads0),
+                           pmx_model_prunable (pm), (uint64_t) o.seed);
+  pmx_cofi_z *zs = l0 ? pmx_l0_z_new (l0) : NULL;
+  pmx_cofi_z *dz = l0 ? pmx_l0_z_new (l0) : NULL;
+  pmx_cofi_z *zdet = l0 ? pmx_l0_z_new (l0) : NULL;
+  if (!zs || !dz || !zdet)
+    die_lib (NULL);
+  pmx_cofi_z_free (shape);
+  size_t nz = l0->n;
+  float *l0_m = calloc (nz, sizeof (float)), *l0_v = calloc (nz, sizeof (float));
+  float lam_m[2] = { 0, 0 }, lam_v[2] = { 0, 0 };
+  pmx_adamw *opt = pmx_adamw_new (m);
+  if (!l0_m || !l0_v || !opt)
+    die ("out of memory");
+  opt->freeze_embeddings = 1;         /* §6.7 */
+
+  /* The options that must not change across --resume.  */
+  char fingerprint[512];
+  snprintf (fingerprint, sizeof fingerprint,
+            "seed=%lld batch=%d steps=%lld lr=%.9g reg_lr=%.9g warmup=%lld"
+            " sparsity=%.9g alpha=%.9g/%.9g T=%.9g clip=%.9g dropout=%.9g"
+            " rows=%d", o.seed, o.batch, total, o.lr, o.reg_lr, warmup,
+            o.sparsity, o.alpha_ce, o.alpha_layer, o.temperature, o.clip,
+            o.dropout, train->rows);
+  size_t olen = strlen (o.output);
+  char *state_path = malloc (olen + 7);
+  full_path = malloc (olen + 6);
+  if (!state_path || !full_path)
+    die ("out of memory");
+  memcpy (state_path, o.output, olen);
+  memcpy (state_path + olen, ".state", 7);
+  memcpy (full_path, o.output, olen);
+  memcpy (full_path + olen, ".full", 6);
+  long long start = 0;
+  if (o.resume)
+    {
+      pmx_meta meta;
+      pmx_meta_init (&meta);
+      pmx_record st;
+      pmx_record_init (&st);
+      if (pmx_train_state_load_x (state_path, &meta, m, opt, &st) < 0)
+        die_lib (NULL);
+      const char *fp = pmx_meta_get (&meta, "options");
+      long long draws = 0;
+      if (!fp || strcmp (fp, fingerprint))
+        die ("%s: the state was saved with other options (%s)", state_path,
+             fp ? fp : "none");
+      if (pmx_meta_get_int (&meta, "step", 0, total, &start) != 0
+          || pmx_meta_get_int (&meta, "l0_draws", 0, 1LL << 62, &draws) != 0)
+        die ("%s: no valid step", state_path);
+      const pmx_tensor *t[5] = {
+        pmx_record_expect (&st, "l0_loga", PMX_F32, 1),
+        pmx_record_expect (&st, "l0_adam_m", PMX_F32, 1),
+        pmx_record_expect (&st, "l0_adam_v", PMX_F32, 1),
+        pmx_record_expect (&st, "lambda", PMX_F64, 1),
+        pmx_record_expect (&st, "lambda_adam", PMX_F32, 1) };
+      for (int i = 0; i < 5; i++)
+        if (!t[i] || t[i]->shape[0] != (int64_t) (i < 3 ? nz : i == 3 ? 2 : 4))
+          die ("%s: not the state of this pruning", state_path);
+      memcpy (l0->loga, t[0]->data, nz * sizeof (float));
+      memcpy (l0_m, t[1]->data, nz * sizeof (float));
+      memcpy (l0_v, t[2]->data, nz * sizeof (float));
+      memcpy (l0->lambda, t[3]->data, 2 * sizeof (double));
+      const float *la = t[4]->data;
+      lam_m[0] = la[0]; lam_m[1] = la[1]; lam_v[0] = la[2]; lam_v[1] = la[3];
+      l0->draws = (uint64_t) draws;
+      pmx_record_free (&st);
+      pmx_meta_free (&meta);
+    }
+
+  FILE *log = NULL;
+  if (o.log)
+    {
+      log = fopen (o.log, "a");
+      if (!log)
+        die ("%s: %s", o.log, strerror (errno));
+      if (ftell (log) == 0)
+        fputs ("step\tepoch\tlr\tloss\tpred_loss\tlayer_loss\tlagrangian"
+               "\texpected_sparsity\ttarget\tlambda1\tlambda2\tsparsity"
+               "\tdev_accuracy\texamples_per_s\n", log);
+    }
+  signal (SIGINT, on_signal);
+  signal (SIGTERM, on_signal);
+
+  pmx_batcher tb, db;
+  if (pmx_batcher_init (&tb, train, o.batch, mc, max_len, (uint64_t) o.seed,
+                        CLS_ID, -1) < 0
+      || (dev && pmx_batcher_init (&db, dev, o.batch, mc, max_len,
+                                   (uint64_t) o.seed, CLS_ID, -1) < 0))
+    die_lib (NULL);
+  distiller ds;
+  memset (&ds, 0, sizeof ds);
+  ds.nt = pmx_distill_teacher_layers (teacher->cfg.layers, ds.tl);
+  ds.temperature = o.temperature;
+  ds.alpha_ce = o.alpha_ce;
+  ds.alpha_layer = o.alpha_layer;
+  double prunable = pmx_model_prunable (pm);
+  /* An N = 1 model without a pooler (prumux-train's: the classifier reads
+     the encoder output) keeps its hidden dimensions: CoFi's shrinking has
+     rules for the pooler and PruMUX's demux only.  Their masks are held
+     at 1, and their log alphas where P(z != 0) rounds to 1.  */
+  int keep_hidden = N == 1 && strcmp (pc->pooling, "pooler");
+
+  double t0 = now (), sum[4] = { 0, 0, 0, 0 }, s_hat = 0, target = 0, lag = 0;
+  long long sum_n = 0, done_here = 0;
+  int status = EXIT_SUCCESS, stopped = 0;
+  float lr = o.lr;
+  for (long long step = start; step < total; step++)
+    {
+      pmx_batcher_train_rows (&tb, (uint64_t) step);
+      pmx_tbatch b = pmx_batcher_fill (&tb, o.batch, (uint64_t) step, 0, 0, 0,
+                                       1);
+      if (isnan (pmx_tmodel_forward (teacher, &b, 0, 0, 0)))
+        die_lib ("teacher");
+      pmx_l0_sample (l0, zs);
+      if (keep_hidden)
+        hold_hidden (l0, zs);
+      pmx_tmodel_zero_grad (m);
+      if (isnan (pmx_tmodel_forward_z (m, &b, zs, 1, (uint64_t) o.seed,
+                                       (uint64_t) step)))
+        die_lib ("student");
+      double lp, ll;
+      distil (&ds, teacher, m, zs, &lp, &ll);
+      for (size_t i = 0; i < nz; i++)
+        *pmx_l0_z_at (l0, dz, i) = 0;
+      if (pmx_tmodel_backward_z (m, dz) < 0)
+        die_lib ("student");
+      if (keep_hidden)
+        memset (dz->hidden_z, 0, mc->hidden * sizeof (float));
+      pmx_l0_backward (l0, dz, 1.0);
+      target = pmx_l0_target (o.sparsity, 0, step, warmup);
+      lag = pmx_l0_lagrangian (l0, target, 1.0, &s_hat);
+      if (keep_hidden)
+        memset (l0->grad + l0->off_hidden, 0, mc->hidden * sizeof (float));
+      pmx_clip_grad_norm (opt, m, o.clip);
+      lr = pmx_lr_at (o.lr, step, 0, total, 1);
+      pmx_adamw_step (opt, m, lr);
+      pmx_adam_update (l0->loga, l0->grad, l0_m, l0_v, nz, step + 1,
+                       o.reg_lr, opt->beta1, opt->beta2, opt->eps);
+      float lam[2] = { (float) l0->lambda[0], (float) l0->lambda[1] };
+      float lg[2] = { (float) l0->lambda_grad[0], (float) l0->lambda_grad[1] };
+      pmx_adam_update (lam, lg, lam_m, lam_v, 2, step + 1, -o.reg_lr,
+                       opt->beta1, opt->beta2, opt->eps);
+      l0->lambda[0] = lam[0];
+      l0->lambda[1] = lam[1];
+      pmx_l0_constrain (l0);
+      if (keep_hidden)
+        hold_hidden (l0, NULL);
+      pmx_l0_zero_grad (l0);
+
+      sum[0] += o.alpha_ce * lp + o.alpha_layer * ll + lag;
+      sum[1] += lp;
+      sum[2] += ll;
+      sum[3] += lag;
+      sum_n++;
+      done_here++;
+      int pause = done_here == o.pause_after && step + 1 < total;
+      int last = step + 1 == total;
+      int eval_now = (step + 1) % eval_every == 0 || last;
+      int stop = interrupted || pause;
+      if (!eval_now && !stop)
+        continue;
+      double rate = done_here * (double) o.batch / (now () - t0);
+      if (eval_now)
+        {
+          pmx_l0_deterministic (l0, zdet);
+          if (keep_hidden)
+            hold_hidden (l0, zdet);
+          double sp = pmx_cofi_z_sparsity (zdet, mc->head_dim, prunable);
+          pmx_eval r = { 0, 0, 0, 0, 0, 0, 0 };
+          if (dev && pmx_evaluate (m, &db, zdet, 1, 0, 0, &r) < 0)
+            die_lib ("evaluation");
+          double epoch = (double) (step + 1) / per_epoch;
+          if (log)
+            {
+              fprintf (log, "%lld\t%.3f\t%.3g\t%.6f\t%.6f\t%.6f\t%.6f\t%.4f"
+                       "\t%.4f\t%.6g\t%.6g\t%.4f\t", step + 1, epoch, lr,
+                       sum[0] / sum_n, sum[1] / sum_n, sum[2] / sum_n,
+                       sum[3] / sum_n, s_hat, target, l0->lambda[0],
+                       l0->lambda[1], sp);
+              if (dev && r.have_task)
+                fprintf (log, "%.4f", r.accuracy);
+              else
+                fputs ("nan", log);
+              fprintf (log, "\t%.1f\n", rate);
+              fflush (log);
+            }
+          if (!o.quiet)
+            {
+              fprintf (stderr, "step %lld/%lld epoch %.2f loss %.4f"
+                       " (pred %.4f layer %.4f lagrangian %.4f)"
+                       " expected_sparsity %.4f target %.4f lambda1 %.4g"
+                       " lambda2 %.4g sparsity %.4f", step + 1, total, epoch,
+                       sum[0] / sum_n, sum[1] / sum_n, sum[2] / sum_n,
+                       sum[3] / sum_n, s_hat, target, l0->lambda[0],
+                       l0->lambda[1], sp);
+              if (dev && r.have_task)
+                fprintf (stderr, " dev_accuracy %.4f", r.accuracy);
+              fprintf (stderr, " %.1f ex/s\n", rate);
+            }
+          memset (sum, 0, sizeof sum);
+          sum_n = 0;
+        }
+      /* The state: the model, its moments, the log alphas, the lambdas and
+         their moments, and the noise drawn so far.  */
+      pmx_meta meta;
+      pmx_meta_init (&meta);
+      pmx_record st;
+      pmx_record_init (&st);
+      int64_t n1 = (int64_t) nz, n2 = 2, n4 = 4;
+      pmx_tensor *t[5] = {
+        pmx_record_add (&st, "l0_loga", PMX_F32, 1, &n1),
+        pmx_record_add (&st, "l0_adam_m", PMX_F32, 1, &n1),
+        pmx_record_add (&st, "l0_adam_v", PMX_F32, 1, &n1),
+        pmx_record_add (&st, "lambda", PMX_F64, 1, &n2),
+        pmx_record_add (&st, "lambda_adam", PMX_F32, 1, &n4) };
+      for (int i = 0; i < 5; i++)
+        if (!t[i])
+          die_lib (NULL);
+      memcpy (t[0]->data, l0->loga, nz * sizeof (float));
+      memcpy (t[1]->data, l0_m, nz * sizeof (float));
+      memcpy (t[2]->data, l0_v, nz * sizeof (float));
+      memcpy (t[3]->data, l0->lambda, 2 * sizeof (double));
+      float *la = t[4]->data;
+      la[0] = lam_m[0]; la[1] = lam_m[1]; la[2] = lam_v[0]; la[3] = lam_v[1];
+      if (pmx_meta_set (&meta, "options", fingerprint) < 0
+          || pmx_meta_setf (&meta, "step", "%lld", step + 1) < 0
+          || pmx_meta_setf (&meta, "l0_draws", "%llu",
+                            (unsigned long long) l0->draws) < 0
+          || pmx_train_state_save_x (state_path, &meta, m, opt, &st) < 0)
+        die_lib (NULL);
+      pmx_record_free (&st);
+      pmx_meta_free (&meta);
+      if (stop)
+        {
+          fprintf (stderr, "%s: %s after step %lld; state saved in %s,"
+                   " continue with --resume\n", program_name,
+                   interrupted ? "interrupted" : "paused", step + 1,
+                   state_path);
+          status = interrupted ? EXIT_FAILURE : EXIT_SUCCESS;
+          stopped = 1;
+          break;
+        }
+    }
+
+  if (!stopped)
+    {
+      /* CoFi's deterministic masks, baked into the weights and cut.  */
+      pmx_l0_deterministic (l0, zdet);
+      if (keep_hidden)
+        hold_hidden (l0, zdet);
+      if (o.masks)
+        {
+          cli_output out;
+          FILE *f = cli_output_open (&out, o.masks);
+          if (pmx_cofi_z_write_tsv (zdet, f) < 0)
+            die_lib (o.masks);
+          cli_output_commit (&out);
+        }
+      atexit (remove_full);
+      if (pmx_tmodel_save (m, full_path, &acfg, &extra, pv, vocab_len) < 0)
+        die_lib (NULL);
+      pmx_model *full = pmx_model_open (full_path);
+      char id[33];
+      if (!full || pmx_shrink_save (full, zdet, o.output, PMX_COMPRESS_NONE,
+                                    id) < 0)
+        die_lib (o.output);
+      pmx_model_close (full);
+      remove_full ();
+      double sp = pmx_cofi_z_sparsity (zdet, mc->head_dim, prunable);
+      if (!o.quiet)
+        fprintf (stderr, "%s: sparsity %.4f (target %.4f): %s\n",
+                 program_name, sp, o.sparsity, o.output);
+    }
+
+  if (log && fclose (log) != 0)
+    die ("%s: %s", o.log, strerror (errno));
+  pmx_batcher_free (&tb);
+  if (dev)
+    pmx_batcher_free (&db);
+  free (ds.scratch);
+  pmx_tdata_free (train);
+  pmx_tdata_free (dev);
+  pmx_adamw_free (opt);
+  pmx_l0_free (l0);
+  pmx_cofi_z_free (zs);
+  pmx_cofi_z_free (dz);
+  pmx_cofi_z_free (zdet);
+  free (l0_m);
+  free (l0_v);
+  pmx_tmodel_free (m);
+  pmx_tmodel_free (teacher);
+  pmx_record_free (&extra);
+  pmx_model_close (pm);
+  free (state_path);
+  free (full_path);
+  full_path = NULL;
+  return status;
+}
