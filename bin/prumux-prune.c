@@ -26,6 +26,7 @@
 #include "train-io.h"
 #include "train-model.h"
 #include "train-ops.h"
+#include "train-prune.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -218,70 +219,6 @@ read_data (const char *path, const pmx_train_config *c, int need_label)
   return d;
 }
 
-/* ---- One distillation step ---------------------------------------------- */
-
-/* What a step needs besides the models.  */
-typedef struct distiller
-{
-  int tl[PMX_DISTILL_MAX_LAYERS], nt;   /* teacher layers */
-  float *scratch;
-  size_t scratch_n;
-  float temperature, alpha_ce, alpha_layer;
-} distiller;
-
-/* Distil the teacher's last forward into the student's (both over the
-   same batch): add the losses' gradients to the student's pmx_tacts
-   buffers and layer_transformation gradient.  Z_LAYER: the student's
-   head_layer masks (a layer whose mask is 0 cannot be aligned), or NULL.
-   Returns the two losses in PRED and LAYER.  */
-static void
-distil (distiller *ds, pmx_tmodel *teacher, pmx_tmodel *student,
-        const pmx_cofi_z *z, double *pred, double *layer)
-{
-  pmx_tacts *ta = pmx_tmodel_acts (teacher), *sa = pmx_tmodel_acts (student);
-  const pmx_train_config *c = &student->cfg;
-  *pred = pmx_distill_pred (sa->logits, ta->logits, sa->B, sa->C,
-                            ds->temperature, sa->dlogits, ds->alpha_ce);
-  *layer = 0;
-  if (ds->alpha_layer == 0 || ds->nt == 0 || c->layers == 0)
-    return;
-  size_t R = (size_t) sa->G * sa->T;
-  size_t need = (c->layers + 1) * R * ta->H;
-  if (need > ds->scratch_n)
-    {
-      free (ds->scratch);
-      ds->scratch = malloc (need * sizeof (float));
-      if (!ds->scratch)
-        die ("out of memory");
-      ds->scratch_n = need;
-    }
-  int exists[PMX_TRAIN_MAX_LAYERS];
-  const float *tp[PMX_DISTILL_MAX_LAYERS];
-  for (int j = 0; j < c->layers; j++)
-    exists[j] = !z || z->head_layer[j] != 0;
-  for (int k = 0; k < ds->nt; k++)
-    tp[k] = ta->hidden[ds->tl[k] + 1];
-  *layer = pmx_distill_layers (sa->hidden + 1, c->layers, tp, ds->nt,
-                               student->w.lt_w, student->w.lt_b,
-                               z ? exists : NULL, R, sa->H, ta->H,
-                               ds->scratch, NULL, sa->dhidden + 1,
-                               student->g.lt_w, student->g.lt_b,
-                               ds->alpha_layer);
-}
-
-/* Hold the hidden masks at 1 in Z (if not NULL) and their log alphas at
-   10, CoFi's initial mean, where 1 - cdf_qz (0) = 1 - 1e-5.  */
-static void
-hold_hidden (pmx_l0 *l0, pmx_cofi_z *z)
-{
-  for (int j = 0; j < l0->hidden; j++)
-    {
-      l0->loga[l0->off_hidden + j] = 10;
-      if (z)
-        z->hidden_z[j] = 1;
-    }
-}
-
 /* ---- Main --------------------------------------------------------------- */
 
 int
@@ -418,19 +355,25 @@ main (int argc, char **argv)
   pmx_l0 *l0 = pmx_l0_new (shape, pmx_l0_head_weight (heads0 * pc->head_dim,
                                                       heads0),
                            pmx_model_prunable (pm), (uint64_t) o.seed);
-  pmx_cofi_z *zs = l0 ? pmx_l0_z_new (l0) : NULL;
-  pmx_cofi_z *dz = l0 ? pmx_l0_z_new (l0) : NULL;
   pmx_cofi_z *zdet = l0 ? pmx_l0_z_new (l0) : NULL;
-  if (!zs || !dz || !zdet)
+  pmx_pruner *pr = zdet ? pmx_pruner_new (teacher, m, l0, (uint64_t) o.seed)
+    : NULL;
+  if (!pr)
     die_lib (NULL);
   pmx_cofi_z_free (shape);
   size_t nz = l0->n;
-  float *l0_m = calloc (nz, sizeof (float)), *l0_v = calloc (nz, sizeof (float));
-  float lam_m[2] = { 0, 0 }, lam_v[2] = { 0, 0 };
-  pmx_adamw *opt = pmx_adamw_new (m);
-  if (!l0_m || !l0_v || !opt)
-    die ("out of memory");
-  opt->freeze_embeddings = 1;         /* §6.7 */
+  pmx_adamw *opt = pr->opt;
+  float *l0_m = pr->l0_m, *l0_v = pr->l0_v, *lam_m = pr->lam_m;
+  float *lam_v = pr->lam_v;
+  pr->temperature = o.temperature;
+  pr->alpha_ce = o.alpha_ce;
+  pr->alpha_layer = o.alpha_layer;
+  pr->clip = o.clip;
+  pr->reg_lr = o.reg_lr;
+  /* An N = 1 model without a pooler (prumux-train's: the classifier reads
+     the encoder output) keeps its hidden dimensions: CoFi's shrinking has
+     rules for the pooler and PruMUX's demux only.  */
+  pr->keep_hidden = N == 1 && strcmp (pc->pooling, "pooler");
 
   /* The options that must not change across --resume.  */
   char fingerprint[512];
@@ -506,18 +449,8 @@ main (int argc, char **argv)
       || (dev && pmx_batcher_init (&db, dev, o.batch, mc, max_len,
                                    (uint64_t) o.seed, CLS_ID, -1) < 0))
     die_lib (NULL);
-  distiller ds;
-  memset (&ds, 0, sizeof ds);
-  ds.nt = pmx_distill_teacher_layers (teacher->cfg.layers, ds.tl);
-  ds.temperature = o.temperature;
-  ds.alpha_ce = o.alpha_ce;
-  ds.alpha_layer = o.alpha_layer;
   double prunable = pmx_model_prunable (pm);
-  /* An N = 1 model without a pooler (prumux-train's: the classifier reads
-     the encoder output) keeps its hidden dimensions: CoFi's shrinking has
-     rules for the pooler and PruMUX's demux only.  Their masks are held
-     at 1, and their log alphas where P(z != 0) rounds to 1.  */
-  int keep_hidden = N == 1 && strcmp (pc->pooling, "pooler");
+  int keep_hidden = pr->keep_hidden;
 
   double t0 = now (), sum[4] = { 0, 0, 0, 0 }, s_hat = 0, target = 0, lag = 0;
   long long sum_n = 0, done_here = 0;
@@ -528,44 +461,15 @@ main (int argc, char **argv)
       pmx_batcher_train_rows (&tb, (uint64_t) step);
       pmx_tbatch b = pmx_batcher_fill (&tb, o.batch, (uint64_t) step, 0, 0, 0,
                                        1);
-      if (isnan (pmx_tmodel_forward (teacher, &b, 0, 0, 0)))
-        die_lib ("teacher");
-      pmx_l0_sample (l0, zs);
-      if (keep_hidden)
-        hold_hidden (l0, zs);
-      pmx_tmodel_zero_grad (m);
-      if (isnan (pmx_tmodel_forward_z (m, &b, zs, 1, (uint64_t) o.seed,
-                                       (uint64_t) step)))
-        die_lib ("student");
-      double lp, ll;
-      distil (&ds, teacher, m, zs, &lp, &ll);
-      for (size_t i = 0; i < nz; i++)
-        *pmx_l0_z_at (l0, dz, i) = 0;
-      if (pmx_tmodel_backward_z (m, dz) < 0)
-        die_lib ("student");
-      if (keep_hidden)
-        memset (dz->hidden_z, 0, mc->hidden * sizeof (float));
-      pmx_l0_backward (l0, dz, 1.0);
+      pmx_prune_stats ps;
       target = pmx_l0_target (o.sparsity, 0, step, warmup);
-      lag = pmx_l0_lagrangian (l0, target, 1.0, &s_hat);
-      if (keep_hidden)
-        memset (l0->grad + l0->off_hidden, 0, mc->hidden * sizeof (float));
-      pmx_clip_grad_norm (opt, m, o.clip);
+      if (pmx_prune_grads (pr, &b, step, target, NULL, &ps) < 0)
+        die_lib (NULL);
       lr = pmx_lr_at (o.lr, step, 0, total, 1);
-      pmx_adamw_step (opt, m, lr);
-      pmx_adam_update (l0->loga, l0->grad, l0_m, l0_v, nz, step + 1,
-                       o.reg_lr, opt->beta1, opt->beta2, opt->eps);
-      float lam[2] = { (float) l0->lambda[0], (float) l0->lambda[1] };
-      float lg[2] = { (float) l0->lambda_grad[0], (float) l0->lambda_grad[1] };
-      pmx_adam_update (lam, lg, lam_m, lam_v, 2, step + 1, -o.reg_lr,
-                       opt->beta1, opt->beta2, opt->eps);
-      l0->lambda[0] = lam[0];
-      l0->lambda[1] = lam[1];
-      pmx_l0_constrain (l0);
-      if (keep_hidden)
-        hold_hidden (l0, NULL);
-      pmx_l0_zero_grad (l0);
-
+      pmx_prune_update (pr, step, lr, &ps);
+      double lp = ps.pred, ll = ps.layer;
+      lag = ps.lagrangian;
+      s_hat = ps.expected_sparsity;
       sum[0] += o.alpha_ce * lp + o.alpha_layer * ll + lag;
       sum[1] += lp;
       sum[2] += ll;
@@ -583,7 +487,7 @@ main (int argc, char **argv)
         {
           pmx_l0_deterministic (l0, zdet);
           if (keep_hidden)
-            hold_hidden (l0, zdet);
+            pmx_prune_hold_hidden (l0, zdet);
           double sp = pmx_cofi_z_sparsity (zdet, mc->head_dim, prunable);
           pmx_eval r = { 0, 0, 0, 0, 0, 0, 0 };
           if (dev && pmx_evaluate (m, &db, zdet, 1, 0, 0, &r) < 0)
@@ -666,7 +570,7 @@ main (int argc, char **argv)
       /* CoFi's deterministic masks, baked into the weights and cut.  */
       pmx_l0_deterministic (l0, zdet);
       if (keep_hidden)
-        hold_hidden (l0, zdet);
+        pmx_prune_hold_hidden (l0, zdet);
       if (o.masks)
         {
           cli_output out;
@@ -696,16 +600,11 @@ main (int argc, char **argv)
   pmx_batcher_free (&tb);
   if (dev)
     pmx_batcher_free (&db);
-  free (ds.scratch);
   pmx_tdata_free (train);
   pmx_tdata_free (dev);
-  pmx_adamw_free (opt);
+  pmx_pruner_free (pr);
   pmx_l0_free (l0);
-  pmx_cofi_z_free (zs);
-  pmx_cofi_z_free (dz);
   pmx_cofi_z_free (zdet);
-  free (l0_m);
-  free (l0_v);
   pmx_tmodel_free (m);
   pmx_tmodel_free (teacher);
   pmx_record_free (&extra);
