@@ -139,7 +139,7 @@ def model_loss(P, d, meta, Z=None, acts=None):
     tw = float(meta["task_weight"])
     rw = float(meta["retrieval_weight"])
     labels = torch.as_tensor(d["label"]).long()
-    if tw != 0:
+    if tw != 0 or acts is not None:
         if muxed:
             # §4.1: index_pos classification path (dropout in place of LN 1/2)
             h0 = x[:, 0, :].repeat_interleave(N, dim=0)            # (B, H), row g*N+i
@@ -151,7 +151,8 @@ def model_loss(P, d, meta, Z=None, acts=None):
         else:
             z3 = x[:, 0, :]
         logits = lin(z3, "classifier")
-        loss = loss + tw * F.cross_entropy(logits, labels, ignore_index=-1)
+        if tw != 0:
+            loss = loss + tw * F.cross_entropy(logits, labels, ignore_index=-1)
         if acts is not None:
             acts["logits"] = logits
     if acts is not None:
