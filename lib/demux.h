@@ -13,10 +13,13 @@
    then logits = classifier(z).  A pruned model (hidden d' < 768) needs no
    special case: dense_1 is (768, 2d'), the widths come from the weights.
    Ordinary models (N = 1): pooling of the encoder output, then
-     pooler     z = tanh(pooler.dense(h_0))                  BertForSequenceClassification
+     pooler     z = tanh(pooler.dense(h_0))                  BertForSequenceClassification;
+                pooler.dense is (P, H): P = H, or in a CoFi model whose hidden
+                dimensions are cut, the unpruned width the classifier reads
      cls        z = h_0
      mean       z = mean of h_t over the row's real tokens (t < lengths[b])
-   optionally L2-normalised, then logits = classifier(z) if the model has one.
+   optionally L2-normalised, then logits = classifier(z) if the model has one
+   (when the classifier reads P != H values, only with the pooler).
 
    Input record: hidden (G, P, H) f32, positions (P) i32 (absent: 0..P-1),
    row (G*N) i64, optional label (G*N) and lengths.  Output record: row,

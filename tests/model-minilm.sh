@@ -29,7 +29,8 @@ cat info
 for want in 'layers: *6' 'hidden: *384' 'heads: *12' 'head_dim: *32' \
     'intermediate: *1536' 'vocab_size: *30522' 'pooling: *mean' \
     'normalize: *yes' 'lowercase: *yes' 'max_length: *256' 'num_labels: *0' \
-    'storage: *mapped' 'attend_padding: *no' 'layer 5 *heads 12, ffn 1536'; do
+    'storage: *mapped' 'attend_padding: *no' \
+    'layer 5 *heads 12, ffn 1536, hidden 384' 'sparsity: *not pruned'; do
   grep -q "^$want\$" info || fail_ "info lacks '$want'"
 done
 cat > expect.json <<'JSON'
