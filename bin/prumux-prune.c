@@ -96,6 +96,9 @@ Pruning:\n\
       --clip=X            clip the model's gradient norm to X (default 1)\n\
       --dropout=X         dropout probability (default 0.1)\n\
       --seed=N            seed of the data order, dropout and masks (42)\n\
+      --finetune-epochs=X then fine-tune the pruned model by distillation\n\
+                            for X epochs (default 0)\n\
+      --finetune-lr=X     its constant learning rate (default: --lr)\n\
   -j, --threads=N         BLAS threads (default 1)\n\
 \n\
 Output:\n\
@@ -160,6 +163,8 @@ static const struct option long_options[] = {
   {"clip", required_argument, NULL, OPT_CLIP},
   {"dropout", required_argument, NULL, OPT_DROPOUT},
   {"seed", required_argument, NULL, OPT_SEED},
+  {"finetune-epochs", required_argument, NULL, OPT_FT_EPOCHS},
+  {"finetune-lr", required_argument, NULL, OPT_FT_LR},
   {"threads", required_argument, NULL, 'j'},
   {"output", required_argument, NULL, 'o'},
   {"masks", required_argument, NULL, OPT_MASKS},
@@ -219,6 +224,93 @@ read_data (const char *path, const pmx_train_config *c, int need_label)
   return d;
 }
 
+/* ---- Fine-tuning -------------------------------------------------------- */
+
+/* Fine-tune the pruned archive at O->output (rewritten) by distillation
+   from TEACHER, as CoFi's second stage does: no masks, a constant learning
+   rate, the layer_transformation starting from the pruning's LT_W, LT_B
+   (HT x H) with its input columns cut to the kept hidden dimensions of Z.
+   Its batches continue the pruning's (micro-batches FIRST, FIRST + 1,
+   ...).  Reports the dev accuracy on DEV (may be NULL).  */
+static void
+finetune (const options *o, pmx_tmodel *teacher, pmx_batcher *tb,
+          pmx_batcher *db, long long first, long long steps,
+          const float *lt_w, const float *lt_b, const pmx_cofi_z *z)
+{
+  pmx_model *pm = pmx_model_open (o->output);
+  if (!pm)
+    die_lib (NULL);
+  pmx_model_config acfg = *pmx_model_config_of (pm);
+  size_t vlen = 0;
+  const char *vocab = pmx_model_vocab (pm, &vlen);
+  pmx_record extra;
+  pmx_record_init (&extra);
+  pmx_tmodel *s0 = pmx_tmodel_from_archive (pm, 0, o->dropout,
+                                            (uint64_t) o->seed, &extra);
+  if (!s0)
+    die_lib (o->output);
+  pmx_train_config c = s0->cfg;
+  int HT = teacher->cfg.hidden, H = c.hidden;
+  c.layer_transformation = 1;
+  c.lt_out = HT;
+  pmx_tmodel *m = pmx_tmodel_new (&c);
+  if (!m)
+    die_lib (NULL);
+  pmx_tmodel_copy (m, s0);
+  pmx_tmodel_free (s0);
+  m->open = 1;
+  for (int r = 0, k = 0; r < HT; r++, k = 0)
+    {
+      for (int j = 0; j < z->hidden; j++)
+        if (z->hidden_z[j] != 0 && k < H)
+          m->w.lt_w[(size_t) r * H + k++] = lt_w[(size_t) r * z->hidden + j];
+      m->w.lt_b[r] = lt_b[r];
+    }
+  pmx_pruner *p = pmx_pruner_new (teacher, m, NULL, (uint64_t) o->seed);
+  if (!p)
+    die_lib (NULL);
+  p->temperature = o->temperature;
+  p->alpha_ce = o->alpha_ce;
+  p->alpha_layer = o->alpha_layer;
+  p->clip = o->clip;
+  double sum = 0;
+  for (long long step = 0; step < steps && !interrupted; step++)
+    {
+      uint64_t u = (uint64_t) (first + step);
+      pmx_batcher_train_rows (tb, u);
+      pmx_tbatch b = pmx_batcher_fill (tb, tb->B, u, 0, 0, 0, 1);
+      pmx_prune_stats st;
+      if (pmx_finetune_grads (p, &b, first + step, &st) < 0)
+        die_lib ("fine-tuning");
+      pmx_prune_update (p, first + step, o->finetune_lr, &st);
+      sum += st.loss;
+    }
+  if (interrupted)
+    die ("interrupted during fine-tuning; the pruned model in %s is not"
+         " fine-tuned", o->output);
+  pmx_eval r = { 0, 0, 0, 0, 0, 0, 0 };
+  if (db)
+    {
+      db->B = tb->B;
+      if (pmx_evaluate (m, db, NULL, 1, 0, 0, &r) < 0)
+        die_lib ("evaluation");
+    }
+  if (pmx_tmodel_save (m, o->output, &acfg, &extra, vocab, vlen) < 0)
+    die_lib (NULL);
+  if (!o->quiet)
+    {
+      fprintf (stderr, "%s: fine-tuned %lld steps, loss %.4f", program_name,
+               steps, steps ? sum / steps : 0.0);
+      if (db && r.have_task)
+        fprintf (stderr, " dev_accuracy %.4f", r.accuracy);
+      fprintf (stderr, ": %s\n", o->output);
+    }
+  pmx_pruner_free (p);
+  pmx_tmodel_free (m);
+  pmx_record_free (&extra);
+  pmx_model_close (pm);
+}
+
 /* ---- Main --------------------------------------------------------------- */
 
 int
@@ -240,6 +332,7 @@ main (int argc, char **argv)
   o.clip = 1;
   o.dropout = 0.1f;
   o.seed = 42;
+  o.finetune_lr = -1;
   int c;
   while ((c = getopt_long (argc, argv, "m:t:d:S:b:e:s:l:j:o:rP:E:L:q",
                            long_options, NULL)) != -1)
@@ -273,6 +366,8 @@ main (int argc, char **argv)
           usage_error ("--dropout: must be below 1");
         break;
       case OPT_SEED: o.seed = cli_parse_int ("--seed", optarg, 0, 1LL << 62); break;
+      case OPT_FT_EPOCHS: o.finetune_epochs = parse_nonneg ("--finetune-epochs", optarg); break;
+      case OPT_FT_LR: o.finetune_lr = (float) parse_nonneg ("--finetune-lr", optarg); break;
       case 'j': o.threads = (int) cli_parse_int ("--threads", optarg, 1, 1024); break;
       case 'o': o.output = optarg; break;
       case OPT_MASKS: o.masks = optarg; break;
@@ -289,6 +384,8 @@ main (int argc, char **argv)
     usage_error ("extra operand '%s'", argv[optind]);
   if (!o.model || !o.train || !o.output || o.sparsity < 0)
     usage_error ("--model, --train, --sparsity and --output are required");
+  if (o.finetune_lr < 0)
+    o.finetune_lr = o.lr;
   openblas_set_num_threads (o.threads);
 
   /* The teacher, and the student: the same model with a
@@ -593,6 +690,10 @@ main (int argc, char **argv)
       if (!o.quiet)
         fprintf (stderr, "%s: sparsity %.4f (target %.4f): %s\n",
                  program_name, sp, o.sparsity, o.output);
+      if (o.finetune_epochs > 0)
+        finetune (&o, teacher, &tb, dev ? &db : NULL, total,
+                  (long long) ceil (o.finetune_epochs * per_epoch), m->w.lt_w,
+                  m->w.lt_b, zdet);
     }
 
   if (log && fclose (log) != 0)

@@ -135,9 +135,14 @@ pmx_tmodel_archive_config (const pmx_tmodel *m, pmx_model_config *cfg)
   cfg->vocab_size = c->vocab;
   cfg->hidden = c->hidden;
   cfg->layers = c->layers;
-  cfg->heads = heads;
   cfg->head_dim = c->head_dim;
-  cfg->intermediate = ffn;
+  if (!(cfg->sparsity > 0))
+    {
+      /* A pruned model keeps the unpruned shape here, against which its
+         sparsity counts (pmx_model_prunable).  */
+      cfg->heads = heads;
+      cfg->intermediate = ffn;
+    }
   cfg->max_position = c->max_pos;
   cfg->type_vocab = c->type_vocab;
   cfg->ln_eps = c->ln_eps;

@@ -146,8 +146,9 @@ layout (pmx_tmodel *m, float *base, pmx_tweights *w)
     }
   if (c->layer_transformation)
     {
-      w->lt_w = add (&s, K_WEIGHT, H, H, "layer_transformation.weight");
-      w->lt_b = add (&s, K_NODECAY, H, 0, "layer_transformation.bias");
+      int O = c->lt_out > 0 ? c->lt_out : H;
+      w->lt_w = add (&s, K_WEIGHT, O, H, "layer_transformation.weight");
+      w->lt_b = add (&s, K_NODECAY, O, 0, "layer_transformation.bias");
     }
   return s.failed ? -1 : 0;
 }
@@ -292,7 +293,7 @@ pmx_tmodel_init (pmx_tmodel *m, uint64_t seed)
       else if (!strcmp (n, "layer_transformation.weight"))
         {
           memset (x, 0, p->size * sizeof *x);
-          for (int64_t r = 0; r < p->shape[0]; r++)
+          for (int64_t r = 0; r < p->shape[0] && r < p->shape[1]; r++)
             x[r * p->shape[1] + r] = 1.0f;
         }
       else if (!strcmp (n, "demux_module.demux_instance_embedding"))

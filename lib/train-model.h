@@ -65,9 +65,11 @@ typedef struct pmx_train_config
   int num_labels;               /* 0: no classifier */
   int retrieval;                /* has the retrieval head (muxed only) */
   int attend_padding;           /* 1: no attention mask */
-  int layer_transformation;     /* has CoFi's layer_transformation (H, H)
-                                   for layer distillation (aux: not saved
-                                   in archives) */
+  int layer_transformation;     /* has CoFi's layer_transformation
+                                   (lt_out, H) for layer distillation
+                                   (aux: not saved in archives) */
+  int lt_out;                   /* its output width, the teacher's hidden
+                                   size (0: H) */
   float ln_eps;
   float dropout;
 } pmx_train_config;
@@ -107,7 +109,7 @@ typedef struct pmx_tweights
   float *rpd_w, *rpd_b, *rpdln_w, *rpdln_b;     // retrieval_head (D, D)
   float *dec_w, *dec_b;                         // (V, D), (V)
   float *cls_w, *cls_b;                         // (C, D or H)
-  float *lt_w, *lt_b;                           // (H, H), (H) layer_transformation
+  float *lt_w, *lt_b;                           // (lt_out, H), (lt_out)
 } pmx_tweights;
 
 /* One batch: B rows of T tokens (B a multiple of N).  */

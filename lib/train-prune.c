@@ -147,6 +147,23 @@ pmx_prune_grads (pmx_pruner *p, const pmx_tbatch *b, int64_t step,
   return 0;
 }
 
+int
+pmx_finetune_grads (pmx_pruner *p, const pmx_tbatch *b, int64_t step,
+                    pmx_prune_stats *st)
+{
+  memset (st, 0, sizeof *st);
+  if (isnan (pmx_tmodel_forward (p->teacher, b, 0, 0, 0)))
+    return pmx_error_prefix ("teacher");
+  pmx_tmodel_zero_grad (p->student);
+  if (isnan (pmx_tmodel_forward (p->student, b, 1, p->seed, (uint64_t) step)))
+    return pmx_error_prefix ("student");
+  if (pmx_prune_distil (p, NULL, &st->pred, &st->layer) < 0
+      || pmx_tmodel_backward (p->student) < 0)
+    return -1;
+  st->loss = p->alpha_ce * st->pred + p->alpha_layer * st->layer;
+  return 0;
+}
+
 void
 pmx_prune_update (pmx_pruner *p, int64_t step, float lr, pmx_prune_stats *st)
 {
@@ -154,6 +171,8 @@ pmx_prune_update (pmx_pruner *p, int64_t step, float lr, pmx_prune_stats *st)
   pmx_adamw *o = p->opt;
   st->grad_norm = pmx_clip_grad_norm (o, p->student, p->clip);
   pmx_adamw_step (o, p->student, lr);
+  if (!l0)
+    return;
   pmx_adam_update (l0->loga, l0->grad, p->l0_m, p->l0_v, l0->n, step + 1,
                    p->reg_lr, o->beta1, o->beta2, o->eps);
   /* Gradient ascent on the multipliers: AdamW with -reg_lr (§6.5).  */

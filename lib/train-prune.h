@@ -12,7 +12,8 @@
      layer_transformation included), the log alphas and the lambdas;
    then the updates: the student's gradient norm clipped, AdamW on the
    student (embeddings frozen), AdamW on the log alphas at REG_LR, AdamW
-   ascent on the lambdas (learning rate -REG_LR), the log alphas clamped.
+   ascent on the lambdas (learning rate -REG_LR), the log alphas clamped
+   (without an L0 module, only the student's update).
 
    The student is a pmx_tmodel with a layer_transformation and m->open
    set.  With KEEP_HIDDEN the hidden masks are held at 1 (see
@@ -62,6 +63,12 @@ void pmx_pruner_free (pmx_pruner *p);
    l0->grad and l0->lambda_grad (zeroed first).  */
 int pmx_prune_grads (pmx_pruner *p, const pmx_tbatch *b, int64_t step,
                      double target, const float *noise, pmx_prune_stats *st);
+
+/* A step of the fine-tuning that follows pruning (no masks, no L0
+   module: L0 may be NULL in pmx_pruner_new): the distillation losses'
+   gradients, every student layer alignable.  */
+int pmx_finetune_grads (pmx_pruner *p, const pmx_tbatch *b, int64_t step,
+                        pmx_prune_stats *st);
 
 /* The updates of step STEP (0-based) at the student's learning rate LR;
    sets st->grad_norm (before clipping).  */

@@ -60,6 +60,13 @@ for n in 1 2; do
     | prumux-demux -m p$n.pmx > pred$n.tsv || fail_ "N=$n: pipeline"
   test $(wc -l < pred$n.tsv) -ge 100 || fail_ "N=$n: $(wc -l < pred$n.tsv) predictions"
 done
+# Fine-tuning the pruned model by distillation keeps its shape.
+prumux-prune -m t2.pmx -t train.pmxs -d dev.pmxs -b 16 -e 2 -l 1e-3 \
+  --reg-lr=0.05 --sparsity=0.5 --finetune-epochs=1 -o f2.pmx 2> f2.err \
+  || { cat f2.err >&2; fail_ "fine-tuning"; }
+grep -q 'fine-tuned 31 steps.*dev_accuracy' f2.err || fail_ "fine-tuning: no report"
+prumux-mux -m f2.pmx dev.pmxs | prumux-infer -m f2.pmx \
+  | prumux-demux -m f2.pmx > predf.tsv || fail_ "fine-tuned: pipeline"
 expect_fail 1 'already pruned to sparsity' \
   prumux-prune -m p2.pmx -t train.pmxs -b 16 --sparsity=0.3 -o q.pmx
 test ! -e q.pmx || fail_ "q.pmx written"
