@@ -74,13 +74,14 @@ def main():
         t = torch.tensor(r["t_logits"].astype("float64"))
         lp = F.kl_div(F.log_softmax(s / T, dim=-1), F.softmax(t / T, dim=-1),
                       reduction="batchmean") * T * T
-        LS, RH = r["s_hidden"].shape
-        H = r["lt_weight"].shape[0]
+        LS, RS = r["s_hidden"].shape
+        RH = r["t_hidden"].shape[1]
+        H, HS = r["lt_weight"].shape
         sh = torch.tensor(r["s_hidden"].astype("float64"), requires_grad=True)
         th = torch.tensor(r["t_hidden"].astype("float64"))
         W = torch.tensor(r["lt_weight"].astype("float64"), requires_grad=True)
         b = torch.tensor(r["lt_bias"].astype("float64"), requires_grad=True)
-        s_layers = [sh[j].view(RH // H, H) for j in range(LS)]
+        s_layers = [sh[j].view(RS // HS, HS) for j in range(LS)]
         t_layers = [th[k].view(RH // H, H) for k in range(th.shape[0])]
         ll, align = layer_loss(s_layers, t_layers, W, b, r["exists"])
         (0.7 * lp + 0.3 * ll).backward()

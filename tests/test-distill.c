@@ -47,12 +47,14 @@ add (pmx_record *r, const char *name, int dtype, int rank, int64_t d0,
   return t->data;
 }
 
-/* One case: LS student layers, LT teacher layers, R rows of H, B rows of
-   C logits.  */
+/* One case: LS student layers of width HS (H when 0), LT teacher layers,
+   R rows of H, B rows of C logits.  */
 static void
 run_case (pmx_writer *w, int LS, int LT, int R, int H, int B, int C,
-          const int *exists)
+          const int *exists, int HS)
 {
+  if (!HS)
+    HS = H;
   pmx_record rec;
   pmx_record_init (&rec);
   float *s = add (&rec, "s_logits", PMX_F32, 2, B, C);
@@ -62,22 +64,25 @@ run_case (pmx_writer *w, int LS, int LT, int R, int H, int B, int C,
       s[i] = 3 * urand ();
       t[i] = 3 * urand ();
     }
-  size_t RH = (size_t) R * H;
-  float *sh = add (&rec, "s_hidden", PMX_F32, 2, LS, RH);
+  size_t RH = (size_t) R * H, RS = (size_t) R * HS;
+  float *sh = add (&rec, "s_hidden", PMX_F32, 2, LS, RS);
   float *th = add (&rec, "t_hidden", PMX_F32, 2, LT, RH);
-  for (size_t i = 0; i < LS * RH; i++)
+  for (size_t i = 0; i < LS * RS; i++)
     sh[i] = urand ();
-  /* Teacher layer l resembles student layer l * LS / LT, with noise
-     growing with l, so that the alignment has clear choices.  */
+  /* Teacher layer l resembles student layer l * LS / LT (its first HS
+     columns), with noise growing with l, so that the alignment has clear
+     choices.  */
   for (int l = 0; l < LT; l++)
-    for (size_t i = 0; i < RH; i++)
-      th[l * RH + i] = sh[(l * LS / LT) * RH + i] + 0.1f * (1 + l) * urand ();
-  float *W = add (&rec, "lt_weight", PMX_F32, 2, H, H);
+    for (int r = 0; r < R; r++)
+      for (int j = 0; j < H; j++)
+        th[l * RH + (size_t) r * H + j] = 0.1f * (1 + l) * urand ()
+          + (j < HS ? sh[(l * LS / LT) * RS + (size_t) r * HS + j] : 0);
+  float *W = add (&rec, "lt_weight", PMX_F32, 2, H, HS);
   float *b = add (&rec, "lt_bias", PMX_F32, 1, H, 0);
   for (int i = 0; i < H; i++)
     {
-      for (int j = 0; j < H; j++)
-        W[i * H + j] = (i == j) + 0.05f * urand ();
+      for (int j = 0; j < HS; j++)
+        W[i * HS + j] = (i == j) + 0.05f * urand ();
       b[i] = 0.05f * urand ();
     }
   int32_t *ex = add (&rec, "exists", PMX_I32, 1, LS, 0);
@@ -91,21 +96,21 @@ run_case (pmx_writer *w, int LS, int LT, int R, int H, int B, int C,
   int tl[PMX_DISTILL_MAX_LAYERS], align[PMX_DISTILL_MAX_LAYERS];
   int NT = pmx_distill_teacher_layers (LT, tl);
   const float *sp[PMX_DISTILL_MAX_LAYERS], *tp[PMX_DISTILL_MAX_LAYERS];
-  float *dsh = add (&rec, "grad_s_hidden", PMX_F32, 2, LS, RH);
+  float *dsh = add (&rec, "grad_s_hidden", PMX_F32, 2, LS, RS);
   float *dsp[PMX_DISTILL_MAX_LAYERS];
   for (int j = 0; j < LS; j++)
     {
-      sp[j] = sh + j * RH;
-      dsp[j] = dsh + j * RH;
+      sp[j] = sh + j * RS;
+      dsp[j] = dsh + j * RS;
     }
   for (int k = 0; k < NT; k++)
     tp[k] = th + tl[k] * RH;
-  float *dW = add (&rec, "grad_lt_weight", PMX_F32, 2, H, H);
+  float *dW = add (&rec, "grad_lt_weight", PMX_F32, 2, H, HS);
   float *db = add (&rec, "grad_lt_bias", PMX_F32, 1, H, 0);
   float *scratch = malloc ((LS + 1) * RH * sizeof (float));
   if (!scratch)
     die ("memory");
-  loss[1] = pmx_distill_layers (sp, LS, tp, NT, W, b, exists, R, H, H, scratch,
+  loss[1] = pmx_distill_layers (sp, LS, tp, NT, W, b, exists, R, HS, H, scratch,
                                 align, dsp, dW, db, 0.3);
   free (scratch);
   int32_t *al = add (&rec, "align", PMX_I32, 1, NT, 0);
@@ -148,10 +153,11 @@ main (int argc, char **argv)
   static const int some12[12] = { 1, 0, 1, 1, 0, 0, 1, 0, 1, 1, 0, 1 };
   static const int some4[4] = { 0, 1, 1, 1 };
   static const int last_gone[3] = { 1, 1, 0 };
-  run_case (w, 12, 12, 6, 8, 6, 3, all12);
-  run_case (w, 12, 12, 6, 8, 4, 2, some12);
-  run_case (w, 4, 6, 10, 8, 6, 3, some4);
-  run_case (w, 3, 2, 5, 4, 2, 3, last_gone);
+  run_case (w, 12, 12, 6, 8, 6, 3, all12, 0);
+  run_case (w, 12, 12, 6, 8, 4, 2, some12, 0);
+  run_case (w, 4, 6, 10, 8, 6, 3, some4, 0);
+  run_case (w, 3, 2, 5, 4, 2, 3, last_gone, 0);
+  run_case (w, 4, 6, 10, 8, 6, 3, some4, 5);     /* pruned student width */
   if (pmx_writer_finish (w) < 0)
     die (path);
   pmx_writer_close (w);
