@@ -342,6 +342,9 @@ pmx_shrink (const pmx_model *m, const pmx_cofi_z *z, pmx_model_config *cfg,
           goto out;
         }
     }
+  /* Records fill in order; drop the ones pruning left empty.  */
+  while (*nrecs > 1 && !(*recs)[*nrecs - 1].count)
+    pmx_record_free (&(*recs)[--*nrecs]);
   *cfg = *c;
   cfg->hidden = k.Hk;
   cfg->sparsity = pmx_cofi_z_sparsity (z, c->head_dim, pmx_model_prunable (m));

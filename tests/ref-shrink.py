@@ -29,7 +29,9 @@ prumux-mux | prumux-infer | prumux-demux.  Checked:
    With soft hidden_z the masked and shrunk models differ by design
    (update_params scales neither the residual stream nor output.dense's
    bias): that difference is printed, not checked.
-4. Issue 16: a CoFi checkpoint with pruned hidden dimensions as CoFi saves
+4. A 20-layer model (329 tensors, two records) shrunk to one record's
+   worth: 1. and 2. again, and no empty record.
+5. Issue 16: a CoFi checkpoint with pruned hidden dimensions as CoFi saves
    it (embeddings (V, H'), pooler.dense (H, H'), classifier (C, H), config
    hidden_size H) converts and runs: logits through the pipeline, and the
    sentence embeddings of `--pool=pooler` (width H) and `--pool=cls` (width
@@ -83,10 +85,11 @@ def run(cmd, **kw):
 
 # ---- masks -------------------------------------------------------------------
 
-def make_masks(seed, soft_hidden):
+def make_masks(seed, soft_hidden, deep=False):
     """Random deterministic-style masks: zeros and soft survivors (as
     sigmoid(1.2 loga) gives them, < 1); layer 1's attention and layer 2's
-    FFN removed by their layer masks.  Float32 values (what the TSV holds)."""
+    FFN removed by their layer masks (DEEP: both sublayers of every layer
+    from 3 on but each fourth).  Float32 values (what the TSV holds)."""
     g = torch.Generator().manual_seed(seed)
 
     def soft(n):
@@ -105,6 +108,10 @@ def make_masks(seed, soft_hidden):
         zs["intermediate"].append(cut(soft(INTER), 0.3))
     zs["head_layer"][1] = 0          # a fully pruned attention sublayer
     zs["mlp"][2] = 0                 # a fully pruned FFN
+    if deep:
+        for l in range(3, LAYERS):
+            if l % 4:
+                zs["head_layer"][l] = zs["mlp"][l] = 0
     hidden = soft(H) if soft_hidden else torch.ones(H)
     zs["hidden"] = cut(hidden, 0.25)
     return zs
@@ -353,9 +360,10 @@ def maxdiff(a, b):
     return float(np.max(np.abs(a - b)))
 
 
-def shrink_case(bindir, wd, N, soft_hidden):
-    name = f"N={N} {'soft' if soft_hidden else 'binary'} hidden_z"
-    d = os.path.join(wd, f"c{N}{int(soft_hidden)}")
+def shrink_case(bindir, wd, N, soft_hidden, deep=False):
+    name = f"N={N} {'soft' if soft_hidden else 'binary'} hidden_z" + (
+        f", {LAYERS} layers" if deep else "")
+    d = os.path.join(wd, f"c{N}{int(soft_hidden)}{int(deep)}")
     os.makedirs(d, exist_ok=True)
     W = rm.make_model(40 + N, N, "index_pos", H=H, heads=HEADS, head_dim=HD, layers=LAYERS,
                       inter=INTER, labels=C, pooler=True)
@@ -363,7 +371,7 @@ def shrink_case(bindir, wd, N, soft_hidden):
     rm.write_hf_dir(hf, W, N, "index_pos", C, LAYERS, 200, heads=HEADS, inter=INTER)
     pmx, small = os.path.join(d, "m.pmx"), os.path.join(d, "s.pmx")
     run([os.path.join(bindir, "prumux-convert"), hf, "-o", pmx])
-    zs = make_masks(7 * N + soft_hidden, soft_hidden)
+    zs = make_masks(7 * N + soft_hidden, soft_hidden, deep)
     masks = os.path.join(d, "masks.tsv")
     write_masks(masks, zs)
     run([os.path.join(bindir, "prumux-model"), "shrink", "-M", masks, "-o", small, pmx])
@@ -402,6 +410,10 @@ def shrink_case(bindir, wd, N, soft_hidden):
         return
     max_length = model_info(bindir, small)["max_length"]
     Ws = {k: v.double() for k, v in want.items()}
+    # ref-mux's encoder runs layers while it finds their tensors: mark the
+    # layers shrinking emptied (both sublayers identities) so it goes on.
+    for l in range(LAYERS):
+        Ws.setdefault(f"encoder.layer.{l}.(empty)", torch.zeros(1))
     with torch.no_grad():
         if N == 1:
             ref = rm.forward_plain(Ws, ids, types, lengths, HD, "pooler", False)[3]
@@ -418,7 +430,7 @@ def shrink_case(bindir, wd, N, soft_hidden):
     else:
         report(f"{name}: pipeline logits vs the masked unshrunk model (CoFi's forward)",
                dm <= TOL, f"max |diff| {dm:.3g} (tolerance {TOL})")
-    if N == 1 and soft_hidden:
+    if N == 1 and soft_hidden and not deep:
         cofi_pooler_case(bindir, wd, want, ids, types, lengths, tokens)
 
 
@@ -461,11 +473,36 @@ def cofi_pooler_case(bindir, wd, Ws, ids, types, lengths, tokens):
            got is None and "classifier reads" in err, err)
 
 
+def refusal_case(bindir, wd):
+    """Hidden masks on a model whose demultiplexer CoFi/PruMUX have no rule
+    for (index) are refused, and nothing is written."""
+    d = os.path.join(wd, "index")
+    W = rm.make_model(3, 2, "index", H=H, heads=HEADS, head_dim=HD, layers=LAYERS,
+                      inter=INTER, labels=C)
+    rm.write_hf_dir(os.path.join(d, "hf"), W, 2, "index", C, LAYERS, 200, heads=HEADS,
+                    inter=INTER)
+    pmx, out, masks = (os.path.join(d, n) for n in ("m.pmx", "s.pmx", "masks.tsv"))
+    run([os.path.join(bindir, "prumux-convert"), os.path.join(d, "hf"), "-o", pmx])
+    write_masks(masks, make_masks(1, False))
+    p = subprocess.run([os.path.join(bindir, "prumux-model"), "shrink", "-M", masks, "-o",
+                        out, pmx], capture_output=True, text=True)
+    report("hidden masks on an index-demux model are refused",
+           p.returncode == 1 and "'index' demultiplexer" in p.stderr
+           and not os.path.exists(out), p.stderr.strip())
+
+
 def main():
     bindir, wd = sys.argv[1], sys.argv[2]
     for N in (1, 2):
         for soft_hidden in (False, True):
             shrink_case(bindir, wd, N, soft_hidden)
+    refusal_case(bindir, wd)
+    # More tensors than one record holds (the archive's stream packs 256
+    # a record), fewer after shrinking: no empty record is written
+    # (read_archive checks the packing).
+    global H, HEADS, LAYERS, INTER
+    H, HEADS, LAYERS, INTER = 16, 2, 20, 16
+    shrink_case(bindir, wd, 1, True, deep=True)
     if failures:
         print("FAILED:", ", ".join(failures))
         return 1
