@@ -80,4 +80,21 @@ expect_fail 1 'other options' prumux-prune $opts --seed=3 -o b.pmx -r
 prumux-prune $opts --masks=b.tsv -o b.pmx -r || fail_ "resumed run"
 cmp a.pmx b.pmx || fail_ "resumed model differs"
 cmp a.tsv b.tsv || fail_ "resumed masks differ"
+
+# Ctrl-C: the state is saved at the end of the step and the exit status
+# is 1; --resume continues from it.  Interrupt once the metrics log shows
+# a step (the handler is in place by then).
+long="-m t2.pmx -t train.pmxs -b 16 -s 400 -E 1 -l 1e-3 --sparsity=0.4 -q"
+prumux-prune $long -L int.tsv -o c.pmx 2> int.err &
+pid=$!
+i=0
+while [ $(cat int.tsv 2>/dev/null | wc -l) -lt 2 ] && [ $i -lt 600 ]; do
+  sleep 0.1; i=$((i + 1))
+done
+kill -INT $pid
+wait $pid && fail_ "an interrupted run exited 0"
+grep -q 'interrupted after step' int.err || { cat int.err >&2; fail_ "no interrupt message"; }
+test -s c.pmx.state && test ! -e c.pmx || fail_ "Ctrl-C: no state, or a model"
+prumux-prune $long -o c.pmx -r -P 1 2> res.err || fail_ "resume after Ctrl-C"
+grep -q 'paused after step' res.err || fail_ "resume after Ctrl-C: no step"
 exit 0
