@@ -458,10 +458,6 @@ main (int argc, char **argv)
   if (!pr)
     die_lib (NULL);
   pmx_cofi_z_free (shape);
-  size_t nz = l0->n;
-  pmx_adamw *opt = pr->opt;
-  float *l0_m = pr->l0_m, *l0_v = pr->l0_v, *lam_m = pr->lam_m;
-  float *lam_v = pr->lam_v;
   pr->temperature = o.temperature;
   pr->alpha_ce = o.alpha_ce;
   pr->alpha_layer = o.alpha_layer;
@@ -494,35 +490,14 @@ main (int argc, char **argv)
     {
       pmx_meta meta;
       pmx_meta_init (&meta);
-      pmx_record st;
-      pmx_record_init (&st);
-      if (pmx_train_state_load_x (state_path, &meta, m, opt, &st) < 0)
+      if (pmx_pruner_load (pr, state_path, &meta) < 0)
         die_lib (NULL);
       const char *fp = pmx_meta_get (&meta, "options");
-      long long draws = 0;
       if (!fp || strcmp (fp, fingerprint))
         die ("%s: the state was saved with other options (%s)", state_path,
              fp ? fp : "none");
-      if (pmx_meta_get_int (&meta, "step", 0, total, &start) != 0
-          || pmx_meta_get_int (&meta, "l0_draws", 0, 1LL << 62, &draws) != 0)
+      if (pmx_meta_get_int (&meta, "step", 0, total, &start) != 0)
         die ("%s: no valid step", state_path);
-      const pmx_tensor *t[5] = {
-        pmx_record_expect (&st, "l0_loga", PMX_F32, 1),
-        pmx_record_expect (&st, "l0_adam_m", PMX_F32, 1),
-        pmx_record_expect (&st, "l0_adam_v", PMX_F32, 1),
-        pmx_record_expect (&st, "lambda", PMX_F64, 1),
-        pmx_record_expect (&st, "lambda_adam", PMX_F32, 1) };
-      for (int i = 0; i < 5; i++)
-        if (!t[i] || t[i]->shape[0] != (int64_t) (i < 3 ? nz : i == 3 ? 2 : 4))
-          die ("%s: not the state of this pruning", state_path);
-      memcpy (l0->loga, t[0]->data, nz * sizeof (float));
-      memcpy (l0_m, t[1]->data, nz * sizeof (float));
-      memcpy (l0_v, t[2]->data, nz * sizeof (float));
-      memcpy (l0->lambda, t[3]->data, 2 * sizeof (double));
-      const float *la = t[4]->data;
-      lam_m[0] = la[0]; lam_m[1] = la[1]; lam_v[0] = la[2]; lam_v[1] = la[3];
-      l0->draws = (uint64_t) draws;
-      pmx_record_free (&st);
       pmx_meta_free (&meta);
     }
 
@@ -620,35 +595,12 @@ main (int argc, char **argv)
           memset (sum, 0, sizeof sum);
           sum_n = 0;
         }
-      /* The state: the model, its moments, the log alphas, the lambdas and
-         their moments, and the noise drawn so far.  */
       pmx_meta meta;
       pmx_meta_init (&meta);
-      pmx_record st;
-      pmx_record_init (&st);
-      int64_t n1 = (int64_t) nz, n2 = 2, n4 = 4;
-      pmx_tensor *t[5] = {
-        pmx_record_add (&st, "l0_loga", PMX_F32, 1, &n1),
-        pmx_record_add (&st, "l0_adam_m", PMX_F32, 1, &n1),
-        pmx_record_add (&st, "l0_adam_v", PMX_F32, 1, &n1),
-        pmx_record_add (&st, "lambda", PMX_F64, 1, &n2),
-        pmx_record_add (&st, "lambda_adam", PMX_F32, 1, &n4) };
-      for (int i = 0; i < 5; i++)
-        if (!t[i])
-          die_lib (NULL);
-      memcpy (t[0]->data, l0->loga, nz * sizeof (float));
-      memcpy (t[1]->data, l0_m, nz * sizeof (float));
-      memcpy (t[2]->data, l0_v, nz * sizeof (float));
-      memcpy (t[3]->data, l0->lambda, 2 * sizeof (double));
-      float *la = t[4]->data;
-      la[0] = lam_m[0]; la[1] = lam_m[1]; la[2] = lam_v[0]; la[3] = lam_v[1];
       if (pmx_meta_set (&meta, "options", fingerprint) < 0
           || pmx_meta_setf (&meta, "step", "%lld", step + 1) < 0
-          || pmx_meta_setf (&meta, "l0_draws", "%llu",
-                            (unsigned long long) l0->draws) < 0
-          || pmx_train_state_save_x (state_path, &meta, m, opt, &st) < 0)
+          || pmx_pruner_save (pr, state_path, &meta) < 0)
         die_lib (NULL);
-      pmx_record_free (&st);
       pmx_meta_free (&meta);
       if (stop)
         {

@@ -3,6 +3,7 @@
 #include <config.h>
 #include "train-prune.h"
 #include "error.h"
+#include "train-io.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -186,4 +187,83 @@ pmx_prune_update (pmx_pruner *p, int64_t step, float lr, pmx_prune_stats *st)
   if (p->keep_hidden)
     pmx_prune_hold_hidden (l0, NULL);
   pmx_l0_zero_grad (l0);
+}
+
+/* ---- State ---------------------------------------------------------------- */
+
+/* The tensors of the state beside the student's: name, type, length.  */
+enum { S_LOGA, S_M, S_V, S_LAMBDA, S_LAM_ADAM, S_COUNT };
+static const char *const state_name[S_COUNT] =
+  { "l0_loga", "l0_adam_m", "l0_adam_v", "lambda", "lambda_adam" };
+
+int
+pmx_pruner_save (const pmx_pruner *p, const char *path, pmx_meta *meta)
+{
+  const pmx_l0 *l0 = p->l0;
+  pmx_record st;
+  pmx_record_init (&st);
+  int rc = -1;
+  for (int i = 0; i < S_COUNT; i++)
+    {
+      int64_t n = i < S_LAMBDA ? (int64_t) l0->n : i == S_LAMBDA ? 2 : 4;
+      pmx_tensor *t = pmx_record_add (&st, state_name[i],
+                                      i == S_LAMBDA ? PMX_F64 : PMX_F32, 1,
+                                      &n);
+      if (!t)
+        goto out;
+      float *f = t->data;
+      if (i == S_LOGA || i == S_M || i == S_V)
+        memcpy (f, i == S_LOGA ? l0->loga : i == S_M ? p->l0_m : p->l0_v,
+                l0->n * sizeof (float));
+      else if (i == S_LAMBDA)
+        memcpy (t->data, l0->lambda, 2 * sizeof (double));
+      else
+        {
+          f[0] = p->lam_m[0]; f[1] = p->lam_m[1];
+          f[2] = p->lam_v[0]; f[3] = p->lam_v[1];
+        }
+    }
+  if (pmx_meta_setf (meta, "l0_draws", "%llu",
+                     (unsigned long long) l0->draws) < 0)
+    goto out;
+  rc = pmx_train_state_save_x (path, meta, p->student, p->opt, &st);
+out:
+  pmx_record_free (&st);
+  return rc;
+}
+
+int
+pmx_pruner_load (pmx_pruner *p, const char *path, pmx_meta *meta)
+{
+  pmx_l0 *l0 = p->l0;
+  pmx_record st;
+  pmx_record_init (&st);
+  int rc = pmx_train_state_load_x (path, meta, p->student, p->opt, &st);
+  long long draws = 0;
+  if (rc == 0
+      && pmx_meta_get_int (meta, "l0_draws", 0, 1LL << 62, &draws) != 0)
+    rc = pmx_error ("%s: no l0_draws: not the state of a pruning", path);
+  const pmx_tensor *t[S_COUNT];
+  for (int i = 0; i < S_COUNT && rc == 0; i++)
+    {
+      int64_t n = i < S_LAMBDA ? (int64_t) l0->n : i == S_LAMBDA ? 2 : 4;
+      t[i] = pmx_record_expect (&st, state_name[i],
+                                i == S_LAMBDA ? PMX_F64 : PMX_F32, 1);
+      if (!t[i] || t[i]->shape[0] != n)
+        rc = pmx_error ("%s: not the state of this pruning (%s)", path,
+                        state_name[i]);
+    }
+  if (rc == 0)
+    {
+      memcpy (l0->loga, t[S_LOGA]->data, l0->n * sizeof (float));
+      memcpy (p->l0_m, t[S_M]->data, l0->n * sizeof (float));
+      memcpy (p->l0_v, t[S_V]->data, l0->n * sizeof (float));
+      memcpy (l0->lambda, t[S_LAMBDA]->data, 2 * sizeof (double));
+      const float *f = t[S_LAM_ADAM]->data;
+      p->lam_m[0] = f[0]; p->lam_m[1] = f[1];
+      p->lam_v[0] = f[2]; p->lam_v[1] = f[3];
+      l0->draws = (uint64_t) draws;
+    }
+  pmx_record_free (&st);
+  return rc;
 }

@@ -27,6 +27,7 @@
 #include "distill.h"
 #include "l0.h"
 #include "optim.h"
+#include "stream.h"
 #include "train-model.h"
 
 typedef struct pmx_pruner
@@ -74,6 +75,15 @@ int pmx_finetune_grads (pmx_pruner *p, const pmx_tbatch *b, int64_t step,
    sets st->grad_norm (before clipping).  */
 void pmx_prune_update (pmx_pruner *p, int64_t step, float lr,
                        pmx_prune_stats *st);
+
+/* The state of a pruning run at PATH (atomically), for --resume: the
+   student and its AdamW moments (pmx_train_state_save_x), the log alphas,
+   the multipliers, their moments, and the noise drawn so far (META, kept
+   by the caller, gets l0_draws).  pmx_pruner_load reads it back into P
+   (the same shapes) and META (initialised by the caller).  */
+int pmx_pruner_save (const pmx_pruner *p, const char *path,
+                     pmx_meta *meta);
+int pmx_pruner_load (pmx_pruner *p, const char *path, pmx_meta *meta);
 
 /* Hold the hidden masks at 1 in Z (may be NULL) and their log alphas at
    10 (CoFi's initial mean, P(z != 0) = 1 - 1e-5).  */
