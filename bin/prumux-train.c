@@ -329,185 +329,6 @@ count_lines (const char *text, size_t len)
   return n + (len > 0 && text[len - 1] != '\n');
 }
 
-/* ---- Batches ------------------------------------------------------------ */
-
-typedef struct batcher
-{
-  const pmx_tdata *d;
-  int B, N, T_fixed, muxed;     /* T_fixed: 0 = longest in the batch */
-  int max_len;
-  uint64_t seed;
-  int64_t epoch;                /* of perm */
-  int *perm, *rows;
-  int32_t *ids, *types, *lengths, *labels, *inst, *mlm;
-  int32_t mask_id, vocab;       /* for MLM */
-} batcher;
-
-static void
-batcher_init (batcher *b, const pmx_tdata *d, int B, const pmx_tmodel *m,
-              int max_len, uint64_t seed, int32_t mask_id)
-{
-  memset (b, 0, sizeof *b);
-  b->d = d;
-  b->B = B;
-  b->N = m->cfg.mux_n;
-  b->muxed = m->cfg.muxed;
-  b->max_len = max_len;
-  b->T_fixed = m->cfg.muxed ? max_len : 0;
-  b->seed = seed;
-  b->epoch = -1;
-  size_t bt = (size_t) B * max_len;
-  b->perm = malloc (d->rows * sizeof (int));
-  b->rows = malloc (B * sizeof (int));
-  b->ids = malloc (bt * 4);
-  b->types = malloc (bt * 4);
-  b->lengths = malloc (B * 4);
-  b->labels = malloc (B * 4);
-  b->inst = malloc (bt * 4);
-  b->mlm = malloc (bt * 4);
-  b->mask_id = mask_id;
-  b->vocab = m->cfg.vocab;
-  if (!b->perm || !b->rows || !b->ids || !b->types || !b->lengths
-      || !b->labels || !b->inst || !b->mlm)
-    die ("out of memory");
-}
-
-static void
-batcher_free (batcher *b)
-{
-  free (b->perm); free (b->rows); free (b->ids); free (b->types);
-  free (b->lengths); free (b->labels); free (b->inst); free (b->mlm);
-}
-
-/* Fill the batch of the given rows (-1: filler) and the retrieval
-   instances of micro-batch U.  */
-static pmx_tbatch
-batcher_fill (batcher *b, int n, uint64_t u, float tw, float rw, float mw,
-              int training)
-{
-  int T = b->T_fixed ? b->T_fixed : pmx_tdata_longest (b->d, b->rows, n, b->max_len);
-  pmx_tdata_batch (b->d, b->rows, n, T, b->muxed ? CLS_ID : 0, b->ids,
-                   b->types, b->lengths, b->labels);
-  int G = n / b->N;
-  uint64_t key = pmx_mix64 (b->seed ^ pmx_mix64 (u ^ (training ? 0 : 0xe7a1ull << 40)));
-  for (int i = 0; i < G * T; i++)
-    b->inst[i] = (int32_t) (pmx_mix64 (key + (uint64_t) i) % (uint64_t) b->N);
-  if (mw > 0)
-    {
-      /* BERT's masking, per instance: 15% of the tokens between [CLS]
-         and the last [SEP]; of those 80% [MASK], 10% a random id, 10%
-         unchanged.  */
-      uint64_t mk = pmx_mix64 (key ^ 0x6d6c6dull);
-      for (int r = 0; r < n; r++)
-        for (int t = 0; t < T; t++)
-          {
-            size_t i = (size_t) r * T + t;
-            b->mlm[i] = -1;
-            if (t == 0 || t >= b->lengths[r] - 1)
-              continue;
-            uint64_t h = pmx_mix64 (mk + i);
-            if ((h >> 40) % 10000 >= 1500)
-              continue;
-            b->mlm[i] = b->ids[i];
-            uint64_t k = (h >> 8) % 10;
-            if (k < 8)
-              b->ids[i] = b->mask_id;
-            else if (k == 8)
-              b->ids[i] = (int32_t) (pmx_mix64 (h) % (uint64_t) b->vocab);
-          }
-    }
-  pmx_tbatch t = { n, T, b->ids, b->types, b->lengths,
-                   tw > 0 || !training ? b->labels : NULL,
-                   rw > 0 ? b->inst : NULL, mw > 0 ? b->mlm : NULL,
-                   tw, rw, mw };
-  return t;
-}
-
-/* Rows of training micro-batch U: a fresh permutation each epoch.  */
-static void
-batcher_train_rows (batcher *b, uint64_t u)
-{
-  int per_epoch = b->d->rows / b->B;
-  int64_t e = (int64_t) (u / per_epoch);
-  if (e != b->epoch)
-    {
-      uint64_t key = pmx_mix64 (b->seed ^ pmx_mix64 (0x0e90c4ull + e));
-      for (int i = 0; i < b->d->rows; i++)
-        b->perm[i] = i;
-      for (int i = b->d->rows - 1; i > 0; i--)
-        {
-          int j = (int) (pmx_mix64 (key + i) % (uint64_t) (i + 1));
-          int t = b->perm[i];
-          b->perm[i] = b->perm[j];
-          b->perm[j] = t;
-        }
-      b->epoch = e;
-    }
-  memcpy (b->rows, b->perm + (u % per_epoch) * b->B, b->B * sizeof (int));
-}
-
-/* ---- Evaluation --------------------------------------------------------- */
-
-typedef struct eval_result
-{
-  double loss, accuracy, ret_accuracy, mlm_accuracy;
-  int have_task, have_ret, have_mlm;
-} eval_result;
-
-static eval_result
-evaluate (pmx_tmodel *m, batcher *b, float tw, float rw, float mw)
-{
-  pmx_tstats sum = { 0 }, s;
-  int rows = b->d->rows, N = b->N;
-  for (int start = 0, u = 0; start < rows; start += b->B, u++)
-    {
-      int n = rows - start < b->B ? rows - start : b->B;
-      for (int i = 0; i < n; i++)
-        b->rows[i] = start + i;
-      int padded = (n + N - 1) / N * N;
-      for (int i = n; i < padded; i++)
-        b->rows[i] = -1;
-      pmx_tbatch t = batcher_fill (b, padded, u, tw, rw, mw, 0);
-      pmx_error_clear ();
-      double l = pmx_tmodel_forward (m, &t, 0, 0, 0);
-      if (isnan (l) && *pmx_errmsg ())
-        die_lib ("evaluation");
-      if (!isfinite (l))
-        die ("evaluation: the dev loss is %s: the model's weights overflow",
-             isnan (l) ? "NaN" : "infinite");
-      pmx_tmodel_stats (m, &s);
-      sum.task_loss += s.task_loss;
-      sum.task_count += s.task_count;
-      sum.task_correct += s.task_correct;
-      sum.ret_loss += s.ret_loss;
-      sum.ret_count += s.ret_count;
-      sum.ret_correct += s.ret_correct;
-      sum.mlm_loss += s.mlm_loss;
-      sum.mlm_count += s.mlm_count;
-      sum.mlm_correct += s.mlm_correct;
-    }
-  eval_result r = { 0, 0, 0, 0, 0, 0, 0 };
-  if (sum.task_count)
-    {
-      r.have_task = 1;
-      r.accuracy = (double) sum.task_correct / sum.task_count;
-      r.loss += tw * sum.task_loss / sum.task_count;
-    }
-  if (sum.ret_count)
-    {
-      r.have_ret = 1;
-      r.ret_accuracy = (double) sum.ret_correct / sum.ret_count;
-      r.loss += rw * sum.ret_loss / sum.ret_count;
-    }
-  if (sum.mlm_count)
-    {
-      r.have_mlm = 1;
-      r.mlm_accuracy = (double) sum.mlm_correct / sum.mlm_count;
-      r.loss += mw * sum.mlm_loss / sum.mlm_count;
-    }
-  return r;
-}
-
 /* ---- Progress ----------------------------------------------------------- */
 
 static double
@@ -856,10 +677,12 @@ main (int argc, char **argv)
   long long progress_every = o.quiet || tty ? 0 : o.progress_every >= 0 ? o.progress_every
     : (total + 19) / 20;
 
-  batcher tb, db;
-  batcher_init (&tb, train, o.batch, m, max_len, (uint64_t) o.seed, mask_id);
-  if (dev)
-    batcher_init (&db, dev, o.batch, m, max_len, (uint64_t) o.seed, mask_id);
+  pmx_batcher tb, db;
+  if (pmx_batcher_init (&tb, train, o.batch, &m->cfg, max_len,
+                        (uint64_t) o.seed, CLS_ID, mask_id) < 0
+      || (dev && pmx_batcher_init (&db, dev, o.batch, &m->cfg, max_len,
+                                   (uint64_t) o.seed, CLS_ID, mask_id) < 0))
+    die_lib (NULL);
   double t0 = now (), loss_sum = 0, norm = 0;
   long long loss_n = 0, done_here = 0;
   int status = EXIT_SUCCESS;
@@ -870,8 +693,8 @@ main (int argc, char **argv)
       for (int k = 0; k < o.accumulate; k++)
         {
           uint64_t u = (uint64_t) step * o.accumulate + k;
-          batcher_train_rows (&tb, u);
-          pmx_tbatch b = batcher_fill (&tb, o.batch, u, o.task_w / o.accumulate,
+          pmx_batcher_train_rows (&tb, u);
+          pmx_tbatch b = pmx_batcher_fill (&tb, o.batch, u, o.task_w / o.accumulate,
                                        o.ret_w / o.accumulate,
                                        o.mlm_w / o.accumulate, 1);
           pmx_error_clear ();
@@ -908,14 +731,16 @@ main (int argc, char **argv)
                  (int) ((total - step - 1) * el / done_here) % 60);
       if ((step + 1) % eval_every == 0 || last || stop)
         {
-          eval_result r = { 0, 0, 0, 0, 0, 0, 0 };
+          pmx_eval r = { 0, 0, 0, 0, 0, 0, 0 };
           int improved = 0;
           /* A stop between evaluations only saves the state, so that the
              resumed run evaluates at the same steps as an unbroken one.  */
           int eval_now = (step + 1) % eval_every == 0 || last;
           if (dev && eval_now)
             {
-              r = evaluate (m, &db, o.task_w, o.ret_w, o.mlm_w);
+              if (pmx_evaluate (m, &db, NULL, o.task_w, o.ret_w, o.mlm_w,
+                                &r) < 0)
+                die_lib ("evaluation");
               double score = o.task_w > 0 ? r.accuracy
                 : o.ret_w > 0 ? r.ret_accuracy : r.mlm_accuracy;
               if (score > best)
@@ -984,9 +809,9 @@ main (int argc, char **argv)
     }
   if (log && fclose (log) != 0)
     die ("%s: %s", o.log, strerror (errno));
-  batcher_free (&tb);
+  pmx_batcher_free (&tb);
   if (dev)
-    batcher_free (&db);
+    pmx_batcher_free (&db);
   pmx_tdata_free (train);
   pmx_tdata_free (dev);
   pmx_adamw_free (opt);

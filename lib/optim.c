@@ -74,6 +74,22 @@ pmx_adamw_step (pmx_adamw *o, pmx_tmodel *model, float lr)
     }
 }
 
+void
+pmx_adam_update (float *x, const float *g, float *m, float *v, size_t n,
+                 int64_t t, float lr, float beta1, float beta2, float eps)
+{
+  float bc1 = 1.0f - powf (beta1, (float) t);
+  float bc2 = 1.0f - powf (beta2, (float) t);
+  float step_size = lr / bc1, bc2_sqrt = sqrtf (bc2);
+  for (size_t i = 0; i < n; i++)
+    {
+      m[i] = m[i] * beta1 + (1.0f - beta1) * g[i];
+      v[i] = v[i] * beta2 + (1.0f - beta2) * g[i] * g[i];
+      float denom = sqrtf (v[i]) / bc2_sqrt + eps;
+      x[i] -= step_size * (m[i] / denom);
+    }
+}
+
 double
 pmx_clip_grad_norm (const pmx_adamw *o, pmx_tmodel *model, float max_norm)
 {

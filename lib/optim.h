@@ -37,6 +37,14 @@ int pmx_adamw_trains (const pmx_adamw *o, const pmx_tparam *p);
 /* One update of every trained parameter with learning rate LR.  */
 void pmx_adamw_step (pmx_adamw *o, pmx_tmodel *model, float lr);
 
+/* One AdamW update without weight decay of N values X with gradients G and
+   moments M, V, at step T (1-based), with learning rate LR (negative:
+   gradient ascent), in pmx_adamw_step's arithmetic.  For parameters kept
+   outside a pmx_tmodel (CoFi's log alphas and Lagrange multipliers).  */
+void pmx_adam_update (float *x, const float *g, float *m, float *v, size_t n,
+                      int64_t t, float lr, float beta1, float beta2,
+                      float eps);
+
 /* The global L2 norm of the trained parameters' gradients; if it exceeds
    MAX_NORM (> 0), scale them by MAX_NORM / (norm + 1e-6).  Returns the
    norm before clipping.  */

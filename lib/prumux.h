@@ -22,4 +22,6 @@
 #include "cofi-z.h"     /* pruning: CoFi structure masks */
 #include "l0.h"         /* pruning: hard-concrete masks (CoFi's L0Module) */
 #include "shrink.h"     /* pruning: cutting a model by its masks */
+#include "distill.h"    /* pruning: distillation losses */
+#include "train-prune.h" /* pruning: one CoFi pruning step */
 #endif

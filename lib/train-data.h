@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include "cofi-z.h"
+#include "train-model.h"
 
 typedef struct pmx_tdata
 {
@@ -19,9 +21,11 @@ typedef struct pmx_tdata
   int64_t *off;                 /* (rows + 1) start of each row in ids */
   int32_t *ids, *types;         /* real tokens of all rows, concatenated */
   int32_t *label;               /* (rows), -1 where absent */
+  int vocab_size;               /* the stream's META vocab_size, 0 if absent */
 } pmx_tdata;
 
-/* Read every record of the token stream F (NAME for messages).  */
+/* Read every record of the token stream F (NAME for messages).  A stream
+   whose META stage is not "tokens" is refused.  */
 pmx_tdata *pmx_tdata_read (FILE *f, const char *name);
 void pmx_tdata_free (pmx_tdata *d);
 
@@ -35,5 +39,51 @@ void pmx_tdata_batch (const pmx_tdata *d, const int *rows, int n, int T,
                       int32_t *lengths, int32_t *labels);
 /* The longest of the N rows, capped at CAP.  */
 int pmx_tdata_longest (const pmx_tdata *d, const int *rows, int n, int cap);
+
+/* The batches of a training run, drawn the same way by every program that
+   trains (prumux-train, prumux-prune), so that the same seed gives the
+   same batches: micro-batch U of training takes its rows from a
+   permutation of the examples drawn afresh each epoch from (SEED, epoch);
+   the retrieval instances and MLM masking come from (SEED, U).  */
+typedef struct pmx_batcher
+{
+  const pmx_tdata *d;
+  int B, N, T_fixed, muxed;     /* T_fixed: 0 = longest in the batch */
+  int max_len;
+  uint64_t seed;
+  int64_t epoch;                /* of perm */
+  int *perm, *rows;             /* (rows of d), (B) */
+  int32_t *ids, *types, *lengths, *labels, *inst, *mlm;
+  int32_t cls_id;               /* forced first token (muxed models) */
+  int32_t mask_id, vocab;       /* for MLM */
+} pmx_batcher;
+
+/* Batches of B rows of D for the model configuration C (muxed models pad
+   every row to MAX_LEN and start it with CLS_ID; plain ones cut the batch
+   to its longest row), MLM replacing with MASK_ID (< 0: no MLM).  */
+int pmx_batcher_init (pmx_batcher *b, const pmx_tdata *d, int B,
+                      const pmx_train_config *c, int max_len, uint64_t seed,
+                      int32_t cls_id, int32_t mask_id);
+void pmx_batcher_free (pmx_batcher *b);
+
+/* Put the rows of training micro-batch U in b->rows.  */
+void pmx_batcher_train_rows (pmx_batcher *b, uint64_t u);
+
+/* Fill the batch of the first N of b->rows (-1: filler) and the retrieval
+   instances and MLM masks of micro-batch U, with the objective weights TW,
+   RW, MW.  The batch points into B.  Labels are given when TW > 0 or not
+   TRAINING.  */
+pmx_tbatch pmx_batcher_fill (pmx_batcher *b, int n, uint64_t u, float tw,
+                             float rw, float mw, int training);
+
+/* Evaluation over all of b's examples in order (the last batch padded with
+   fillers to a multiple of N), under the masks Z (NULL: none).  */
+typedef struct pmx_eval
+{
+  double loss, accuracy, ret_accuracy, mlm_accuracy;
+  int have_task, have_ret, have_mlm;
+} pmx_eval;
+int pmx_evaluate (pmx_tmodel *m, pmx_batcher *b, const pmx_cofi_z *z,
+                  float tw, float rw, float mw, pmx_eval *r);
 
 #endif

@@ -136,9 +136,14 @@ pmx_tmodel_archive_config (const pmx_tmodel *m, pmx_model_config *cfg)
   cfg->vocab_size = c->vocab;
   cfg->hidden = c->hidden;
   cfg->layers = c->layers;
-  cfg->heads = heads;
   cfg->head_dim = c->head_dim;
-  cfg->intermediate = ffn;
+  if (!(cfg->sparsity > 0))
+    {
+      /* A pruned model keeps the unpruned shape here, against which its
+         sparsity counts (pmx_model_prunable).  */
+      cfg->heads = heads;
+      cfg->intermediate = ffn;
+    }
   cfg->max_position = c->max_pos;
   cfg->type_vocab = c->type_vocab;
   cfg->ln_eps = c->ln_eps;
@@ -164,6 +169,8 @@ pmx_tmodel_save (const pmx_tmodel *m, const char *path, pmx_model_config *cfg,
   for (int k = 0; k < m->nparams && rc == 0; k++)
     {
       const pmx_tparam *p = &m->param[k];
+      if (p->aux)
+        continue;
       pmx_tensor *t = pmx_record_add (&rec, p->name, PMX_F32, p->rank, p->shape);
       if (!t)
         rc = -1;
@@ -194,6 +201,21 @@ int
 pmx_train_state_save (const char *path, const pmx_meta *meta,
                       const pmx_tmodel *m, const pmx_adamw *o)
 {
+  return pmx_train_state_save_x (path, meta, m, o, NULL);
+}
+
+int
+pmx_train_state_load (const char *path, pmx_meta *meta, pmx_tmodel *m,
+                      pmx_adamw *o)
+{
+  return pmx_train_state_load_x (path, meta, m, o, NULL);
+}
+
+int
+pmx_train_state_save_x (const char *path, const pmx_meta *meta,
+                        const pmx_tmodel *m, const pmx_adamw *o,
+                        const pmx_record *extra)
+{
   pmx_outfile of;
   if (pmx_outfile_open (&of, path) < 0)
     return -1;
@@ -216,6 +238,15 @@ pmx_train_state_save (const char *path, const pmx_meta *meta,
         rc = -1;
       else
         memcpy (t->data, src[i], m->total * sizeof (float));
+    }
+  for (int i = 0; extra && i < extra->count && rc == 0; i++)
+    {
+      const pmx_tensor *s = pmx_record_at (extra, i);
+      pmx_tensor *t = pmx_record_add (&rec, s->name, s->dtype, s->rank, s->shape);
+      if (!t)
+        rc = -1;
+      else
+        memcpy (t->data, s->data, s->nbytes);
     }
   if (rc == 0)
     {
@@ -246,8 +277,8 @@ pmx_train_state_save (const char *path, const pmx_meta *meta,
 }
 
 int
-pmx_train_state_load (const char *path, pmx_meta *meta, pmx_tmodel *m,
-                      pmx_adamw *o)
+pmx_train_state_load_x (const char *path, pmx_meta *meta, pmx_tmodel *m,
+                        pmx_adamw *o, pmx_record *extra)
 {
   FILE *f = fopen (path, "rb");
   if (!f)
@@ -270,6 +301,19 @@ pmx_train_state_load (const char *path, pmx_meta *meta, pmx_tmodel *m,
           : pmx_error_prefix ("%s", path);
       else
         memcpy (dst[i], t->data, m->total * sizeof (float));
+    }
+  for (int i = 0; extra && rc == 0 && i < rec.count; i++)
+    {
+      const pmx_tensor *s = pmx_record_at (&rec, i);
+      if (!strcmp (s->name, state_names[0]) || !strcmp (s->name, state_names[1])
+          || !strcmp (s->name, state_names[2]))
+        continue;
+      pmx_tensor *t = pmx_record_add (extra, s->name, s->dtype, s->rank,
+                                      s->shape);
+      if (!t)
+        rc = -1;
+      else
+        memcpy (t->data, s->data, s->nbytes);
     }
   long long t = 0;
   if (rc == 0 && pmx_meta_copy (meta, pmx_reader_meta (r)) < 0)

@@ -45,4 +45,13 @@ int pmx_train_state_save (const char *path, const pmx_meta *meta,
 int pmx_train_state_load (const char *path, pmx_meta *meta, pmx_tmodel *m,
                           pmx_adamw *o);
 
+/* The same with more tensors in the state: EXTRA's (names other than
+   params, adam_m, adam_v) saved beside the model's, and loaded into EXTRA
+   (initialised by the caller).  EXTRA may be NULL.  */
+int pmx_train_state_save_x (const char *path, const pmx_meta *meta,
+                            const pmx_tmodel *m, const pmx_adamw *o,
+                            const pmx_record *extra);
+int pmx_train_state_load_x (const char *path, pmx_meta *meta, pmx_tmodel *m,
+                            pmx_adamw *o, pmx_record *extra);
+
 #endif

@@ -68,6 +68,7 @@ add (layout_state *s, int kind, int64_t d0, int64_t d1, const char *fmt, ...)
   p->decay = kind == K_WEIGHT;
   p->frozen = kind == K_FROZEN;
   p->embedding = !strncmp (p->name, "embeddings.", 11);
+  p->aux = !strncmp (p->name, "layer_transformation.", 21);
   return NULL;
 }
 
@@ -143,6 +144,12 @@ layout (pmx_tmodel *m, float *base, pmx_tweights *w)
       w->cls_w = add (&s, K_WEIGHT, c->num_labels, in, "classifier.weight");
       w->cls_b = add (&s, K_NODECAY, c->num_labels, 0, "classifier.bias");
     }
+  if (c->layer_transformation)
+    {
+      int O = c->lt_out > 0 ? c->lt_out : H;
+      w->lt_w = add (&s, K_WEIGHT, O, H, "layer_transformation.weight");
+      w->lt_b = add (&s, K_NODECAY, O, 0, "layer_transformation.bias");
+    }
   return s.failed ? -1 : 0;
 }
 
@@ -209,6 +216,23 @@ pmx_tmodel_free (pmx_tmodel *m)
   free (m);
 }
 
+int
+pmx_tmodel_copy (pmx_tmodel *dst, const pmx_tmodel *src)
+{
+  int n = 0;
+  for (int k = 0; k < dst->nparams; k++)
+    {
+      const pmx_tparam *p = &dst->param[k], *q = pmx_tmodel_find (src, p->name);
+      if (!q || q->rank != p->rank || q->shape[0] != p->shape[0]
+          || q->shape[1] != p->shape[1])
+        continue;
+      memcpy (dst->params + p->offset, src->params + q->offset,
+              p->size * sizeof (float));
+      n++;
+    }
+  return n;
+}
+
 const pmx_tparam *
 pmx_tmodel_find (const pmx_tmodel *m, const char *name)
 {
@@ -266,6 +290,12 @@ pmx_tmodel_init (pmx_tmodel *m, uint64_t seed)
             for (int64_t j = 0; j < p->shape[1]; j++)
               row[j] = (float) (row[j] / sqrt (ss));
           }
+      else if (!strcmp (n, "layer_transformation.weight"))
+        {
+          memset (x, 0, p->size * sizeof *x);
+          for (int64_t r = 0; r < p->shape[0] && r < p->shape[1]; r++)
+            x[r * p->shape[1] + r] = 1.0f;
+        }
       else if (!strcmp (n, "demux_module.demux_instance_embedding"))
         for (size_t i = 0; i < p->size; i++)
           x[i] = (float) normal (key, i);
@@ -280,9 +310,18 @@ pmx_tmodel_init (pmx_tmodel *m, uint64_t seed)
 typedef struct layer_act
 {
   const float *in;                      /* the layer's input (R, H) */
+  const float *out;                     /* its output (R, H) */
   float *q, *k, *v, *ctx, *att;         // (R, A) x4, (G, NH, T, T)
   float *ao, *ao_mask, *res1, *x1, *mean1, *rstd1;  // (R, H), (R)
   float *f1, *fg, *f2, *f2_mask, *res2, *x2, *mean2, *rstd2;
+  /* Under masks only: ctx_raw (R, A) before head_z (ctx after it);
+     ao_raw, f2_raw (R, H) the dense outputs before head_layer_z / mlp_z and
+     hidden_z; fgz (R, F) the GELU output times intermediate_z; x1z, x2z
+     (R, H) the LayerNorm outputs times hidden_z.  skip_a / skip_f: the
+     sublayer's z was 0, so it was an identity (CoFi's training quirk,
+     MUX-PLM-SPEC.md §3).  */
+  float *ctx_raw, *ao_raw, *fgz, *f2_raw, *x1z, *x2z;
+  int skip_a, skip_f;
 } layer_act;
 
 typedef struct head_act
@@ -314,11 +353,23 @@ typedef struct act
   float *es1, *e1, *emean1, *erstd1;    /* muxed: first pass (B*T, H) */
   float *mx;                            /* muxed (G*T, H) */
   float *es, *e, *emean, *erstd, *emask;  /* final pass (R, H) */
+  /* Under masks only: the sums before hidden_z (es1_raw (B*T, H), es_raw
+     (R, H)) and the outputs after it (e1z (B*T, H), ez (R, H)).  */
+  float *es1_raw, *e1z, *es_raw, *ez;
+  const pmx_cofi_z *z;                  /* the last forward's masks or NULL */
+  pmx_cofi_z *dz;                       /* their gradient (owned) */
+  double *dhz;                          /* (H) hidden_z gradient, in double */
+  int masked;                           /* the arena has the mask buffers */
+  int open;                             /* ... and the caller's gradients */
+  pmx_tacts pub;                        /* what pmx_tmodel_acts shows */
+  float *ext_dlogits;                   /* (B, C) */
+  float *ext_dhidden[PMX_TRAIN_MAX_LAYERS + 1];  /* (R, H) each */
   layer_act L[PMX_TRAIN_MAX_LAYERS];
   float *X;                             /* encoder output (R, H) */
   head_act task, ret, mlm;
   /* backward scratch */
   float *dA, *dB, *dres, *dx1, *dq, *dk, *dv, *dctx, *dff, *dfg, *datt;
+  float *dy;                            /* (R, H) under masks */
   float *de1, *des1;
   int have_forward;
 } act;
@@ -328,7 +379,11 @@ act_free (void *p)
 {
   act *a = p;
   if (a)
-    free (a->mem);
+    {
+      free (a->mem);
+      pmx_cofi_z_free (a->dz);
+      free (a->dhz);
+    }
   free (a);
 }
 
@@ -372,6 +427,7 @@ plan_head (head_act *h, float *base, size_t *cur, int rows, int H, int D,
 static size_t
 plan (const pmx_train_config *c, act *a, float *base, int B, int T)
 {
+  size_t mk = a->masked, op = a->open;  /* 0: the buffer is not needed */
   size_t cur = 0;
   int N = c->mux_n, G = B / N, R = G * T, H = c->hidden;
   size_t BT = (size_t) B * T;
@@ -388,12 +444,20 @@ plan (const pmx_train_config *c, act *a, float *base, int B, int T)
       a->mx = carve (base, &cur, (size_t) R * H);
       a->de1 = carve (base, &cur, BT * H);
       a->des1 = carve (base, &cur, BT * H);
+      a->es1_raw = carve (base, &cur, mk * BT * H);
+      a->e1z = carve (base, &cur, mk * BT * H);
     }
   a->es = carve (base, &cur, (size_t) R * H);
   a->e = carve (base, &cur, (size_t) R * H);
   a->emean = carve (base, &cur, R);
   a->erstd = carve (base, &cur, R);
   a->emask = carve (base, &cur, (size_t) R * H);
+  a->es_raw = carve (base, &cur, mk * R * H);
+  a->ez = carve (base, &cur, mk * R * H);
+  a->dy = carve (base, &cur, mk * R * H);
+  a->ext_dlogits = carve (base, &cur, op * B * c->num_labels);
+  for (int l = 0; l <= c->layers; l++)
+    a->ext_dhidden[l] = carve (base, &cur, op * R * H);
   for (int l = 0; l < c->layers; l++)
     {
       layer_act *L = &a->L[l];
@@ -415,6 +479,9 @@ plan (const pmx_train_config *c, act *a, float *base, int B, int T)
           L->x1 = carve (base, &cur, (size_t) R * H);
           L->mean1 = carve (base, &cur, R);
           L->rstd1 = carve (base, &cur, R);
+          L->ctx_raw = carve (base, &cur, mk * R * A);
+          L->ao_raw = carve (base, &cur, mk * R * H);
+          L->x1z = carve (base, &cur, mk * R * H);
         }
       if (F)
         {
@@ -426,6 +493,9 @@ plan (const pmx_train_config *c, act *a, float *base, int B, int T)
           L->x2 = carve (base, &cur, (size_t) R * H);
           L->mean2 = carve (base, &cur, R);
           L->rstd2 = carve (base, &cur, R);
+          L->fgz = carve (base, &cur, mk * R * F);
+          L->f2_raw = carve (base, &cur, mk * R * H);
+          L->x2z = carve (base, &cur, mk * R * H);
         }
     }
   a->dA = carve (base, &cur, (size_t) R * H);
@@ -448,13 +518,25 @@ plan (const pmx_train_config *c, act *a, float *base, int B, int T)
 }
 
 static act *
-get_act (pmx_tmodel *m, int B, int T)
+get_act (pmx_tmodel *m, int B, int T, int masked)
 {
   act *a = m->act;
   if (!a)
     {
       a = m->act = calloc (1, sizeof *a);
       if (!a)
+        return pmx_error ("out of memory"), NULL;
+    }
+  /* The mask buffers, once asked for, stay (so that alternating masked
+     and unmasked forwards do not reallocate).  */
+  a->masked |= masked;
+  a->open |= m->open;
+  if (a->masked && !a->dz)
+    {
+      const pmx_train_config *c = &m->cfg;
+      a->dz = pmx_cofi_z_new (c->layers, c->hidden, c->heads, c->ffn);
+      a->dhz = calloc (c->hidden, sizeof *a->dhz);
+      if (!a->dz || !a->dhz)
         return pmx_error ("out of memory"), NULL;
     }
   size_t need = plan (&m->cfg, a, NULL, B, T);
@@ -472,6 +554,12 @@ get_act (pmx_tmodel *m, int B, int T)
 }
 
 /* ---- Forward ------------------------------------------------------------ */
+
+static void
+zero (float *x, size_t n)
+{
+  memset (x, 0, n * sizeof *x);
+}
 
 static void
 dropout (float *x, float *mask, size_t n, float p, int training,
@@ -612,17 +700,50 @@ check_batch (const pmx_train_config *c, const pmx_tbatch *b)
   return 0;
 }
 
+static int
+check_masks (const pmx_train_config *c, const pmx_cofi_z *z)
+{
+  if (z->layers != c->layers || z->hidden != c->hidden)
+    return pmx_error ("masks for %d layers of %d, not %d of %d", z->layers,
+                      z->hidden, c->layers, c->hidden);
+  for (int l = 0; l < c->layers; l++)
+    if (z->heads[l] != c->heads[l] || z->ffn[l] != c->ffn[l])
+      return pmx_error ("layer %d: masks for %d heads and %d FFN dimensions,"
+                        " not %d and %d", l, z->heads[l], z->ffn[l],
+                        c->heads[l], c->ffn[l]);
+  return 0;
+}
+
+/* y (R, H) = x * s * hz[j] column-wise.  */
+static void
+mul_cols (float *y, const float *x, const float *hz, float s, int R, int H)
+{
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < H; j++)
+      y[(size_t) r * H + j] = x[(size_t) r * H + j] * s * hz[j];
+}
+
 double
 pmx_tmodel_forward (pmx_tmodel *m, const pmx_tbatch *b, int training,
                     uint64_t seed, uint64_t step)
 {
+  return pmx_tmodel_forward_z (m, b, NULL, training, seed, step);
+}
+
+double
+pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
+                      const pmx_cofi_z *z, int training, uint64_t seed,
+                      uint64_t step)
+{
   const pmx_train_config *c = &m->cfg;
   const pmx_tweights *w = &m->w;
-  if (check_batch (c, b) < 0)
+  if (check_batch (c, b) < 0 || (z && check_masks (c, z) < 0))
     return NAN;
-  act *a = get_act (m, b->B, b->T);
+  act *a = get_act (m, b->B, b->T, z != NULL);
   if (!a)
     return NAN;
+  a->z = z;
+  const float *hz = z ? z->hidden_z : NULL;
   int N = c->mux_n, B = b->B, T = b->T, G = B / N, R = G * T, H = c->hidden;
   size_t RH = (size_t) R * H;
   a->B = B; a->T = T; a->G = G; a->R = R; a->N = N;
@@ -638,61 +759,147 @@ pmx_tmodel_forward (pmx_tmodel *m, const pmx_tbatch *b, int training,
   float p = c->dropout;
   uint64_t dseed = pmx_mix64 (seed ^ pmx_mix64 (step + 0x5eed));
 
-  /* Embeddings.  */
+  /* Embeddings.  Under masks each pass is CoFi's: the sum times hidden_z,
+     LayerNorm over the kept dimensions, times hidden_z again (the first,
+     per-instance pass too: see train-model.h).  */
   if (c->muxed)
     {
-      pmx_embed_sum_fwd (a->es1, a->ids, NULL, w->word, w->pos, w->type,
-                         B * T, T, H);
-      pmx_layernorm_fwd (a->e1, a->emean1, a->erstd1, a->es1, w->eln_w,
-                         w->eln_b, B * T, H, c->ln_eps);
-      pmx_mux_fwd (a->mx, a->e1, w->keys, G, N, T, H);
+      const float *e1 = a->e1;
+      if (z)
+        {
+          pmx_embed_sum_fwd (a->es1_raw, a->ids, NULL, w->word, w->pos,
+                             w->type, B * T, T, H);
+          mul_cols (a->es1, a->es1_raw, hz, 1, B * T, H);
+          pmx_layernorm_z_fwd (a->e1, a->emean1, a->erstd1, a->es1, w->eln_w,
+                               w->eln_b, hz, B * T, H, c->ln_eps);
+          mul_cols (a->e1z, a->e1, hz, 1, B * T, H);
+          e1 = a->e1z;
+        }
+      else
+        {
+          pmx_embed_sum_fwd (a->es1, a->ids, NULL, w->word, w->pos, w->type,
+                             B * T, T, H);
+          pmx_layernorm_fwd (a->e1, a->emean1, a->erstd1, a->es1, w->eln_w,
+                             w->eln_b, B * T, H, c->ln_eps);
+        }
+      pmx_mux_fwd (a->mx, e1, w->keys, G, N, T, H);
+      float *es = z ? a->es_raw : a->es;
       for (int r = 0; r < R; r++)
         for (int j = 0; j < H; j++)
-          a->es[(size_t) r * H + j] = a->mx[(size_t) r * H + j]
+          es[(size_t) r * H + j] = a->mx[(size_t) r * H + j]
             + w->pos[(size_t) (r % T) * H + j] + w->type[j];
     }
   else
-    pmx_embed_sum_fwd (a->es, a->ids, a->types, w->word, w->pos, w->type, R,
-                       T, H);
-  pmx_layernorm_fwd (a->e, a->emean, a->erstd, a->es, w->eln_w, w->eln_b, R,
-                     H, c->ln_eps);
-  dropout (a->e, a->emask, RH, p, training, dseed, 0);
-
-  /* Encoder.  */
-  const int32_t *mask = c->attend_padding || c->muxed ? NULL : a->lengths;
+    pmx_embed_sum_fwd (z ? a->es_raw : a->es, a->ids, a->types, w->word,
+                       w->pos, w->type, R, T, H);
   const float *x = a->e;
+  if (z)
+    {
+      mul_cols (a->es, a->es_raw, hz, 1, R, H);
+      pmx_layernorm_z_fwd (a->e, a->emean, a->erstd, a->es, w->eln_w,
+                           w->eln_b, hz, R, H, c->ln_eps);
+      dropout (a->e, a->emask, RH, p, training, dseed, 0);
+      mul_cols (a->ez, a->e, hz, 1, R, H);
+      x = a->ez;
+    }
+  else
+    {
+      pmx_layernorm_fwd (a->e, a->emean, a->erstd, a->es, w->eln_w, w->eln_b,
+                         R, H, c->ln_eps);
+      dropout (a->e, a->emask, RH, p, training, dseed, 0);
+    }
+  a->pub.hidden[0] = x;
+
+  /* Encoder.  Masks multiply where CoFi's modeling_bert.py does
+     (MUX-PLM-SPEC.md §6.1): each head's context by head_z, the
+     attention-output dense by head_layer_z, the GELU output by
+     intermediate_z, the FFN-output dense by mlp_z, and every sublayer
+     output by hidden_z before and after its LayerNorm.  */
+  const int32_t *mask = c->attend_padding || c->muxed ? NULL : a->lengths;
   for (int l = 0; l < c->layers; l++)
     {
       const pmx_tlayer_w *W = &w->layer[l];
       layer_act *L = &a->L[l];
-      int NH = c->heads[l], A = NH * c->head_dim, F = c->ffn[l];
+      int NH = c->heads[l], HD = c->head_dim, A = NH * HD, F = c->ffn[l];
       L->in = x;
+      L->skip_a = L->skip_f = 0;
       if (A)
         {
           pmx_linear_fwd (L->q, x, W->q_w, W->q_b, R, H, A);
           pmx_linear_fwd (L->k, x, W->k_w, W->k_b, R, H, A);
           pmx_linear_fwd (L->v, x, W->v_w, W->v_b, R, H, A);
-          pmx_attention_fwd (L->ctx, L->att, L->q, L->k, L->v, mask, G, T, NH,
-                             c->head_dim);
-          pmx_linear_fwd (L->ao, L->ctx, W->ao_w, W->ao_b, R, A, H);
-          dropout (L->ao, L->ao_mask, RH, p, training, dseed, 2 * l + 1);
-          for (size_t i = 0; i < RH; i++)
-            L->res1[i] = x[i] + L->ao[i];
-          pmx_layernorm_fwd (L->x1, L->mean1, L->rstd1, L->res1, W->ln1_w,
-                             W->ln1_b, R, H, c->ln_eps);
-          x = L->x1;
+          pmx_attention_fwd (z ? L->ctx_raw : L->ctx, L->att, L->q, L->k,
+                             L->v, mask, G, T, NH, HD);
+          if (z)
+            for (int r = 0; r < R; r++)
+              for (int j = 0; j < A; j++)
+                L->ctx[(size_t) r * A + j] = L->ctx_raw[(size_t) r * A + j]
+                  * z->head[l][j / HD];
+          pmx_linear_fwd (z ? L->ao_raw : L->ao, L->ctx, W->ao_w, W->ao_b, R,
+                          A, H);
+          if (z && z->head_layer[l] == 0)
+            L->skip_a = 1;      /* x + 0: the LayerNorm is skipped */
+          else
+            {
+              if (z)
+                mul_cols (L->ao, L->ao_raw, hz, z->head_layer[l], R, H);
+              dropout (L->ao, L->ao_mask, RH, p, training, dseed, 2 * l + 1);
+              for (size_t i = 0; i < RH; i++)
+                L->res1[i] = x[i] + L->ao[i];
+              if (z)
+                {
+                  pmx_layernorm_z_fwd (L->x1, L->mean1, L->rstd1, L->res1,
+                                       W->ln1_w, W->ln1_b, hz, R, H,
+                                       c->ln_eps);
+                  mul_cols (L->x1z, L->x1, hz, 1, R, H);
+                  x = L->x1z;
+                }
+              else
+                {
+                  pmx_layernorm_fwd (L->x1, L->mean1, L->rstd1, L->res1,
+                                     W->ln1_w, W->ln1_b, R, H, c->ln_eps);
+                  x = L->x1;
+                }
+            }
         }
       if (F)
         {
           pmx_linear_gelu_fwd (L->f1, L->fg, x, W->fi_w, W->fi_b, R, H, F);
-          pmx_linear_fwd (L->f2, L->fg, W->fo_w, W->fo_b, R, F, H);
-          dropout (L->f2, L->f2_mask, RH, p, training, dseed, 2 * l + 2);
-          for (size_t i = 0; i < RH; i++)
-            L->res2[i] = x[i] + L->f2[i];
-          pmx_layernorm_fwd (L->x2, L->mean2, L->rstd2, L->res2, W->ln2_w,
-                             W->ln2_b, R, H, c->ln_eps);
-          x = L->x2;
+          const float *fg = L->fg;
+          if (z)
+            {
+              mul_cols (L->fgz, L->fg, z->intermediate[l], 1, R, F);
+              fg = L->fgz;
+            }
+          pmx_linear_fwd (z ? L->f2_raw : L->f2, fg, W->fo_w, W->fo_b, R, F,
+                          H);
+          if (z && z->mlp[l] == 0)
+            L->skip_f = 1;
+          else
+            {
+              if (z)
+                mul_cols (L->f2, L->f2_raw, hz, z->mlp[l], R, H);
+              dropout (L->f2, L->f2_mask, RH, p, training, dseed, 2 * l + 2);
+              for (size_t i = 0; i < RH; i++)
+                L->res2[i] = x[i] + L->f2[i];
+              if (z)
+                {
+                  pmx_layernorm_z_fwd (L->x2, L->mean2, L->rstd2, L->res2,
+                                       W->ln2_w, W->ln2_b, hz, R, H,
+                                       c->ln_eps);
+                  mul_cols (L->x2z, L->x2, hz, 1, R, H);
+                  x = L->x2z;
+                }
+              else
+                {
+                  pmx_layernorm_fwd (L->x2, L->mean2, L->rstd2, L->res2,
+                                     W->ln2_w, W->ln2_b, R, H, c->ln_eps);
+                  x = L->x2;
+                }
+            }
         }
+      L->out = x;
+      a->pub.hidden[l + 1] = x;
     }
   a->X = (float *) x;
 
@@ -759,8 +966,40 @@ pmx_tmodel_forward (pmx_tmodel *m, const pmx_tbatch *b, int training,
             }
       loss += run_vocab_head (m, mh, k, a->X, b->mlm_weight);
     }
+  /* What a loss outside the model reads and differentiates.  */
+  pmx_tacts *pub = &a->pub;
+  pub->B = B;
+  pub->T = T;
+  pub->G = G;
+  pub->H = H;
+  pub->C = c->num_labels;
+  pub->layers = c->layers;
+  pub->logits = c->num_labels > 0 ? th->logits : NULL;
+  pub->dlogits = NULL;
+  for (int l = 0; l <= c->layers; l++)
+    pub->dhidden[l] = NULL;
+  if (a->open)
+    {
+      if (c->num_labels > 0)
+        {
+          pub->dlogits = a->ext_dlogits;
+          zero (a->ext_dlogits, (size_t) B * c->num_labels);
+        }
+      for (int l = 0; l <= c->layers; l++)
+        {
+          pub->dhidden[l] = a->ext_dhidden[l];
+          zero (a->ext_dhidden[l], RH);
+        }
+    }
   a->have_forward = 1;
   return loss;
+}
+
+pmx_tacts *
+pmx_tmodel_acts (pmx_tmodel *m)
+{
+  act *a = m->act;
+  return a && a->have_forward ? &a->pub : NULL;
 }
 
 const float *
@@ -816,21 +1055,17 @@ pmx_tmodel_stats (const pmx_tmodel *m, pmx_tstats *s)
 
 /* ---- Backward ----------------------------------------------------------- */
 
-static void
-zero (float *x, size_t n)
-{
-  memset (x, 0, n * sizeof *x);
-}
-
 /* The task head's backward; adds to dX (R, H).  */
 static void
-task_head_bwd (pmx_tmodel *m, head_act *h, const float *X, float *dX)
+task_head_bwd (pmx_tmodel *m, head_act *h, const float *ext, float *dX)
 {
   const pmx_train_config *c = &m->cfg;
   const pmx_tweights *w = &m->w, *g = &m->g;
   int rows = h->rows, H = c->hidden, D = c->demux_hidden, C = c->num_labels;
   zero (h->dlogits, (size_t) rows * C);
   pmx_softmax_xent_bwd (h->dlogits, h->probs, h->target, rows, C, h->scale);
+  if (ext)
+    pmx_add (h->dlogits, ext, (size_t) rows * C);
   if (!c->muxed)
     {
       zero (h->dz0, (size_t) rows * H);
@@ -863,7 +1098,6 @@ task_head_bwd (pmx_tmodel *m, head_act *h, const float *X, float *dX)
   pmx_linear_bwd (h->dz0, g->d1_w, g->d1_b, h->dd1, h->z0, w->d1_w, rows,
                   2 * H, D);
   pmx_concat_bwd (g->demux_e, dX, h->dz0, h->inst, h->src, rows, H);
-  (void) X;
 }
 
 static void
@@ -904,8 +1138,81 @@ ret_head_bwd (pmx_tmodel *m, head_act *h, float *dX)
   pmx_concat_bwd (g->demux_e, dX, h->dz0, h->inst, h->src, rows, H);
 }
 
+/* acc[j] += sum_r x[r, j] y[r, j] over R rows of H.  */
+static void
+colsum_prod (double *acc, const float *x, const float *y, int R, int H)
+{
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < H; j++)
+      acc[j] += (double) x[(size_t) r * H + j] * y[(size_t) r * H + j];
+}
+
+static double
+dot (const float *x, const float *y, size_t n)
+{
+  double s = 0;
+  for (size_t i = 0; i < n; i++)
+    s += (double) x[i] * y[i];
+  return s;
+}
+
+/* The gradient D of a sublayer output OUT = res * s * hz (elementwise,
+   after dropout): adds to dhz and returns d/ds; D becomes d/dres.  */
+static double
+bwd_scaled (float *d, const float *res, const float *hz, float s, double *dhz,
+            int R, int H)
+{
+  double ds = 0;
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < H; j++)
+      {
+        size_t i = (size_t) r * H + j;
+        double t = (double) d[i] * res[i];
+        dhz[j] += t * s;
+        ds += t * hz[j];
+        d[i] *= s * hz[j];
+      }
+  return ds;
+}
+
+static void
+zero_z (pmx_cofi_z *z)
+{
+  for (int l = 0; l < z->layers; l++)
+    {
+      if (z->heads[l])
+        memset (z->head[l], 0, z->heads[l] * sizeof (float));
+      if (z->ffn[l])
+        memset (z->intermediate[l], 0, z->ffn[l] * sizeof (float));
+      z->head_layer[l] = z->mlp[l] = 0;
+    }
+  memset (z->hidden_z, 0, z->hidden * sizeof (float));
+}
+
+static void
+add_z (pmx_cofi_z *y, const pmx_cofi_z *x)
+{
+  for (int l = 0; l < x->layers; l++)
+    {
+      for (int h = 0; h < x->heads[l]; h++)
+        y->head[l][h] += x->head[l][h];
+      for (int j = 0; j < x->ffn[l]; j++)
+        y->intermediate[l][j] += x->intermediate[l][j];
+      y->head_layer[l] += x->head_layer[l];
+      y->mlp[l] += x->mlp[l];
+    }
+  for (int j = 0; j < x->hidden; j++)
+    y->hidden_z[j] += x->hidden_z[j];
+}
+
 int
 pmx_tmodel_backward (pmx_tmodel *m)
+{
+  return pmx_tmodel_backward_z (m, NULL);
+}
+
+int
+pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
 {
   act *a = m->act;
   if (!a || !a->have_forward)
@@ -914,58 +1221,138 @@ pmx_tmodel_backward (pmx_tmodel *m)
   const pmx_tweights *w = &m->w, *g = &m->g;
   int N = a->N, B = a->B, T = a->T, G = a->G, R = a->R, H = c->hidden;
   size_t RH = (size_t) R * H;
+  const pmx_cofi_z *z = a->z;
+  const float *hz = z ? z->hidden_z : NULL;
+  pmx_cofi_z *dz = a->dz;
+  double *dhz = a->dhz;
+  if (dzout && (!z || check_masks (c, dzout) < 0))
+    return pmx_error ("mask gradients without masks of the model's shape");
+  if (z)
+    {
+      zero_z (dz);
+      memset (dhz, 0, H * sizeof *dhz);
+    }
 
   /* dA: gradient of the current layer's output.  */
   float *dout = a->dA, *din = a->dB;
   zero (dout, RH);
-  if (a->task.scale != 0)
-    task_head_bwd (m, &a->task, a->X, dout);
+  if (c->num_labels > 0 && (a->task.scale != 0 || a->open))
+    task_head_bwd (m, &a->task, a->open ? a->ext_dlogits : NULL, dout);
   if (a->ret.rows > 0 && a->ret.scale != 0)
     ret_head_bwd (m, &a->ret, dout);
   if (a->mlm.rows > 0 && a->mlm.scale != 0)
     ret_head_bwd (m, &a->mlm, dout);
+  if (a->open)
+    pmx_add (dout, a->ext_dhidden[c->layers], RH);
 
   for (int l = c->layers - 1; l >= 0; l--)
     {
       const pmx_tlayer_w *W = &w->layer[l], *Gw = &g->layer[l];
       layer_act *L = &a->L[l];
-      int NH = c->heads[l], A = NH * c->head_dim, F = c->ffn[l];
+      int NH = c->heads[l], HD = c->head_dim, A = NH * HD, F = c->ffn[l];
+      size_t RA = (size_t) R * A, RF = (size_t) R * F;
       const float *x_in = L->in;
-      const float *x1 = A ? L->x1 : x_in;
-      float *dx1 = dout;
-      if (F)
+      const float *x1 = A && !L->skip_a ? (z ? L->x1z : L->x1) : x_in;
+      float *dx1 = dout;        /* gradient of the FFN's input */
+      if (F && L->skip_f)
+        dz->mlp[l] += (float) dot (dout, L->f2_raw, RH);
+      else if (F)
         {
           dx1 = a->dx1;
+          const float *d = dout;
+          if (z)
+            {
+              /* out = x2 * hz */
+              colsum_prod (dhz, dout, L->x2, R, H);
+              mul_cols (a->dy, dout, hz, 1, R, H);
+              d = a->dy;
+            }
           zero (a->dres, RH);
-          pmx_layernorm_bwd (a->dres, Gw->ln2_w, Gw->ln2_b, dout, L->res2,
-                             W->ln2_w, L->mean2, L->rstd2, R, H);
+          if (z)
+            pmx_layernorm_z_bwd (a->dres, Gw->ln2_w, Gw->ln2_b, d, L->res2,
+                                 W->ln2_w, hz, L->mean2, L->rstd2, R, H);
+          else
+            pmx_layernorm_bwd (a->dres, Gw->ln2_w, Gw->ln2_b, d, L->res2,
+                               W->ln2_w, L->mean2, L->rstd2, R, H);
           memcpy (dx1, a->dres, RH * sizeof (float));
           pmx_mul (a->dres, L->f2_mask, RH);
-          zero (a->dfg, (size_t) R * F);
-          pmx_linear_bwd (a->dfg, Gw->fo_w, Gw->fo_b, a->dres, L->fg, W->fo_w,
-                          R, F, H);
-          zero (a->dff, (size_t) R * F);
-          pmx_gelu_bwd_out (a->dff, L->f1, L->fg, a->dfg, (size_t) R * F);
+          if (z)
+            dz->mlp[l] += (float) bwd_scaled (a->dres, L->f2_raw, hz,
+                                              z->mlp[l], dhz, R, H);
+          zero (a->dfg, RF);
+          pmx_linear_bwd (a->dfg, Gw->fo_w, Gw->fo_b, a->dres,
+                          z ? L->fgz : L->fg, W->fo_w, R, F, H);
+          if (z)
+            {
+              /* fgz = fg * intermediate_z */
+              for (int j = 0; j < F; j++)
+                {
+                  double t = 0;
+                  for (int r = 0; r < R; r++)
+                    t += (double) a->dfg[(size_t) r * F + j]
+                      * L->fg[(size_t) r * F + j];
+                  dz->intermediate[l][j] += (float) t;
+                }
+              mul_cols (a->dfg, a->dfg, z->intermediate[l], 1, R, F);
+            }
+          zero (a->dff, RF);
+          pmx_gelu_bwd_out (a->dff, L->f1, L->fg, a->dfg, RF);
           pmx_linear_bwd (dx1, Gw->fi_w, Gw->fi_b, a->dff, x1, W->fi_w, R, H,
                           F);
         }
-      if (A)
+      if (A && L->skip_a)
+        {
+          dz->head_layer[l] += (float) dot (dx1, L->ao_raw, RH);
+          if (dx1 != dout)
+            memcpy (dout, dx1, RH * sizeof (float));
+        }
+      else if (A)
         {
           zero (din, RH);
+          const float *d = dx1;
+          if (z)
+            {
+              colsum_prod (dhz, dx1, L->x1, R, H);
+              mul_cols (a->dy, dx1, hz, 1, R, H);
+              d = a->dy;
+            }
           zero (a->dres, RH);
-          pmx_layernorm_bwd (a->dres, Gw->ln1_w, Gw->ln1_b, dx1, L->res1,
-                             W->ln1_w, L->mean1, L->rstd1, R, H);
+          if (z)
+            pmx_layernorm_z_bwd (a->dres, Gw->ln1_w, Gw->ln1_b, d, L->res1,
+                                 W->ln1_w, hz, L->mean1, L->rstd1, R, H);
+          else
+            pmx_layernorm_bwd (a->dres, Gw->ln1_w, Gw->ln1_b, d, L->res1,
+                               W->ln1_w, L->mean1, L->rstd1, R, H);
           pmx_add (din, a->dres, RH);
           pmx_mul (a->dres, L->ao_mask, RH);
-          size_t RA = (size_t) R * A;
+          if (z)
+            dz->head_layer[l] += (float) bwd_scaled (a->dres, L->ao_raw, hz,
+                                                     z->head_layer[l], dhz, R,
+                                                     H);
           zero (a->dctx, RA);
           pmx_linear_bwd (a->dctx, Gw->ao_w, Gw->ao_b, a->dres, L->ctx,
                           W->ao_w, R, A, H);
+          if (z)
+            {
+              /* ctx = ctx_raw * head_z (per head) */
+              for (int h = 0; h < NH; h++)
+                {
+                  double t = 0;
+                  for (int r = 0; r < R; r++)
+                    for (int j = h * HD; j < (h + 1) * HD; j++)
+                      {
+                        size_t i = (size_t) r * A + j;
+                        t += (double) a->dctx[i] * L->ctx_raw[i];
+                        a->dctx[i] *= z->head[l][h];
+                      }
+                  dz->head[l][h] += (float) t;
+                }
+            }
           zero (a->dq, RA);
           zero (a->dk, RA);
           zero (a->dv, RA);
           pmx_attention_bwd (a->dq, a->dk, a->dv, a->datt, a->dctx, L->att,
-                             L->q, L->k, L->v, G, T, NH, c->head_dim);
+                             L->q, L->k, L->v, G, T, NH, HD);
           pmx_linear_bwd (din, Gw->q_w, Gw->q_b, a->dq, x_in, W->q_w, R, H, A);
           pmx_linear_bwd (din, Gw->k_w, Gw->k_b, a->dk, x_in, W->k_w, R, H, A);
           pmx_linear_bwd (din, Gw->v_w, Gw->v_b, a->dv, x_in, W->v_w, R, H, A);
@@ -973,15 +1360,30 @@ pmx_tmodel_backward (pmx_tmodel *m)
           dout = din;
           din = t;
         }
-      else if (F)
+      else if (dx1 != dout)
         memcpy (dout, dx1, RH * sizeof (float));
+      if (a->open)
+        pmx_add (dout, a->ext_dhidden[l], RH);
     }
 
-  /* Embeddings: dout is the gradient of the (dropped-out) LN output.  */
+  /* Embeddings: dout is the gradient of the encoder's input.  */
+  if (z)
+    {
+      colsum_prod (dhz, dout, a->e, R, H);
+      mul_cols (dout, dout, hz, 1, R, H);
+    }
   pmx_mul (dout, a->emask, RH);
   zero (a->dres, RH);
-  pmx_layernorm_bwd (a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,
-                     a->emean, a->erstd, R, H);
+  if (z)
+    {
+      pmx_layernorm_z_bwd (a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,
+                           hz, a->emean, a->erstd, R, H);
+      colsum_prod (dhz, a->dres, a->es_raw, R, H);
+      mul_cols (a->dres, a->dres, hz, 1, R, H);
+    }
+  else
+    pmx_layernorm_bwd (a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,
+                       a->emean, a->erstd, R, H);
   if (c->muxed)
     {
       /* es = mx + pos + type0; then mx = mux(e1), e1 = LN(word+pos+type0).  */
@@ -990,13 +1392,30 @@ pmx_tmodel_backward (pmx_tmodel *m)
       zero (a->de1, BTH);
       pmx_mux_bwd (a->de1, a->dres, w->keys, G, N, T, H);
       zero (a->des1, BTH);
-      pmx_layernorm_bwd (a->des1, g->eln_w, g->eln_b, a->de1, a->es1, w->eln_w,
-                         a->emean1, a->erstd1, B * T, H);
+      if (z)
+        {
+          colsum_prod (dhz, a->de1, a->e1, B * T, H);
+          mul_cols (a->de1, a->de1, hz, 1, B * T, H);
+          pmx_layernorm_z_bwd (a->des1, g->eln_w, g->eln_b, a->de1, a->es1,
+                               w->eln_w, hz, a->emean1, a->erstd1, B * T, H);
+          colsum_prod (dhz, a->des1, a->es1_raw, B * T, H);
+          mul_cols (a->des1, a->des1, hz, 1, B * T, H);
+        }
+      else
+        pmx_layernorm_bwd (a->des1, g->eln_w, g->eln_b, a->de1, a->es1,
+                           w->eln_w, a->emean1, a->erstd1, B * T, H);
       pmx_embed_sum_bwd (g->word, g->pos, g->type, a->des1, a->ids, NULL,
                          B * T, T, H);
     }
   else
     pmx_embed_sum_bwd (g->word, g->pos, g->type, a->dres, a->ids, a->types, R,
                        T, H);
+  if (z)
+    {
+      for (int j = 0; j < H; j++)
+        dz->hidden_z[j] = (float) dhz[j];
+      if (dzout)
+        add_z (dzout, dz);
+    }
   return 0;
 }

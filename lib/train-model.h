@@ -26,6 +26,21 @@
    before their residual sums, as BERT does; attention probabilities and the
    demultiplexer are not dropped out.
 
+   CoFi structure masks (lib/cofi-z.h, MUX-PLM-SPEC.md §6.1) are an
+   option of the forward: pmx_tmodel_forward_z multiplies them where CoFi's
+   modeling_bert.py does (each head's context by head_z, the
+   attention-output dense by head_layer_z, the GELU output by
+   intermediate_z, the FFN-output dense by mlp_z; hidden_z multiplies the
+   embedding sum and every sublayer output before and after its LayerNorm,
+   and that LayerNorm normalises over the dimensions with nonzero hidden_z
+   only).  A sublayer whose head_layer_z or mlp_z is exactly 0 is an
+   identity, its LayerNorm skipped, as CoFi's training code does.  One
+   departure: for a muxed model the first, per-instance embedding pass is
+   masked too (PruMUX's training leaves it unmasked, over all H dims), so
+   that the masked model computes what the shrunk model does (§6.9).
+   pmx_tmodel_backward_z gives the loss's gradient with respect to every
+   mask value besides the weights'.
+
    Ownership: the model owns its buffers.  Errors: NULL / -1 with
    pmx_error set.  Not thread-safe on one model.  */
 
@@ -34,6 +49,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "cofi-z.h"
 
 #define PMX_TRAIN_MAX_LAYERS 64
 #define PMX_TRAIN_NAME_MAX 96
@@ -49,6 +65,11 @@ typedef struct pmx_train_config
   int num_labels;               /* 0: no classifier */
   int retrieval;                /* has the retrieval head (muxed only) */
   int attend_padding;           /* 1: no attention mask */
+  int layer_transformation;     /* has CoFi's layer_transformation
+                                   (lt_out, H) for layer distillation
+                                   (aux: not saved in archives) */
+  int lt_out;                   /* its output width, the teacher's hidden
+                                   size (0: H) */
   float ln_eps;
   float dropout;
 } pmx_train_config;
@@ -62,6 +83,8 @@ typedef struct pmx_tparam
   int decay;                    /* weight decay applies (not biases, LN) */
   int frozen;                   /* never updated (instance_embedding) */
   int embedding;                /* embeddings.* (frozen with --freeze-embeddings) */
+  int aux;                      /* a training aid, not part of the model:
+                                   left out of archives */
 } pmx_tparam;
 
 /* Pointers into a flat buffer (parameters or their gradients); NULL for a
@@ -86,6 +109,7 @@ typedef struct pmx_tweights
   float *rpd_w, *rpd_b, *rpdln_w, *rpdln_b;     // retrieval_head (D, D)
   float *dec_w, *dec_b;                         // (V, D), (V)
   float *cls_w, *cls_b;                         // (C, D or H)
+  float *lt_w, *lt_b;                           // (lt_out, H), (lt_out)
 } pmx_tweights;
 
 /* One batch: B rows of T tokens (B a multiple of N).  */
@@ -113,8 +137,27 @@ struct pmx_tmodel
   size_t total;                 /* floats in params (= grads) */
   float *params, *grads;
   pmx_tweights w, g;            /* views of params and grads */
+  int open;                     /* set: forwards keep gradient buffers for a
+                                   loss computed outside (pmx_tacts) */
   void *act;                    /* private: activations of the last forward */
 };
+
+/* What the last forward computed that a loss outside the model (such as
+   distillation) reads, and where that loss puts its gradient before
+   pmx_tmodel_backward.  For a muxed model the hidden states are the G = B/N
+   multiplexed sequences.  Valid until the next forward.  */
+typedef struct pmx_tacts
+{
+  int B, T, G, H, C, layers;
+  const float *hidden[PMX_TRAIN_MAX_LAYERS + 1];
+                                // (G, T, H): [0] the encoder's input (the
+                                //   embeddings), [l + 1] layer l's output
+  const float *logits;          // (B, C) task logits, or NULL
+  float *dhidden[PMX_TRAIN_MAX_LAYERS + 1];
+                                // (G, T, H) dL/dhidden[l], zeroed by the
+                                //   forward; NULL unless m->open
+  float *dlogits;               // (B, C) dL/dlogits, likewise
+} pmx_tacts;
 
 /* A model with all parameters zero, or NULL with an error for an invalid
    configuration.  */
@@ -123,8 +166,12 @@ void pmx_tmodel_free (pmx_tmodel *m);
 
 /* BERT initialisation from SEED: weights N(0, 0.02), biases 0, LayerNorm
    1/0, instance keys N(0,1) rows normalised to norm 1, demux instance
-   embeddings N(0, 1).  */
+   embeddings N(0, 1), the layer_transformation the identity.  */
 void pmx_tmodel_init (pmx_tmodel *m, uint64_t seed);
+
+/* Copy every tensor of SRC that DST has under the same name and shape
+   into DST; returns how many.  */
+int pmx_tmodel_copy (pmx_tmodel *dst, const pmx_tmodel *src);
 
 /* The table entry called NAME, or NULL.  */
 const pmx_tparam *pmx_tmodel_find (const pmx_tmodel *m, const char *name);
@@ -141,6 +188,16 @@ const pmx_tparam *pmx_tmodel_find (const pmx_tmodel *m, const char *name);
    multiple of N, T > max_pos, missing head) or no memory.  */
 double pmx_tmodel_forward (pmx_tmodel *m, const pmx_tbatch *b, int training,
                            uint64_t seed, uint64_t step);
+
+/* The same forward under the masks Z (NULL: unmasked, the same results as
+   pmx_tmodel_forward).  Z must have the model's shape and stay unchanged
+   until the backward.  */
+double pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
+                             const pmx_cofi_z *z, int training, uint64_t seed,
+                             uint64_t step);
+
+/* The activations of the last forward, or NULL if there was none.  */
+pmx_tacts *pmx_tmodel_acts (pmx_tmodel *m);
 
 /* Per-row results of the last forward: logits (B, C) of the task head,
    or NULL.  Valid until the next forward.  */
@@ -160,6 +217,11 @@ void pmx_tmodel_stats (const pmx_tmodel *m, pmx_tstats *s);
    pmx_tmodel_zero_grad first to start afresh).  -1 if there was no
    forward.  */
 int pmx_tmodel_backward (pmx_tmodel *m);
+/* The same, for a forward under masks, also ADDING the gradient with
+   respect to every mask value to DZ (same shape; may be NULL).  The loss
+   differentiated includes whatever the caller put into the pmx_tacts
+   gradient buffers.  */
+int pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dz);
 void pmx_tmodel_zero_grad (pmx_tmodel *m);
 
 #endif

@@ -105,6 +105,87 @@ pmx_layernorm_bwd (float *dinp, float *dw, float *db, const float *dout,
     }
 }
 
+/* CoFiLayerNorm: the same sums over the columns with z[j] != 0 only, so
+   a model with all-nonzero z gives pmx_layernorm_fwd's results bit for
+   bit.  */
+void
+pmx_layernorm_z_fwd (float *out, float *mean, float *rstd, const float *inp,
+                     const float *w, const float *b, const float *z, int R,
+                     int C, float eps)
+{
+  int kept = 0;
+  for (int j = 0; j < C; j++)
+    kept += z[j] != 0;
+  for (int r = 0; r < R; r++)
+    {
+      const float *x = inp + (int64_t) r * C;
+      float *o = out + (int64_t) r * C;
+      if (kept == 0)
+        {
+          memcpy (o, x, C * sizeof *o);
+          mean[r] = 0;
+          rstd[r] = 0;
+          continue;
+        }
+      double m = 0, v = 0;
+      for (int j = 0; j < C; j++)
+        if (z[j] != 0)
+          m += x[j];
+      m /= kept;
+      for (int j = 0; j < C; j++)
+        if (z[j] != 0)
+          v += (x[j] - m) * (x[j] - m);
+      v /= kept;
+      float s = (float) (1.0 / sqrt (v + eps));
+      for (int j = 0; j < C; j++)
+        o[j] = z[j] != 0 ? (float) ((x[j] - m) * s) * w[j] + b[j] : x[j];
+      mean[r] = (float) m;
+      rstd[r] = s;
+    }
+}
+
+void
+pmx_layernorm_z_bwd (float *dinp, float *dw, float *db, const float *dout,
+                     const float *inp, const float *w, const float *z,
+                     const float *mean, const float *rstd, int R, int C)
+{
+  int kept = 0;
+  for (int j = 0; j < C; j++)
+    kept += z[j] != 0;
+  for (int r = 0; r < R; r++)
+    {
+      const float *x = inp + (int64_t) r * C;
+      const float *d = dout + (int64_t) r * C;
+      float *dx = dinp + (int64_t) r * C;
+      float m = mean[r], s = rstd[r];
+      double dmean = 0, dnn = 0;
+      for (int j = 0; j < C; j++)
+        {
+          if (z[j] == 0)
+            continue;
+          float n = (x[j] - m) * s;
+          float dn = d[j] * w[j];
+          dmean += dn;
+          dnn += dn * n;
+          if (dw)
+            dw[j] += d[j] * n;
+          if (db)
+            db[j] += d[j];
+        }
+      float a = kept ? (float) (dmean / kept) : 0, c = kept ? (float) (dnn / kept) : 0;
+      for (int j = 0; j < C; j++)
+        {
+          if (z[j] == 0)
+            {
+              dx[j] += d[j];    /* passed through unchanged */
+              continue;
+            }
+          float n = (x[j] - m) * s;
+          dx[j] += s * (d[j] * w[j] - a - n * c);
+        }
+    }
+}
+
 /* ---- Linear ------------------------------------------------------------- */
 
 void

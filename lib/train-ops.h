@@ -33,6 +33,17 @@ void pmx_layernorm_bwd (float *dinp, float *dw, float *db, const float *dout,
                         const float *inp, const float *w, const float *mean,
                         const float *rstd, int R, int C);
 
+/* CoFi's LayerNorm under a hidden mask z (C): normalise each row over the
+   columns whose z is nonzero only (their count in place of C); the other
+   columns are copied from inp (and their gradient passes through).  */
+void pmx_layernorm_z_fwd (float *out, float *mean, float *rstd,
+                          const float *inp, const float *w, const float *b,
+                          const float *z, int R, int C, float eps);
+void pmx_layernorm_z_bwd (float *dinp, float *dw, float *db,
+                          const float *dout, const float *inp, const float *w,
+                          const float *z, const float *mean, const float *rstd,
+                          int R, int C);
+
 /* out (R, O) = inp (R, In) W^T + bias; bias may be NULL.  OpenBLAS sgemm.  */
 void pmx_linear_fwd (float *out, const float *inp, const float *w,
                      const float *bias, int R, int In, int O);

@@ -5,7 +5,16 @@ Reads DIR/weights.pmxs, DIR/data.pmxs (written by tests/test-train-ref),
 recomputes in float64 from MUX-PLM-SPEC.md the loss, every parameter's
 gradient and 10 AdamW steps (torch.optim.AdamW, linear warm-up/decay as
 transformers' get_linear_schedule_with_warmup, clip_grad_norm_), and
-compares them with DIR/grads.pmxs and DIR/losses.pmxs.
+compares them with DIR/grads.pmxs and DIR/losses.pmxs.  With masks
+(DIR/z.tsv, meta masked=1) the model is CoFi's (MUX-PLM-SPEC.md §6.1,
+modeling_bert.py): context *= head_z, attention output * head_layer_z,
+intermediate * intermediate_z, FFN output * mlp_z, hidden_z before and
+after every LayerNorm, CoFiLayerNorm over the nonzero hidden_z dims, a
+sublayer whose output sums to 0 skipped; the first, per-instance
+embedding pass of a muxed model is masked as the second (train-model.h).
+The loss differentiated then adds sum(ext_dhidden[l] * hidden[l]) +
+sum(ext_dlogits * logits), and the mask gradients are compared with
+DIR/dz.tsv with the weights' tolerance.
 
 Tolerances (C computes in float32): loss |d| <= 1e-5 (1 + |loss|); per
 tensor max |g_C - g_torch| <= 1e-6 + 1e-4 max |g_torch|; step losses
@@ -29,7 +38,31 @@ def load(path):
     return meta, {k: v.copy() for k, v in recs[0].items()}
 
 
-def model_loss(P, d, meta):
+def read_z(path):
+    """The masks TSV as {(kind, layer): [values]} of float64 leaves."""
+    rows = {}
+    with open(path) as f:
+        next(f)
+        for line in f:
+            layer, kind, index, z = line.rstrip("\n").split("\t")
+            rows.setdefault((kind, -1 if layer == "-" else int(layer)), []).append(
+                (int(index), float(z)))
+    return {k: torch.tensor([z for _, z in sorted(v)], requires_grad=True)
+            for k, v in rows.items()}
+
+
+def cofi_ln(x, P, p, hz, eps):
+    """CoFiLayerNorm: normalise over the dims with nonzero hidden_z only."""
+    w, b = P[p + ".weight"], P[p + ".bias"]
+    if hz is None:
+        return F.layer_norm(x, (x.shape[-1],), w, b, eps)
+    idx = torch.where(hz != 0)[0]
+    out = x.clone()
+    out[..., idx] = F.layer_norm(x[..., idx], (len(idx),), w[idx], b[idx], eps)
+    return out
+
+
+def model_loss(P, d, meta, Z=None, acts=None):
     N = int(meta["mux_n"])
     muxed = int(meta["muxed"]) == 1
     layers = int(meta["layers"])
@@ -44,21 +77,26 @@ def model_loss(P, d, meta):
     pos = P["embeddings.position_embeddings.weight"][:T]
     typ = P["embeddings.token_type_embeddings.weight"]
     word = P["embeddings.word_embeddings.weight"]
+    hz = Z[("hidden", -1)] if Z else None
+    # CoFiBertEmbeddings: (sum * hz) -> CoFiLayerNorm -> * hz
+    hmul = (lambda t: t * hz) if Z else (lambda t: t)
+    emb = lambda t: hmul(cofi_ln(hmul(t), P, "embeddings.LayerNorm", hz, eps))
     if muxed:
         # §2.3: E1 = LN(word + pos + type0); mean_i E1_i * v_i; E2 = LN(M + pos + type0)
-        e1 = ln(word[ids] + pos + typ[0], "embeddings.LayerNorm")
+        e1 = emb(word[ids] + pos + typ[0])
         G = B // N
         keys = P["instance_embedding"]
         m = (e1.view(G, N, T, H) * keys.view(1, N, 1, H)).mean(dim=1)
-        x = ln(m + pos + typ[0], "embeddings.LayerNorm")
+        x = emb(m + pos + typ[0])
         mask = None
     else:
         types = torch.as_tensor(d["type_ids"]).long()
-        x = ln(word[ids] + pos + typ[types], "embeddings.LayerNorm")
+        x = emb(word[ids] + pos + typ[types])
         G = B
         lengths = torch.as_tensor(d["lengths"]).long()
         keep = torch.arange(T).view(1, T) < lengths.view(B, 1)
         mask = torch.where(keep, 0.0, -math.inf).view(B, 1, 1, T)
+    hiddens = [x]
     for l in range(layers):
         p = f"encoder.layer.{l}"
         if p + ".attention.self.query.weight" in P:
@@ -70,16 +108,38 @@ def model_loss(P, d, meta):
             s = sh(q) @ sh(k).transpose(-1, -2) / math.sqrt(hd)
             if mask is not None:
                 s = s + mask
-            ctx = (s.softmax(-1) @ sh(v)).transpose(1, 2).reshape(G, T, nh * hd)
-            x = ln(x + lin(ctx, p + ".attention.output.dense"), p + ".attention.output.LayerNorm")
+            ctx = s.softmax(-1) @ sh(v)                      # (G, nh, T, hd)
+            if Z:
+                ctx = ctx * Z[("head", l)].view(1, nh, 1, 1)
+            ctx = ctx.transpose(1, 2).reshape(G, T, nh * hd)
+            a = lin(ctx, p + ".attention.output.dense")
+            if Z:
+                a = a * Z[("head_layer", l)][0]
+                if a.sum().eq(0).item():                     # CoFiBertSelfOutput
+                    x = a + x
+                else:
+                    x = hmul(cofi_ln(a * hz + x, P, p + ".attention.output.LayerNorm", hz, eps))
+            else:
+                x = ln(x + a, p + ".attention.output.LayerNorm")
         if p + ".intermediate.dense.weight" in P:
-            f = lin(gelu(lin(x, p + ".intermediate.dense")), p + ".output.dense")
-            x = ln(x + f, p + ".output.LayerNorm")
+            i = gelu(lin(x, p + ".intermediate.dense"))
+            if Z:
+                i = i * Z[("intermediate", l)]
+            f = lin(i, p + ".output.dense")
+            if Z:
+                f = f * Z[("mlp", l)][0]
+                if f.sum().eq(0).item():                     # CoFiBertOutput
+                    x = f + x
+                else:
+                    x = hmul(cofi_ln(f * hz + x, P, p + ".output.LayerNorm", hz, eps))
+            else:
+                x = ln(x + f, p + ".output.LayerNorm")
+        hiddens.append(x)
     loss = torch.zeros(())
     tw = float(meta["task_weight"])
     rw = float(meta["retrieval_weight"])
     labels = torch.as_tensor(d["label"]).long()
-    if tw != 0:
+    if tw != 0 or acts is not None:
         if muxed:
             # §4.1: index_pos classification path (dropout in place of LN 1/2)
             h0 = x[:, 0, :].repeat_interleave(N, dim=0)            # (B, H), row g*N+i
@@ -91,7 +151,12 @@ def model_loss(P, d, meta):
         else:
             z3 = x[:, 0, :]
         logits = lin(z3, "classifier")
-        loss = loss + tw * F.cross_entropy(logits, labels, ignore_index=-1)
+        if tw != 0:
+            loss = loss + tw * F.cross_entropy(logits, labels, ignore_index=-1)
+        if acts is not None:
+            acts["logits"] = logits
+    if acts is not None:
+        acts["hidden"] = hiddens
     def vocab_head(z):
         z = ln(gelu(lin(z, "demux_module.dense_1")), "demux_module.layer_norm_1")
         z = ln(gelu(lin(z, "demux_module.dense_2")), "demux_module.layer_norm_2")
@@ -132,8 +197,19 @@ def main():
     bad = 0
 
     P = params(W)
-    loss = model_loss(P, data, meta)
-    loss.backward()
+    masked = int(meta.get("masked", 0)) == 1
+    Z = read_z(os.path.join(d_, "z.tsv")) if masked else None
+    acts = {}
+    loss = model_loss(P, data, meta, Z, acts)
+    total = loss
+    if masked:
+        # The loss computed outside the model: its gradients, given.
+        G = acts["hidden"][0].shape[0]
+        eh = torch.as_tensor(data["ext_dhidden"])
+        for l, h in enumerate(acts["hidden"]):
+            total = total + (eh[l].view(h.shape) * h).sum()
+        total = total + (torch.as_tensor(data["ext_dlogits"]) * acts["logits"]).sum()
+    total.backward()
     cl = float(grads["loss"][0])
     ok = abs(cl - loss.item()) <= 1e-5 * (1 + abs(loss.item()))
     print(f"{'ok  ' if ok else 'FAIL'} loss C {cl:.8f} torch {loss.item():.8f}")
@@ -150,6 +226,22 @@ def main():
             bad += 1
     print(f"{'ok  ' if not bad else 'FAIL'} {len(P)} gradient tensors, "
           f"worst error / tolerance {worst:.2e}")
+    if masked:
+        dZ = read_z(os.path.join(d_, "dz.tsv"))
+        zbad = 0
+        zworst = 0.0
+        for k, z in Z.items():
+            gt = z.grad if z.grad is not None else torch.zeros_like(z)
+            gc = dZ[k].detach()
+            err = (gc - gt).abs().max().item()
+            scale = gt.abs().max().item()
+            zworst = max(zworst, err / (1e-6 + 1e-4 * scale))
+            if not err <= 1e-6 + 1e-4 * scale:
+                print(f"FAIL mask gradient {k}: max |diff| {err:.3g}, max |grad| {scale:.3g}")
+                zbad += 1
+        print(f"{'ok  ' if not zbad else 'FAIL'} {len(Z)} mask gradient vectors, "
+              f"worst error / tolerance {zworst:.2e}")
+        bad += zbad
 
     # Ten AdamW steps from the same weights.
     P = params(W)
@@ -167,7 +259,7 @@ def main():
         opt, lambda s: s / max(1, warm) if s < warm else max(0.0, (n - s) / max(1, n - warm)))
     for s in range(n):
         opt.zero_grad()
-        loss = model_loss(P, data, meta)
+        loss = model_loss(P, data, meta, Z and {k: v.detach() for k, v in Z.items()})
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(list(trained.values()), float(meta["clip"]))
         opt.step()

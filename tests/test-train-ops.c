@@ -157,22 +157,29 @@ test_embed (void)
 
 enum { LR = 4, LC = 9 };
 static double *lx, *lw, *lb;
+static const float *lz;         /* CoFi's hidden mask, or NULL */
 
+/* With LZ, the statistics are over the columns with nonzero z only and
+   the other columns are copied (CoFiLayerNorm).  */
 static void
 ref_layernorm (double *out)
 {
+  int kept = 0;
+  for (int j = 0; j < LC; j++)
+    kept += !lz || lz[j] != 0;
   for (int r = 0; r < LR; r++)
     {
       const double *x = lx + r * LC;
       double m = 0, v = 0;
       for (int j = 0; j < LC; j++)
-        m += x[j];
-      m /= LC;
+        m += !lz || lz[j] != 0 ? x[j] : 0;
+      m /= kept;
       for (int j = 0; j < LC; j++)
-        v += (x[j] - m) * (x[j] - m);
-      v /= LC;
+        v += !lz || lz[j] != 0 ? (x[j] - m) * (x[j] - m) : 0;
+      v /= kept;
       for (int j = 0; j < LC; j++)
-        out[r * LC + j] = (x[j] - m) / sqrt (v + 1e-12) * lw[j] + lb[j];
+        out[r * LC + j] = !lz || lz[j] != 0
+          ? (x[j] - m) / sqrt (v + 1e-12) * lw[j] + lb[j] : x[j];
     }
 }
 
@@ -204,6 +211,43 @@ test_layernorm (void)
   check_grad ("layernorm input", lx, dx, LR * LC);
   check_grad ("layernorm weight", lw, dw, LC);
   check_grad ("layernorm bias", lb, db, LC);
+  free (lx); free (lw); free (lb); free (W);
+  free (fx); free (fw); free (fb); free (fW); free (dx); free (dw); free (db);
+}
+
+static void
+test_layernorm_z (void)
+{
+  static const float z[LC] = { 0.5f, 0, 1, 0.25f, 0, 0, 0.9f, 1, 0.1f };
+  lz = z;
+  lx = drand_array (LR * LC, 2);
+  lw = drand_array (LC, 1);
+  lb = drand_array (LC, 1);
+  W = drand_array (LR * LC, 1);
+  float *fx = to_float (lx, LR * LC), *fw = to_float (lw, LC);
+  float *fb = to_float (lb, LC), *fW = to_float (W, LR * LC);
+  float out[LR * LC], mean[LR], rstd[LR];
+  double ref[LR * LC];
+  pmx_layernorm_z_fwd (out, mean, rstd, fx, fw, fb, z, LR, LC, 1e-12f);
+  ref_layernorm (ref);
+  check_forward ("layernorm_z", out, ref, LR * LC);
+  float *dx = fzeros (LR * LC), *dw = fzeros (LC), *db = fzeros (LC);
+  pmx_layernorm_z_bwd (dx, dw, db, fW, fx, fw, z, mean, rstd, LR, LC);
+  ref_loss = loss_layernorm;
+  check_grad ("layernorm_z input", lx, dx, LR * LC);
+  check_grad ("layernorm_z weight", lw, dw, LC);
+  check_grad ("layernorm_z bias", lb, db, LC);
+  /* All kept: pmx_layernorm_fwd's results, bit for bit.  */
+  static const float ones[LC] = { 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+  float o1[LR * LC], o2[LR * LC];
+  pmx_layernorm_z_fwd (o1, mean, rstd, fx, fw, fb, ones, LR, LC, 1e-12f);
+  pmx_layernorm_fwd (o2, mean, rstd, fx, fw, fb, LR, LC, 1e-12f);
+  if (memcmp (o1, o2, sizeof o1))
+    {
+      printf ("FAIL layernorm_z with all z != 0 differs from layernorm\n");
+      failures++;
+    }
+  lz = NULL;
   free (lx); free (lw); free (lb); free (W);
   free (fx); free (fw); free (fb); free (fW); free (dx); free (dw); free (db);
 }
@@ -586,6 +630,7 @@ main (void)
 {
   test_embed ();
   test_layernorm ();
+  test_layernorm_z ();
   test_linear ();
   test_gelu ();
   test_linear_gelu ();

@@ -9,10 +9,16 @@
               plain  N = 1 BERT with padding mask, type ids and CoFi-pruned
                      sublayers (layer 0 without FFN, layer 1 without
                      attention), task loss
+              zmux   N = 2, task loss, under CoFi masks (soft values, zeros,
+                     an attention sublayer switched off), plus gradients
+                     put on every hidden state and the logits from outside
+              zplain N = 1 with padding mask, likewise (an FFN off)
    Writes DIR/weights.pmxs (initial parameters), DIR/data.pmxs (the batch
    and the training settings), DIR/grads.pmxs (loss and gradients of the
    first forward/backward) and DIR/losses.pmxs (the losses of 10 AdamW
-   steps with warm-up, decay, weight decay and clipping).  */
+   steps with warm-up, decay, weight decay and clipping); the z variants
+   also DIR/z.tsv (the masks) and DIR/dz.tsv (the loss's gradient with
+   respect to them), and the outside gradients in data.pmxs.  */
 
 #include <config.h>
 #include "error.h"
@@ -155,6 +161,19 @@ main (int argc, char **argv)
       c.heads[0] = 3; c.ffn[0] = 0; c.heads[1] = 0; c.ffn[1] = 28;
       B = 6;
     }
+  else if (!strcmp (variant, "zmux"))
+    {
+      c.mux_n = 2; c.muxed = 1; c.demux_hidden = 20; c.num_labels = 3;
+      c.attend_padding = 1;
+      c.heads[0] = 4; c.ffn[0] = 24; c.heads[1] = 2; c.ffn[1] = 12;
+      B = 6;
+    }
+  else if (!strcmp (variant, "zplain"))
+    {
+      c.mux_n = 1; c.num_labels = 4;
+      c.heads[0] = 3; c.ffn[0] = 20; c.heads[1] = 2; c.ffn[1] = 28;
+      B = 6;
+    }
   else
     {
       fprintf (stderr, "test-train-ref: unknown variant '%s'\n", variant);
@@ -164,6 +183,45 @@ main (int argc, char **argv)
   if (!m)
     check_fatal ("model");
   pmx_tmodel_init (m, 1234);
+  int masked = variant[0] == 'z';
+  pmx_cofi_z *z = NULL, *dz = NULL;
+  uint64_t zs = 4321;
+  if (masked)
+    {
+      /* Masks as a hard-concrete sample has them: a fifth exactly 0, the
+         rest in (0.3, 1]; and one whole sublayer off.  */
+      z = pmx_cofi_z_new (c.layers, c.hidden, c.heads, c.ffn);
+      dz = pmx_cofi_z_new (c.layers, c.hidden, c.heads, c.ffn);
+      if (!z || !dz)
+        check_fatal ("masks");
+#define DRAW(x) do { double u_ = (double) ((zs = pmx_mix64 (zs)) >> 11) * 0x1p-53; \
+        (x) = u_ < 0.2 ? 0.0f : (float) (0.3 + 0.7 * (u_ - 0.2) / 0.8); } while (0)
+      for (int l = 0; l < c.layers; l++)
+        {
+          for (int h = 0; h < c.heads[l]; h++)
+            DRAW (z->head[l][h]);
+          for (int j = 0; j < c.ffn[l]; j++)
+            DRAW (z->intermediate[l][j]);
+          z->head_layer[l] = 0.9f - 0.2f * l;
+          z->mlp[l] = 0.7f + 0.2f * l;
+        }
+      for (int j = 0; j < c.hidden; j++)
+        DRAW (z->hidden_z[j]);
+#undef DRAW
+      z->hidden_z[0] = 0.75f;   /* [CLS]'s dimension 0 is read by the head */
+      if (c.muxed)
+        z->head_layer[1] = 0;
+      else
+        z->mlp[1] = 0;
+      for (int l = 0; l < c.layers; l++)
+        memset (dz->head[l], 0, c.heads[l] * sizeof (float));
+      for (int l = 0; l < c.layers; l++)
+        memset (dz->intermediate[l], 0, c.ffn[l] * sizeof (float));
+      memset (dz->hidden_z, 0, c.hidden * sizeof (float));
+      memset (dz->head_layer, 0, sizeof dz->head_layer);
+      memset (dz->mlp, 0, sizeof dz->mlp);
+      m->open = 1;
+    }
 
   /* The batch: random tokens, PAD (0) after each row's length.  */
   int G = B / c.mux_n;
@@ -222,6 +280,7 @@ main (int argc, char **argv)
   pmx_meta_setf (&meta, "steps", "%d", steps);
   pmx_meta_setf (&meta, "warmup", "%d", warmup);
   pmx_meta_setf (&meta, "freeze_embeddings", "%d", freeze);
+  pmx_meta_setf (&meta, "masked", "%d", variant[0] == 'z');
 
   pmx_record rec;
   pmx_record_init (&rec);
@@ -235,13 +294,51 @@ main (int argc, char **argv)
   memcpy (add (&rec, "label", PMX_I32, 1, B, 0), labels, B * 4);
   memcpy (add (&rec, "ret_inst", PMX_I32, 2, G, T), inst, G * T * 4);
   memcpy (add (&rec, "mlm_labels", PMX_I32, 2, B, T), mlm, B * T * 4);
+  /* Gradients of a loss outside the model: random dL/dhidden (every
+     layer) and dL/dlogits.  */
+  size_t RH = (size_t) G * T * c.hidden;
+  float *ext_h = NULL, *ext_l = NULL;
+  if (masked)
+    {
+      ext_h = add (&rec, "ext_dhidden", PMX_F32, 2, c.layers + 1, RH);
+      ext_l = add (&rec, "ext_dlogits", PMX_F32, 2, B, c.num_labels);
+      for (size_t i = 0; i < (c.layers + 1) * RH; i++)
+        ext_h[i] = (float) (((zs = pmx_mix64 (zs)) >> 11) * 0x1p-53 - 0.5) * 0.02f;
+      for (int i = 0; i < B * c.num_labels; i++)
+        ext_l[i] = (float) (((zs = pmx_mix64 (zs)) >> 11) * 0x1p-53 - 0.5) * 0.2f;
+    }
   write_stream (dir, "data.pmxs", &meta, &rec);
+  if (masked)
+    {
+      char path[4096];
+      snprintf (path, sizeof path, "%s/z.tsv", dir);
+      FILE *f = fopen (path, "w");
+      if (!f || pmx_cofi_z_write_tsv (z, f) < 0 || fclose (f) != 0)
+        check_fatal (path);
+    }
 
   /* Gradients of one forward/backward.  */
   pmx_tmodel_zero_grad (m);
-  double loss = pmx_tmodel_forward (m, &b, 0, 0, 0);
-  if (isnan (loss) || pmx_tmodel_backward (m) < 0)
-    check_fatal ("forward/backward");
+  double loss = pmx_tmodel_forward_z (m, &b, z, 0, 0, 0);
+  if (isnan (loss))
+    check_fatal ("forward");
+  if (masked)
+    {
+      pmx_tacts *acts = pmx_tmodel_acts (m);
+      for (int l = 0; l <= c.layers; l++)
+        memcpy (acts->dhidden[l], ext_h + l * RH, RH * sizeof (float));
+      memcpy (acts->dlogits, ext_l, B * c.num_labels * sizeof (float));
+    }
+  if (pmx_tmodel_backward_z (m, dz) < 0)
+    check_fatal ("backward");
+  if (masked)
+    {
+      char path[4096];
+      snprintf (path, sizeof path, "%s/dz.tsv", dir);
+      FILE *f = fopen (path, "w");
+      if (!f || pmx_cofi_z_write_tsv (dz, f) < 0 || fclose (f) != 0)
+        check_fatal (path);
+    }
   pmx_record_reset (&rec);
   *(double *) add (&rec, "loss", PMX_F64, 1, 1, 0) = loss;
   dump_params (&rec, m, m->grads);
@@ -259,7 +356,7 @@ main (int argc, char **argv)
   for (int step = 0; step < steps; step++)
     {
       pmx_tmodel_zero_grad (m);
-      losses[step] = pmx_tmodel_forward (m, &b, 0, 0, step);
+      losses[step] = pmx_tmodel_forward_z (m, &b, z, 0, 0, step);
       if (isnan (losses[step]) || pmx_tmodel_backward (m) < 0)
         check_fatal ("step");
       norms[step] = pmx_clip_grad_norm (o, m, clip);
@@ -276,6 +373,8 @@ main (int argc, char **argv)
   pmx_meta_free (&meta);
   pmx_adamw_free (o);
   pmx_tmodel_free (m);
+  pmx_cofi_z_free (z);
+  pmx_cofi_z_free (dz);
   free (ids); free (types); free (lengths); free (labels); free (inst); free (mlm);
   return check_status ();
 }

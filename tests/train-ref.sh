@@ -4,10 +4,12 @@
 # retrieval; MLM + retrieval), N = 3 (retrieval, frozen embeddings), and a plain BERT with a
 # padding mask and CoFi-pruned sublayers (also: gradient accumulation over
 # two micro-batches equals the whole batch's gradient, |diff| <= 1e-6 +
-# 1e-5 max |grad|).
+# 1e-5 max |grad|); and under CoFi masks, N = 2 and N = 1, with gradients
+# added from outside on every hidden state and the logits: loss, weight and
+# mask gradients (zmux, zplain).
 . "$abs_top_srcdir/tests/init.sh"
 py=$(torch_python) || skip_ "no Python with torch"
-for v in mux mlm mux3 plain; do
+for v in mux mlm mux3 plain zmux zplain; do
   mkdir $v || framework_failure_ "mkdir"
   "$abs_top_builddir/tests/test-train-ref" $v $v > $v.c.log \
     || { cat $v.c.log >&2; fail_ "test-train-ref $v failed"; }
