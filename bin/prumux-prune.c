@@ -84,7 +84,7 @@ Pruning:\n\
   -b, --batch=N           rows per step, a multiple of n (default 32)\n\
   -e, --epochs=X          passes over the training data (default 1)\n\
   -s, --steps=N           steps (overrides --epochs)\n\
-  -l, --lr=X              learning rate of the model, decaying linearly to 0\n\
+      --lr=X              learning rate of the model, decaying linearly to 0\n\
                             (default 5e-5)\n\
       --reg-lr=X          learning rate of the masks' log alphas, and of\n\
                             the Lagrange multipliers' ascent (default 0.01)\n\
@@ -110,10 +110,10 @@ Output:\n\
   -P, --pause-after=N     save the state and stop after N steps of this run\n\
   -E, --eval-every=N      evaluate and save the state every N steps\n\
                             (default: each epoch)\n\
-  -L, --log=FILE          append metrics to FILE, tab-separated\n\
-  -q, --quiet             no progress on standard error\n\
-      --help              display this help and exit\n\
-      --version           output version information and exit\n\
+      --log=FILE          append metrics to FILE, tab-separated\n\
+  -q, --quiet             no progress on standard error\n", stdout);
+  fputs (CLI_STANDARD_HELP, stdout);
+  fputs ("\
 \n\
 Each step distils the teacher's logits (KL at the temperature) and layers\n\
 (CoFi's layer distillation, version 4) into the student under a fresh\n\
@@ -143,7 +143,7 @@ enum
 {
   OPT_REG_LR = 256, OPT_WARMUP, OPT_ALPHA_CE, OPT_ALPHA_LAYER, OPT_TEMP,
   OPT_CLIP, OPT_DROPOUT, OPT_SEED, OPT_FT_EPOCHS, OPT_FT_LR, OPT_MASKS,
-  OPT_HELP, OPT_VERSION
+  OPT_LR, OPT_LOG
 };
 
 static const struct option long_options[] = {
@@ -154,7 +154,7 @@ static const struct option long_options[] = {
   {"batch", required_argument, NULL, 'b'},
   {"epochs", required_argument, NULL, 'e'},
   {"steps", required_argument, NULL, 's'},
-  {"lr", required_argument, NULL, 'l'},
+  {"lr", required_argument, NULL, OPT_LR},
   {"reg-lr", required_argument, NULL, OPT_REG_LR},
   {"warmup-epochs", required_argument, NULL, OPT_WARMUP},
   {"alpha-ce", required_argument, NULL, OPT_ALPHA_CE},
@@ -171,10 +171,9 @@ static const struct option long_options[] = {
   {"resume", no_argument, NULL, 'r'},
   {"pause-after", required_argument, NULL, 'P'},
   {"eval-every", required_argument, NULL, 'E'},
-  {"log", required_argument, NULL, 'L'},
+  {"log", required_argument, NULL, OPT_LOG},
   {"quiet", no_argument, NULL, 'q'},
-  {"help", no_argument, NULL, OPT_HELP},
-  {"version", no_argument, NULL, OPT_VERSION},
+  CLI_STANDARD_LONGOPTS,
   {NULL, 0, NULL, 0}
 };
 
@@ -334,9 +333,9 @@ main (int argc, char **argv)
   o.seed = 42;
   o.finetune_lr = -1;
   int c;
-  while ((c = getopt_long (argc, argv, "m:t:d:S:b:e:s:l:j:o:rP:E:L:q",
-                           long_options, NULL)) != -1)
-    switch (c)
+  while ((c = getopt_long (argc, argv, "m:t:d:S:b:e:s:j:o:rP:E:q"
+                           CLI_STANDARD_SHORTOPTS, long_options, NULL)) != -1)
+    switch (cli_standard_option (c, usage))
       {
       case 'm': o.model = optarg; break;
       case 't': o.train = optarg; break;
@@ -349,7 +348,7 @@ main (int argc, char **argv)
       case 'b': o.batch = (int) cli_parse_int ("--batch", optarg, 1, 1 << 20); break;
       case 'e': o.epochs = parse_nonneg ("--epochs", optarg); break;
       case 's': o.steps = cli_parse_int ("--steps", optarg, 1, 1LL << 40); break;
-      case 'l': o.lr = (float) parse_nonneg ("--lr", optarg); break;
+      case OPT_LR: o.lr = (float) parse_nonneg ("--lr", optarg); break;
       case OPT_REG_LR: o.reg_lr = (float) parse_nonneg ("--reg-lr", optarg); break;
       case OPT_WARMUP: o.warmup_epochs = parse_nonneg ("--warmup-epochs", optarg); break;
       case OPT_ALPHA_CE: o.alpha_ce = (float) parse_nonneg ("--alpha-ce", optarg); break;
@@ -374,10 +373,8 @@ main (int argc, char **argv)
       case 'r': o.resume = 1; break;
       case 'P': o.pause_after = cli_parse_int ("--pause-after", optarg, 1, 1LL << 40); break;
       case 'E': o.eval_every = (int) cli_parse_int ("--eval-every", optarg, 1, 1 << 30); break;
-      case 'L': o.log = optarg; break;
+      case OPT_LOG: o.log = optarg; break;
       case 'q': o.quiet = 1; break;
-      case OPT_HELP: usage (); break;
-      case OPT_VERSION: cli_version (); break;
       default: usage_error (NULL);
       }
   if (optind < argc)

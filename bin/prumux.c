@@ -25,6 +25,7 @@ static const struct command
   {"export", "write a model archive out as a Hugging Face model directory"},
   {"model", "show what a model archive holds"},
   {"train", "train or fine-tune a (multiplexed) classifier"},
+  {"prune", "prune a classifier with CoFi (structured pruning)"},
   {"fit", "choose a multiplexing width and sparsity for an accuracy budget"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

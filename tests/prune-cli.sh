@@ -14,7 +14,7 @@ prumux-prune --version > /dev/null || fail_ "--version failed"
 
 spec=layers=2,hidden=16,heads=2,ffn=32,labels=3,max-length=16
 for n in 1 2; do
-  prumux-train --init=$spec,n=$n -V vocab.txt -t train.pmxs -b 16 -e 2 \
+  prumux-train --init=$spec,n=$n --vocab=vocab.txt -t train.pmxs -b 16 -e 2 \
     -l 2e-3 -o t$n.pmx -q || framework_failure_ "teacher N=$n"
 done
 
@@ -40,8 +40,8 @@ test ! -e p.pmx && test ! -e p.pmx.state || fail_ "output written on bad input"
 
 # Prune both; the masks TSV fits the model (prumux-model shrink reads it).
 for n in 1 2; do
-  prumux-prune -m t$n.pmx -t train.pmxs -d dev.pmxs -b 16 -e 4 -l 1e-3 \
-    --reg-lr=0.05 --sparsity=0.5 --masks=m$n.tsv -L p$n.tsv -o p$n.pmx \
+  prumux-prune -m t$n.pmx -t train.pmxs -d dev.pmxs -b 16 -e 4 --lr=1e-3 \
+    --reg-lr=0.05 --sparsity=0.5 --masks=m$n.tsv --log=p$n.tsv -o p$n.pmx \
     2> p$n.err || { cat p$n.err >&2; fail_ "pruning N=$n"; }
   grep -q 'expected_sparsity .* target 0.5000 lambda1' p$n.err \
     || fail_ "N=$n: no progress line"
@@ -61,7 +61,7 @@ for n in 1 2; do
   test $(wc -l < pred$n.tsv) -ge 100 || fail_ "N=$n: $(wc -l < pred$n.tsv) predictions"
 done
 # Fine-tuning the pruned model by distillation keeps its shape.
-prumux-prune -m t2.pmx -t train.pmxs -d dev.pmxs -b 16 -e 2 -l 1e-3 \
+prumux-prune -m t2.pmx -t train.pmxs -d dev.pmxs -b 16 -e 2 --lr=1e-3 \
   --reg-lr=0.05 --sparsity=0.5 --finetune-epochs=1 -o f2.pmx 2> f2.err \
   || { cat f2.err >&2; fail_ "fine-tuning"; }
 grep -q 'fine-tuned 31 steps.*dev_accuracy' f2.err || fail_ "fine-tuning: no report"
@@ -72,7 +72,7 @@ expect_fail 1 'already pruned to sparsity' \
 test ! -e q.pmx || fail_ "q.pmx written"
 
 # Paused after 5 steps and resumed: the same model and masks.
-opts="-m t2.pmx -t train.pmxs -b 16 -s 9 -E 4 -l 1e-3 --sparsity=0.4 -q"
+opts="-m t2.pmx -t train.pmxs -b 16 -s 9 -E 4 --lr=1e-3 --sparsity=0.4 -q"
 prumux-prune $opts --masks=a.tsv -o a.pmx || fail_ "unbroken run"
 prumux-prune $opts --masks=b.tsv -o b.pmx -P 5 || fail_ "paused run"
 test ! -e b.pmx || fail_ "a paused run wrote the model"
@@ -84,8 +84,8 @@ cmp a.tsv b.tsv || fail_ "resumed masks differ"
 # Ctrl-C: the state is saved at the end of the step and the exit status
 # is 1; --resume continues from it.  Interrupt once the metrics log shows
 # a step (the handler is in place by then).
-long="-m t2.pmx -t train.pmxs -b 16 -s 400 -E 1 -l 1e-3 --sparsity=0.4 -q"
-prumux-prune $long -L int.tsv -o c.pmx 2> int.err &
+long="-m t2.pmx -t train.pmxs -b 16 -s 400 -E 1 --lr=1e-3 --sparsity=0.4 -q"
+prumux-prune $long --log=int.tsv -o c.pmx 2> int.err &
 pid=$!
 i=0
 while [ $(cat int.tsv 2>/dev/null | wc -l) -lt 2 ] && [ $i -lt 600 ]; do
