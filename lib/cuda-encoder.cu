@@ -50,10 +50,76 @@ extern "C" {
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- cuBLAS, loaded when first needed -------------------------------------- */
+
+/* libcublas pulls in libcublasLt, half a gigabyte: linked into libprumux,
+   it cost every prumux program about half a second at start-up (0.46 s
+   per process, measured on the development machine), GPU or not.  So it
+   is opened with dlopen when a cuda device is first opened, and only the
+   runtime (libcudart, small) is linked.  CUDA_LIBDIR is the toolkit's
+   library directory configure found.  */
+static struct
+{
+  decltype (&cublasCreate_v2) create;
+  decltype (&cublasDestroy_v2) destroy;
+  decltype (&cublasSetMathMode) set_math_mode;
+  decltype (&cublasSetStream_v2) set_stream;
+  decltype (&cublasSgemm_v2) sgemm;
+  decltype (&cublasSgemmStridedBatched) sgemm_batched;
+  decltype (&cublasGetStatusString) status_string;
+} cb;
+static pthread_once_t cb_once = PTHREAD_ONCE_INIT;
+static char cb_error[512];      /* why cuBLAS could not be loaded; "" if it was */
+
+#define STR_(x) #x
+#define STR(x) STR_ (x)
+#define CUBLAS_SONAME "libcublas.so." STR (CUBLAS_VER_MAJOR)
+
+static void
+cb_load (void)
+{
+  void *h = NULL;
+#ifdef CUDA_LIBDIR
+  h = dlopen (CUDA_LIBDIR "/" CUBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
+#endif
+  if (!h && !(h = dlopen (CUBLAS_SONAME, RTLD_NOW | RTLD_LOCAL)))
+    {
+      snprintf (cb_error, sizeof cb_error, "cannot load cuBLAS: %s", dlerror ());
+      return;
+    }
+  /* The handle stays open for the life of the process.  */
+  struct { void **fn; const char *name; } syms[] = {
+    { (void **) &cb.create, "cublasCreate_v2" },
+    { (void **) &cb.destroy, "cublasDestroy_v2" },
+    { (void **) &cb.set_math_mode, "cublasSetMathMode" },
+    { (void **) &cb.set_stream, "cublasSetStream_v2" },
+    { (void **) &cb.sgemm, "cublasSgemm_v2" },
+    { (void **) &cb.sgemm_batched, "cublasSgemmStridedBatched" },
+    { (void **) &cb.status_string, "cublasGetStatusString" },
+  };
+  for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++)
+    if (!(*syms[i].fn = dlsym (h, syms[i].name)))
+      {
+        snprintf (cb_error, sizeof cb_error, "cannot load cuBLAS: %s has no %s",
+                  CUBLAS_SONAME, syms[i].name);
+        return;
+      }
+}
+
+/* 0 once cuBLAS is loaded (cb), else -1 with the reason.  */
+static int
+cublas_load (void)
+{
+  pthread_once (&cb_once, cb_load);
+  return cb_error[0] ? pmx_error ("%s", cb_error) : 0;
+}
 
 /* ---- Errors --------------------------------------------------------------- */
 
@@ -71,7 +137,7 @@ cuda_fail (cudaError_t err, const char *what)
 static int
 blas_fail (cublasStatus_t st, const char *what)
 {
-  return pmx_error ("%s: cuBLAS: %s", what, cublasGetStatusString (st));
+  return pmx_error ("%s: cuBLAS: %s", what, cb.status_string (st));
 }
 
 #define CU(call, what)                                          \
@@ -275,8 +341,8 @@ gemm (cublasHandle_t blas, const float *A, int lda, const float *W, float *C, in
   if (M <= 0 || N <= 0)
     return 0;
   const float one = 1.0f;
-  BLAS (cublasSgemm (blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, W, K, A, lda,
-                     &beta, C, ldc), "linear layer");
+  BLAS (cb.sgemm (blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, W, K, A, lda, &beta,
+                  C, ldc), "linear layer");
   return 0;
 }
 
@@ -342,17 +408,17 @@ attend (cudaStream_t st, cublasHandle_t blas, const heads_ws *w, int nseq, int h
   LAUNCHED ("attention heads kernel");
   const float zero = 0.0f, one = 1.0f;
   /* S (lq, lk) = scale Qh Kh^T per batch entry.  */
-  BLAS (cublasSgemmStridedBatched (blas, CUBLAS_OP_T, CUBLAS_OP_N, lk, lq, dh, &scale,
-                                   w->Kh, dh, (long long) lk * dh, w->Qh, dh,
-                                   (long long) lq * dh, &zero, w->S, lk,
-                                   (long long) lq * lk, batch), "attention scores");
+  BLAS (cb.sgemm_batched (blas, CUBLAS_OP_T, CUBLAS_OP_N, lk, lq, dh, &scale, w->Kh,
+                          dh, (long long) lk * dh, w->Qh, dh, (long long) lq * dh,
+                          &zero, w->S, lk, (long long) lq * lk, batch),
+        "attention scores");
   if (softmax (st, w->S, batch * lq, lk, lens, heads * lq) < 0)
     return -1;
   /* Ch (lq, dh) = S Vh.  */
-  BLAS (cublasSgemmStridedBatched (blas, CUBLAS_OP_N, CUBLAS_OP_N, dh, lq, lk, &one,
-                                   w->Vh, dh, (long long) lk * dh, w->S, lk,
-                                   (long long) lq * lk, &zero, w->Ch, dh,
-                                   (long long) lq * dh, batch), "attention context");
+  BLAS (cb.sgemm_batched (blas, CUBLAS_OP_N, CUBLAS_OP_N, dh, lq, lk, &one, w->Vh, dh,
+                          (long long) lk * dh, w->S, lk, (long long) lq * lk, &zero,
+                          w->Ch, dh, (long long) lq * dh, batch),
+        "attention context");
   k_from_heads<<<blocks_for (nq), THREADS, 0, st>>> (w->Ch, qrows, nseq, lq, heads, dh,
                                                      C, ldc);
   LAUNCHED ("attention context kernel");
@@ -421,7 +487,7 @@ cuda_device_open (const char *variant)
       pmx_error ("unknown CUDA device '%s' (K or K:tf32, K the GPU's index)", v);
       return NULL;
     }
-  if (check_gpu ((int) k) < 0)
+  if (cublas_load () < 0 || check_gpu ((int) k) < 0)
     return NULL;
   cuda_device *d = &devices[k][tf32];
   d->index = (int) k;
@@ -588,7 +654,7 @@ cuda_new (const void *devp, const pmx_model_config *cfg, pmx_tensor_lookup get,
         cuda_fail (err, dev->name);
         goto fail;
       }
-    cublasStatus_t st = cublasCreate (&e->blas);
+    cublasStatus_t st = cb.create (&e->blas);
     if (st != CUBLAS_STATUS_SUCCESS)
       {
         e->blas = NULL;
@@ -597,9 +663,9 @@ cuda_new (const void *devp, const pmx_model_config *cfg, pmx_tensor_lookup get,
       }
     /* fp32 by default: cuBLAS's default math does not use TF32 for
        SGEMM (NVIDIA_TF32_OVERRIDE can only turn TF32 off).  */
-    if ((st = cublasSetMathMode (e->blas, dev->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
-                                 : CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS
-        || (st = cublasSetStream (e->blas, e->stream)) != CUBLAS_STATUS_SUCCESS)
+    if ((st = cb.set_math_mode (e->blas, dev->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                : CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS
+        || (st = cb.set_stream (e->blas, e->stream)) != CUBLAS_STATUS_SUCCESS)
       {
         blas_fail (st, dev->name);
         goto fail;
@@ -663,7 +729,7 @@ cuda_free (void *enc)
   cudaFree (e->dints);
   cudaFree (e->weights);
   if (e->blas)
-    cublasDestroy (e->blas);
+    cb.destroy (e->blas);
   if (e->stream)
     cudaStreamDestroy (e->stream);
   cudaGetLastError ();
@@ -1073,6 +1139,24 @@ op_begin (const void *dev, op_mem *m)
   return 0;
 }
 
+/* A cuBLAS handle for one op into *H (NULL on failure), in DEV's math
+   mode.  */
+static int
+op_blas (const void *dev, cublasHandle_t *h)
+{
+  cublasStatus_t st = cb.create (h);
+  if (st != CUBLAS_STATUS_SUCCESS)
+    {
+      *h = NULL;
+      return blas_fail (st, "single op");
+    }
+  if ((st = cb.set_math_mode (*h, ((const cuda_device *) dev)->tf32
+                              ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH))
+      != CUBLAS_STATUS_SUCCESS)
+    return blas_fail (st, "single op");
+  return 0;
+}
+
 static int
 cuda_linear (const void *dev, const float *A, const float *W, const float *bias, int M,
              int N, int K, float *C)
@@ -1080,26 +1164,15 @@ cuda_linear (const void *dev, const float *A, const float *W, const float *bias,
   op_mem m;
   if (op_begin (dev, &m) < 0)
     return -1;
-  size_t cb = (size_t) M * N * sizeof (float);
+  size_t cbytes = (size_t) M * N * sizeof (float);
   float *dA = op_upload (&m, A, (size_t) M * K * sizeof (float));
   float *dW = dA ? op_upload (&m, W, (size_t) N * K * sizeof (float)) : NULL;
   float *db = dW ? op_upload (&m, bias, (size_t) N * sizeof (float)) : NULL;
-  float *dC = db ? op_upload (&m, NULL, cb) : NULL;
+  float *dC = db ? op_upload (&m, NULL, cbytes) : NULL;
   int rc = dC ? 0 : -1;
   cublasHandle_t h = NULL;
   if (rc == 0)
-    {
-      cublasStatus_t st = cublasCreate (&h);
-      if (st != CUBLAS_STATUS_SUCCESS)
-        {
-          h = NULL;
-          rc = blas_fail (st, "single op");
-        }
-      else if ((st = cublasSetMathMode (h, ((const cuda_device *) dev)->tf32
-                                        ? CUBLAS_TF32_TENSOR_OP_MATH
-                                        : CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS)
-        rc = blas_fail (st, "single op");
-    }
+    rc = op_blas (dev, &h);
   if (rc == 0 && gemm (h, dA, K, dW, dC, N, M, N, K, 0.0f) < 0)
     rc = -1;
   if (rc == 0)
@@ -1110,8 +1183,8 @@ cuda_linear (const void *dev, const float *A, const float *W, const float *bias,
         rc = cuda_fail (err, "bias kernel");
     }
   if (h)
-    cublasDestroy (h);
-  return op_done (&m, rc, C, dC, cb);
+    cb.destroy (h);
+  return op_done (&m, rc, C, dC, cbytes);
 }
 
 static int
@@ -1188,18 +1261,7 @@ cuda_attention (const void *dev, const float *Q, const float *K, const float *V,
   cublasHandle_t h = NULL;
   int rc = dO ? 0 : -1;
   if (rc == 0)
-    {
-      cublasStatus_t st = cublasCreate (&h);
-      if (st != CUBLAS_STATUS_SUCCESS)
-        {
-          h = NULL;
-          rc = blas_fail (st, "single op");
-        }
-      else if ((st = cublasSetMathMode (h, ((const cuda_device *) dev)->tf32
-                                        ? CUBLAS_TF32_TENSOR_OP_MATH
-                                        : CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS)
-        rc = blas_fail (st, "single op");
-    }
+    rc = op_blas (dev, &h);
   if (rc == 0)
     {
       size_t fq = (size_t) nq * dh, fk = (size_t) L * dh;
@@ -1208,7 +1270,7 @@ cuda_attention (const void *dev, const float *Q, const float *K, const float *V,
                    NULL, NULL, di + 1, L, di, dO, dh);
     }
   if (h)
-    cublasDestroy (h);
+    cb.destroy (h);
   return op_done (&m, rc, out, dO, qb);
 }
 
