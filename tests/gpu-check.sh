@@ -16,10 +16,10 @@
 #     against PyTorch (infer-ref.sh), the MUX pipeline N = 1, 2, 5 against
 #     PyTorch (mux-e2e.sh), all-MiniLM-L6-v2 through the whole pipeline
 #     (pipeline-minilm.sh), all within 1e-4;
-#  3. logits of prumux-mux | prumux-infer | prumux-demux on the GPU within
-#     1e-4 of the CPU's: dense N = 1, MUX N = 2, 5, 10 and a CoFi-pruned
-#     N = 5 model (tests/ref-mux.py's weights), and the same on cuda:0:tf32
-#     with its difference printed (TF32's tolerance is not set yet);
+#  3. tests/gpu-pipeline.sh: logits of prumux-mux | prumux-infer |
+#     prumux-demux on the GPU within 1e-4 of the CPU's: dense N = 1, MUX
+#     N = 2, 5, 10 and a CoFi-pruned N = 5 model, and cuda:0:tf32's
+#     difference printed (TF32's tolerance is not set yet);
 #  4. the benchmark at the paper's protocol (fp32, T = 128, batch 128 N
 #     rows = 128 sequences): bench/encoder-bench on cuda:0 for BERT-base and
 #     a CoFi-pruned BERT-base, and bench/pipeline-bench.sh (rows/s of the
@@ -58,55 +58,11 @@ for t in $tests; do
   echo "-- ${t%.sh}.log"; cat "${t%.sh}.log"
 done
 
-step "3. logits, GPU against CPU"
-py=/usr/bin/python3
-"$py" -c 'import torch' 2>/dev/null || py=python3
+step "3. logits, GPU against CPU (tests/gpu-pipeline.sh)"
+make check TESTS=tests/gpu-pipeline.sh || fail "gpu-pipeline.sh"
+cat tests/gpu-pipeline.log
 w=$build/gpu-check.d
 rm -rf "$w" && mkdir -p "$w"
-# The max absolute difference of the numbers of two TSV files.
-maxdiff () {
-  paste "$1" "$2" | awk -F'\t' '{ n = NF / 2; for (i = 1; i <= n; i++) {
-      d = $i - $(i + n); d = d < 0 ? -d : d; m = d > m ? d : m } }
-    END { printf "%.3g\n", m + 0 }'
-}
-"$py" - "$src/tests" "$w" <<'PYEOF' || fail "cannot write the models"
-import importlib.util, os, sys
-sys.path.insert(0, sys.argv[1])
-import numpy as np
-import pmxstream
-spec = importlib.util.spec_from_file_location("refmux", os.path.join(sys.argv[1], "ref-mux.py"))
-m = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(m)
-out = sys.argv[2]
-for name, n, demux, shape in [("dense1", 1, "index_pos", {}), ("mux2", 2, "index_pos", {}),
-                              ("mux5", 5, "index_pos", {}), ("mux10", 10, "index_pos", {}),
-                              ("mux2index", 2, "index", {}),
-                              ("pruned5", 5, "index_pos",
-                               {"H": 24, "D": 32, "pruned": True, "layers": 3})]:
-    W = m.make_model(17 + n, n, demux, labels=2, head_dim=8, **shape)
-    pmxstream.write(os.path.join(out, name + ".pmxs"), [{k: v.numpy() for k, v in W.items()}],
-                    {"id": name, "hidden": shape.get("H", 32), "layers": shape.get("layers", 2),
-                     "head_dim": 8, "mux_n": n,
-                     "mux_variant": "gaussian_hadamard" if n > 1 else "none",
-                     "demux_variant": demux if n > 1 else "none", "num_labels": 2,
-                     "labels": "neg,pos", "max_length": 16, "attend_padding": int(n > 1),
-                     "pooling": "cls"})
-PYEOF
-for m in dense1 mux2 mux5 mux10 mux2index pruned5; do
-  "$py" "$src/tests/ref-mux.py" tokens "$w/$m.tok" 503 "$m" || fail "tokens for $m"
-  for dev in cpu cuda:0 cuda:0:tf32; do
-    bin/prumux-mux -w "$w/$m.pmxs" "$w/$m.tok" \
-      | bin/prumux-infer -w "$w/$m.pmxs" --device=$dev \
-      | bin/prumux-demux -w "$w/$m.pmxs" --output=logits > "$w/$m.$dev.tsv" \
-      || fail "$m on $dev"
-  done
-  d=$(maxdiff "$w/$m.cpu.tsv" "$w/$m.cuda:0.tsv")
-  d32=$(maxdiff "$w/$m.cpu.tsv" "$w/$m.cuda:0:tf32.tsv")
-  echo "$m: $(wc -l < "$w/$m.cpu.tsv") rows; max |logits cuda:0 - cpu| = $d;" \
-       "cuda:0:tf32 - cpu = $d32"
-  [ "$(wc -l < "$w/$m.cpu.tsv")" = 503 ] || fail "$m: not 503 rows"
-  awk -v d="$d" 'BEGIN { exit !(d <= 1e-4) }' || fail "$m: cuda:0 differs by $d > 1e-4"
-done
 
 step "4. benchmark (fp32, T = 128, 128 sequences)"
 peak=$w/gpu-mem
