@@ -40,7 +40,7 @@ for shape in $shapes; do
     # with the packed-weight kernels (lib/gemm.c) that the lines above use.
     # shellcheck disable=SC2086
     "$bench" $args --seq=128 --batch="$batch" --threads="$threads" --passes="$passes" \
-      --gemm=blas || exit 1
+      --device=cpu:blas || exit 1
     if [ $have_torch = yes ]; then
       # Torch at its best here (PERF-ANCHORS.md): one torch thread, the fp32
       # GEMMs in OpenBLAS's pool of THREADS.

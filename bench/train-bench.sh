@@ -18,7 +18,7 @@ trap 'rm -rf "$dir"' EXIT
 awk -v w=$words 'BEGIN { s = 1; for (r = 0; r < 800; r++) { t = ""
     for (j = 0; j < 40; j++) { s = (s * 69069 + 1) % 4294967296; t = t " w" s % w }
     print r % 8 "\t" t } }' > "$dir/data.tsv"
-prumux-tokenize -v "$dir/vocab.txt" -f 2 -l 1 -n $T -o "$dir/data.pmxs" "$dir/data.tsv"
+prumux-tokenize --vocab="$dir/vocab.txt" -f 2 -l 1 -n $T -o "$dir/data.pmxs" "$dir/data.tsv"
 V=$(wc -l < "$dir/vocab.txt")
 printf 'N\tprumux_ex_per_s\ttorch_ex_per_s\tratio\n'
 # Best of 3 alternating runs each: the machine is shared, and the best run
@@ -27,7 +27,7 @@ best () { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 > b + 0 ? a : b) }'; }
 for n in 1 2 5; do
   c=0 t=0
   for r in 1 2 3; do
-    prumux-train --init=$spec,n=$n,labels=8 -V "$dir/vocab.txt" -t "$dir/data.pmxs" \
+    prumux-train --init=$spec,n=$n,labels=8 --vocab="$dir/vocab.txt" -t "$dir/data.pmxs" \
       -b $batch -s $steps -E $steps --dropout=0 -l 1e-4 -j $threads -q \
       -L "$dir/log-$n-$r.tsv" -o "$dir/m-$n.pmx"
     c=$(best "$c" "$(tail -n 1 "$dir/log-$n-$r.tsv" | cut -f 10)")

@@ -140,6 +140,16 @@ cli_version (void)
   exit (EXIT_SUCCESS);
 }
 
+int
+cli_standard_option (int c, void (*usage) (void))
+{
+  if (c == 'h')
+    usage ();
+  if (c == 'V')
+    cli_version ();
+  return c;
+}
+
 void
 cli_help_tail (void)
 {

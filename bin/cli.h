@@ -29,6 +29,22 @@ void warn (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
    A NULL FMT prints only the second line (after getopt's own message).  */
 noreturn void usage_error (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 
+/* The options every program has, from the shared table of option letters
+   (prumux(7)): -h, --help and -V, --version.  A program puts
+   CLI_STANDARD_SHORTOPTS in its getopt string, CLI_STANDARD_LONGOPTS in
+   its long options, CLI_STANDARD_HELP last in the option list of its
+   --help, and switches on what cli_standard_option returns:
+     switch (cli_standard_option (c, usage))  */
+#define CLI_STANDARD_SHORTOPTS "hV"
+#define CLI_STANDARD_LONGOPTS \
+  { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' }
+#define CLI_STANDARD_HELP \
+  "  -h, --help              display this help and exit\n" \
+  "  -V, --version           output version information and exit\n"
+/* C is 'h': call USAGE (which prints --help and exits); 'V': print the
+   version and exit; anything else: return C.  */
+int cli_standard_option (int c, void (*usage) (void));
+
 /* GNU --version text, then exit 0.  */
 noreturn void cli_version (void);
 /* Print the common tail of --help (report bugs, home page), exit 0.  */

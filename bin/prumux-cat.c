@@ -20,18 +20,20 @@ Show the prumux tensor stream in FILE (or standard input) as readable text,\n\
 as exact TSV, or as JSON Lines; with --encode, read that TSV form and write\n\
 the binary stream.\n\
 \n\
-  -f, --format=FORMAT   text (default), tsv or json\n\
-  -t, --tensor=NAMES    show only the tensors named in the comma-separated list\n\
-  -H, --header          show only the stream header (metadata), not records\n\
-  -n, --no-data         show names, types and shapes, not values\n\
-  -m, --max-values=N    text format: show at most N values per tensor\n\
-                          (default 8; 0 shows all)\n\
-  -e, --encode          read the TSV form and write a binary stream\n\
-  -c, --check           read the whole stream, print nothing, and report\n\
-                          whether it is valid through the exit status\n\
-  -o, --output=FILE     write to FILE (atomically) instead of standard output\n\
-      --help            display this help and exit\n\
-      --version         output version information and exit\n\
+  -f, --format=FORMAT     text (default), tsv or json\n\
+  -t, --tensor=NAMES      show only the tensors named in the comma-separated\n\
+                            list\n\
+  -H, --header            show only the stream header (metadata), not records\n\
+  -n, --no-data           show names, types and shapes, not values\n\
+      --max-values=N      text format: show at most N values per tensor\n\
+                            (default 8; 0 shows all)\n\
+  -e, --encode            read the TSV form and write a binary stream\n\
+  -c, --check             read the whole stream, print nothing, and report\n\
+                            whether it is valid through the exit status\n\
+  -o, --output=FILE       write to FILE (atomically) instead of standard\n\
+                            output\n", stdout);
+  fputs (CLI_STANDARD_HELP, stdout);
+  fputs ("\
 \n\
 The TSV form is exact: 'prumux-cat -f tsv | prumux-cat -e' reproduces the\n\
 stream's records and metadata.  prumux-stream(5) describes the format.\n", stdout);
@@ -65,8 +67,7 @@ main (int argc, char **argv)
     { "encode", no_argument, NULL, 'e' },
     { "check", no_argument, NULL, 'c' },
     { "output", required_argument, NULL, 'o' },
-    { "help", no_argument, NULL, 'h' },
-    { "version", no_argument, NULL, 'V' },
+    CLI_STANDARD_LONGOPTS,
     { NULL, 0, NULL, 0 }
   };
   struct text_options opt = { .format = FORMAT_TEXT, .max_values = 8 };
@@ -74,8 +75,9 @@ main (int argc, char **argv)
   const char *output = NULL;
 
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "f:t:Hnm:eco:", longopts, NULL)) != -1)
-    switch (c)
+  while ((c = getopt_long (argc, argv, "f:t:Hnm:eco:" CLI_STANDARD_SHORTOPTS,
+                           longopts, NULL)) != -1)
+    switch (cli_standard_option (c, usage))
       {
       case 'f':
         if (strcmp (optarg, "text") == 0)
@@ -90,12 +92,11 @@ main (int argc, char **argv)
       case 't': opt.select = split_names (optarg); break;
       case 'H': header_only = 1; break;
       case 'n': opt.no_data = 1; break;
-      case 'm': opt.max_values = cli_parse_int ("--max-values", optarg, 0, INT64_MAX); break;
+      case 'm':                 /* -m: before 0.1.0; -m is --model elsewhere */
+        opt.max_values = cli_parse_int ("--max-values", optarg, 0, INT64_MAX); break;
       case 'e': encode = 1; break;
       case 'c': check = 1; break;
       case 'o': output = optarg; break;
-      case 'h': usage (); break;
-      case 'V': cli_version (); break;
       default: usage_error ("invalid option");
       }
   if (argc - optind > 1)

@@ -24,21 +24,20 @@ usage (void)
           "pruned checkpoints (per-layer shapes are taken from the weights).\n"
           "F16, BF16 and F64 weights are stored as f32.\n"
           "\nOptions:\n"
-          "  -o, --output=FILE        write the archive to FILE (required)\n"
-          "  -l, --labels=LIST        comma-separated label names, in class order\n"
-          "                           (default: id2label of config.json)\n"
-          "  -p, --pooling=MODE       sentence embedding pooling: cls, mean or pooler\n"
-          "                           (default: from the checkpoint)\n"
-          "  -L, --max-length=N       tokenizer maximum length in tokens\n"
-          "                           (default: from the checkpoint; 128 for MUX models)\n"
-          "  -V, --vocab=FILE         the vocabulary to store (default: DIR/vocab.txt)\n"
-          "  -t, --task=NAME          task name recorded in the archive\n"
-          "                           (default: finetuning_task of config.json)\n"
-          "  -z, --compress=METHOD    none (default), gzip, zstd or xz; a compressed\n"
-          "                           archive is smaller but cannot be mapped\n"
-          "  -v, --verbose            report what was kept, dropped and converted\n"
-          "      --help               display this help and exit\n"
-          "      --version            output version information and exit\n");
+          "  -o, --output=FILE       write the archive to FILE (required)\n"
+          "  -L, --labels=LIST       comma-separated label names, in class order\n"
+          "                            (default: id2label of config.json)\n"
+          "  -p, --pooling=MODE      sentence embedding pooling: cls, mean or pooler\n"
+          "                            (default: from the checkpoint)\n"
+          "  -n, --max-length=N      tokenizer maximum length in tokens (default:\n"
+          "                            from the checkpoint; 128 for MUX models)\n"
+          "      --vocab=FILE        the vocabulary to store (default: DIR/vocab.txt)\n"
+          "  -T, --task=NAME         task name recorded in the archive\n"
+          "                            (default: finetuning_task of config.json)\n"
+          "  -z, --compress=METHOD   none (default), gzip, zstd or xz; a compressed\n"
+          "                            archive is smaller but cannot be mapped\n"
+          "  -v, --verbose           report what was kept, dropped and converted\n"
+          CLI_STANDARD_HELP);
   cli_help_tail ();
 }
 
@@ -46,30 +45,31 @@ int
 main (int argc, char **argv)
 {
   cli_init (argv[0]);
-  enum { OPT_HELP = 256, OPT_VERSION };
+  enum { OPT_VOCAB = 256 };
   static const struct option longopts[] = {
     {"output", required_argument, NULL, 'o'},
-    {"labels", required_argument, NULL, 'l'},
+    {"labels", required_argument, NULL, 'L'},
     {"pooling", required_argument, NULL, 'p'},
-    {"max-length", required_argument, NULL, 'L'},
-    {"task", required_argument, NULL, 't'},
-    {"vocab", required_argument, NULL, 'V'},
+    {"max-length", required_argument, NULL, 'n'},
+    {"task", required_argument, NULL, 'T'},
+    {"vocab", required_argument, NULL, OPT_VOCAB},
     {"compress", required_argument, NULL, 'z'},
     {"verbose", no_argument, NULL, 'v'},
-    {"help", no_argument, NULL, OPT_HELP},
-    {"version", no_argument, NULL, OPT_VERSION},
+    CLI_STANDARD_LONGOPTS,
     {NULL, 0, NULL, 0}
   };
   pmx_hf_options opt = {0};
   const char *output = NULL;
   int compress = PMX_COMPRESS_NONE, verbose = 0, c;
-  while ((c = getopt_long (argc, argv, "o:l:p:L:t:V:z:v", longopts, NULL)) != -1)
-    switch (c)
+  while ((c = getopt_long (argc, argv, "o:L:l:p:n:T:t:z:v" CLI_STANDARD_SHORTOPTS, longopts,
+                           NULL)) != -1)
+    switch (cli_standard_option (c, usage))
       {
       case 'o':
         output = optarg;
         break;
-      case 'l':
+      case 'L':
+      case 'l':                 /* -l: before 0.1.0 */
         opt.labels = optarg;
         break;
       case 'p':
@@ -78,13 +78,14 @@ main (int argc, char **argv)
           usage_error ("--pooling must be cls, mean or pooler, not '%s'", optarg);
         opt.pooling = optarg;
         break;
-      case 'L':
+      case 'n':
         opt.max_length = (int) cli_parse_int ("--max-length", optarg, 2, 1 << 20);
         break;
-      case 't':
+      case 'T':
+      case 't':                 /* -t: before 0.1.0 */
         opt.task = optarg;
         break;
-      case 'V':
+      case OPT_VOCAB:
         opt.vocab = optarg;
         break;
       case 'z':
@@ -101,12 +102,6 @@ main (int argc, char **argv)
         break;
       case 'v':
         verbose = 1;
-        break;
-      case OPT_HELP:
-        usage ();
-        break;
-      case OPT_VERSION:
-        cli_version ();
         break;
       default:
         usage_error ("invalid usage");

@@ -33,8 +33,9 @@ standard input.\n\
   -w, --weights=FILE      take the weights from a tensor stream instead: one\n\
                             record of named tensors, the configuration in its\n\
                             META (as prumux-infer --weights); for tests\n\
-  -o, --output-file=FILE  write to FILE (default: standard output)\n\
-      --output=WHAT       labels (default): the predicted label and its\n\
+  -o, --output=FILE       write to FILE (atomically; default: standard\n\
+                            output)\n\
+      --emit=WHAT         labels (default): the predicted label and its\n\
                             probability; probs: the class probabilities;\n\
                             logits: the raw scores; embeddings: the vector\n\
                             the classifier reads (the only output of a model\n\
@@ -50,9 +51,9 @@ standard input.\n\
       --pool=POOL         models without multiplexing: cls, mean or pooler\n\
                             (default: the model's)\n\
       --normalize         L2-normalise pooled embeddings\n\
-      --no-normalize      do not (default: the model's)\n\
-      --help              display this help and exit\n\
-      --version           output version information and exit\n\
+      --no-normalize      do not (default: the model's)\n", stdout);
+  fputs (CLI_STANDARD_HELP, stdout);
+  fputs ("\
 \n\
 Demultiplexers: index_pos (RSA-demux, as PruMUX and MUX-BERT), index and\n\
 mlp; models without multiplexing: BERT pooler, CLS or mean pooling.\n", stdout);
@@ -102,22 +103,37 @@ print_vector (FILE *f, enum format fmt, const char *key, int64_t row,
   fputs (fmt == FMT_JSON ? "]}\n" : "\n", f);
 }
 
+/* WHAT of --emit=NAME: 0, or -1 for an unknown NAME.  */
+static int
+emit_parse (const char *name, int *what)
+{
+  static const char *const names[] = { "labels", "probs", "logits", "embeddings" };
+  static const int values[] = { OUT_LABELS, OUT_PROBS, OUT_LOGITS, OUT_EMBEDDINGS };
+  for (int i = 0; i < 4; i++)
+    if (!strcmp (name, names[i]))
+      {
+        *what = values[i];
+        return 0;
+      }
+  return -1;
+}
+
 int
 main (int argc, char **argv)
 {
-  enum { OPT_OUTPUT = 256, OPT_POOL, OPT_NORMALIZE, OPT_NO_NORMALIZE };
+  enum { OPT_EMIT = 256, OPT_OUTPUT, OPT_POOL, OPT_NORMALIZE, OPT_NO_NORMALIZE };
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
     { "weights", required_argument, NULL, 'w' },
-    { "output-file", required_argument, NULL, 'o' },
     { "output", required_argument, NULL, OPT_OUTPUT },
+    { "output-file", required_argument, NULL, 'o' },    /* before 0.1.0 */
+    { "emit", required_argument, NULL, OPT_EMIT },
     { "format", required_argument, NULL, 'f' },
     { "eval", optional_argument, NULL, 'e' },
     { "pool", required_argument, NULL, OPT_POOL },
     { "normalize", no_argument, NULL, OPT_NORMALIZE },
     { "no-normalize", no_argument, NULL, OPT_NO_NORMALIZE },
-    { "help", no_argument, NULL, 'h' },
-    { "version", no_argument, NULL, 'V' },
+    CLI_STANDARD_LONGOPTS,
     { NULL, 0, NULL, 0 }
   };
   const char *model_path = NULL, *weights_path = NULL, *out_path = "-";
@@ -126,18 +142,23 @@ main (int argc, char **argv)
   enum format fmt = FMT_TSV;
 
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "m:w:o:f:e::", longopts, NULL)) != -1)
-    switch (c)
+  while ((c = getopt_long (argc, argv, "m:w:o:f:e::" CLI_STANDARD_SHORTOPTS, longopts,
+                           NULL)) != -1)
+    switch (cli_standard_option (c, usage))
       {
       case 'm': model_path = optarg; break;
       case 'w': weights_path = optarg; break;
       case 'o': out_path = optarg; break;
       case OPT_OUTPUT:
-        if (!strcmp (optarg, "labels")) what = OUT_LABELS;
-        else if (!strcmp (optarg, "probs")) what = OUT_PROBS;
-        else if (!strcmp (optarg, "logits")) what = OUT_LOGITS;
-        else if (!strcmp (optarg, "embeddings")) what = OUT_EMBEDDINGS;
-        else usage_error ("invalid --output '%s' (labels, probs, logits, embeddings)", optarg);
+        /* Before 0.1.0, --output said what to write (now --emit): a
+           script's --output=embeddings still means that; -o labels or
+           --output=./labels write to a file of that name.  */
+        if (emit_parse (optarg, &what) < 0)
+          out_path = optarg;
+        break;
+      case OPT_EMIT:
+        if (emit_parse (optarg, &what) < 0)
+          usage_error ("invalid --emit '%s' (labels, probs, logits, embeddings)", optarg);
         break;
       case 'f':
         if (!strcmp (optarg, "tsv")) fmt = FMT_TSV;
@@ -149,8 +170,6 @@ main (int argc, char **argv)
       case OPT_POOL: pool = optarg; break;
       case OPT_NORMALIZE: normalize = 1; break;
       case OPT_NO_NORMALIZE: normalize = 0; break;
-      case 'h': usage (); break;
-      case 'V': cli_version (); break;
       default: usage_error ("invalid usage");
       }
   if (!model_path == !weights_path)
@@ -173,7 +192,7 @@ main (int argc, char **argv)
   if (what < 0)
     what = C > 0 ? OUT_LABELS : OUT_EMBEDDINGS;
   if (what != OUT_EMBEDDINGS && C == 0)
-    die ("%s: the model has no classifier; use --output=embeddings", model_path);
+    die ("%s: the model has no classifier; use --emit=embeddings", model_path);
   if (eval && C == 0)
     die ("%s: the model has no classifier to evaluate", model_path);
   int flags = (what == OUT_EMBEDDINGS ? PMX_DEMUX_EMBEDDINGS : PMX_DEMUX_LOGITS)

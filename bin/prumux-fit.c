@@ -42,8 +42,7 @@ static const struct option long_options[] = {
   {"output", required_argument, NULL, 'o'},
   {"plot", required_argument, NULL, 'p'},
   {"quiet", no_argument, NULL, 'q'},
-  {"help", no_argument, NULL, 'h'},
-  {"version", no_argument, NULL, 'V'},
+  CLI_STANDARD_LONGOPTS,
   {NULL, 0, NULL, 0}
 };
 
@@ -67,10 +66,10 @@ Modes (one of; --plot alone only draws):\n\
                               below the base model's accuracy\n\
   -t, --threshold=ACC       rank candidates predicted to reach accuracy ACC\n\
                               (ACC <= 1 is a fraction, otherwise a percentage)\n\
-  -l, --loo                 leave-one-out evaluation per task: shares of\n\
+      --loo                 leave-one-out evaluation per task: shares of\n\
                               accuracy predictions within --acc-tol points\n\
                               (M_A) and throughput within --thr-tol (M_T)\n\
-  -w, --budget-sweep=LO:HI:STEP  for each budget, is the best measured (N, s)\n\
+      --budget-sweep=LO:HI:STEP  for each budget, is the best measured (N, s)\n\
                               among the top K predicted?  (paper's Table 3)\n\
 \n\
 Model:\n\
@@ -191,9 +190,9 @@ parse_args (int argc, char **argv, config *c)
   c->acc_tol = 1.5;
   c->thr_tol = 0.2;
   int opt;
-  while ((opt = getopt_long (argc, argv, "b:t:lw:T:r:xF:N:s:k:f:o:p:qhV",
-                             long_options, NULL)) != -1)
-    switch (opt)
+  while ((opt = getopt_long (argc, argv, "b:t:lw:T:r:xF:N:s:k:f:o:p:q"
+                             CLI_STANDARD_SHORTOPTS, long_options, NULL)) != -1)
+    switch (cli_standard_option (opt, usage))
       {
       case 'b':
         c->budget = cli_parse_double ("--budget", optarg);
@@ -210,10 +209,10 @@ parse_args (int argc, char **argv, config *c)
           c->threshold *= 100;
         c->have_threshold = 1;
         break;
-      case 'l':
+      case 'l':                 /* -l: before 0.1.0 (not in prumux(7)'s table) */
         c->loo = 1;
         break;
-      case 'w':
+      case 'w':                 /* -w: before 0.1.0 (-w is --weights elsewhere) */
         parse_list ("--budget-sweep", optarg, &c->sweep);
         break;
       case 'T':
@@ -281,10 +280,6 @@ parse_args (int argc, char **argv, config *c)
       case 'q':
         c->quiet = 1;
         break;
-      case 'h':
-        usage ();
-      case 'V':
-        cli_version ();
       default:
         usage_error ("invalid option");
       }

@@ -36,7 +36,7 @@ usage (void)
           "  -p, --positions=WHICH   the positions to keep per sequence: 'auto' (what\n"
           "                            the model's head reads; the default), 'all',\n"
           "                            or a comma-separated list such as 0,1,2\n"
-          "  -t, --threads=N         use N threads (default: all online CPUs)\n"
+          "  -j, --threads=N         use N threads (default: all online CPUs)\n"
           "      --device=NAME       run the encoder on NAME: 'cpu' (the default:\n"
           "                            the best kernels of this CPU, 'cpu:avx512'\n"
           "                            or 'cpu:avx2', else 'cpu:blas'), 'cpu:avx512',\n"
@@ -49,8 +49,7 @@ usage (void)
           "  -v, --verbose           say on standard error which device and kernels\n"
           "                            run, and on how many threads\n"
           "  -o, --output=FILE       write to FILE (atomically) instead of stdout\n"
-          "      --help              display this help and exit\n"
-          "      --version           output version information and exit\n"
+          CLI_STANDARD_HELP
           "\n"
           "'auto' keeps position 0 for an index_pos demultiplexer and for cls or\n"
           "pooler pooling, positions 0..N for an index demultiplexer of width N,\n"
@@ -149,19 +148,18 @@ encode_record (pmx_encoder *enc, const pmx_record *rec, positions *pos,
 int
 main (int argc, char **argv)
 {
-  enum { OPT_HELP = 256, OPT_VERSION, OPT_GEMM, OPT_DEVICE };
+  enum { OPT_GEMM = 256, OPT_DEVICE };
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
     { "weights", required_argument, NULL, 'w' },
     { "from-ids", no_argument, NULL, 'i' },
     { "positions", required_argument, NULL, 'p' },
-    { "threads", required_argument, NULL, 't' },
+    { "threads", required_argument, NULL, 'j' },
     { "device", required_argument, NULL, OPT_DEVICE },
     { "gemm", required_argument, NULL, OPT_GEMM },
     { "verbose", no_argument, NULL, 'v' },
     { "output", required_argument, NULL, 'o' },
-    { "help", no_argument, NULL, OPT_HELP },
-    { "version", no_argument, NULL, OPT_VERSION },
+    CLI_STANDARD_LONGOPTS,
     { NULL, 0, NULL, 0 }
   };
   const char *model_path = NULL, *weights_path = NULL, *output = NULL;
@@ -174,14 +172,17 @@ main (int argc, char **argv)
   if (!device || !*device)
     device = "cpu";
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "m:w:ip:t:o:v", longopts, NULL)) != -1)
-    switch (c)
+  while ((c = getopt_long (argc, argv, "m:w:ip:j:t:o:v" CLI_STANDARD_SHORTOPTS, longopts,
+                           NULL)) != -1)
+    switch (cli_standard_option (c, usage))
       {
       case 'm': model_path = optarg; break;
       case 'w': weights_path = optarg; break;
       case 'i': from_ids = 1; break;
       case 'p': positions_arg = optarg; break;
-      case 't': threads = (int) cli_parse_int ("--threads", optarg, 1, 256); break;
+      case 'j':
+      case 't':                 /* -t: before 0.1.0 (-j everywhere now) */
+        threads = (int) cli_parse_int ("--threads", optarg, 1, 256); break;
       case 'o': output = optarg; break;
       case 'v': verbose = 1; break;
       case OPT_DEVICE: device = optarg; break;
@@ -189,8 +190,6 @@ main (int argc, char **argv)
         snprintf (gemm_device, sizeof gemm_device, "cpu:%s", optarg);
         device = strcmp (optarg, "best") ? gemm_device : "cpu";
         break;
-      case OPT_HELP: usage (); break;
-      case OPT_VERSION: cli_version (); break;
       default: usage_error ("invalid option");
       }
   if (!model_path == !weights_path)

@@ -21,9 +21,8 @@ usage (void)
           "  vocab     the vocabulary (vocab.txt), one token a line\n"
           "  verify    recompute the identity from the contents and check it\n"
           "\nOptions:\n"
-          "  -f, --format=FORMAT  output 'text' (default) or 'json'\n"
-          "      --help           display this help and exit\n"
-          "      --version        output version information and exit\n");
+          "  -f, --format=FORMAT     output 'text' (default) or 'json'\n"
+          CLI_STANDARD_HELP);
   cli_help_tail ();
 }
 
@@ -166,16 +165,14 @@ int
 main (int argc, char **argv)
 {
   cli_init (argv[0]);
-  enum { OPT_HELP = 256, OPT_VERSION };
   static const struct option longopts[] = {
     {"format", required_argument, NULL, 'f'},
-    {"help", no_argument, NULL, OPT_HELP},
-    {"version", no_argument, NULL, OPT_VERSION},
+    CLI_STANDARD_LONGOPTS,
     {NULL, 0, NULL, 0}
   };
   int json = 0, c;
-  while ((c = getopt_long (argc, argv, "f:", longopts, NULL)) != -1)
-    switch (c)
+  while ((c = getopt_long (argc, argv, "f:" CLI_STANDARD_SHORTOPTS, longopts, NULL)) != -1)
+    switch (cli_standard_option (c, usage))
       {
       case 'f':
         if (strcmp (optarg, "json") == 0)
@@ -184,12 +181,6 @@ main (int argc, char **argv)
           json = 0;
         else
           usage_error ("--format must be 'text' or 'json', not '%s'", optarg);
-        break;
-      case OPT_HELP:
-        usage ();
-        break;
-      case OPT_VERSION:
-        cli_version ();
         break;
       default:
         usage_error ("invalid usage");

@@ -36,9 +36,9 @@ this is the BERT embedding stage alone.\n\
                             record of named tensors, the configuration in its\n\
                             META (as prumux-infer --weights); for tests\n\
   -N, --instances=N       check that MODEL multiplexes N instances\n\
-  -o, --output=FILE       write the stream to FILE (default: standard output)\n\
-      --help              display this help and exit\n\
-      --version           output version information and exit\n\
+  -o, --output=FILE       write the stream to FILE (default: standard output)\n", stdout);
+  fputs (CLI_STANDARD_HELP, stdout);
+  fputs ("\
 \n\
 Supported: muxing gaussian_hadamard (with the index_pos, index and mlp\n\
 demultiplexers) and none (N = 1).  Not supported: gaussian_attention_v2\n\
@@ -54,8 +54,7 @@ main (int argc, char **argv)
     { "weights", required_argument, NULL, 'w' },
     { "instances", required_argument, NULL, 'N' },
     { "output", required_argument, NULL, 'o' },
-    { "help", no_argument, NULL, 'h' },
-    { "version", no_argument, NULL, 'V' },
+    CLI_STANDARD_LONGOPTS,
     { NULL, 0, NULL, 0 }
   };
   const char *model_path = NULL, *weights_path = NULL, *out_path = "-";
@@ -63,15 +62,14 @@ main (int argc, char **argv)
   int c;
 
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "m:w:N:o:", longopts, NULL)) != -1)
-    switch (c)
+  while ((c = getopt_long (argc, argv, "m:w:N:o:" CLI_STANDARD_SHORTOPTS, longopts, NULL))
+         != -1)
+    switch (cli_standard_option (c, usage))
       {
       case 'm': model_path = optarg; break;
       case 'w': weights_path = optarg; break;
       case 'N': want_n = cli_parse_int ("--instances", optarg, 1, 1000); break;
       case 'o': out_path = optarg; break;
-      case 'h': usage (); break;
-      case 'V': cli_version (); break;
       default: usage_error ("invalid usage");
       }
   if (!model_path == !weights_path)

@@ -31,7 +31,7 @@ Vocabulary and normalisation:\n\
   -m, --model=MODEL       take the vocabulary, case and accent handling,\n\
                             maximum length and label names from the model\n\
                             archive, and mark the stream as made for it\n\
-  -v, --vocab=FILE        the vocabulary (vocab.txt, one token per line)\n\
+      --vocab=FILE        the vocabulary (vocab.txt, one token per line)\n\
   -c, --cased             keep case (default: lower-case, for uncased\n\
                             vocabularies)\n\
   -a, --no-strip-accents  keep accents (default: strip them, NFD and drop\n\
@@ -58,9 +58,9 @@ Output:\n\
                             space-separated ids per input row, no padding\n\
   -d, --decode            read ids (the tsv form, or a stream) and write their\n\
                             tokens, space-separated, one row per line\n\
-  -o, --output=FILE       write to FILE (atomically) instead of standard output\n\
-      --help              display this help and exit\n\
-      --version           output version information and exit\n\
+  -o, --output=FILE       write to FILE (atomically) instead of standard output\n", stdout);
+  fputs (CLI_STANDARD_HELP, stdout);
+  fputs ("\
 \n\
 Records hold row (i64, B: the 0-based number of the input row, headers not\n\
 counted), ids and type_ids (i32, B x T), lengths (i32, B) and, with\n\
@@ -551,9 +551,10 @@ decode_file (const pmx_vocab *v, const char *file)
 int
 main (int argc, char **argv)
 {
+  enum { OPT_VOCAB = 256 };
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
-    { "vocab", required_argument, NULL, 'v' },
+    { "vocab", required_argument, NULL, OPT_VOCAB },
     { "cased", no_argument, NULL, 'c' },
     { "no-strip-accents", no_argument, NULL, 'a' },
     { "strip-accents", no_argument, NULL, 's' },
@@ -567,18 +568,18 @@ main (int argc, char **argv)
     { "format", required_argument, NULL, 'F' },
     { "decode", no_argument, NULL, 'd' },
     { "output", required_argument, NULL, 'o' },
-    { "help", no_argument, NULL, 'h' },
-    { "version", no_argument, NULL, 'V' },
+    CLI_STANDARD_LONGOPTS,
     { NULL, 0, NULL, 0 }
   };
   int c;
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "m:v:casf:l:L:Hn:p:b:F:do:", longopts,
-                           NULL)) != -1)
-    switch (c)
+  while ((c = getopt_long (argc, argv, "m:v:casf:l:L:Hn:p:b:F:do:"
+                           CLI_STANDARD_SHORTOPTS, longopts, NULL)) != -1)
+    switch (cli_standard_option (c, usage))
       {
       case 'm': opt.model = optarg; break;
-      case 'v': opt.vocab = optarg; break;
+      case 'v':                 /* -v: before 0.1.0 (-v is --verbose elsewhere) */
+      case OPT_VOCAB: opt.vocab = optarg; break;
       case 'c': opt.lowercase = 0; opt.cased_set = 1; break;
       case 'a': opt.strip_accents = 0; break;
       case 's': opt.strip_accents = 1; break;
@@ -617,8 +618,6 @@ main (int argc, char **argv)
         break;
       case 'd': opt.decode = 1; break;
       case 'o': opt.output = optarg; break;
-      case 'h': usage (); break;
-      case 'V': cli_version (); break;
       default: usage_error ("invalid option");
       }
   if (!opt.vocab && !opt.model)

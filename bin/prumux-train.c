@@ -58,8 +58,8 @@ Model:\n\
                             with the index_pos demultiplexer), labels (a\n\
                             count, or names separated by ':'), max-length\n\
                             (128), demux-hidden (hidden)\n\
-  -V, --vocab=FILE        the vocabulary of a new model (vocab.txt)\n\
-      --task=NAME         the task name stored in the archive\n\
+      --vocab=FILE        the vocabulary of a new model (vocab.txt)\n\
+  -T, --task=NAME         the task name stored in the archive\n\
 \n\
 Data and objective:\n\
   -t, --train=FILE        training examples (a token stream with 'label'\n\
@@ -77,8 +77,8 @@ Optimisation (AdamW):\n\
   -a, --accumulate=K      micro-batches per optimizer step (default 1)\n\
   -e, --epochs=X          passes over the training data (default 1)\n\
   -s, --steps=N           optimizer steps (overrides --epochs)\n\
-  -l, --lr=X              peak learning rate (default 5e-5)\n\
-  -w, --warmup=X          warm-up steps, or a fraction of the steps if X < 1\n\
+      --lr=X              peak learning rate (default 5e-5)\n\
+      --warmup=X          warm-up steps, or a fraction of the steps if X < 1\n\
                             (default 0)\n\
       --schedule=S        linear (decay to 0, default) or constant\n\
       --weight-decay=X    decoupled weight decay, not for biases and\n\
@@ -100,10 +100,10 @@ Output:\n\
                             (then --resume), to train in several sittings\n\
   -E, --eval-every=N      evaluate and save every N steps (default: each\n\
                             epoch)\n\
-  -L, --log=FILE          append metrics to FILE, tab-separated\n\
-  -q, --quiet             no progress on standard error\n\
-      --help              display this help and exit\n\
-      --version           output version information and exit\n\
+      --log=FILE          append metrics to FILE, tab-separated\n\
+  -q, --quiet             no progress on standard error\n", stdout);
+  fputs (CLI_STANDARD_HELP, stdout);
+  fputs ("\
 \n\
 Progress goes to standard error: a bar with the remaining time on a\n\
 terminal, a line per evaluation otherwise.  An interrupt (Ctrl-C) saves\n\
@@ -516,12 +516,12 @@ progress_bar (long long step, long long total, double loss, double rate,
 enum
 {
   OPT_TASK = 256, OPT_SCHEDULE, OPT_WD, OPT_CLIP, OPT_DROPOUT, OPT_FREEZE,
-  OPT_SEED, OPT_HELP, OPT_VERSION
+  OPT_SEED, OPT_VOCAB, OPT_LR, OPT_LOG, OPT_WARMUP
 };
 
 static const struct option long_options[] = {
   {"init", required_argument, NULL, 'i'},
-  {"vocab", required_argument, NULL, 'V'},
+  {"vocab", required_argument, NULL, OPT_VOCAB},
   {"task", required_argument, NULL, OPT_TASK},
   {"train", required_argument, NULL, 't'},
   {"dev", required_argument, NULL, 'd'},
@@ -530,8 +530,8 @@ static const struct option long_options[] = {
   {"accumulate", required_argument, NULL, 'a'},
   {"epochs", required_argument, NULL, 'e'},
   {"steps", required_argument, NULL, 's'},
-  {"lr", required_argument, NULL, 'l'},
-  {"warmup", required_argument, NULL, 'w'},
+  {"lr", required_argument, NULL, OPT_LR},
+  {"warmup", required_argument, NULL, OPT_WARMUP},
   {"schedule", required_argument, NULL, OPT_SCHEDULE},
   {"weight-decay", required_argument, NULL, OPT_WD},
   {"clip", required_argument, NULL, OPT_CLIP},
@@ -543,10 +543,9 @@ static const struct option long_options[] = {
   {"resume", no_argument, NULL, 'r'},
   {"pause-after", required_argument, NULL, 'P'},
   {"eval-every", required_argument, NULL, 'E'},
-  {"log", required_argument, NULL, 'L'},
+  {"log", required_argument, NULL, OPT_LOG},
   {"quiet", no_argument, NULL, 'q'},
-  {"help", no_argument, NULL, OPT_HELP},
-  {"version", no_argument, NULL, OPT_VERSION},
+  CLI_STANDARD_LONGOPTS,
   {NULL, 0, NULL, 0}
 };
 
@@ -576,12 +575,14 @@ main (int argc, char **argv)
   o.dropout = 0.1f;
   o.seed = 42;
   int c;
-  while ((c = getopt_long (argc, argv, "i:V:t:d:O:b:a:e:s:l:w:j:o:rP:E:L:q",
+  while ((c = getopt_long (argc, argv, "i:T:t:d:O:b:a:e:s:l:w:j:o:rP:E:L:q"
+                           CLI_STANDARD_SHORTOPTS,
                            long_options, NULL)) != -1)
-    switch (c)
+    switch (cli_standard_option (c, usage))
       {
       case 'i': o.init = optarg; break;
-      case 'V': o.vocab = optarg; break;
+      case OPT_VOCAB: o.vocab = optarg; break;
+      case 'T':
       case OPT_TASK: o.task = optarg; break;
       case 't': o.train = optarg; break;
       case 'd': o.dev = optarg; break;
@@ -590,8 +591,10 @@ main (int argc, char **argv)
       case 'a': o.accumulate = (int) cli_parse_int ("--accumulate", optarg, 1, 1 << 20); break;
       case 'e': o.epochs = parse_nonneg ("--epochs", optarg); break;
       case 's': o.steps = cli_parse_int ("--steps", optarg, 1, 1LL << 40); break;
-      case 'l': o.lr = (float) parse_nonneg ("--lr", optarg); break;
-      case 'w': o.warmup = parse_nonneg ("--warmup", optarg); break;
+      case 'l':                 /* -l, -L: before 0.1.0 (prumux(7)) */
+      case OPT_LR: o.lr = (float) parse_nonneg ("--lr", optarg); break;
+      case 'w':                 /* -w: before 0.1.0 (-w is --weights elsewhere) */
+      case OPT_WARMUP: o.warmup = parse_nonneg ("--warmup", optarg); break;
       case OPT_SCHEDULE:
         if (!strcmp (optarg, "linear"))
           o.decay = 1;
@@ -614,10 +617,9 @@ main (int argc, char **argv)
       case 'r': o.resume = 1; break;
       case 'P': o.pause_after = cli_parse_int ("--pause-after", optarg, 1, 1LL << 40); break;
       case 'E': o.eval_every = (int) cli_parse_int ("--eval-every", optarg, 1, 1 << 30); break;
-      case 'L': o.log = optarg; break;
+      case 'L':
+      case OPT_LOG: o.log = optarg; break;
       case 'q': o.quiet = 1; break;
-      case OPT_HELP: usage (); break;
-      case OPT_VERSION: cli_version (); break;
       default: usage_error (NULL);
       }
   if (optind < argc)

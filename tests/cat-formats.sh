@@ -62,7 +62,7 @@ compare exp.txt sel.txt || fail_ "text view with --tensor"
 prumux-cat -H all.pmxs > head.txt || fail_ "--header"
 [ "$(wc -l < head.txt)" = 3 ] || fail_ "--header printed records"
 prumux-cat -n -f tsv -t i64 all.pmxs | grep -q "^#tensor	i64	i64	2$" || fail_ "--no-data"
-prumux-cat -m 2 -t f16 all.pmxs | grep -q '\[0.5 -65504 \.\.\. (3 values)\]' || fail_ "--max-values"
+prumux-cat --max-values=2 -t f16 all.pmxs | grep -q '\[0.5 -65504 \.\.\. (3 values)\]' || fail_ "--max-values"
 
 # JSON Lines: every line parses, values and shapes survive.
 prumux-cat -f json all.pmxs > all.json || fail_ "json"

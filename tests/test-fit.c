@@ -11,18 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-
-#define CHECK(cond) \
-  do { if (!(cond)) { failures++; \
-         fprintf (stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); } \
-  } while (0)
-
-#define CHECK_NEAR(got, want, tol) \
-  do { double g_ = (got), w_ = (want); \
-       if (!(fabs (g_ - w_) <= (tol))) { failures++; \
-         fprintf (stderr, "%s:%d: %s = %.12g, expected %.12g\n", \
-                  __FILE__, __LINE__, #got, g_, w_); } } while (0)
+#include "check.h"
 
 static pmx_fit_table *
 read_string (const char *text)

@@ -16,12 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-
-#define CHECK(cond) \
-  do { if (!(cond)) { fprintf (stderr, "%s:%d: check failed: %s (%s)\n", \
-                               __FILE__, __LINE__, #cond, pmx_errmsg ()); \
-                      failures++; } } while (0)
+#include "check.h"
 
 static void
 check_names (void)

@@ -20,19 +20,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void
-fail (const char *what)
-{
-  fprintf (stderr, "test-mux: %s: %s\n", what, pmx_errmsg ());
-  exit (1);
-}
+#include "check.h"
+
 
 static long long
 meta_int (const pmx_meta *m, const char *key, long long dflt)
 {
   long long v = dflt;
   if (pmx_meta_get_int (m, key, -1000000, 1000000, &v) < 0)
-    fail (key);
+    check_fatal (key);
   return v;
 }
 
@@ -50,16 +46,16 @@ metrics_main (int classes)
 {
   pmx_metrics *m = pmx_metrics_new (classes);
   if (!m)
-    fail ("metrics");
+    check_fatal ("metrics");
   float scores[64];
   double gold;
   while (scanf ("%lf", &gold) == 1)
     {
       for (int c = 0; c < classes && c < 64; c++)
         if (scanf ("%f", &scores[c]) != 1)
-          fail ("short line");
+          check_fatal ("short line");
       if (pmx_metrics_add (m, gold, scores) < 0)
-        fail ("add");
+        check_fatal ("add");
     }
   pmx_metric_values v;
   pmx_metrics_get (m, &v);
@@ -73,6 +69,7 @@ metrics_main (int classes)
 int
 main (int argc, char **argv)
 {
+  check_program = "test-mux";
   if (argc == 3 && !strcmp (argv[1], "metrics"))
     return metrics_main (atoi (argv[2]));
   if (argc < 5 || (strcmp (argv[1], "mux") && strcmp (argv[1], "demux")))
@@ -89,11 +86,11 @@ main (int argc, char **argv)
     }
   pmx_reader *wr = pmx_reader_open (wf, argv[2]);
   if (!wr)
-    fail (argv[2]);
+    check_fatal (argv[2]);
   pmx_record weights;
   pmx_record_init (&weights);
   if (pmx_reader_read (wr, &weights) != 1)
-    fail (argv[2]);
+    check_fatal (argv[2]);
   const pmx_meta *wm = pmx_reader_meta (wr);
 
   pmx_model_config cfg;
@@ -119,10 +116,10 @@ main (int argc, char **argv)
     }
   pmx_reader *r = pmx_reader_open (in, argv[3]);
   if (!r)
-    fail (argv[3]);
+    check_fatal (argv[3]);
   pmx_writer *w = pmx_writer_open (out, argv[4], pmx_reader_meta (r));
   if (!w)
-    fail (argv[4]);
+    check_fatal (argv[4]);
   pmx_record rec, res;
   pmx_record_init (&rec);
   pmx_record_init (&res);
@@ -131,50 +128,50 @@ main (int argc, char **argv)
     {
       pmx_muxer *mx = pmx_muxer_new (&cfg, pmx_record_lookup, &weights);
       if (!mx)
-        fail ("muxer");
+        check_fatal ("muxer");
       while ((rc = pmx_reader_read (r, &rec)) == 1)
         {
           int got = pmx_mux_stage (mx, &rec, &res);
           if (got < 0)
-            fail ("mux");
+            check_fatal ("mux");
           if (got && pmx_writer_write (w, &res) < 0)
-            fail ("write");
+            check_fatal ("write");
         }
       if (rc < 0)
-        fail ("read");
+        check_fatal ("read");
       rc = pmx_mux_flush (mx, &res);
       if (rc < 0)
-        fail ("flush");
+        check_fatal ("flush");
       if (rc && pmx_writer_write (w, &res) < 0)
-        fail ("write");
+        check_fatal ("write");
       pmx_muxer_free (mx);
     }
   else
     {
       pmx_demuxer *dx = pmx_demuxer_new (&cfg, pmx_record_lookup, &weights);
       if (!dx)
-        fail ("demuxer");
+        check_fatal ("demuxer");
       if (argc > 5)
         {
           int what = !strcmp (argv[5], "logits") ? PMX_DEMUX_LOGITS
             : !strcmp (argv[5], "embeddings") ? PMX_DEMUX_EMBEDDINGS
             : PMX_DEMUX_LOGITS | PMX_DEMUX_EMBEDDINGS;
           if (pmx_demuxer_set_outputs (dx, what) < 0)
-            fail ("outputs");
+            check_fatal ("outputs");
         }
       while ((rc = pmx_reader_read (r, &rec)) == 1)
         {
           if (pmx_demux_stage (dx, &rec, &res) < 0)
-            fail ("demux");
+            check_fatal ("demux");
           if (pmx_writer_write (w, &res) < 0)
-            fail ("write");
+            check_fatal ("write");
         }
       if (rc < 0)
-        fail ("read");
+        check_fatal ("read");
       pmx_demuxer_free (dx);
     }
   if (pmx_writer_finish (w) < 0)
-    fail ("finish");
+    check_fatal ("finish");
   pmx_writer_close (w);
   pmx_reader_close (r);
   pmx_reader_close (wr);

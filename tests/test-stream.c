@@ -11,11 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-#define CHECK(cond) \
-  do { if (!(cond)) { fprintf (stderr, "%s:%d: check failed: %s (%s)\n", \
-                               __FILE__, __LINE__, #cond, pmx_errmsg ()); \
-                      failures++; } } while (0)
+#include "check.h"
 
 /* A deterministic generator, so failures reproduce.  */
 static uint64_t rng = 0x9e3779b97f4a7c15ull;

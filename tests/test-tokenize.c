@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
+
 enum { LIMIT = 4096 };
 
 static size_t
@@ -37,12 +39,10 @@ main (int argc, char **argv)
       fprintf (stderr, "usage: test-tokenize VOCAB TEXTFILE\n");
       return 2;
     }
+  check_program = "test-tokenize";
   pmx_vocab *v = pmx_vocab_load (argv[1]);
   if (!v)
-    {
-      fprintf (stderr, "test-tokenize: %s\n", pmx_errmsg ());
-      return 1;
-    }
+    check_fatal (argv[1]);
 
   /* The same vocabulary from memory.  */
   FILE *f = fopen (argv[1], "rb");

@@ -1,5 +1,5 @@
 /* test-train-logits.c -- the training forward's logits for a token stream,
-   one row per line, tab-separated (as prumux-demux --output=logits), so
+   one row per line, tab-separated (as prumux-demux --emit=logits), so
    tests/train-infer.sh can check that a trained checkpoint gives the same
    numbers through prumux-mux | prumux-infer | prumux-demux.
 
@@ -15,16 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void
-die (const char *what)
-{
-  fprintf (stderr, "test-train-logits: %s: %s\n", what, pmx_errmsg ());
-  exit (1);
-}
+#include "check.h"
+
 
 int
 main (int argc, char **argv)
 {
+  check_program = "test-train-logits";
   if (argc != 3)
     {
       fprintf (stderr, "usage: test-train-logits MODEL TOKENS\n");
@@ -32,15 +29,15 @@ main (int argc, char **argv)
     }
   pmx_model *pm = pmx_model_open (argv[1]);
   if (!pm)
-    die (argv[1]);
+    check_fatal (argv[1]);
   int max_len = pmx_model_config_of (pm)->max_length;
   pmx_tmodel *m = pmx_tmodel_from_archive (pm, 0, 0, 1, NULL);
   if (!m)
-    die (argv[1]);
+    check_fatal (argv[1]);
   FILE *f = fopen (argv[2], "rb");
   pmx_tdata *d = f ? pmx_tdata_read (f, argv[2]) : NULL;
   if (!d)
-    die (argv[2]);
+    check_fatal (argv[2]);
   int N = m->cfg.mux_n, C = m->cfg.num_labels, B = 8 * N;
   int *rows = malloc (B * sizeof *rows);
   int32_t *ids = malloc ((size_t) B * max_len * 4);
@@ -57,7 +54,7 @@ main (int argc, char **argv)
                        lengths, labels);
       pmx_tbatch b = { padded, T, ids, types, lengths, NULL, NULL, NULL, 0, 0, 0 };
       if (isnan (pmx_tmodel_forward (m, &b, 0, 0, 0)))
-        die ("forward");
+        check_fatal ("forward");
       const float *lg = pmx_tmodel_logits (m);
       for (int i = 0; i < n; i++)
         for (int j = 0; j < C; j++)

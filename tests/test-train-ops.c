@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
+#include "check.h"
+
 static uint64_t rng_state = 42;
 
 static double

@@ -26,12 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void
-die (const char *what)
-{
-  fprintf (stderr, "test-train-ref: %s: %s\n", what, pmx_errmsg ());
-  exit (1);
-}
+#include "check.h"
+
 
 static void
 write_stream (const char *dir, const char *file, const pmx_meta *meta,
@@ -47,7 +43,7 @@ write_stream (const char *dir, const char *file, const pmx_meta *meta,
     }
   pmx_writer *w = pmx_writer_open (f, path, meta);
   if (!w || pmx_writer_write (w, rec) < 0 || pmx_writer_finish (w) < 0)
-    die (path);
+    check_fatal (path);
   pmx_writer_close (w);
   if (fclose (f) != 0)
     {
@@ -63,7 +59,7 @@ add (pmx_record *r, const char *name, int dtype, int rank, int64_t d0,
   int64_t shape[2] = { d0, d1 };
   pmx_tensor *t = pmx_record_add (r, name, dtype, rank, shape);
   if (!t)
-    die (name);
+    check_fatal (name);
   return t->data;
 }
 
@@ -89,7 +85,7 @@ check_accumulation (pmx_tmodel *m, const int32_t *ids, const int32_t *types,
   pmx_tbatch full = { 6, T, ids, types, lengths, labels, NULL, NULL, 1, 0, 0 };
   pmx_tmodel_zero_grad (m);
   if (isnan (pmx_tmodel_forward (m, &full, 0, 0, 0)) || pmx_tmodel_backward (m) < 0)
-    die ("accumulation: full batch");
+    check_fatal ("accumulation: full batch");
   float *g = malloc (m->total * sizeof *g);
   memcpy (g, m->grads, m->total * sizeof *g);
   pmx_tmodel_zero_grad (m);
@@ -100,7 +96,7 @@ check_accumulation (pmx_tmodel *m, const int32_t *ids, const int32_t *types,
                           0, 0 };
       if (isnan (pmx_tmodel_forward (m, &half, 0, 0, k))
           || pmx_tmodel_backward (m) < 0)
-        die ("accumulation: micro-batch");
+        check_fatal ("accumulation: micro-batch");
     }
   double worst = 0, scale = 0;
   for (size_t i = 0; i < m->total; i++)
@@ -119,6 +115,7 @@ check_accumulation (pmx_tmodel *m, const int32_t *ids, const int32_t *types,
 int
 main (int argc, char **argv)
 {
+  check_program = "test-train-ref";
   if (argc != 3)
     {
       fprintf (stderr, "usage: test-train-ref mux|mlm|mux3|plain DIR\n");
@@ -165,7 +162,7 @@ main (int argc, char **argv)
     }
   pmx_tmodel *m = pmx_tmodel_new (&c);
   if (!m)
-    die ("model");
+    check_fatal ("model");
   pmx_tmodel_init (m, 1234);
 
   /* The batch: random tokens, PAD (0) after each row's length.  */
@@ -244,7 +241,7 @@ main (int argc, char **argv)
   pmx_tmodel_zero_grad (m);
   double loss = pmx_tmodel_forward (m, &b, 0, 0, 0);
   if (isnan (loss) || pmx_tmodel_backward (m) < 0)
-    die ("forward/backward");
+    check_fatal ("forward/backward");
   pmx_record_reset (&rec);
   *(double *) add (&rec, "loss", PMX_F64, 1, 1, 0) = loss;
   dump_params (&rec, m, m->grads);
@@ -253,7 +250,7 @@ main (int argc, char **argv)
   /* Ten AdamW steps on the same batch.  */
   pmx_adamw *o = pmx_adamw_new (m);
   if (!o)
-    die ("optimizer");
+    check_fatal ("optimizer");
   o->weight_decay = wd;
   o->freeze_embeddings = freeze;
   pmx_record_reset (&rec);
@@ -264,12 +261,12 @@ main (int argc, char **argv)
       pmx_tmodel_zero_grad (m);
       losses[step] = pmx_tmodel_forward (m, &b, 0, 0, step);
       if (isnan (losses[step]) || pmx_tmodel_backward (m) < 0)
-        die ("step");
+        check_fatal ("step");
       norms[step] = pmx_clip_grad_norm (o, m, clip);
       pmx_adamw_step (o, m, pmx_lr_at (lr, step, warmup, steps, 1));
     }
   write_stream (dir, "losses.pmxs", NULL, &rec);
-  int failures = 0;
+
   if (!c.muxed && B >= 6)
     failures += check_accumulation (m, ids, types, lengths, T, c.num_labels);
   printf ("%s: loss %.6f, after %d steps %.6f\n", variant, loss, steps,
@@ -280,5 +277,5 @@ main (int argc, char **argv)
   pmx_adamw_free (o);
   pmx_tmodel_free (m);
   free (ids); free (types); free (lengths); free (labels); free (inst); free (mlm);
-  return failures ? 1 : 0;
+  return check_status ();
 }

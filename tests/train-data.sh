@@ -19,6 +19,6 @@ awk 'BEGIN { s = 7
 head -n 500 all.tsv > train.tsv && tail -n 100 all.tsv > dev.tsv \
   || framework_failure_ "split"
 for s in train dev; do
-  prumux-tokenize -v vocab.txt -f 2 -l 1 -n 16 $s.tsv > $s.pmxs \
+  prumux-tokenize --vocab=vocab.txt -f 2 -l 1 -n 16 $s.tsv > $s.pmxs \
     || framework_failure_ "prumux-tokenize $s"
 done

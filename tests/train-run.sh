@@ -19,7 +19,7 @@ check_acc () {
 same_logits () {
   "$logits" "$1" dev.pmxs > a.tsv || fail_ "test-train-logits $1"
   prumux-mux -m "$1" dev.pmxs | prumux-infer -m "$1" -t 1 \
-    | prumux-demux -m "$1" --output=logits > b.tsv || fail_ "pipeline $1"
+    | prumux-demux -m "$1" --emit=logits > b.tsv || fail_ "pipeline $1"
   test $(wc -l < a.tsv) = 100 || fail_ "$1: $(wc -l < a.tsv) rows"
   paste a.tsv b.tsv | awk -F'\t' '{ n = NF / 2; for (i = 1; i <= n; i++) {
       d = $i - $(i + n); if (d < 0) d = -d; if (d > m) m = d } }
@@ -28,12 +28,12 @@ same_logits () {
 }
 
 spec=layers=2,hidden=32,heads=2,ffn=64,labels=3,max-length=16
-prumux-train --init=$spec,n=1 -V vocab.txt -t train.pmxs -d dev.pmxs -b 16 \
+prumux-train --init=$spec,n=1 --vocab=vocab.txt -t train.pmxs -d dev.pmxs -b 16 \
   -e 6 -l 2e-3 -w 0.1 -o m1.pmx -L m1.tsv -q || fail_ "N=1 training"
 check_acc m1.tsv 0.95 7
 same_logits m1.pmx
 
-prumux-train --init=$spec,n=2 -V vocab.txt -t train.pmxs -d dev.pmxs \
+prumux-train --init=$spec,n=2 --vocab=vocab.txt -t train.pmxs -d dev.pmxs \
   -O retrieval -b 16 -e 12 -l 2e-3 -w 0.1 -o w2.pmx -L w2.tsv -q \
   || fail_ "N=2 warm-up"
 check_acc w2.tsv 0.95 8
@@ -47,14 +47,14 @@ same_logits t2.pmx
 # MLM (masked positions of both instances): the words are random, so the
 # loss can only fall towards log 18 (from log 124) and the accuracy stays
 # near a word's frequency; both are checked loosely.
-prumux-train --init=$spec,n=2 -V vocab.txt -t train.pmxs -d dev.pmxs -O mlm \
+prumux-train --init=$spec,n=2 --vocab=vocab.txt -t train.pmxs -d dev.pmxs -O mlm \
   -b 16 -e 4 -E 31 -l 2e-3 -o mlm.pmx -L mlm.tsv -q || fail_ "MLM training"
 awk -F'\t' 'NR == 2 { first = $4 } END { print "MLM loss", first, "->", $4,
   "dev MLM accuracy", $9; exit !($4 < 0.8 * first && $9 > 0.05) }' mlm.tsv \
   || fail_ "MLM did not learn"
 
 # Resume: paused after 12 of 30 steps, then resumed = unbroken.
-a="--init=$spec,n=2 -V vocab.txt -t train.pmxs -d dev.pmxs -b 16 -a 2 -s 30
+a="--init=$spec,n=2 --vocab=vocab.txt -t train.pmxs -d dev.pmxs -b 16 -a 2 -s 30
    -E 7 -O task:0.9,retrieval:0.1 -l 2e-3 -w 5 --weight-decay=0.01 -q"
 prumux-train $a -o A.pmx || fail_ "unbroken run"
 prumux-train $a -o B.pmx -P 12 2> err || fail_ "paused run"
@@ -68,7 +68,7 @@ prumux-train $a -o D.pmx --seed=7 || fail_ "other seed"
 cmp -s A.pmx D.pmx && fail_ "another seed gave the same model"
 
 # An interrupt saves the state and exits 1.
-prumux-train --init=$spec,n=2 -V vocab.txt -t train.pmxs -b 16 -s 1000000 \
+prumux-train --init=$spec,n=2 --vocab=vocab.txt -t train.pmxs -b 16 -s 1000000 \
   -o I.pmx -q 2> err &
 pid=$!
 sleep 1

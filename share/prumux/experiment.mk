@@ -73,30 +73,30 @@ $(WORK)/vocab.txt: $(WORK)/train.tsv
 	} > $@.t && mv $@.t $@
 
 $(WORK)/%.pmxs: $(WORK)/%.tsv $(WORK)/vocab.txt
-	prumux-tokenize -v $(WORK)/vocab.txt -f 2 -l 1 -L $(LABELS) -n $(MAXLEN) -o $@ $<
+	prumux-tokenize --vocab=$(WORK)/vocab.txt -f 2 -l 1 -L $(LABELS) -n $(MAXLEN) -o $@ $<
 
 DATA = $(WORK)/train.pmxs $(WORK)/dev.pmxs
 
 # N = 1: task training only.  N > 1: token-retrieval warm-up, then the task
 # with 0.1 retrieval (as DataMUX).
 $(WORK)/model-1.pmx: $(DATA)
-	$(TRAIN) --init=$(SPEC),n=1,labels=$(LABEL_NAMES) -V $(WORK)/vocab.txt --task=wordnet-lexfile \
+	$(TRAIN) --init=$(SPEC),n=1,labels=$(LABEL_NAMES) --vocab=$(WORK)/vocab.txt --task=wordnet-lexfile \
 	  -t $(WORK)/train.pmxs -d $(WORK)/dev.pmxs -b $(BATCH) -e $(TASK_EPOCHS) \
-	  -l $(TASK_LR) -w 0.06 -L $(WORK)/metrics-1.tsv -o $@
+	  --lr=$(TASK_LR) -w 0.06 --log=$(WORK)/metrics-1.tsv -o $@
 
 $(WORK)/warm-%.pmx: $(DATA)
-	$(TRAIN) --init=$(SPEC),n=$*,labels=$(LABEL_NAMES) -V $(WORK)/vocab.txt --task=wordnet-lexfile \
+	$(TRAIN) --init=$(SPEC),n=$*,labels=$(LABEL_NAMES) --vocab=$(WORK)/vocab.txt --task=wordnet-lexfile \
 	  -O retrieval -t $(WORK)/train.pmxs -d $(WORK)/dev.pmxs -b $(BATCH) \
-	  -e $(WARM_EPOCHS) -l $(WARM_LR) -w 0.06 -L $(WORK)/metrics-warm-$*.tsv -o $@
+	  -e $(WARM_EPOCHS) --lr=$(WARM_LR) -w 0.06 --log=$(WORK)/metrics-warm-$*.tsv -o $@
 
 $(WORK)/model-%.pmx: $(WORK)/warm-%.pmx
 	$(TRAIN) -i $< -O task:0.9,retrieval:0.1 -t $(WORK)/train.pmxs -d $(WORK)/dev.pmxs \
-	  -b $(BATCH) -e $(or $(TASK_EPOCHS_$*),$(TASK_EPOCHS)) -l $(or $(TASK_LR_$*),$(TASK_LR)) \
-	  -w 0.06 -L $(WORK)/metrics-$*.tsv -o $@
+	  -b $(BATCH) -e $(or $(TASK_EPOCHS_$*),$(TASK_EPOCHS)) --lr=$(or $(TASK_LR_$*),$(TASK_LR)) \
+	  -w 0.06 --log=$(WORK)/metrics-$*.tsv -o $@
 
 # Dev accuracy measured by the inference programs on the saved model.
 $(WORK)/eval-%.txt: $(WORK)/model-%.pmx
-	prumux-mux -m $< $(WORK)/dev.pmxs | prumux-infer -m $< -t $(THREADS) \
+	prumux-mux -m $< $(WORK)/dev.pmxs | prumux-infer -m $< -j $(THREADS) \
 	  | prumux-demux -m $< --eval=$@ > /dev/null
 
 $(WORK)/results.tsv: $(foreach n,$(NS),$(WORK)/eval-$(n).txt)

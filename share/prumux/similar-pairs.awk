@@ -1,6 +1,6 @@
 # similar-pairs.awk -- the most similar pairs of lines, by cosine similarity
 # of their embeddings.  Input: the text file, then the embeddings (one TSV
-# row of numbers per text line, as prumux-demux --output=embeddings writes).
+# row of numbers per text line, as prumux-demux --emit=embeddings writes).
 # Usage: awk -v top=5 -f similar-pairs.awk texts.txt embeddings.tsv
 FNR == NR { text[NR] = $0; n = NR; next }
 {
