@@ -435,9 +435,22 @@ typedef struct cuda_device
 } cuda_device;
 
 enum { MAX_GPUS = 64 };
-/* The handles: one per (GPU, TF32).  Filled when first asked for; a race
-   between threads writes the same bytes.  */
+/* The handles: one per (GPU, TF32), filled once.  */
 static cuda_device devices[MAX_GPUS][2];
+static pthread_once_t devices_once = PTHREAD_ONCE_INIT;
+
+static void
+devices_init (void)
+{
+  for (int k = 0; k < MAX_GPUS; k++)
+    for (int t = 0; t < 2; t++)
+      {
+        devices[k][t].index = k;
+        devices[k][t].tf32 = t;
+        snprintf (devices[k][t].name, sizeof devices[k][t].name, "cuda:%d%s", k,
+                  t ? ":tf32" : "");
+      }
+}
 
 /* 0 if GPU INDEX can be used, else -1 with the reason.  */
 static int
@@ -489,11 +502,8 @@ cuda_device_open (const char *variant)
     }
   if (cublas_load () < 0 || check_gpu ((int) k) < 0)
     return NULL;
-  cuda_device *d = &devices[k][tf32];
-  d->index = (int) k;
-  d->tf32 = tf32;
-  snprintf (d->name, sizeof d->name, "cuda:%ld%s", k, tf32 ? ":tf32" : "");
-  return d;
+  pthread_once (&devices_once, devices_init);
+  return &devices[k][tf32];
 }
 
 static const char *
