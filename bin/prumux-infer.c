@@ -42,8 +42,11 @@ usage (void)
           "      --device=NAME       run the encoder on NAME: 'cpu' (the default:\n"
           "                            the best kernels of this CPU, 'cpu:avx512'\n"
           "                            or 'cpu:avx2', else 'cpu:blas'), 'cpu:avx512',\n"
-          "                            'cpu:avx2' (packed-weight kernels), or\n"
-          "                            'cpu:blas' (OpenBLAS for the dense layers)\n"
+          "                            'cpu:avx2' (packed-weight kernels),\n"
+          "                            'cpu:blas' (OpenBLAS for the dense layers),\n"
+          "                            or, in a build with CUDA, 'cuda:K' (GPU K,\n"
+          "                            fp32; 'cuda' is 'cuda:0') or 'cuda:K:tf32'\n"
+          "                            (TF32 matrix products: faster, less exact)\n"
           "      --gemm=KERNEL       the older spelling of --device=cpu:KERNEL\n"
           "  -v, --verbose           say on standard error which device and kernels\n"
           "                            run, and on how many threads\n"
@@ -63,6 +66,10 @@ usage (void)
           "The 'cpu:avx512' and 'cpu:avx2' kernels repack the encoder's weights when the\n"
           "model is loaded (as much memory again as the weights) and give the same\n"
           "output, bit for bit, whatever the number of threads.\n"
+          "\n"
+          "Without --device, the environment variable PRUMUX_DEVICE names the device\n"
+          "(default 'cpu').  On a GPU the encoder's weights are copied to the GPU once,\n"
+          "and --threads does not apply.\n"
           "\n"
           "Input records need 'embeds' (G, T, H) and, unless the model attends to\n"
           "padding, 'lengths' (G); the output holds 'hidden' (G, P, H) and\n"
@@ -214,8 +221,12 @@ main (int argc, char **argv)
   const char *positions_arg = "auto";
   int threads = 0, from_ids = 0, verbose = 0, force = 0, c;
   progress prog = { .on = -1 };
-  const char *device = "cpu";
+  /* PRUMUX_DEVICE: the default device, so that a whole test suite or
+     pipeline can be run on a GPU without editing its commands.  */
+  const char *device = getenv ("PRUMUX_DEVICE");
   char gemm_device[64];
+  if (!device || !*device)
+    device = "cpu";
   cli_init (argv[0]);
   while ((c = getopt_long (argc, argv, "m:w:ip:j:t:o:v" CLI_STANDARD_SHORTOPTS, longopts,
                            NULL)) != -1)

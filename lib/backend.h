@@ -68,8 +68,35 @@ typedef struct pmx_backend
                     int nq, int L, int dh, float scale, float *out);
 } pmx_backend;
 
+/* One encoder layer's weights as the lookup holds them (borrowed: the
+   lookup's storage owns them), the one description of the layers every
+   backend builds from.  A = heads * head_dim and F are this layer's own
+   (CoFi-pruned models differ per layer); A = 0 is an identity attention
+   sublayer (no tensors, no LayerNorm), F = 0 an identity FFN.  */
+typedef struct pmx_layer_weights
+{
+  int A, heads, F;
+  const float *wq, *wk, *wv;    /* (A, H) each */
+  const float *bq, *bk, *bv;    /* (A) each */
+  const float *wo, *bo;         /* (H, A), (H) */
+  const float *ln1_g, *ln1_b;   /* (H), (H) */
+  const float *w1, *b1;         /* (F, H), (F) */
+  const float *w2, *b2;         /* (H, F), (H) */
+  const float *ln2_g, *ln2_b;   /* (H), (H) */
+} pmx_layer_weights;
+
+/* Find and check layer LAYER's tensors (encoder.h names them) for hidden
+   size H and heads of DH.  -1 with an error naming the tensor if one is
+   missing (while others of its sublayer are there), not f32, or
+   misshapen.  */
+int pmx_layer_weights_load (pmx_layer_weights *w, pmx_tensor_lookup get,
+                            const void *ctx, int layer, int H, int dh);
+
 /* The backends built into this library.  */
 extern const pmx_backend pmx_cpu_backend;
+#ifdef HAVE_CUDA
+extern const pmx_backend pmx_cuda_backend;   /* cuda-encoder.cu */
+#endif
 
 /* A device as named by the user, resolved.  */
 typedef struct pmx_device

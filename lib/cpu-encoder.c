@@ -84,91 +84,35 @@ typedef struct cpu_encoder
 
 /* ---- Loading -------------------------------------------------------------- */
 
-typedef struct loader
-{
-  pmx_tensor_lookup get;
-  const void *ctx;
-  int layer;
-} loader;
-
-static const pmx_tensor *
-find (const loader *ld, const char *suffix)
-{
-  char name[PMX_NAME_MAX + 1];
-  snprintf (name, sizeof name, "encoder.layer.%d.%s", ld->layer, suffix);
-  return ld->get (ld->ctx, name);
-}
-
-/* The data of tensor SUFFIX if it is f32 of shape (D0) or (D0, D1) (D1 < 0:
-   rank 1); NULL with an error otherwise.  */
-static const float *
-expect (const loader *ld, const char *suffix, int64_t d0, int64_t d1)
-{
-  const pmx_tensor *t = find (ld, suffix);
-  int rank = d1 < 0 ? 1 : 2;
-  char shape[192];
-  if (!t)
-    pmx_error ("encoder.layer.%d.%s: missing", ld->layer, suffix);
-  else if (t->dtype != PMX_F32)
-    pmx_error ("encoder.layer.%d.%s: dtype %s, expected f32", ld->layer, suffix,
-               pmx_dtype_name (t->dtype));
-  else if (t->rank != rank || t->shape[0] != d0 || (rank == 2 && t->shape[1] != d1))
-    {
-      if (rank == 1)
-        pmx_error ("encoder.layer.%d.%s: shape %s, expected %lld", ld->layer, suffix,
-                   pmx_shape_str (t, shape, sizeof shape), (long long) d0);
-      else
-        pmx_error ("encoder.layer.%d.%s: shape %s, expected %lldx%lld", ld->layer,
-                   suffix, pmx_shape_str (t, shape, sizeof shape), (long long) d0,
-                   (long long) d1);
-    }
-  else
-    return t->data;
-  return NULL;
-}
-
+/* Take layer L's weights (layers.c found and checked them) into LY, and
+   its Q, K and V biases fused into one owned (3A) array.  */
 static int
-load_attention (layer *ly, const loader *ld, int H, int dh)
+load_layer (layer *ly, const pmx_layer_weights *w, int l)
 {
-  static const char *const names[] = {
-    "attention.self.query.weight", "attention.self.key.weight",
-    "attention.self.value.weight", "attention.output.dense.weight"
-  };
-  int present = 0;
-  for (int i = 0; i < 4; i++)
-    present += find (ld, names[i]) != NULL;
-  if (present == 0)
-    return 0;                   /* fully pruned: identity, no LayerNorm */
-  for (int i = 0; i < 4; i++)
-    if (!find (ld, names[i]))
-      return pmx_error ("encoder.layer.%d.%s: missing (the layer has other "
-                        "attention weights)", ld->layer, names[i]);
-  const pmx_tensor *q = find (ld, names[0]);
-  int64_t A = q->rank == 2 ? q->shape[0] : -1;
-  if (A <= 0 || A % dh != 0 || A > (int64_t) 1 << 20)
-    return pmx_error ("encoder.layer.%d.%s: %lld rows is not a whole number of "
-                      "%d-wide heads", ld->layer, names[0], (long long) A, dh);
-  const float *w[3], *b[3];
-  static const char *const bnames[] = {
-    "attention.self.query.bias", "attention.self.key.bias", "attention.self.value.bias"
-  };
-  for (int i = 0; i < 3; i++)
-    if (!(w[i] = expect (ld, names[i], A, H)) || !(b[i] = expect (ld, bnames[i], A, -1)))
-      return -1;
-  ly->wq = w[0];
-  ly->wk = w[1];
-  ly->wv = w[2];
-  if (!(ly->wo = expect (ld, "attention.output.dense.weight", H, A))
-      || !(ly->bo = expect (ld, "attention.output.dense.bias", H, -1))
-      || !(ly->ln1_g = expect (ld, "attention.output.LayerNorm.weight", H, -1))
-      || !(ly->ln1_b = expect (ld, "attention.output.LayerNorm.bias", H, -1)))
-    return -1;
-  ly->A = (int) A;
-  ly->heads = (int) (A / dh);
-  if (posix_memalign ((void **) &ly->bqkv, 64, (size_t) 3 * A * sizeof (float)) != 0)
-    return pmx_error ("out of memory for the fused QKV biases of layer %d", ld->layer);
-  for (int i = 0; i < 3; i++)
-    memcpy (ly->bqkv + (size_t) i * A, b[i], (size_t) A * sizeof (float));
+  ly->A = w->A;
+  ly->heads = w->heads;
+  ly->F = w->F;
+  ly->wq = w->wq;
+  ly->wk = w->wk;
+  ly->wv = w->wv;
+  ly->wo = w->wo;
+  ly->bo = w->bo;
+  ly->ln1_g = w->ln1_g;
+  ly->ln1_b = w->ln1_b;
+  ly->w1 = w->w1;
+  ly->b1 = w->b1;
+  ly->w2 = w->w2;
+  ly->b2 = w->b2;
+  ly->ln2_g = w->ln2_g;
+  ly->ln2_b = w->ln2_b;
+  if (!w->A)
+    return 0;
+  size_t A = (size_t) w->A;
+  if (posix_memalign ((void **) &ly->bqkv, 64, 3 * A * sizeof (float)) != 0)
+    return pmx_error ("out of memory for the fused QKV biases of layer %d", l);
+  memcpy (ly->bqkv, w->bq, A * sizeof (float));
+  memcpy (ly->bqkv + A, w->bk, A * sizeof (float));
+  memcpy (ly->bqkv + 2 * A, w->bv, A * sizeof (float));
   return 0;
 }
 
@@ -241,32 +185,6 @@ pack_weights (cpu_encoder *e, pmx_gemm_kind kind)
   return 0;
 }
 
-static int
-load_ffn (layer *ly, const loader *ld, int H)
-{
-  const pmx_tensor *up = find (ld, "intermediate.dense.weight");
-  const pmx_tensor *down = find (ld, "output.dense.weight");
-  if (!up && !down)
-    return 0;                   /* fully pruned: identity */
-  if (!up || !down)
-    return pmx_error ("encoder.layer.%d.%s: missing (the layer has the other "
-                      "FFN weight)", ld->layer,
-                      up ? "output.dense.weight" : "intermediate.dense.weight");
-  int64_t F = up->rank == 2 ? up->shape[0] : -1;
-  if (F <= 0 || F > (int64_t) 1 << 24)
-    return pmx_error ("encoder.layer.%d.intermediate.dense.weight: bad shape",
-                      ld->layer);
-  if (!(ly->w1 = expect (ld, "intermediate.dense.weight", F, H))
-      || !(ly->b1 = expect (ld, "intermediate.dense.bias", F, -1))
-      || !(ly->w2 = expect (ld, "output.dense.weight", H, F))
-      || !(ly->b2 = expect (ld, "output.dense.bias", H, -1))
-      || !(ly->ln2_g = expect (ld, "output.LayerNorm.weight", H, -1))
-      || !(ly->ln2_b = expect (ld, "output.LayerNorm.bias", H, -1)))
-    return -1;
-  ly->F = (int) F;
-  return 0;
-}
-
 static void cpu_free (void *enc);
 
 /* The encoder of CFG (checked by encoder.c) on device DEV (a pmx_gemm_kind
@@ -302,9 +220,10 @@ cpu_new (const void *dev, const pmx_model_config *cfg, pmx_tensor_lookup get,
   e->last_att = -1;
   for (int l = 0; l < e->L; l++)
     {
-      loader ld = { get, ctx, l };
       layer *ly = &e->layers[l];
-      if (load_attention (ly, &ld, e->H, e->dh) < 0 || load_ffn (ly, &ld, e->H) < 0)
+      pmx_layer_weights w;
+      if (pmx_layer_weights_load (&w, get, ctx, l, e->H, e->dh) < 0
+          || load_layer (ly, &w, l) < 0)
         {
           cpu_free (e);
           return NULL;

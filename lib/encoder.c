@@ -22,8 +22,20 @@ struct pmx_encoder
 
 /* ---- Devices -------------------------------------------------------------- */
 
-static const pmx_backend *const backends[] = { &pmx_cpu_backend };
+static const pmx_backend *const backends[] = {
+  &pmx_cpu_backend,
+#ifdef HAVE_CUDA
+  &pmx_cuda_backend,
+#endif
+};
 enum { NBACKENDS = sizeof backends / sizeof backends[0] };
+
+/* The devices of this build, for messages.  */
+#ifdef HAVE_CUDA
+# define DEVICES PMX_DEVICES ", cuda:K, cuda:K:tf32"
+#else
+# define DEVICES PMX_DEVICES
+#endif
 
 int
 pmx_device_open (const char *name, pmx_device *dev)
@@ -43,8 +55,8 @@ pmx_device_open (const char *name, pmx_device *dev)
       }
   if (n == 4 && !strncmp (name, "cuda", 4))
     return pmx_error ("device '%s': this prumux was built without CUDA (devices: %s)",
-                      name, PMX_DEVICES);
-  return pmx_error ("unknown device '%s' (devices: %s)", name, PMX_DEVICES);
+                      name, DEVICES);
+  return pmx_error ("unknown device '%s' (devices: %s)", name, DEVICES);
 }
 
 int

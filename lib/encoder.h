@@ -12,8 +12,12 @@
    Devices: "cpu" (the best kernels this CPU has; what programs use unless
    told otherwise), "cpu:avx512", "cpu:avx2" (the packed GEMM kernels) and
    "cpu:blas" (OpenBLAS for the dense layers).  Each is a backend behind
-   one table of functions (backend.h, internal); a CUDA build would add
-   "cuda:K".  What follows is the CPU backend (cpu-encoder.c).
+   one table of functions (backend.h, internal).  A build with CUDA
+   (configure --with-cuda) adds "cuda:K", GPU K in fp32 (TF32 off), and
+   "cuda:K:tf32" (cuBLAS rounds the GEMMs' inputs to TF32), the same
+   layers with cuBLAS and kernels of its own (cuda-encoder.cu; the
+   threads argument does not apply there).  What follows is the CPU
+   backend (cpu-encoder.c).
 
    How it is fast (one code path for dense and pruned models):
    - Weights are packed at load into the panels the GEMM micro-kernel reads
@@ -53,7 +57,8 @@
 
 typedef struct pmx_encoder pmx_encoder;
 
-/* The device names, for messages and --help.  */
+/* The CPU's device names, for messages and --help (a CUDA build also has
+   "cuda:K" and "cuda:K:tf32").  */
 #define PMX_DEVICES "cpu, cpu:avx512, cpu:avx2, cpu:blas"
 
 /* Build the encoder of CFG (arch, hidden, layers, head_dim, ln_eps and

@@ -305,8 +305,14 @@ test_encoder (void)
       { "gpu", "unknown device 'gpu' (devices: cpu, " },
       { "cpu:sse", "device 'cpu:sse': unknown CPU kernel 'sse'" },
       { "cpu:", "device 'cpu:': unknown CPU kernel ''" },
+#ifdef HAVE_CUDA
+      { "cuda:x", "device 'cuda:x': unknown CUDA device 'x'" },
+      { "cuda:0:fp16", "device 'cuda:0:fp16': unknown CUDA device '0:fp16'" },
+      { "cuda:-1", "device 'cuda:-1': unknown CUDA device '-1'" },
+#else
       { "cuda:0", "device 'cuda:0': this prumux was built without CUDA" },
       { "cuda", "device 'cuda': this prumux was built without CUDA" },
+#endif
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
       CHECK (!pmx_encoder_new (&cfg, pmx_record_lookup, &w, bad[i][0], 1)
