@@ -44,8 +44,10 @@ standard input.\n\
                             json: one JSON object per line; stream: a\n\
                             prumux tensor stream (row, label, logits or\n\
                             embeddings)\n\
-  -H, --header            tsv: a first line naming the columns (the class\n\
-                            names for probs and logits)\n\
+  -H, --header            name the class scores: tsv: a first line naming\n\
+                            the columns (the class names for probs and\n\
+                            logits); json: probs and logits as objects\n\
+                            keyed by class name\n\
       --row-numbers       tsv: a first column with the row number (the\n\
                             0-based input line number; json always has it)\n\
       --gold              a last column (json: key) with the gold label the\n\
@@ -164,20 +166,29 @@ row_end (FILE *f, enum format fmt, const row_extras *x, int64_t b,
   fputs (fmt == FMT_JSON ? "}\n" : "\n", f);
 }
 
+/* N values under KEY: a JSON array, or with CFG (json --header, per-class
+   scores) an object keyed by the class names; TSV columns otherwise.  */
 static void
 print_vector (FILE *f, enum format fmt, const char *key, const float *v,
-              const double *dv, int n)
+              const double *dv, int n, const pmx_model_config *cfg)
 {
+  int named = fmt == FMT_JSON && cfg;
+  char buf[32];
   if (fmt == FMT_JSON)
-    fprintf (f, "\"%s\":[", key);
+    fprintf (f, "\"%s\":%c", key, named ? '{' : '[');
   for (int j = 0; j < n; j++)
     {
       if (j)
         putc (fmt == FMT_JSON ? ',' : '\t', f);
+      if (named)
+        {
+          json_string (f, class_name (cfg, j, buf, sizeof buf));
+          putc (':', f);
+        }
       fprintf (f, "%.7g", dv ? dv[j] : (double) v[j]);
     }
   if (fmt == FMT_JSON)
-    putc (']', f);
+    putc (named ? '}' : ']', f);
 }
 
 /* --header: the names of the TSV columns, for D values of WHAT.  */
@@ -403,6 +414,8 @@ main (int argc, char **argv)
       int64_t R = rows->shape[0];
       if (want_gold && !(extras.gold = label))
         die ("%s: --gold: the stream has no gold labels ('label')", in_name);
+      /* json --header: per-class scores keyed by class name.  */
+      const pmx_model_config *names = header && fmt == FMT_JSON && C > 1 ? cfg : NULL;
       if (header && fmt == FMT_TSV)
         {
           print_header (f, what, &extras, want_gold, cfg, C, emb ? (int) emb->shape[1] : 0);
@@ -442,19 +455,19 @@ main (int argc, char **argv)
               {
                 int D = (int) emb->shape[1];
                 print_vector (f, fmt, "embedding", (const float *) emb->data + b * D,
-                              NULL, D);
+                              NULL, D, NULL);
                 break;
               }
             case OUT_LOGITS:
-              print_vector (f, fmt, "logits", lg, NULL, C);
+              print_vector (f, fmt, "logits", lg, NULL, C, names);
               break;
             case OUT_PROBS:
               if (C == 1)
-                print_vector (f, fmt, "probs", lg, NULL, C);
+                print_vector (f, fmt, "probs", lg, NULL, C, names);
               else
                 {
                   softmax (lg, C, probs);
-                  print_vector (f, fmt, "probs", NULL, probs, C);
+                  print_vector (f, fmt, "probs", NULL, probs, C, names);
                 }
               break;
             case OUT_LABELS:

@@ -79,4 +79,22 @@ PY
 
 # --gold without labels in the stream is an error that says so.
 expect_fail 1 "no gold labels" prumux-demux -m "$m" --gold nolab.pmxs
+# --format=json --header: probs and logits keyed by the class names, the
+# same numbers as the plain arrays.
+for e in probs logits; do
+  prumux-demux -m "$m" --emit=$e --format=json -H hid.pmxs > named.json &&
+  prumux-demux -m "$m" --emit=$e --format=json hid.pmxs > plain.json ||
+    fail_ "json $e"
+  LABELS="$labels" python3 - "$e" named.json plain.json <<'PY' || fail_ "json --header $e"
+import json, os, sys
+key, names = sys.argv[1], os.environ["LABELS"].split("\t")
+named = [json.loads(l) for l in open(sys.argv[2])]
+plain = [json.loads(l) for l in open(sys.argv[3])]
+assert len(named) == len(plain) == 24, (len(named), len(plain))
+for a, b in zip(named, plain):
+    assert a["row"] == b["row"]
+    assert list(a[key]) == names, list(a[key])
+    assert list(a[key].values()) == b[key]
+PY
+done
 exit 0
