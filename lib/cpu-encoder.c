@@ -79,7 +79,7 @@ typedef struct cpu_encoder
   int *r_off, *r_n;             /* (nseq) requested rows in XS */
   int *map;                     /* (nseq, P) row of XS, or -1 */
   int *bounds;                  /* (G + 1) chunk starts */
-  char desc[128];               /* cpu_describe */
+  char desc[192];               /* cpu_describe */
 } cpu_encoder;
 
 /* ---- Loading -------------------------------------------------------------- */
@@ -238,11 +238,11 @@ cpu_new (const void *dev, const pmx_model_config *cfg, pmx_tensor_lookup get,
       cpu_free (e);
       return NULL;
     }
-  snprintf (e->desc, sizeof e->desc, "cpu:%s: %s dense layers, OpenBLAS attention, "
+  snprintf (e->desc, sizeof e->desc, "cpu:%s: %s dense layers, %s attention, "
             "%d thread%s", pmx_gemm_kind_name (gemm),
             gemm == PMX_GEMM_AVX512 ? "AVX-512 packed-weight (14x16)"
             : gemm == PMX_GEMM_AVX2 ? "AVX2 packed-weight (6x16)" : "OpenBLAS",
-            threads, threads == 1 ? "" : "s");
+            pmx_sgemm_name (), threads, threads == 1 ? "" : "s");
 #ifdef HAVE_OPENBLAS_SET_NUM_THREADS
   /* Our pool owns the cores; OpenBLAS runs inside its threads.  */
   openblas_set_num_threads (1);
@@ -412,15 +412,15 @@ attention_direct (const attention_job *j, int h, int nq, int L, const float *Q,
   const cpu_encoder *e = j->e;
   int H = e->H, dh = e->dh;
   const float *wk = j->wk + (size_t) h * dh * H, *wv = j->wv + (size_t) h * dh * H;
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, H, dh, 1.0f, Q, j->ldq,
-               wk, H, 0.0f, QP, H);
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, nq, L, H, e->scale, QP, H, X, H,
-               0.0f, S, L);
+  pmx_sgemm (0, 0, nq, H, dh, 1.0f, Q, j->ldq,
+               wk, H, 0.0f, QP, H, NULL);
+  pmx_sgemm (0, 1, nq, L, H, e->scale, QP, H, X, H,
+               0.0f, S, L, NULL);
   pmx_softmax_rows (S, L, nq, L);
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, H, L, 1.0f, S, L, X, H,
-               0.0f, U, H);
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, nq, dh, H, 1.0f, U, H, wv, H,
-               0.0f, C, j->ldc);
+  pmx_sgemm (0, 0, nq, H, L, 1.0f, S, L, X, H,
+               0.0f, U, H, NULL);
+  pmx_sgemm (0, 1, nq, dh, H, 1.0f, U, H, wv, H,
+               0.0f, C, j->ldc, NULL);
   pmx_add_bias (C, j->ldc, j->bv + (size_t) h * dh, nq, dh);
 }
 
@@ -430,11 +430,11 @@ static void
 head_attention (const float *Q, int ldq, const float *K, const float *V, int ldkv,
                 int nq, int L, int dh, float scale, float *S, float *C, int ldc)
 {
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, nq, L, dh, scale, Q, ldq, K,
-               ldkv, 0.0f, S, L);
+  pmx_sgemm (0, 1, nq, L, dh, scale, Q, ldq, K,
+               ldkv, 0.0f, S, L, NULL);
   pmx_softmax_rows (S, L, nq, L);
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, dh, L, 1.0f, S, L, V,
-               ldkv, 0.0f, C, ldc);
+  pmx_sgemm (0, 0, nq, dh, L, 1.0f, S, L, V,
+               ldkv, 0.0f, C, ldc, NULL);
 }
 
 static void

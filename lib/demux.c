@@ -3,6 +3,7 @@
 #include <config.h>
 #include "demux.h"
 #include "error.h"
+#include "gemm.h"
 #include "kernels.h"
 
 #include <cblas.h>
@@ -139,8 +140,8 @@ linear_fwd (const linear *l, const float *x, int ldx, int M, float *y)
 {
   if (M <= 0)
     return;
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, M, l->out, l->in, 1.0f,
-               x, ldx, l->w, l->in, 0.0f, y, l->out);
+  pmx_sgemm (0, 1, M, l->out, l->in, 1.0f,
+               x, ldx, l->w, l->in, 0.0f, y, l->out, NULL);
   for (int m = 0; m < M; m++)
     for (int o = 0; o < l->out; o++)
       y[(size_t) m * l->out + o] += l->b[o];
@@ -237,8 +238,8 @@ init_index_pos (pmx_demuxer *dx, const pmx_model_config *cfg,
   if (!dx->inst_proj)
     return pmx_error_errno (errno, "out of memory");
   const linear *l1 = &dx->dense[0];
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, N, D, H, 1.0f, dx->inst, H,
-               l1->w, l1->in, 0.0f, dx->inst_proj, D);
+  pmx_sgemm (0, 1, N, D, H, 1.0f, dx->inst, H,
+               l1->w, l1->in, 0.0f, dx->inst_proj, D, NULL);
   for (int i = 0; i < N; i++)
     for (int o = 0; o < D; o++)
       dx->inst_proj[(size_t) i * D + o] += l1->b[o];
@@ -496,8 +497,8 @@ features (pmx_demuxer *dx, const float *hid, int G, int P, const int32_t *positi
           return -1;
         /* U (G, D) = W1[:, H:] h; z1 = gelu(U[g] + W1[:, :H] e_i + b1).  */
         const linear *l1 = &dx->dense[0];
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, G, D, H, 1.0f, X, H,
-                     l1->w + H, l1->in, 0.0f, U, D);
+        pmx_sgemm (0, 1, G, D, H, 1.0f, X, H,
+                     l1->w + H, l1->in, 0.0f, U, D, NULL);
         for (int g = 0; g < G; g++)
           for (int i = 0; i < N; i++)
             {
@@ -539,8 +540,8 @@ features (pmx_demuxer *dx, const float *hid, int G, int P, const int32_t *positi
                       (size_t) H * sizeof *A);
             }
         const linear *l = &dx->idx;
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) B, D, H, 1.0f, A, H,
-                     l->w, l->in, 0.0f, Z, D);
+        pmx_sgemm (0, 1, (int) B, D, H, 1.0f, A, H,
+                     l->w, l->in, 0.0f, Z, D, NULL);
         for (int g = 0; g < G; g++)
           cblas_sgemv (CblasRowMajor, CblasNoTrans, D, H, 1.0f, l->w + H, l->in,
                        hid + g * PH + (size_t) sN * H, 1, 0.0f, C + (size_t) g * D, 1);

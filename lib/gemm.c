@@ -484,12 +484,12 @@ pmx_sgemm_name (void)
   return name;
 }
 
-int
+void
 pmx_sgemm (int transa, int transb, int M, int N, int K, float alpha,
            const float *A, int lda, const float *B, int ldb, float beta,
            float *C, int ldc, pmx_sgemm_ws *ws)
 {
-  return pmx_sgemm_kind (sgemm_choice (), transa, transb, M, N, K, alpha,
+  pmx_sgemm_kind (sgemm_choice (), transa, transb, M, N, K, alpha,
                          A, lda, B, ldb, beta, C, ldc, ws);
 }
 
@@ -537,7 +537,14 @@ pmx_sgemm_kind (pmx_gemm_kind kind, int transa, int transb, int M, int N, int K,
     {
       void *mem = NULL;
       if (posix_memalign (&mem, 64, need * sizeof (float)) != 0)
-        return pmx_error ("out of memory for a %dx%dx%d matrix product", M, N, K);
+        {
+          /* No room to pack: OpenBLAS's product, slower where its kernels
+             are not native, never wrong.  BETA has been applied.  */
+          cblas_sgemm (CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
+                       transb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                       B, ldb, acc0 ? 1.0f : 0.0f, C, ldc);
+          return 0;
+        }
       free (ws->buf);
       ws->buf = mem;
       ws->cap = need;

@@ -77,8 +77,8 @@ void pmx_gemm_packed (const pmx_packed *p, const float *A, int lda, float *C, in
 
    WS is a workspace the caller owns and reuses between calls (it grows to
    the largest blocks seen; pmx_sgemm_ws_free releases it); NULL allocates
-   and frees one per call.  Returns 0, or -1 with an error when out of
-   memory (C is then unchanged unless BETA != 1 had been applied).  */
+   and frees one per call.  It cannot fail: without memory for the packed
+   blocks it calls cblas_sgemm.  */
 
 typedef struct pmx_sgemm_ws
 {
@@ -86,9 +86,9 @@ typedef struct pmx_sgemm_ws
   size_t cap;                   /* floats */
 } pmx_sgemm_ws;
 
-int pmx_sgemm (int transa, int transb, int M, int N, int K, float alpha,
-               const float *A, int lda, const float *B, int ldb, float beta,
-               float *C, int ldc, pmx_sgemm_ws *ws);
+void pmx_sgemm (int transa, int transb, int M, int N, int K, float alpha,
+                const float *A, int lda, const float *B, int ldb, float beta,
+                float *C, int ldc, pmx_sgemm_ws *ws);
 /* What pmx_sgemm runs: "openblas (CORE)" or our kernel's name.  */
 const char *pmx_sgemm_name (void);
 /* OpenBLAS's core name ("unknown" if it does not say), and whether it is
@@ -97,8 +97,8 @@ const char *pmx_sgemm_name (void);
 const char *pmx_blas_corename (void);
 int pmx_blas_native (void);
 
-/* The same with a given kernel, PMX_GEMM_NONE for OpenBLAS (tests, benchmarks); -1 with an error for
-   one this CPU cannot run.  */
+/* The same with a given kernel, PMX_GEMM_NONE for OpenBLAS (tests,
+   benchmarks); 0, or -1 with an error for a kernel this CPU cannot run.  */
 int pmx_sgemm_kind (pmx_gemm_kind kind, int transa, int transb, int M, int N,
                     int K, float alpha, const float *A, int lda, const float *B,
                     int ldb, float beta, float *C, int ldc, pmx_sgemm_ws *ws);

@@ -4,9 +4,9 @@
 
 #include <config.h>
 #include "train-ops.h"
+#include "gemm.h"
 #include "kernels.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -197,8 +197,8 @@ pmx_linear_fwd (float *out, const float *inp, const float *w,
   if (bias)
     for (int r = 0; r < R; r++)
       memcpy (out + (int64_t) r * O, bias, O * sizeof *out);
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, R, O, In, 1.0f, inp, In,
-               w, In, bias ? 1.0f : 0.0f, out, O);
+  pmx_sgemm (0, 1, R, O, In, 1.0f, inp, In,
+               w, In, bias ? 1.0f : 0.0f, out, O, NULL);
 }
 
 void
@@ -208,11 +208,11 @@ pmx_linear_bwd (float *dinp, float *dw, float *dbias, const float *dout,
   if (R == 0 || O == 0)
     return;
   if (dinp)                     /* (R, In) += (R, O) (O, In) */
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, R, In, O, 1.0f,
-                 dout, O, w, In, 1.0f, dinp, In);
+    pmx_sgemm (0, 0, R, In, O, 1.0f,
+                 dout, O, w, In, 1.0f, dinp, In, NULL);
   if (dw)                       /* (O, In) += (R, O)^T (R, In) */
-    cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, O, In, R, 1.0f,
-                 dout, O, inp, In, 1.0f, dw, In);
+    pmx_sgemm (1, 0, O, In, R, 1.0f,
+                 dout, O, inp, In, 1.0f, dw, In, NULL);
   if (dbias)
     for (int r = 0; r < R; r++)
       pmx_add (dbias, dout + (int64_t) r * O, O);
@@ -247,8 +247,8 @@ pmx_linear_gelu_fwd (float *pre, float *out, const float *inp, const float *w,
 {
   if (R == 0 || O == 0)
     return;
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, R, O, In, 1.0f, inp,
-               In, w, In, 0.0f, out, O);
+  pmx_sgemm (0, 1, R, O, In, 1.0f, inp,
+               In, w, In, 0.0f, out, O, NULL);
   memcpy (pre, out, (size_t) R * O * sizeof *pre);
   pmx_add_bias (pre, O, bias, R, O);
   pmx_bias_gelu (out, O, bias, R, O);
@@ -284,8 +284,8 @@ pmx_attention_fwd (float *out, float *att, const float *q, const float *k,
       {
         int64_t off = (int64_t) b * T * C + h * HD;
         float *a = att + ((int64_t) b * NH + h) * T * T;   // (T, T)
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale,
-                     q + off, C, k + off, C, 0.0f, a, T);
+        pmx_sgemm (0, 1, T, T, HD, scale,
+                     q + off, C, k + off, C, 0.0f, a, T, NULL);
         int len = lengths ? lengths[b] : T;
         for (int i = 0; i < T; i++)
           {
@@ -305,8 +305,8 @@ pmx_attention_fwd (float *out, float *att, const float *q, const float *k,
             for (int j = len; j < T; j++)
               row[j] = 0.0f;
           }
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f,
-                     a, T, v + off, C, 0.0f, out + off, C);
+        pmx_sgemm (0, 0, T, HD, T, 1.0f,
+                     a, T, v + off, C, 0.0f, out + off, C, NULL);
       }
 }
 
@@ -325,10 +325,10 @@ pmx_attention_bwd (float *dq, float *dk, float *dv, float *scratch,
         const float *a = att + ((int64_t) b * NH + h) * T * T;
         float *da = scratch;                                 // (T, T)
         /* da = dout v^T; dv += a^T dout.  */
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f,
-                     dout + off, C, v + off, C, 0.0f, da, T);
-        cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f,
-                     a, T, dout + off, C, 1.0f, dv + off, C);
+        pmx_sgemm (0, 1, T, T, HD, 1.0f,
+                     dout + off, C, v + off, C, 0.0f, da, T, NULL);
+        pmx_sgemm (1, 0, T, HD, T, 1.0f,
+                     a, T, dout + off, C, 1.0f, dv + off, C, NULL);
         /* Softmax backward: ds = a (da - sum_j a da); masked keys have
            a = 0 and so get no gradient.  */
         for (int i = 0; i < T; i++)
@@ -342,10 +342,10 @@ pmx_attention_bwd (float *dq, float *dk, float *dv, float *scratch,
               dr[j] = ar[j] * (dr[j] - (float) dot);
           }
         /* scores = scale q k^T: dq += scale ds k; dk += scale ds^T q.  */
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, scale,
-                     da, T, k + off, C, 1.0f, dq + off, C);
-        cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, scale,
-                     da, T, q + off, C, 1.0f, dk + off, C);
+        pmx_sgemm (0, 0, T, HD, T, scale,
+                     da, T, k + off, C, 1.0f, dq + off, C, NULL);
+        pmx_sgemm (1, 0, T, HD, T, scale,
+                     da, T, q + off, C, 1.0f, dk + off, C, NULL);
       }
 }
 
