@@ -54,7 +54,7 @@ for shape in $shapes; do
     "$bench" $args --seq=128 --batch="$batch" --threads="$threads" --passes="$passes" \
       --positions=cls || exit 1
     # The same encoder with OpenBLAS for the dense layers, for comparison
-    # with the packed-weight kernels (lib/gemm.c) that the lines above use.
+    # with the packed-weight kernels (lib/cpu/gemm.c) that the lines above use.
     # shellcheck disable=SC2086
     "$bench" $args --seq=128 --batch="$batch" --threads="$threads" --passes="$passes" \
       --device=cpu:blas || exit 1

@@ -23,7 +23,7 @@ const char *program_name = "prumux";
    check of stdout at exit does not report the same write error again.  */
 static int failed;
 
-/* Temporary output files are registered in lib/outfile.c; remove them when
+/* Temporary output files are registered in lib/core/outfile.c; remove them when
    the program dies or is killed before committing them.  */
 static void
 remove_pending (void)

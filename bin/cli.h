@@ -58,7 +58,7 @@ FILE *cli_open_input (const char *path);
 /* Close an input opened above, dying on a read error.  */
 void cli_close_input (FILE *f, const char *path);
 
-/* Atomic output (lib/outfile.h says how each kind of PATH is written):
+/* Atomic output (lib/core/outfile.h says how each kind of PATH is written):
    data goes to a temporary file beside PATH, which replaces PATH only when
    cli_output_commit succeeds; FIFOs and devices are written straight
    through.  "-" or NULL is stdout (written directly).  A die() before the

@@ -1,6 +1,6 @@
 /* prumux-demux -- the demultiplexer and heads: encoder output in, one
    result per input row out (text or stream), with optional evaluation.
-   The work is in lib/demux.c and lib/metrics.c.  */
+   The work is in lib/stages/demux.c and lib/metrics.c.  */
 
 #include <config.h>
 #include "cli.h"

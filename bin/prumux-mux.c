@@ -1,5 +1,5 @@
 /* prumux-mux -- the embedding stage and multiplexer: tokens in, encoder
-   input out.  The work is in lib/mux.c; this is options and the loop.  */
+   input out.  The work is in lib/stages/mux.c; this is options and the loop.  */
 
 #include <config.h>
 #include "cli.h"

@@ -5,11 +5,11 @@
    to a target, distilling from the unpruned model, then cut the model to
    its masks and write the smaller archive.
 
-   The loop is thin, as prumux-train's: batches from lib/train-data.h (the
+   The loop is thin, as prumux-train's: batches from lib/train/train-data.h (the
    same batches for the same seed), the masked model from
-   lib/train-model.h, the masks from lib/l0.h, the losses from
-   lib/distill.h, the updates from lib/optim.h, the cutting from
-   lib/shrink.h, and checkpoints from lib/train-io.h.  Everything random
+   lib/train/train-model.h, the masks from lib/prune/l0.h, the losses from
+   lib/train/distill.h, the updates from lib/train/optim.h, the cutting from
+   lib/prune/shrink.h, and checkpoints from lib/train-io.h.  Everything random
    (data order, dropout, the masks' noise) follows from --seed and the
    step, so a resumed run ends bit for bit where an unbroken one does.  */
 

@@ -1,8 +1,8 @@
 /* prumux-train -- train a BERT or multiplexed BERT (MUX-BERT) on token
    streams: token-retrieval warm-up, task fine-tuning, or a weighted mix.
 
-   The loop is thin: batches come from lib/train-data.h, the model and its
-   gradients from lib/train-model.h, the update from lib/optim.h, archives
+   The loop is thin: batches come from lib/train/train-data.h, the model and its
+   gradients from lib/train/train-model.h, the update from lib/train/optim.h, archives
    and resumable state from lib/train-io.h.  Everything random (the data
    order of each epoch, dropout masks, the retrieval instances) is a hash
    of --seed and the micro-batch number, so a run resumed from its state

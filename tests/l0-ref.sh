@@ -1,5 +1,5 @@
 #!/bin/sh
-# CoFi's hard-concrete masks (lib/l0.c) against a PyTorch reference written
+# CoFi's hard-concrete masks (lib/prune/l0.c) against a PyTorch reference written
 # from MUX-PLM-SPEC.md §6 (tests/ref-l0.py states the tolerances): a
 # training sample with the same noise and its backward, cdf_qz, the
 # deterministic masks, the expected sparsity (BERT-base: 85,017,600

@@ -6,7 +6,7 @@
 # replaced, a file keeps its mode (and, run as root, its owner), a
 # hard-linked file is rewritten in place (both names see the data), a
 # directory is refused; SIGTERM and SIGHUP leave no temporary file behind
-# (lib/outfile.h).
+# (lib/core/outfile.h).
 . "$abs_top_srcdir/tests/init.sh"
 
 tm=$abs_top_builddir/tests/test-model

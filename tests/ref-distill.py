@@ -1,4 +1,4 @@
-"""ref-distill.py -- PyTorch reference for lib/distill.c (CoFi's
+"""ref-distill.py -- PyTorch reference for lib/train/distill.c (CoFi's
 distillation losses, MUX-PLM-SPEC.md §6.6).
 
 Usage: ref-distill.py DIR

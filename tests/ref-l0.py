@@ -2,7 +2,7 @@
 
 Usage: ref-l0.py DUMP
 DUMP is written by tests/test-l0: per case, the shape, log alpha, the noise
-u of one training sample and lib/l0.c's results.  This recomputes them in
+u of one training sample and lib/prune/l0.c's results.  This recomputes them in
 float64 from MUX-PLM-SPEC.md §6.2-§6.5, written as CoFi's L0Module
 (cdf_qz, quantile_concrete, _deterministic_z, expected size with hidden,
 lagrangian_regularization), with autograd for every gradient, and compares.

@@ -1,4 +1,4 @@
-"""ref-shrink.py -- CoFi shrinking (lib/shrink.c, `prumux-model shrink`)
+"""ref-shrink.py -- CoFi shrinking (lib/prune/shrink.c, `prumux-model shrink`)
 against PyTorch references written from MUX-PLM-SPEC.md §6.
 
 Usage: ref-shrink.py BINDIR WORKDIR

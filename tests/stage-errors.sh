@@ -1,6 +1,6 @@
 #!/bin/sh
 # stage-errors.sh -- the stage programs (prumux-mux, -infer, -demux) check
-# their input with one function (lib/pipeline.c), whose errors name the
+# their input with one function (lib/core/pipeline.c), whose errors name the
 # fix; a failure early in a pipe is said once, not once per later stage.
 . "$abs_top_srcdir/tests/init.sh"
 

@@ -1,5 +1,5 @@
 /* test-backend.c -- the per-op harness of the encoder's backends
-   (lib/backend.h): every op of a device against a double-precision
+   (lib/stages/backend.h): every op of a device against a double-precision
    reference written here, then whole layers through pmx_encoder_new.
 
    Usage: test-backend [DEVICE]...  Without arguments, every CPU device

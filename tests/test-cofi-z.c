@@ -1,4 +1,4 @@
-/* test-cofi-z.c -- unit tests of the CoFi structure masks (lib/cofi-z.c):
+/* test-cofi-z.c -- unit tests of the CoFi structure masks (lib/prune/cofi-z.c):
    the masks TSV round trip (exact), its errors, and the sizes of §6.4.  */
 
 #include <config.h>

@@ -1,4 +1,4 @@
-/* test-distill.c -- the distillation losses of lib/distill.h, written out
+/* test-distill.c -- the distillation losses of lib/train/distill.h, written out
    for tests/ref-distill.py to recompute with PyTorch autograd.
 
    Usage: test-distill DIR

@@ -1,4 +1,4 @@
-/* test-fit.c -- unit tests of the Auto-PruMUX model (lib/fit.c).
+/* test-fit.c -- unit tests of the Auto-PruMUX model (lib/fit/fit.c).
    Exact cases are compared to 1e-9; every expected number below is worked
    out by hand in the comment next to it.  */
 

@@ -1,4 +1,4 @@
-/* test-gemm.c -- the packed-weight GEMM (lib/gemm.h) against a
+/* test-gemm.c -- the packed-weight GEMM (lib/cpu/gemm.h) against a
    double-precision reference, for every kernel this CPU runs:
 
    - shapes around every edge: rows around the micro-panel heights (6, 14),

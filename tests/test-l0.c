@@ -1,4 +1,4 @@
-/* test-l0.c -- the hard-concrete masks (lib/l0.c).
+/* test-l0.c -- the hard-concrete masks (lib/prune/l0.c).
 
    Usage: test-l0 [DUMP]
    Without arguments: the checks that need no reference (initialisation

@@ -40,7 +40,7 @@ meta_str (const pmx_meta *m, const char *key, char *dst, size_t size, const char
 }
 
 /* Score "GOLD SCORE_1 .. SCORE_C" lines from standard input with
-   lib/metrics.c and print NAME<TAB>VALUE lines.  */
+   lib/stages/metrics.c and print NAME<TAB>VALUE lines.  */
 static int
 metrics_main (int classes)
 {

@@ -1,4 +1,4 @@
-/* test-prune-ref.c -- whole CoFi pruning steps (lib/train-prune.h) with
+/* test-prune-ref.c -- whole CoFi pruning steps (lib/train/train-prune.h) with
    fixed noise, written out for tests/ref-prune.py to recompute with
    PyTorch autograd.
 

@@ -1,4 +1,4 @@
-/* test-stream.c -- unit tests of lib/stream.c: round trips of every dtype
+/* test-stream.c -- unit tests of lib/core/stream.c: round trips of every dtype
    and rank, metadata, in-memory reading, size limits, half-precision
    conversion, and every truncation and many corruptions of a small stream
    (which must fail cleanly: run under ASan/UBSan in CI).  */

@@ -1,5 +1,5 @@
 /* test-truncate.c -- Hugging Face's 'longest_first' truncation of a pair
-   (pmx_wordpiece_truncate_pair, lib/wordpiece.c).
+   (pmx_wordpiece_truncate_pair, lib/text/wordpiece.c).
 
    Usage: test-truncate [CASES]
    Without CASES, a table of cases worked out by hand from tokenizers'

@@ -8,7 +8,7 @@
 # (U+D800..U+DFFF) cannot be written in UTF-8: their three-byte encodings
 # are invalid input, dropped by prumux as by a Python user decoding with
 # errors='replace' (U+FFFD is removed by cleaning); a line of them is
-# checked too.  And lib/wordpiece-tables.h is what
+# checked too.  And lib/text/wordpiece-tables.h is what
 # tests/gen-wordpiece-tables.py writes for the installed tokenizers, when
 # that is the version the tables were generated from.  No tolerance.
 . "$abs_top_srcdir/tests/init.sh"
@@ -94,12 +94,12 @@ check strip-only changed.txt --cased --strip-accents
 # The checked-in tables are the generator's output for this tokenizers.
 have=$("$py" -c 'import tokenizers; print(tokenizers.__version__)')
 want=$(sed -n 's/^#define PMX_WP_TOKENIZERS_VERSION "\(.*\)"$/\1/p' \
-  "$srcdir/lib/wordpiece-tables.h")
+  "$srcdir/lib/text/wordpiece-tables.h")
 if [ "$have" = "$want" ]; then
   "$py" "$srcdir/tests/gen-wordpiece-tables.py" tables.h \
     || fail_ "gen-wordpiece-tables.py failed"
-  compare "$srcdir/lib/wordpiece-tables.h" tables.h \
-    || fail_ "lib/wordpiece-tables.h is not what its generator writes"
+  compare "$srcdir/lib/text/wordpiece-tables.h" tables.h \
+    || fail_ "lib/text/wordpiece-tables.h is not what its generator writes"
 else
   echo "$testname: tables are from tokenizers $want, $have is installed: not regenerated" >&2
 fi

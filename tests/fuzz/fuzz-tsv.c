@@ -1,5 +1,5 @@
 /* fuzz-tsv.c -- libFuzzer harness for the TSV table reader (pmx_tsv_read,
-   lib/tsvtable.c): every field of an accepted table is read, and columns
+   lib/core/tsvtable.c): every field of an accepted table is read, and columns
    are looked up by name.  Build and run with `make fuzz`.  */
 
 #include <config.h>

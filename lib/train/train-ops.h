@@ -57,7 +57,7 @@ void pmx_gelu_fwd (float *out, const float *inp, int n);
 void pmx_gelu_bwd (float *dinp, const float *inp, const float *dout, int n);
 
 /* The FFN's fused form: pre (R, O) = inp W^T + bias, out = gelu (pre),
-   GELU by the encoder's vectorised kernel (lib/kernels.h, erf to about
+   GELU by the encoder's vectorised kernel (lib/cpu/kernels.h, erf to about
    1e-7).  */
 void pmx_linear_gelu_fwd (float *pre, float *out, const float *inp,
                           const float *w, const float *bias, int R, int In,

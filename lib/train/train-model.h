@@ -26,7 +26,7 @@
    before their residual sums, as BERT does; attention probabilities and the
    demultiplexer are not dropped out.
 
-   CoFi structure masks (lib/cofi-z.h, MUX-PLM-SPEC.md §6.1) are an
+   CoFi structure masks (lib/prune/cofi-z.h, MUX-PLM-SPEC.md §6.1) are an
    option of the forward: pmx_tmodel_forward_z multiplies them where CoFi's
    modeling_bert.py does (each head's context by head_z, the
    attention-output dense by head_layer_z, the GELU output by

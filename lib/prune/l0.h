@@ -4,7 +4,7 @@
    sparsity and the Lagrangian that pulls it to a target.
 
    The log alphas live in one flat array, in the order of the masks TSV
-   (lib/cofi-z.h):
+   (lib/prune/cofi-z.h):
 
      head          layer by layer, heads[l] each
      head_layer    L

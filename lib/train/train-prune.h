@@ -3,9 +3,9 @@
    against PyTorch:
 
      the teacher's forward (no dropout, no gradient);
-     a fresh hard-concrete sample z of the masks (lib/l0.h);
+     a fresh hard-concrete sample z of the masks (lib/prune/l0.h);
      the student's forward under z (dropout on);
-     loss = alpha_ce L_pred + alpha_layer L_layer (lib/distill.h)
+     loss = alpha_ce L_pred + alpha_layer L_layer (lib/train/distill.h)
             + lambda1 (s - t) + lambda2 (s - t)^2, s the expected sparsity,
             t the target;
      its gradient with respect to the student's weights (the
