@@ -35,7 +35,9 @@ void pmx_layernorm_bwd (float *dinp, float *dw, float *db, const float *dout,
 
 /* CoFi's LayerNorm under a hidden mask z (C): normalise each row over the
    columns whose z is nonzero only (their count in place of C); the other
-   columns are copied from inp (and their gradient passes through).  */
+   columns are copied from inp (and their gradient passes through).  Z
+   NULL keeps every column: pmx_layernorm_fwd and _bwd are that case, one
+   implementation.  */
 void pmx_layernorm_z_fwd (float *out, float *mean, float *rstd,
                           const float *inp, const float *w, const float *b,
                           const float *z, int R, int C, float eps);
