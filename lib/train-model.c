@@ -9,6 +9,7 @@
 #include <config.h>
 #include "train-model.h"
 #include "train-ops.h"
+#include "mux.h"
 #include "error.h"
 
 #include <math.h>

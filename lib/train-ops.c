@@ -365,46 +365,7 @@ pmx_softmax_xent_bwd (float *dlogits, const float *probs,
     }
 }
 
-/* ---- Multiplexer and demultiplexer input ------------------------------- */
-
-void
-pmx_mux_fwd (float *out, const float *inp, const float *keys, int G, int N,
-             int T, int H)
-{
-  float inv = 1.0f / N;
-  for (int g = 0; g < G; g++)
-    for (int t = 0; t < T; t++)
-      {
-        float *o = out + ((int64_t) g * T + t) * H;
-        memset (o, 0, H * sizeof *o);
-        for (int i = 0; i < N; i++)
-          {
-            const float *x = inp + (((int64_t) g * N + i) * T + t) * H;
-            const float *v = keys + (int64_t) i * H;
-            for (int j = 0; j < H; j++)
-              o[j] += x[j] * v[j];
-          }
-        for (int j = 0; j < H; j++)
-          o[j] *= inv;
-      }
-}
-
-void
-pmx_mux_bwd (float *dinp, const float *dout, const float *keys, int G, int N,
-             int T, int H)
-{
-  float inv = 1.0f / N;
-  for (int g = 0; g < G; g++)
-    for (int i = 0; i < N; i++)
-      for (int t = 0; t < T; t++)
-        {
-          const float *d = dout + ((int64_t) g * T + t) * H;
-          const float *v = keys + (int64_t) i * H;
-          float *dx = dinp + (((int64_t) g * N + i) * T + t) * H;
-          for (int j = 0; j < H; j++)
-            dx[j] += d[j] * v[j] * inv;
-        }
-}
+/* ---- Demultiplexer input ---------------------------------------------- */
 
 void
 pmx_concat_fwd (float *out, const float *e, const int32_t *inst,
