@@ -33,20 +33,11 @@ pmx_tmodel_from_archive (const pmx_model *pm, int want_retrieval,
 {
   const pmx_model_config *mc = pmx_model_config_of (pm);
   /* The per-layer shapes are the tensors' (a pruned model's differ from
-     layer to layer); the rest is the configuration's.  */
+     layer to layer; pmx_model_open has checked they are whole heads); the
+     rest is the configuration's.  */
   int heads[PMX_TRAIN_MAX_LAYERS], ffn[PMX_TRAIN_MAX_LAYERS];
-  char name[PMX_NAME_MAX + 1];
   for (int l = 0; l < mc->layers && l < PMX_TRAIN_MAX_LAYERS; l++)
-    {
-      snprintf (name, sizeof name, "encoder.layer.%d.attention.self.query.weight", l);
-      int64_t A = rows_of (pm, name);
-      if (mc->head_dim < 1 || A % mc->head_dim)
-        return pmx_error ("%s: %lld rows are not whole heads", name,
-                          (long long) A), NULL;
-      heads[l] = (int) (A / mc->head_dim);
-      snprintf (name, sizeof name, "encoder.layer.%d.intermediate.dense.weight", l);
-      ffn[l] = (int) rows_of (pm, name);
-    }
+    pmx_model_layer_shape (pm, l, &heads[l], &ffn[l]);
   int retrieval = want_retrieval
     || pmx_model_tensor (pm, "retrieval_head.decoder.weight") != NULL;
   pmx_train_config c;
