@@ -195,7 +195,7 @@ void
 pmx_gelu_fwd (float *out, const float *inp, int n)
 {
   for (int i = 0; i < n; i++)
-    out[i] = 0.5f * inp[i] * (1.0f + erff (inp[i] * (float) M_SQRT1_2));
+    out[i] = pmx_gelu_erf (inp[i]);
 }
 
 void
