@@ -8,7 +8,8 @@
             logits = classifier(h_0) ("cls" pooling, no pooler);
      muxed  (gaussian_hadamard + index_pos, MUX-PLM-SPEC.md §2.3, §4.1,
             §4.2): E1 = LN(word[x] + pos[t] + type[0]) per instance,
-            M = (1/N) sum_i E1_i * instance_embedding[i] (fixed keys),
+            M = (1/N) sum_i E1_i * instance_embedding[i] (fixed keys;
+            pmx_mux_fwd, mux.h, as the multiplexer stage),
             E2 = LN(M + pos[t] + type[0]) with the same tables and LN, the
             encoder without a mask, then the classification demux
               z1 = gelu(dense_1([e_i ; h_0])), z2 = gelu(dense_2(z1)) + z1,

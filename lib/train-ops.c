@@ -52,8 +52,8 @@ pmx_embed_sum_bwd (float *dword, float *dpos, float *dtype, const float *dout,
    the plain results bit for bit.  The statistics are taken in double, two
    passes, and kept: they are the backward's too.  The encoder's float
    kernel (kernels.c, pmx_bias_residual_layernorm) is another summation
-   order, so the two agree to rounding (about 1e-6), not bit for bit; the
-   archives training writes depend on this one.  */
+   order in float, so the two agree to rounding, not bit for bit; the
+   archives training writes depend on this one (HACKING).  */
 static int
 kept_columns (const float *z, int C)
 {
