@@ -252,7 +252,6 @@ new_model (const options *o, const char *spec, pmx_model_config *cfg,
            int want_retrieval)
 {
   pmx_train_config c;
-  memset (&c, 0, sizeof c);
   int layers = 2, hidden = 128, heads = 2, head_dim = 0, ffn = 512, n = 1;
   int max_length = 128, demux_hidden = 0;
   char *s = strdup (spec), *save = NULL;
@@ -293,26 +292,26 @@ new_model (const options *o, const char *spec, pmx_model_config *cfg,
                      heads);
       head_dim = hidden / heads;
     }
-  c.vocab = cfg->vocab_size;
-  c.hidden = hidden;
-  c.layers = layers;
-  c.head_dim = head_dim;
-  c.max_pos = max_length;
-  c.type_vocab = 2;
-  for (int l = 0; l < layers; l++)
-    {
-      c.heads[l] = heads;
-      c.ffn[l] = ffn;
-    }
-  c.mux_n = n;
-  c.muxed = n > 1;
-  c.demux_hidden = demux_hidden ? demux_hidden : hidden;
-  c.num_labels = cfg->num_labels;
-  c.retrieval = c.muxed && want_retrieval;
-  c.attend_padding = c.muxed;   /* the published MUX models: no mask */
-  c.ln_eps = 1e-12f;
-  c.dropout = o->dropout;
+  /* The spec describes the archive's configuration; training's is
+     derived from it as from any archive's.  */
+  cfg->hidden = hidden;
+  cfg->layers = layers;
+  cfg->head_dim = head_dim;
+  cfg->heads = heads;
+  cfg->intermediate = ffn;
+  cfg->max_position = max_length;
+  cfg->type_vocab = 2;
+  cfg->ln_eps = 1e-12;
+  cfg->mux_n = n;
+  strcpy (cfg->mux_variant, n > 1 ? "gaussian_hadamard" : "none");
+  strcpy (cfg->demux_variant, n > 1 ? "index_pos" : "none");
+  cfg->demux_layers = n > 1 ? 3 : 0;
+  strcpy (cfg->pooling, "cls");
+  cfg->attend_padding = n > 1;  /* the published MUX models: no mask */
   cfg->max_length = max_length;
+  if (pmx_train_config_from_model (&c, cfg, NULL, NULL, demux_hidden,
+                                   want_retrieval, o->dropout) < 0)
+    die_lib ("--init");
   pmx_tmodel *m = pmx_tmodel_new (&c);
   if (!m)
     die_lib ("--init");

@@ -9,6 +9,7 @@
 
 #include <config.h>
 #include "train-ops.h"
+#include "mux.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -17,7 +17,19 @@
 #ifndef PRUMUX_KERNELS_H
 #define PRUMUX_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
+
+/* GELU with libm's erff, 0.5 x (1 + erf (x / sqrt 2)), as
+   transformers.activations.gelu: the one exact GELU of the
+   demultiplexers (demux.c) and of training's heads (train-ops.c,
+   pmx_gelu_fwd), so that both compute the demux head's activations
+   alike.  The encoder's FFN uses the vectorised pmx_bias_gelu below.  */
+static inline float
+pmx_gelu_erf (float x)
+{
+  return 0.5f * x * (1.0f + erff (x * (float) M_SQRT1_2));
+}
 
 /* X[r, j] += BIAS[j] for ROWS rows of N.  */
 void pmx_add_bias (float *x, int ld, const float *bias, int rows, int n);

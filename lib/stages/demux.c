@@ -147,13 +147,6 @@ linear_fwd (const linear *l, const float *x, int ldx, int M, float *y)
       y[(size_t) m * l->out + o] += l->b[o];
 }
 
-/* Exact (erf) GELU, as transformers.activations.gelu.  */
-static float
-gelu (float x)
-{
-  return 0.5f * x * (1.0f + erff (x * (float) M_SQRT1_2));
-}
-
 static void
 ln_rows (const layer_norm *ln, float *x, int M, float eps)
 {
@@ -505,17 +498,17 @@ features (pmx_demuxer *dx, const float *hid, int G, int P, const int32_t *positi
               float *z = Z + ((size_t) g * N + i) * D;
               const float *u = U + (size_t) g * D, *c = dx->inst_proj + (size_t) i * D;
               for (int o = 0; o < D; o++)
-                z[o] = gelu (u[o] + c[o]);
+                z[o] = pmx_gelu_erf (u[o] + c[o]);
             }
         for (int k = 1; k < dx->ndense; k++)
           {
             linear_fwd (&dx->dense[k], Z, D, (int) B, U);
             for (size_t j = 0; j < B * D; j++)
-              Z[j] += gelu (U[j]);
+              Z[j] += pmx_gelu_erf (U[j]);
           }
         linear_fwd (&dx->pre, Z, D, (int) B, U);
         for (size_t j = 0; j < B * D; j++)
-          U[j] = gelu (U[j]);
+          U[j] = pmx_gelu_erf (U[j]);
         ln_rows (&dx->pre_ln, U, (int) B, dx->eps);
         for (size_t j = 0; j < B * D; j++)
           Z[j] += U[j];
@@ -549,7 +542,7 @@ features (pmx_demuxer *dx, const float *hid, int G, int P, const int32_t *positi
           for (int o = 0; o < D; o++)
             {
               float *z = Z + r * D + o;
-              *z = gelu (*z + C[(r / N) * D + o] + l->b[o]);
+              *z = pmx_gelu_erf (*z + C[(r / N) * D + o] + l->b[o]);
             }
         ln_rows (&dx->idx_ln, Z, (int) B, dx->eps);
         return 0;
@@ -564,7 +557,7 @@ features (pmx_demuxer *dx, const float *hid, int G, int P, const int32_t *positi
           {
             linear_fwd (&dx->mlp[i], X, H, G, T);
             for (size_t j = 0; j < (size_t) G * D1; j++)
-              T[j] = gelu (T[j]);
+              T[j] = pmx_gelu_erf (T[j]);
             ln_rows (&dx->mlp_ln[i], T, G, dx->eps);
             for (int g = 0; g < G; g++)
               memcpy (Y + ((size_t) g * N + i) * D1, T + (size_t) g * D1,
@@ -572,7 +565,7 @@ features (pmx_demuxer *dx, const float *hid, int G, int P, const int32_t *positi
           }
         linear_fwd (&dx->mlp_out, Y, D1, (int) B, Z);
         for (size_t j = 0; j < B * D; j++)
-          Z[j] = gelu (Z[j]);
+          Z[j] = pmx_gelu_erf (Z[j]);
         ln_rows (&dx->mlp_out_ln, Z, (int) B, dx->eps);
         return 0;
       }

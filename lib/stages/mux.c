@@ -33,8 +33,8 @@ struct pmx_muxer
   int64_t next_row;             /* for inputs without a 'row' tensor */
 
   int32_t *tok;                 // (T) one row's tokens (prefix included)
-  float *e1;                    // (T, H) first embedding pass of one row
-  float *acc;                   // (T, H) sum over the group
+  float *e1;                    // (N, T, H) first embedding pass of a group
+  float *acc;                   // (T, H) the group's multiplexed vectors
 };
 
 static int
@@ -151,7 +151,8 @@ pmx_muxer_length (const pmx_muxer *mx)
   return mx->pad_to + (mx->index_prefix ? mx->N + 1 : 0);
 }
 
-/* Make room for a sequence of T tokens in the row scratch buffers.  */
+/* Make room for a group of N sequences of T tokens in the scratch
+   buffers.  */
 static int
 scratch (pmx_muxer *mx, int T)
 {
@@ -159,7 +160,7 @@ scratch (pmx_muxer *mx, int T)
   int32_t *tok = realloc (mx->tok, (size_t) T * sizeof *tok);
   if (tok)
     mx->tok = tok;
-  float *e1 = tok ? realloc (mx->e1, (size_t) T * H * sizeof *e1) : NULL;
+  float *e1 = tok ? realloc (mx->e1, (size_t) mx->N * T * H * sizeof *e1) : NULL;
   if (e1)
     mx->e1 = e1;
   float *acc = e1 ? realloc (mx->acc, (size_t) T * H * sizeof *acc) : NULL;
@@ -442,7 +443,6 @@ emit_groups (pmx_muxer *mx, int G, pmx_record *out)
   size_t TH = (size_t) T * H;
   for (int g = 0; g < G; g++)
     {
-      memset (mx->acc, 0, TH * sizeof *mx->acc);
       for (int i = 0; i < N; i++)
         {
           int k = g * N + i;
@@ -458,19 +458,10 @@ emit_groups (pmx_muxer *mx, int G, pmx_record *out)
           memcpy (x + P, mx->ids + (size_t) k * L, (size_t) L * sizeof *x);
           if (!P)
             x[0] = PMX_MUX_CLS_ID;      /* as the code: input_ids[:, 0] = 101 */
-          if (pmx_embed_tokens (&mx->emb, x, NULL, T, mx->e1) < 0)
+          if (pmx_embed_tokens (&mx->emb, x, NULL, T, mx->e1 + i * TH) < 0)
             return pmx_error_prefix ("row %lld", (long long) mx->rows[k]);
-          const float *v = mx->keys + (size_t) i * H;
-          for (int t = 0; t < T; t++)
-            {
-              const float *e = mx->e1 + (size_t) t * H;
-              float *a = mx->acc + (size_t) t * H;
-              for (int h = 0; h < H; h++)
-                a[h] += e[h] * v[h];
-            }
         }
-      for (size_t j = 0; j < TH; j++)
-        mx->acc[j] /= (float) N;          /* torch.mean over the instances */
+      pmx_mux_fwd (mx->acc, mx->e1, mx->keys, 1, N, T, H);
       pmx_embed_vectors (&mx->emb, mx->acc, T, (float *) emb->data + (size_t) g * TH);
     }
 
@@ -511,4 +502,44 @@ pmx_mux_flush (pmx_muxer *mx, pmx_record *out)
   if (fill_group (mx) < 0)
     return -1;
   return emit_groups (mx, mx->pending / mx->N, out);
+}
+
+/* ---- The multiplexer's maths (also the training forward's) ------------- */
+
+void
+pmx_mux_fwd (float *out, const float *inp, const float *keys, int G, int N,
+             int T, int H)
+{
+  for (int g = 0; g < G; g++)
+    for (int t = 0; t < T; t++)
+      {
+        float *o = out + ((int64_t) g * T + t) * H;
+        memset (o, 0, H * sizeof *o);
+        for (int i = 0; i < N; i++)
+          {
+            const float *x = inp + (((int64_t) g * N + i) * T + t) * H;
+            const float *v = keys + (int64_t) i * H;
+            for (int j = 0; j < H; j++)
+              o[j] += x[j] * v[j];
+          }
+        for (int j = 0; j < H; j++)
+          o[j] /= (float) N;            /* torch.mean over the instances */
+      }
+}
+
+void
+pmx_mux_bwd (float *dinp, const float *dout, const float *keys, int G, int N,
+             int T, int H)
+{
+  float inv = 1.0f / N;
+  for (int g = 0; g < G; g++)
+    for (int i = 0; i < N; i++)
+      for (int t = 0; t < T; t++)
+        {
+          const float *d = dout + ((int64_t) g * T + t) * H;
+          const float *v = keys + (int64_t) i * H;
+          float *dx = dinp + (((int64_t) g * N + i) * T + t) * H;
+          for (int j = 0; j < H; j++)
+            dx[j] += d[j] * v[j] * inv;
+        }
 }

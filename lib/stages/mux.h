@@ -64,4 +64,17 @@ int pmx_mux_stage (pmx_muxer *mx, const pmx_record *in, pmx_record *out);
    if no rows were waiting.  */
 int pmx_mux_flush (pmx_muxer *mx, pmx_record *out);
 
+/* The gaussian-Hadamard multiplexer itself (MUX-PLM-SPEC.md §2.3), the one
+   the stage above and the training forward (train-model.c) both run:
+     out[g, t] = (1/N) sum_i inp[g*N + i, t] * keys[i]
+   inp (G*N, T, H) the first-pass embeddings E1, out (G, T, H), keys
+   (N, H).  Each element is summed over i in order from 0 and divided by
+   N (torch.mean).  Nothing allocates or fails.  */
+void pmx_mux_fwd (float *out, const float *inp, const float *keys, int G,
+                  int N, int T, int H);
+/* Its backward for training: dinp += dout * keys[i] / N.  The keys are
+   fixed, so there is no gradient for them.  */
+void pmx_mux_bwd (float *dinp, const float *dout, const float *keys, int G,
+                  int N, int T, int H);
+
 #endif

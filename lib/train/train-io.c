@@ -32,53 +32,19 @@ pmx_tmodel_from_archive (const pmx_model *pm, int want_retrieval,
                          float dropout, uint64_t seed, pmx_record *extra)
 {
   const pmx_model_config *mc = pmx_model_config_of (pm);
+  /* The per-layer shapes are the tensors' (a pruned model's differ from
+     layer to layer; pmx_model_open has checked they are whole heads); the
+     rest is the configuration's.  */
+  int heads[PMX_TRAIN_MAX_LAYERS], ffn[PMX_TRAIN_MAX_LAYERS];
+  for (int l = 0; l < mc->layers && l < PMX_TRAIN_MAX_LAYERS; l++)
+    pmx_model_layer_shape (pm, l, &heads[l], &ffn[l]);
+  int retrieval = want_retrieval
+    || pmx_model_tensor (pm, "retrieval_head.decoder.weight") != NULL;
   pmx_train_config c;
-  memset (&c, 0, sizeof c);
-  c.vocab = mc->vocab_size;
-  c.hidden = mc->hidden;
-  c.layers = mc->layers;
-  c.head_dim = mc->head_dim;
-  c.max_pos = mc->max_position;
-  c.type_vocab = mc->type_vocab;
-  c.ln_eps = (float) mc->ln_eps;
-  c.mux_n = mc->mux_n;
-  c.num_labels = mc->num_labels;
-  c.attend_padding = mc->attend_padding;
-  c.dropout = dropout;
-  if (c.layers > PMX_TRAIN_MAX_LAYERS)
-    return pmx_error ("%d layers: training supports at most %d", c.layers,
-                      PMX_TRAIN_MAX_LAYERS), NULL;
-  if (!strcmp (mc->mux_variant, "gaussian_hadamard")
-      && !strcmp (mc->demux_variant, "index_pos"))
-    c.muxed = 1;
-  else if (strcmp (mc->mux_variant, "none"))
-    return pmx_error ("training supports gaussian_hadamard muxing with the"
-                      " index_pos demultiplexer, not %s/%s", mc->mux_variant,
-                      mc->demux_variant), NULL;
-  else if (strcmp (mc->pooling, "cls"))
-    return pmx_error ("training supports cls pooling, not '%s'", mc->pooling),
-      NULL;
-  if (c.muxed && mc->demux_layers != 3)
-    return pmx_error ("training supports 3 demux layers, not %d",
-                      mc->demux_layers), NULL;
-  char name[PMX_NAME_MAX + 1];
-  for (int l = 0; l < c.layers; l++)
-    {
-      snprintf (name, sizeof name, "encoder.layer.%d.attention.self.query.weight", l);
-      int64_t A = rows_of (pm, name);
-      if (A % c.head_dim)
-        return pmx_error ("%s: %lld rows are not whole heads", name,
-                          (long long) A), NULL;
-      c.heads[l] = (int) (A / c.head_dim);
-      snprintf (name, sizeof name, "encoder.layer.%d.intermediate.dense.weight", l);
-      c.ffn[l] = (int) rows_of (pm, name);
-    }
-  if (c.muxed)
-    {
-      c.demux_hidden = (int) rows_of (pm, "demux_module.dense_1.weight");
-      c.retrieval = want_retrieval
-        || pmx_model_tensor (pm, "retrieval_head.decoder.weight") != NULL;
-    }
+  if (pmx_train_config_from_model (&c, mc, heads, ffn,
+                                   (int) rows_of (pm, "demux_module.dense_1.weight"),
+                                   retrieval, dropout) < 0)
+    return NULL;
   pmx_tmodel *m = pmx_tmodel_new (&c);
   if (!m)
     return NULL;

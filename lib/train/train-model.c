@@ -9,6 +9,7 @@
 #include <config.h>
 #include "train-model.h"
 #include "train-ops.h"
+#include "mux.h"
 #include "error.h"
 
 #include <math.h>
@@ -169,6 +170,51 @@ check_config (const pmx_train_config *c)
   for (int l = 0; l < c->layers; l++)
     if (c->heads[l] < 0 || c->ffn[l] < 0)
       return pmx_error ("layer %d: negative width", l);
+  return 0;
+}
+
+int
+pmx_train_config_from_model (pmx_train_config *c, const pmx_model_config *mc,
+                             const int *heads, const int *ffn,
+                             int demux_hidden, int retrieval, float dropout)
+{
+  memset (c, 0, sizeof *c);
+  c->vocab = mc->vocab_size;
+  c->hidden = mc->hidden;
+  c->layers = mc->layers;
+  c->head_dim = mc->head_dim;
+  c->max_pos = mc->max_position;
+  c->type_vocab = mc->type_vocab;
+  c->ln_eps = (float) mc->ln_eps;
+  c->mux_n = mc->mux_n;
+  c->num_labels = mc->num_labels;
+  c->attend_padding = mc->attend_padding;
+  c->dropout = dropout;
+  if (c->layers > PMX_TRAIN_MAX_LAYERS)
+    return pmx_error ("%d layers: training supports at most %d", c->layers,
+                      PMX_TRAIN_MAX_LAYERS);
+  if (!strcmp (mc->mux_variant, "gaussian_hadamard")
+      && !strcmp (mc->demux_variant, "index_pos"))
+    c->muxed = 1;
+  else if (strcmp (mc->mux_variant, "none"))
+    return pmx_error ("training supports gaussian_hadamard muxing with the"
+                      " index_pos demultiplexer, not %s/%s", mc->mux_variant,
+                      mc->demux_variant);
+  else if (strcmp (mc->pooling, "cls"))
+    return pmx_error ("training supports cls pooling, not '%s'", mc->pooling);
+  if (c->muxed && mc->demux_layers != 3)
+    return pmx_error ("training supports 3 demux layers, not %d",
+                      mc->demux_layers);
+  for (int l = 0; l < c->layers; l++)
+    {
+      c->heads[l] = heads ? heads[l] : mc->heads;
+      c->ffn[l] = ffn ? ffn[l] : mc->intermediate;
+    }
+  if (c->muxed)
+    {
+      c->demux_hidden = demux_hidden > 0 ? demux_hidden : mc->hidden;
+      c->retrieval = retrieval != 0;
+    }
   return 0;
 }
 

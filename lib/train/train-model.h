@@ -8,7 +8,8 @@
             logits = classifier(h_0) ("cls" pooling, no pooler);
      muxed  (gaussian_hadamard + index_pos, MUX-PLM-SPEC.md §2.3, §4.1,
             §4.2): E1 = LN(word[x] + pos[t] + type[0]) per instance,
-            M = (1/N) sum_i E1_i * instance_embedding[i] (fixed keys),
+            M = (1/N) sum_i E1_i * instance_embedding[i] (fixed keys;
+            pmx_mux_fwd, mux.h, as the multiplexer stage),
             E2 = LN(M + pos[t] + type[0]) with the same tables and LN, the
             encoder without a mask, then the classification demux
               z1 = gelu(dense_1([e_i ; h_0])), z2 = gelu(dense_2(z1)) + z1,
@@ -50,6 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "cofi-z.h"
+#include "model.h"
 
 #define PMX_TRAIN_MAX_LAYERS 64
 #define PMX_TRAIN_NAME_MAX 96
@@ -73,6 +75,23 @@ typedef struct pmx_train_config
   float ln_eps;
   float dropout;
 } pmx_train_config;
+
+/* The one description of a model's shape is its archive configuration
+   (pmx_model_config) with the per-layer shapes its tensors have; training
+   derives its configuration from them here, and pmx_tmodel_archive_config
+   (train-io.h) writes it back.  HEADS and FFN give the heads and FFN width
+   of each of MC->layers layers (NULL: MC->heads and MC->intermediate in
+   every layer, an unpruned model); DEMUX_HIDDEN is the width after the
+   demultiplexer's dense_1 (0: MC->hidden).  RETRIEVAL asks for the
+   retrieval head (multiplexed models only).  -1 with an error for a model
+   training does not support (more than PMX_TRAIN_MAX_LAYERS layers;
+   multiplexing other than gaussian_hadamard with index_pos and 3 demux
+   layers; pooling other than cls).  The rest is checked by
+   pmx_tmodel_new.  */
+int pmx_train_config_from_model (pmx_train_config *c,
+                                 const pmx_model_config *mc, const int *heads,
+                                 const int *ffn, int demux_hidden,
+                                 int retrieval, float dropout);
 
 typedef struct pmx_tparam
 {

@@ -47,75 +47,30 @@ pmx_embed_sum_bwd (float *dword, float *dpos, float *dtype, const float *dout,
 
 /* ---- LayerNorm ---------------------------------------------------------- */
 
-void
-pmx_layernorm_fwd (float *out, float *mean, float *rstd, const float *inp,
-                   const float *w, const float *b, int R, int C, float eps)
+/* One LayerNorm for training, plain (Z NULL) or CoFi's (the sums over the
+   columns with z[j] != 0 only), so that a model with all-nonzero z gives
+   the plain results bit for bit.  The statistics are taken in double, two
+   passes, and kept: they are the backward's too.  The encoder's float
+   kernel (kernels.c, pmx_bias_residual_layernorm) is another summation
+   order in float, so the two agree to rounding, not bit for bit; the
+   archives training writes depend on this one (HACKING).  */
+static int
+kept_columns (const float *z, int C)
 {
-  for (int r = 0; r < R; r++)
-    {
-      const float *x = inp + (int64_t) r * C;
-      float *o = out + (int64_t) r * C;
-      /* Two passes in double: the statistics are the backward's too.  */
-      double m = 0, v = 0;
-      for (int j = 0; j < C; j++)
-        m += x[j];
-      m /= C;
-      for (int j = 0; j < C; j++)
-        v += (x[j] - m) * (x[j] - m);
-      v /= C;
-      float s = (float) (1.0 / sqrt (v + eps));
-      for (int j = 0; j < C; j++)
-        o[j] = (float) ((x[j] - m) * s) * w[j] + b[j];
-      mean[r] = (float) m;
-      rstd[r] = s;
-    }
+  if (!z)
+    return C;
+  int kept = 0;
+  for (int j = 0; j < C; j++)
+    kept += z[j] != 0;
+  return kept;
 }
 
-void
-pmx_layernorm_bwd (float *dinp, float *dw, float *db, const float *dout,
-                   const float *inp, const float *w, const float *mean,
-                   const float *rstd, int R, int C)
-{
-  for (int r = 0; r < R; r++)
-    {
-      const float *x = inp + (int64_t) r * C;
-      const float *d = dout + (int64_t) r * C;
-      float *dx = dinp + (int64_t) r * C;
-      float m = mean[r], s = rstd[r];
-      /* dx = s (dnorm - mean (dnorm) - norm * mean (dnorm * norm)),
-         dnorm = dout * w.  */
-      double dmean = 0, dnn = 0;
-      for (int j = 0; j < C; j++)
-        {
-          float n = (x[j] - m) * s;
-          float dn = d[j] * w[j];
-          dmean += dn;
-          dnn += dn * n;
-          if (dw)
-            dw[j] += d[j] * n;
-          if (db)
-            db[j] += d[j];
-        }
-      float a = (float) (dmean / C), c = (float) (dnn / C);
-      for (int j = 0; j < C; j++)
-        {
-          float n = (x[j] - m) * s;
-          dx[j] += s * (d[j] * w[j] - a - n * c);
-        }
-    }
-}
-
-/* CoFiLayerNorm: the same sums over the columns with z[j] != 0 only, so
-   a model with all-nonzero z gives pmx_layernorm_fwd's results bit for
-   bit.  */
 void
 pmx_layernorm_z_fwd (float *out, float *mean, float *rstd, const float *inp,
                      const float *w, const float *b, const float *z, int R,
                      int C, float eps)
 {
-  int kept = 0;
-  for (int j = 0; j < C; j++)
-    kept += z[j] != 0;
+  int kept = kept_columns (z, C);
   for (int r = 0; r < R; r++)
     {
       const float *x = inp + (int64_t) r * C;
@@ -129,16 +84,16 @@ pmx_layernorm_z_fwd (float *out, float *mean, float *rstd, const float *inp,
         }
       double m = 0, v = 0;
       for (int j = 0; j < C; j++)
-        if (z[j] != 0)
+        if (!z || z[j] != 0)
           m += x[j];
       m /= kept;
       for (int j = 0; j < C; j++)
-        if (z[j] != 0)
+        if (!z || z[j] != 0)
           v += (x[j] - m) * (x[j] - m);
       v /= kept;
       float s = (float) (1.0 / sqrt (v + eps));
       for (int j = 0; j < C; j++)
-        o[j] = z[j] != 0 ? (float) ((x[j] - m) * s) * w[j] + b[j] : x[j];
+        o[j] = !z || z[j] != 0 ? (float) ((x[j] - m) * s) * w[j] + b[j] : x[j];
       mean[r] = (float) m;
       rstd[r] = s;
     }
@@ -149,19 +104,19 @@ pmx_layernorm_z_bwd (float *dinp, float *dw, float *db, const float *dout,
                      const float *inp, const float *w, const float *z,
                      const float *mean, const float *rstd, int R, int C)
 {
-  int kept = 0;
-  for (int j = 0; j < C; j++)
-    kept += z[j] != 0;
+  int kept = kept_columns (z, C);
   for (int r = 0; r < R; r++)
     {
       const float *x = inp + (int64_t) r * C;
       const float *d = dout + (int64_t) r * C;
       float *dx = dinp + (int64_t) r * C;
       float m = mean[r], s = rstd[r];
+      /* dx = s (dnorm - mean (dnorm) - norm * mean (dnorm * norm)),
+         dnorm = dout * w.  */
       double dmean = 0, dnn = 0;
       for (int j = 0; j < C; j++)
         {
-          if (z[j] == 0)
+          if (z && z[j] == 0)
             continue;
           float n = (x[j] - m) * s;
           float dn = d[j] * w[j];
@@ -172,10 +127,11 @@ pmx_layernorm_z_bwd (float *dinp, float *dw, float *db, const float *dout,
           if (db)
             db[j] += d[j];
         }
-      float a = kept ? (float) (dmean / kept) : 0, c = kept ? (float) (dnn / kept) : 0;
+      float a = kept ? (float) (dmean / kept) : 0;
+      float c = kept ? (float) (dnn / kept) : 0;
       for (int j = 0; j < C; j++)
         {
-          if (z[j] == 0)
+          if (z && z[j] == 0)
             {
               dx[j] += d[j];    /* passed through unchanged */
               continue;
@@ -184,6 +140,21 @@ pmx_layernorm_z_bwd (float *dinp, float *dw, float *db, const float *dout,
           dx[j] += s * (d[j] * w[j] - a - n * c);
         }
     }
+}
+
+void
+pmx_layernorm_fwd (float *out, float *mean, float *rstd, const float *inp,
+                   const float *w, const float *b, int R, int C, float eps)
+{
+  pmx_layernorm_z_fwd (out, mean, rstd, inp, w, b, NULL, R, C, eps);
+}
+
+void
+pmx_layernorm_bwd (float *dinp, float *dw, float *db, const float *dout,
+                   const float *inp, const float *w, const float *mean,
+                   const float *rstd, int R, int C)
+{
+  pmx_layernorm_z_bwd (dinp, dw, db, dout, inp, w, NULL, mean, rstd, R, C);
 }
 
 /* ---- Linear ------------------------------------------------------------- */
@@ -224,7 +195,7 @@ void
 pmx_gelu_fwd (float *out, const float *inp, int n)
 {
   for (int i = 0; i < n; i++)
-    out[i] = 0.5f * inp[i] * (1.0f + erff (inp[i] * (float) M_SQRT1_2));
+    out[i] = pmx_gelu_erf (inp[i]);
 }
 
 void
@@ -394,46 +365,7 @@ pmx_softmax_xent_bwd (float *dlogits, const float *probs,
     }
 }
 
-/* ---- Multiplexer and demultiplexer input ------------------------------- */
-
-void
-pmx_mux_fwd (float *out, const float *inp, const float *keys, int G, int N,
-             int T, int H)
-{
-  float inv = 1.0f / N;
-  for (int g = 0; g < G; g++)
-    for (int t = 0; t < T; t++)
-      {
-        float *o = out + ((int64_t) g * T + t) * H;
-        memset (o, 0, H * sizeof *o);
-        for (int i = 0; i < N; i++)
-          {
-            const float *x = inp + (((int64_t) g * N + i) * T + t) * H;
-            const float *v = keys + (int64_t) i * H;
-            for (int j = 0; j < H; j++)
-              o[j] += x[j] * v[j];
-          }
-        for (int j = 0; j < H; j++)
-          o[j] *= inv;
-      }
-}
-
-void
-pmx_mux_bwd (float *dinp, const float *dout, const float *keys, int G, int N,
-             int T, int H)
-{
-  float inv = 1.0f / N;
-  for (int g = 0; g < G; g++)
-    for (int i = 0; i < N; i++)
-      for (int t = 0; t < T; t++)
-        {
-          const float *d = dout + ((int64_t) g * T + t) * H;
-          const float *v = keys + (int64_t) i * H;
-          float *dx = dinp + (((int64_t) g * N + i) * T + t) * H;
-          for (int j = 0; j < H; j++)
-            dx[j] += d[j] * v[j] * inv;
-        }
-}
+/* ---- Demultiplexer input ---------------------------------------------- */
 
 void
 pmx_concat_fwd (float *out, const float *e, const int32_t *inst,

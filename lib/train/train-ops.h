@@ -15,6 +15,9 @@
 
 #include <stdint.h>
 
+/* The multiplexer's forward and backward (pmx_mux_fwd, pmx_mux_bwd) are
+   in mux.h, with the stage that runs them.  */
+
 /* out (R, H) = word[ids[r]] + pos[r % T] + type[types ? types[r] : 0]:
    R = B*T token rows.  The ids must be in range (checked by the caller).  */
 void pmx_embed_sum_fwd (float *out, const int32_t *ids, const int32_t *types,
@@ -35,7 +38,9 @@ void pmx_layernorm_bwd (float *dinp, float *dw, float *db, const float *dout,
 
 /* CoFi's LayerNorm under a hidden mask z (C): normalise each row over the
    columns whose z is nonzero only (their count in place of C); the other
-   columns are copied from inp (and their gradient passes through).  */
+   columns are copied from inp (and their gradient passes through).  Z
+   NULL keeps every column: pmx_layernorm_fwd and _bwd are that case, one
+   implementation.  */
 void pmx_layernorm_z_fwd (float *out, float *mean, float *rstd,
                           const float *inp, const float *w, const float *b,
                           const float *z, int R, int C, float eps);
@@ -88,15 +93,6 @@ double pmx_softmax_xent_fwd (float *probs, const float *logits,
 /* dlogits += scale * (probs - onehot (target)); ignored rows get nothing.  */
 void pmx_softmax_xent_bwd (float *dlogits, const float *probs,
                            const int32_t *target, int R, int C, float scale);
-
-/* The gaussian-Hadamard multiplexer (MUX-PLM-SPEC.md §2.3):
-   out[g, t] = (1/N) sum_i inp[g*N + i, t] * keys[i]; inp (G*N, T, H),
-   out (G, T, H), keys (N, H).  The keys are fixed, so the backward gives
-   only dinp.  */
-void pmx_mux_fwd (float *out, const float *inp, const float *keys, int G,
-                  int N, int T, int H);
-void pmx_mux_bwd (float *dinp, const float *dout, const float *keys, int G,
-                  int N, int T, int H);
 
 /* The index_pos demultiplexer input: out[r] = [e[inst[r]] ; h[src[r]]]
    (R, 2H) from the instance embeddings e (N, H) and vectors h (*, H).  */
