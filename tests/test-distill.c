@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
+#include "train-fixture.h"
+
 static uint64_t rng = 7;
 
 static float
@@ -26,25 +29,6 @@ urand (void)                    /* uniform in [-1, 1) */
 {
   rng = pmx_mix64 (rng);
   return (float) ((double) (rng >> 11) * 0x1p-53 * 2.0 - 1.0);
-}
-
-static void
-die (const char *what)
-{
-  fprintf (stderr, "test-distill: %s: %s\n", what, pmx_errmsg ());
-  exit (1);
-}
-
-static void *
-add (pmx_record *r, const char *name, int dtype, int rank, int64_t d0,
-     int64_t d1)
-{
-  int64_t shape[2] = { d0, d1 };
-  pmx_tensor *t = pmx_record_add (r, name, dtype, rank, shape);
-  if (!t)
-    die (name);
-  memset (t->data, 0, t->nbytes);
-  return t->data;
 }
 
 /* One case: LS student layers of width HS (H when 0), LT teacher layers,
@@ -109,7 +93,7 @@ run_case (pmx_writer *w, int LS, int LT, int R, int H, int B, int C,
   float *db = add (&rec, "grad_lt_bias", PMX_F32, 1, H, 0);
   float *scratch = malloc ((LS + 1) * RH * sizeof (float));
   if (!scratch)
-    die ("memory");
+    check_fatal ("memory");
   loss[1] = pmx_distill_layers (sp, LS, tp, NT, W, b, exists, R, HS, H, scratch,
                                 align, dsp, dW, db, 0.3);
   free (scratch);
@@ -121,7 +105,7 @@ run_case (pmx_writer *w, int LS, int LT, int R, int H, int B, int C,
       tls[k] = tl[k];
     }
   if (pmx_writer_write (w, &rec) < 0)
-    die ("write");
+    check_fatal ("write");
   printf ("case LS=%d LT=%d: L_pred %.6f L_layer %.6f, align", LS, LT,
           loss[0], loss[1]);
   for (int k = 0; k < NT; k++)
@@ -133,6 +117,7 @@ run_case (pmx_writer *w, int LS, int LT, int R, int H, int B, int C,
 int
 main (int argc, char **argv)
 {
+  check_program = "test-distill";
   if (argc != 2)
     {
       fprintf (stderr, "usage: test-distill DIR\n");
@@ -148,7 +133,7 @@ main (int argc, char **argv)
     }
   pmx_writer *w = pmx_writer_open (f, path, NULL);
   if (!w)
-    die (path);
+    check_fatal (path);
   static const int all12[12] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
   static const int some12[12] = { 1, 0, 1, 1, 0, 0, 1, 0, 1, 1, 0, 1 };
   static const int some4[4] = { 0, 1, 1, 1 };
@@ -159,7 +144,7 @@ main (int argc, char **argv)
   run_case (w, 3, 2, 5, 4, 2, 3, last_gone, 0);
   run_case (w, 4, 6, 10, 8, 6, 3, some4, 5);     /* pruned student width */
   if (pmx_writer_finish (w) < 0)
-    die (path);
+    check_fatal (path);
   pmx_writer_close (w);
   if (fclose (f) != 0)
     {

@@ -27,59 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
+#include "train-fixture.h"
+
 enum { STEPS = 4 };
-
-static void
-die (const char *what)
-{
-  fprintf (stderr, "test-prune-ref: %s: %s\n", what, pmx_errmsg ());
-  exit (1);
-}
-
-static void
-write_stream (const char *dir, const char *file, const pmx_meta *meta,
-              const pmx_record *rec)
-{
-  char path[4096];
-  snprintf (path, sizeof path, "%s/%s", dir, file);
-  FILE *f = fopen (path, "wb");
-  if (!f)
-    {
-      perror (path);
-      exit (1);
-    }
-  pmx_writer *w = pmx_writer_open (f, path, meta);
-  if (!w || pmx_writer_write (w, rec) < 0 || pmx_writer_finish (w) < 0)
-    die (path);
-  pmx_writer_close (w);
-  if (fclose (f) != 0)
-    {
-      perror (path);
-      exit (1);
-    }
-}
-
-static void *
-add (pmx_record *r, const char *name, int dtype, int rank, int64_t d0,
-     int64_t d1)
-{
-  int64_t shape[2] = { d0, d1 };
-  pmx_tensor *t = pmx_record_add (r, name, dtype, rank, shape);
-  if (!t)
-    die (name);
-  return t->data;
-}
-
-static void
-dump_params (pmx_record *rec, const pmx_tmodel *m, const float *base)
-{
-  for (int k = 0; k < m->nparams; k++)
-    {
-      const pmx_tparam *p = &m->param[k];
-      float *d = add (rec, p->name, PMX_F32, p->rank, p->shape[0], p->shape[1]);
-      memcpy (d, base + p->offset, p->size * sizeof *d);
-    }
-}
 
 static uint64_t rng = 2024;
 
@@ -93,6 +44,7 @@ uniform (void)                  /* in (0, 1) */
 int
 main (int argc, char **argv)
 {
+  check_program = "test-prune-ref";
   if (argc != 3)
     {
       fprintf (stderr, "usage: test-prune-ref mux|plain DIR\n");
@@ -127,12 +79,12 @@ main (int argc, char **argv)
     }
   pmx_tmodel *teacher = pmx_tmodel_new (&c);
   if (!teacher)
-    die ("teacher");
+    check_fatal ("teacher");
   pmx_tmodel_init (teacher, 77);
   c.layer_transformation = 1;
   pmx_tmodel *student = pmx_tmodel_new (&c);
   if (!student)
-    die ("student");
+    check_fatal ("student");
   pmx_tmodel_init (student, 1);
   pmx_tmodel_copy (student, teacher);
   student->open = 1;
@@ -143,14 +95,14 @@ main (int argc, char **argv)
                                             c.ffn[0]);
   pmx_l0 *l0 = shape ? pmx_l0_new (shape, head_weight, prunable, 5) : NULL;
   if (!l0)
-    die ("l0");
+    check_fatal ("l0");
   for (size_t i = 0; i < l0->n; i++)
     l0->loga[i] = (float) (-2 + 5 * uniform ());
   l0->lambda[0] = 0.3;
   l0->lambda[1] = 0.5;
   pmx_pruner *p = pmx_pruner_new (teacher, student, l0, 0);
   if (!p)
-    die ("pruner");
+    check_fatal ("pruner");
   p->reg_lr = 0.05f;            /* larger than CoFi's, to move in 4 steps */
   const float lr = 2e-3f;
   const double sparsity = 0.6;
@@ -232,7 +184,7 @@ main (int argc, char **argv)
       pmx_prune_stats st;
       double target = pmx_l0_target (sparsity, 0, step, warmup);
       if (pmx_prune_grads (p, &b, step, target, noise + step * l0->n, &st) < 0)
-        die ("step");
+        check_fatal ("step");
       if (step == 0)
         {
           pmx_record g;

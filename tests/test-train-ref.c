@@ -33,52 +33,8 @@
 #include <string.h>
 
 #include "check.h"
+#include "train-fixture.h"
 
-
-static void
-write_stream (const char *dir, const char *file, const pmx_meta *meta,
-              const pmx_record *rec)
-{
-  char path[4096];
-  snprintf (path, sizeof path, "%s/%s", dir, file);
-  FILE *f = fopen (path, "wb");
-  if (!f)
-    {
-      perror (path);
-      exit (1);
-    }
-  pmx_writer *w = pmx_writer_open (f, path, meta);
-  if (!w || pmx_writer_write (w, rec) < 0 || pmx_writer_finish (w) < 0)
-    check_fatal (path);
-  pmx_writer_close (w);
-  if (fclose (f) != 0)
-    {
-      perror (path);
-      exit (1);
-    }
-}
-
-static void *
-add (pmx_record *r, const char *name, int dtype, int rank, int64_t d0,
-     int64_t d1)
-{
-  int64_t shape[2] = { d0, d1 };
-  pmx_tensor *t = pmx_record_add (r, name, dtype, rank, shape);
-  if (!t)
-    check_fatal (name);
-  return t->data;
-}
-
-static void
-dump_params (pmx_record *rec, const pmx_tmodel *m, const float *base)
-{
-  for (int k = 0; k < m->nparams; k++)
-    {
-      const pmx_tparam *p = &m->param[k];
-      float *d = add (rec, p->name, PMX_F32, p->rank, p->shape[0], p->shape[1]);
-      memcpy (d, base + p->offset, p->size * sizeof (float));
-    }
-}
 
 /* Gradient accumulation: two micro-batches of 3 rows, each with loss
    weight 1/2, must give the gradient of the whole batch of 6 (all labels
