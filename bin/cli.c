@@ -3,6 +3,7 @@
 #include <config.h>
 #include "cli.h"
 #include "error.h"
+#include "model.h"
 #include "outfile.h"
 #include "pipeline.h"
 #include "stream.h"
@@ -292,6 +293,27 @@ cli_parse_double (const char *opt, const char *arg)
   if (end == arg || *end || errno == ERANGE || !isfinite (v))
     usage_error ("invalid number for %s: '%s'", opt, arg);
   return v;
+}
+
+double
+cli_parse_nonneg (const char *opt, const char *arg)
+{
+  double x = cli_parse_double (opt, arg);
+  if (!(x >= 0) || !isfinite (x))
+    usage_error ("%s: '%s' is not a number >= 0", opt, arg);
+  return x;
+}
+
+int
+cli_parse_compress (const char *arg)
+{
+  static const char *const names[] = { "none", "gzip", "zstd", "xz" };
+  static const int methods[] = { PMX_COMPRESS_NONE, PMX_COMPRESS_GZIP,
+    PMX_COMPRESS_ZSTD, PMX_COMPRESS_XZ };
+  for (int i = 0; i < 4; i++)
+    if (strcmp (arg, names[i]) == 0)
+      return methods[i];
+  usage_error ("--compress must be none, gzip, zstd or xz, not '%s'", arg);
 }
 
 void

@@ -81,6 +81,11 @@ void cli_refuse_tty (const char *path, int force);
    otherwise.  */
 long long cli_parse_int (const char *opt, const char *arg, long long lo, long long hi);
 double cli_parse_double (const char *opt, const char *arg);
+/* A finite number >= 0 for option OPT; usage_error otherwise.  */
+double cli_parse_nonneg (const char *opt, const char *arg);
+/* --compress=METHOD: none, gzip, zstd or xz as PMX_COMPRESS_* (model.h);
+   usage_error otherwise.  */
+int cli_parse_compress (const char *arg);
 /* Die on a write error already seen on F (EPIPE exits quietly).  */
 void cli_check_write (FILE *f, const char *what);
 

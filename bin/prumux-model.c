@@ -203,17 +203,7 @@ main (int argc, char **argv)
         output = optarg;
         break;
       case 'z':
-        if (strcmp (optarg, "none") == 0)
-          compress = PMX_COMPRESS_NONE;
-        else if (strcmp (optarg, "gzip") == 0)
-          compress = PMX_COMPRESS_GZIP;
-        else if (strcmp (optarg, "zstd") == 0)
-          compress = PMX_COMPRESS_ZSTD;
-        else if (strcmp (optarg, "xz") == 0)
-          compress = PMX_COMPRESS_XZ;
-        else
-          usage_error ("--compress must be none, gzip, zstd or xz, not '%s'",
-                       optarg);
+        compress = cli_parse_compress (optarg);
         break;
       case 'f':
         if (strcmp (optarg, "json") == 0)

@@ -178,15 +178,6 @@ static const struct option long_options[] = {
 };
 
 static double
-parse_nonneg (const char *opt, const char *arg)
-{
-  double x = cli_parse_double (opt, arg);
-  if (!(x >= 0) || !isfinite (x))
-    usage_error ("%s: '%s' is not a number >= 0", opt, arg);
-  return x;
-}
-
-static double
 now (void)
 {
   struct timespec ts;
@@ -346,27 +337,27 @@ main (int argc, char **argv)
           usage_error ("--sparsity: %s is not in [0, 1)", optarg);
         break;
       case 'b': o.batch = (int) cli_parse_int ("--batch", optarg, 1, 1 << 20); break;
-      case 'e': o.epochs = parse_nonneg ("--epochs", optarg); break;
+      case 'e': o.epochs = cli_parse_nonneg ("--epochs", optarg); break;
       case 's': o.steps = cli_parse_int ("--steps", optarg, 1, 1LL << 40); break;
-      case OPT_LR: o.lr = (float) parse_nonneg ("--lr", optarg); break;
-      case OPT_REG_LR: o.reg_lr = (float) parse_nonneg ("--reg-lr", optarg); break;
-      case OPT_WARMUP: o.warmup_epochs = parse_nonneg ("--warmup-epochs", optarg); break;
-      case OPT_ALPHA_CE: o.alpha_ce = (float) parse_nonneg ("--alpha-ce", optarg); break;
-      case OPT_ALPHA_LAYER: o.alpha_layer = (float) parse_nonneg ("--alpha-layer", optarg); break;
+      case OPT_LR: o.lr = (float) cli_parse_nonneg ("--lr", optarg); break;
+      case OPT_REG_LR: o.reg_lr = (float) cli_parse_nonneg ("--reg-lr", optarg); break;
+      case OPT_WARMUP: o.warmup_epochs = cli_parse_nonneg ("--warmup-epochs", optarg); break;
+      case OPT_ALPHA_CE: o.alpha_ce = (float) cli_parse_nonneg ("--alpha-ce", optarg); break;
+      case OPT_ALPHA_LAYER: o.alpha_layer = (float) cli_parse_nonneg ("--alpha-layer", optarg); break;
       case OPT_TEMP:
-        o.temperature = (float) parse_nonneg ("--temperature", optarg);
+        o.temperature = (float) cli_parse_nonneg ("--temperature", optarg);
         if (!(o.temperature > 0))
           usage_error ("--temperature: must be above 0");
         break;
-      case OPT_CLIP: o.clip = (float) parse_nonneg ("--clip", optarg); break;
+      case OPT_CLIP: o.clip = (float) cli_parse_nonneg ("--clip", optarg); break;
       case OPT_DROPOUT:
-        o.dropout = (float) parse_nonneg ("--dropout", optarg);
+        o.dropout = (float) cli_parse_nonneg ("--dropout", optarg);
         if (o.dropout >= 1)
           usage_error ("--dropout: must be below 1");
         break;
       case OPT_SEED: o.seed = cli_parse_int ("--seed", optarg, 0, 1LL << 62); break;
-      case OPT_FT_EPOCHS: o.finetune_epochs = parse_nonneg ("--finetune-epochs", optarg); break;
-      case OPT_FT_LR: o.finetune_lr = (float) parse_nonneg ("--finetune-lr", optarg); break;
+      case OPT_FT_EPOCHS: o.finetune_epochs = cli_parse_nonneg ("--finetune-epochs", optarg); break;
+      case OPT_FT_LR: o.finetune_lr = (float) cli_parse_nonneg ("--finetune-lr", optarg); break;
       case 'j': o.threads = (int) cli_parse_int ("--threads", optarg, 1, 1024); break;
       case 'o': o.output = optarg; break;
       case OPT_MASKS: o.masks = optarg; break;

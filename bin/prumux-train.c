@@ -391,15 +391,6 @@ static const struct option long_options[] = {
   {NULL, 0, NULL, 0}
 };
 
-static double
-parse_nonneg (const char *opt, const char *arg)
-{
-  double x = cli_parse_double (opt, arg);
-  if (!(x >= 0) || !isfinite (x))
-    usage_error ("%s: '%s' is not a number >= 0", opt, arg);
-  return x;
-}
-
 int
 main (int argc, char **argv)
 {
@@ -432,12 +423,12 @@ main (int argc, char **argv)
       case 'O': o.objective = optarg; parse_objective (&o, optarg); break;
       case 'b': o.batch = (int) cli_parse_int ("--batch", optarg, 1, 1 << 20); break;
       case 'a': o.accumulate = (int) cli_parse_int ("--accumulate", optarg, 1, 1 << 20); break;
-      case 'e': o.epochs = parse_nonneg ("--epochs", optarg); break;
+      case 'e': o.epochs = cli_parse_nonneg ("--epochs", optarg); break;
       case 's': o.steps = cli_parse_int ("--steps", optarg, 1, 1LL << 40); break;
       case 'l':                 /* -l, -L: before 0.1.0 (prumux(7)) */
-      case OPT_LR: o.lr = (float) parse_nonneg ("--lr", optarg); break;
+      case OPT_LR: o.lr = (float) cli_parse_nonneg ("--lr", optarg); break;
       case 'w':                 /* -w: before 0.1.0 (-w is --weights elsewhere) */
-      case OPT_WARMUP: o.warmup = parse_nonneg ("--warmup", optarg); break;
+      case OPT_WARMUP: o.warmup = cli_parse_nonneg ("--warmup", optarg); break;
       case OPT_SCHEDULE:
         if (!strcmp (optarg, "linear"))
           o.decay = 1;
@@ -446,10 +437,10 @@ main (int argc, char **argv)
         else
           usage_error ("--schedule: '%s' is not linear or constant", optarg);
         break;
-      case OPT_WD: o.weight_decay = (float) parse_nonneg ("--weight-decay", optarg); break;
-      case OPT_CLIP: o.clip = (float) parse_nonneg ("--clip", optarg); break;
+      case OPT_WD: o.weight_decay = (float) cli_parse_nonneg ("--weight-decay", optarg); break;
+      case OPT_CLIP: o.clip = (float) cli_parse_nonneg ("--clip", optarg); break;
       case OPT_DROPOUT:
-        o.dropout = (float) parse_nonneg ("--dropout", optarg);
+        o.dropout = (float) cli_parse_nonneg ("--dropout", optarg);
         if (o.dropout >= 1)
           usage_error ("--dropout: must be below 1");
         break;
