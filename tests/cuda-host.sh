@@ -20,18 +20,11 @@ import sys
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 import pmxstream
+import tiny_encoder
 r = np.random.default_rng(1)
 def f(*s): return r.standard_normal(s).astype(np.float32)
-p = "encoder.layer.0."
-w = {p + "attention.self.query.weight": f(8, 8), p + "attention.self.query.bias": f(8),
-     p + "attention.self.key.weight": f(8, 8), p + "attention.self.key.bias": f(8),
-     p + "attention.self.value.weight": f(8, 8), p + "attention.self.value.bias": f(8),
-     p + "attention.output.dense.weight": f(8, 8), p + "attention.output.dense.bias": f(8),
-     p + "attention.output.LayerNorm.weight": f(8), p + "attention.output.LayerNorm.bias": f(8),
-     p + "intermediate.dense.weight": f(16, 8), p + "intermediate.dense.bias": f(16),
-     p + "output.dense.weight": f(8, 16), p + "output.dense.bias": f(8),
-     p + "output.LayerNorm.weight": f(8), p + "output.LayerNorm.bias": f(8)}
-pmxstream.write("w.pmxs", [w], {"id": "feedface", "hidden": 8, "layers": 1, "head_dim": 4})
+w = tiny_encoder.weights(r)
+pmxstream.write("w.pmxs", [w], tiny_encoder.META)
 em = {"embeds": f(2, 5, 8), "lengths": np.array([5, 3], np.int32)}
 pmxstream.write("in.pmxs", [em], {"model": "feedface", "stage": "embeds"})
 PYEOF

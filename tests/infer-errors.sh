@@ -12,18 +12,12 @@ import sys
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 import pmxstream
+import tiny_encoder
 r = np.random.default_rng(0)
 def f(*s): return r.standard_normal(s).astype(np.float32)
-p = "encoder.layer.0."
-w = {p + "attention.self.query.weight": f(8, 8), p + "attention.self.query.bias": f(8),
-     p + "attention.self.key.weight": f(8, 8), p + "attention.self.key.bias": f(8),
-     p + "attention.self.value.weight": f(8, 8), p + "attention.self.value.bias": f(8),
-     p + "attention.output.dense.weight": f(8, 8), p + "attention.output.dense.bias": f(8),
-     p + "attention.output.LayerNorm.weight": f(8), p + "attention.output.LayerNorm.bias": f(8),
-     p + "intermediate.dense.weight": f(16, 8), p + "intermediate.dense.bias": f(16),
-     p + "output.dense.weight": f(8, 16), p + "output.dense.bias": f(8),
-     p + "output.LayerNorm.weight": f(8), p + "output.LayerNorm.bias": f(8)}
-meta = {"id": "feedface", "hidden": 8, "layers": 1, "head_dim": 4}
+p = tiny_encoder.PREFIX
+w = tiny_encoder.weights(r)
+meta = tiny_encoder.META
 pmxstream.write("w.pmxs", [w], meta)
 bad = dict(w); bad[p + "output.dense.weight"] = f(8, 15)
 pmxstream.write("wbad.pmxs", [bad], meta)
