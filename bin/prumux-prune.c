@@ -451,10 +451,6 @@ main (int argc, char **argv)
   pr->alpha_layer = o.alpha_layer;
   pr->clip = o.clip;
   pr->reg_lr = o.reg_lr;
-  /* An N = 1 model without a pooler (prumux-train's: the classifier reads
-     the encoder output) keeps its hidden dimensions: CoFi's shrinking has
-     rules for the pooler and PruMUX's demux only.  */
-  pr->keep_hidden = N == 1 && strcmp (pc->pooling, "pooler");
 
   /* The options that must not change across --resume.  */
   char fingerprint[512];
@@ -510,7 +506,6 @@ main (int argc, char **argv)
                                    (uint64_t) o.seed, CLS_ID, -1) < 0))
     die_lib (NULL);
   double prunable = pmx_model_prunable (pm);
-  int keep_hidden = pr->keep_hidden;
 
   double t0 = now (), sum[4] = { 0, 0, 0, 0 }, s_hat = 0, target = 0, lag = 0;
   long long sum_n = 0, done_here = 0;
@@ -546,8 +541,6 @@ main (int argc, char **argv)
       if (eval_now)
         {
           pmx_l0_deterministic (l0, zdet);
-          if (keep_hidden)
-            pmx_prune_hold_hidden (l0, zdet);
           double sp = pmx_cofi_z_sparsity (zdet, mc->head_dim, prunable);
           pmx_eval r = { 0, 0, 0, 0, 0, 0, 0 };
           if (dev && pmx_evaluate (m, &db, zdet, 1, 0, 0, &r) < 0)
@@ -606,8 +599,6 @@ main (int argc, char **argv)
     {
       /* CoFi's deterministic masks, baked into the weights and cut.  */
       pmx_l0_deterministic (l0, zdet);
-      if (keep_hidden)
-        pmx_prune_hold_hidden (l0, zdet);
       if (o.masks)
         {
           cli_output out;

@@ -717,11 +717,8 @@ main (int argc, char **argv)
         opt.lowercase = cfg->lowercase;
       if (opt.strip_accents < 0)
         opt.strip_accents = cfg->strip_accents;
-      if (!opt.max_length_set && cfg->max_length > 0)
-        opt.max_length = cfg->max_length;
-      else if (!opt.max_length_set && cfg->max_position > 1
-               && cfg->max_position < opt.max_length)
-        opt.max_length = cfg->max_position;
+      if (!opt.max_length_set)
+        opt.max_length = pmx_model_token_length (cfg, opt.max_length);
       if (!opt.labels && cfg->num_labels > 0)
         {
           opt.labels = cfg->labels;
@@ -804,6 +801,12 @@ main (int argc, char **argv)
 
   if (!opt.tsv)
     {
+      /* The tokenizer's identity: a stage that reads tokens for another
+         model with the same tokenizer accepts the stream.  */
+      char tokenizer[33];
+      if (pmx_tokenizer_id (vocab, opt.lowercase, opt.strip_accents,
+                            opt.max_length, tokenizer) < 0)
+        die_lib (NULL);
       pmx_meta meta;
       pmx_meta_init (&meta);
       if (pmx_meta_setf (&meta, "producer", "%s %s", "prumux-tokenize",
@@ -817,6 +820,7 @@ main (int argc, char **argv)
                             opt.strip_accents) < 0
           || pmx_meta_set (&meta, "pad", opt.pad_longest ? "longest" : "max")
              < 0
+          || pmx_meta_set (&meta, "tokenizer", tokenizer) < 0
           || (cfg && pmx_stage_set_model (&meta, cfg, opt.model) < 0))
         die_lib (NULL);
       if (opt.labels)

@@ -5,6 +5,7 @@
 #include "weights.h"
 #include "cli.h"
 #include "error.h"
+#include "pipeline.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -122,4 +123,14 @@ weights_close (weights *w)
       free (w->cfg.labels);
     }
   pmx_record_free (&w->rec);
+}
+
+const char *
+weights_tokenizer (const weights *w, char buf[33])
+{
+  if (!w->model || !pmx_model_vocab (w->model, NULL))
+    return NULL;
+  if (pmx_model_tokenizer_id (w->model, buf) < 0)
+    die_lib (NULL);
+  return buf;
 }

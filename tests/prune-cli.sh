@@ -1,7 +1,8 @@
 #!/bin/sh
 # prumux-prune end to end on the synthetic task of the training tests:
 # usage errors and bad input (nothing written), N = 1 and N = 2 teachers
-# pruned to a target, the masks TSV (read back by prumux-model shrink),
+# pruned to a target, an N = 1 (cls pooling) run that cuts hidden
+# dimensions, the masks TSV (read back by prumux-model shrink),
 # a run paused and resumed ending bit for bit where an unbroken run ends,
 # and the pruned models running through prumux-mux | prumux-infer |
 # prumux-demux.
@@ -60,6 +61,22 @@ for n in 1 2; do
     | prumux-demux -m p$n.pmx > pred$n.tsv || fail_ "N=$n: pipeline"
   test $(wc -l < pred$n.tsv) -ge 100 || fail_ "N=$n: $(wc -l < pred$n.tsv) predictions"
 done
+# N = 1 without a pooler (the classifier reads h_0) prunes hidden
+# dimensions too (a fast --reg-lr: hidden masks start near 1): the
+# classifier loses the cut input columns, and the model runs.
+prumux-prune -m t1.pmx -t train.pmxs -d dev.pmxs -b 16 -e 4 --lr=1e-3 \
+  --reg-lr=1 --sparsity=0.7 --masks=mh.tsv -o h1.pmx -q 2> h1.err \
+  || { cat h1.err >&2; fail_ "pruning N=1 with hidden masks"; }
+prumux-model info h1.pmx > infoh || fail_ "N=1 hidden: info"
+hid=$(sed -n 's/^hidden: *//p' infoh)
+cut=$(awk -F '\t' '$2 == "hidden" && $4 == 0' mh.tsv | wc -l)
+test "$hid" -lt 16 && test $((hid + cut)) = 16 \
+  || fail_ "N=1: hidden $hid after cutting $cut of 16"
+grep -q '^pooling: *cls' infoh || fail_ "N=1: not a cls-pooling model"
+echo "N=1: hidden 16 -> $hid"
+prumux-mux -m h1.pmx dev.pmxs | prumux-infer -m h1.pmx \
+  | prumux-demux -m h1.pmx > predh.tsv || fail_ "N=1 hidden: pipeline"
+test $(wc -l < predh.tsv) -ge 100 || fail_ "N=1 hidden: $(wc -l < predh.tsv) predictions"
 # Fine-tuning the pruned model by distillation keeps its shape.
 prumux-prune -m t2.pmx -t train.pmxs -d dev.pmxs -b 16 -e 2 --lr=1e-3 \
   --reg-lr=0.05 --sparsity=0.5 --finetune-epochs=1 -o f2.pmx 2> f2.err \

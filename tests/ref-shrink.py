@@ -187,6 +187,8 @@ def cofi_shrink(W, zs, N):
                 hz).transpose(0, 1)
     if "pooler.dense.weight" in W:
         W["pooler.dense.weight"] = W["pooler.dense.weight"].mul(hz)
+    elif N == 1:              # no pooler: the classifier by the pooler's rule
+        W["classifier.weight"] = W["classifier.weight"].mul(hz)
     if N > 1:                                              # PruMUX
         W["instance_embedding"] = W["instance_embedding"].mul(hz)
         W["demux_module.dense_1.weight"] = W["demux_module.dense_1.weight"].mul(torch.cat([hz, hz]))
@@ -233,6 +235,8 @@ def cofi_shrink(W, zs, N):
         out[f"embeddings.LayerNorm.{n}"] = out[f"embeddings.LayerNorm.{n}"][index]
     if "pooler.dense.weight" in out:
         out["pooler.dense.weight"] = out["pooler.dense.weight"][:, index]
+    elif N == 1:
+        out["classifier.weight"] = out["classifier.weight"][:, index]
     if N > 1:
         index2 = torch.cat((index, index + H), 0)
         out["instance_embedding"] = out["instance_embedding"][:, index]
@@ -297,13 +301,19 @@ def masked_encoder(W, zs, x, lengths=None):
     return x
 
 
-def masked_logits(W, zs, N, ids, types, lengths, max_length):
+def masked_logits(W, zs, N, ids, types, lengths, max_length, pool="pooler"):
     W = {k: v.double() for k, v in W.items()}
     hz = zs["hidden"].double()
     if N == 1:
         e = masked_embed(W, hz, ids, types)
         h = masked_encoder(W, zs, e, lengths)
-        z = torch.tanh(F.linear(h[:, 0], W["pooler.dense.weight"], W["pooler.dense.bias"]))
+        if pool == "pooler":
+            z = torch.tanh(F.linear(h[:, 0], W["pooler.dense.weight"], W["pooler.dense.bias"]))
+        elif pool == "cls":                 # the classifier reads h_0 (z h, masked)
+            z = h[:, 0]
+        else:
+            keep = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).double()
+            z = (h * keep[..., None]).sum(1) / keep.sum(1, keepdim=True)
         return rm.classify(W, z)
     B = ids.shape[0]
     ids = F.pad(ids, (0, max_length - ids.shape[1]), value=rm.PAD)
@@ -360,17 +370,24 @@ def maxdiff(a, b):
     return float(np.max(np.abs(a - b)))
 
 
-def shrink_case(bindir, wd, N, soft_hidden, deep=False):
+def shrink_case(bindir, wd, N, soft_hidden, deep=False, pool="pooler"):
+    """POOL (N = 1): "pooler", or "cls" / "mean" for a model without a
+    pooler whose classifier reads the encoder output (prumux-train's)."""
     name = f"N={N} {'soft' if soft_hidden else 'binary'} hidden_z" + (
-        f", {LAYERS} layers" if deep else "")
-    d = os.path.join(wd, f"c{N}{int(soft_hidden)}{int(deep)}")
+        f", {LAYERS} layers" if deep else "") + (f", {pool} pooling" if N == 1 else "")
+    d = os.path.join(wd, f"c{N}{int(soft_hidden)}{int(deep)}{pool}")
     os.makedirs(d, exist_ok=True)
+    pooler = N > 1 or pool == "pooler"
     W = rm.make_model(40 + N, N, "index_pos", H=H, heads=HEADS, head_dim=HD, layers=LAYERS,
-                      inter=INTER, labels=C, pooler=True)
+                      inter=INTER, labels=C, pooler=pooler)
     hf = os.path.join(d, "hf")
     rm.write_hf_dir(hf, W, N, "index_pos", C, LAYERS, 200, heads=HEADS, inter=INTER)
     pmx, small = os.path.join(d, "m.pmx"), os.path.join(d, "s.pmx")
-    run([os.path.join(bindir, "prumux-convert"), hf, "-o", pmx])
+    run([os.path.join(bindir, "prumux-convert"), hf, "-o", pmx]
+        + (["--pooling=mean"] if N == 1 and pool == "mean" else []))
+    if N == 1:
+        got_pool = model_info(bindir, pmx)["pooling"]
+        report(f"{name}: the converted model's pooling is {got_pool}", got_pool == pool)
     zs = make_masks(7 * N + soft_hidden, soft_hidden, deep)
     masks = os.path.join(d, "masks.tsv")
     write_masks(masks, zs)
@@ -416,10 +433,10 @@ def shrink_case(bindir, wd, N, soft_hidden, deep=False):
         Ws.setdefault(f"encoder.layer.{l}.(empty)", torch.zeros(1))
     with torch.no_grad():
         if N == 1:
-            ref = rm.forward_plain(Ws, ids, types, lengths, HD, "pooler", False)[3]
+            ref = rm.forward_plain(Ws, ids, types, lengths, HD, pool, False)[3]
         else:
             ref = rm.forward_muxed(Ws, ids, N, "index_pos", 3, HD, max_length)[3]
-        masked = masked_logits(W, zs, N, ids, types, lengths, max_length)
+        masked = masked_logits(W, zs, N, ids, types, lengths, max_length, pool)
     dd = maxdiff(got, ref.numpy())
     report(f"{name}: pipeline logits {got.shape} vs the CoFi-shrunk model in PyTorch",
            dd <= TOL, f"max |diff| {dd:.3g} (tolerance {TOL})")
@@ -430,7 +447,7 @@ def shrink_case(bindir, wd, N, soft_hidden, deep=False):
     else:
         report(f"{name}: pipeline logits vs the masked unshrunk model (CoFi's forward)",
                dm <= TOL, f"max |diff| {dm:.3g} (tolerance {TOL})")
-    if N == 1 and soft_hidden and not deep:
+    if N == 1 and soft_hidden and not deep and pool == "pooler":
         cofi_pooler_case(bindir, wd, want, ids, types, lengths, tokens)
 
 
@@ -496,6 +513,11 @@ def main():
     for N in (1, 2):
         for soft_hidden in (False, True):
             shrink_case(bindir, wd, N, soft_hidden)
+    # N = 1 without a pooler (the classifier reads h_0, or the mean of h):
+    # its input columns take hidden_z and are cut, by the pooler's rule.
+    for pool in ("cls", "mean"):
+        for soft_hidden in (False, True):
+            shrink_case(bindir, wd, 1, soft_hidden, pool=pool)
     refusal_case(bindir, wd)
     # More tensors than one record holds (the archive's stream packs 256
     # a record), fewer after shrinking: no empty record is written

@@ -1,7 +1,8 @@
 #!/bin/sh
 # stage-errors.sh -- the stage programs (prumux-mux, -infer, -demux) check
 # their input with one function (lib/core/pipeline.c), whose errors name the
-# fix; a failure early in a pipe is said once, not once per later stage.
+# fix; a failure early in a pipe is said once, not once per later stage;
+# token streams go to any model with the same tokenizer (a pruned copy).
 . "$abs_top_srcdir/tests/init.sh"
 
 m=$srcdir/share/prumux/wordnet-lexfile-n2.pmx
@@ -38,6 +39,33 @@ expect_fail 1 "short.pmxs: not a prumux stream (too short)" prumux-mux -m "$m" s
 printf '\000\001' > junk.pmxs
 expect_fail 1 "junk.pmxs: not a prumux stream (bad magic): prumux-mux reads token ids" \
   prumux-mux -m "$m" junk.pmxs
+
+# A pruned copy (another model, the same tokenizer) takes the original's
+# token streams (tokenizer= in the header), not its later stages (they
+# depend on the weights); a model with another tokenizer takes neither.
+grep -q '^meta tokenizer=[0-9a-f]\{32\}$' meta.txt || fail_ "no tokenizer= in $(cat meta.txt)"
+prumux-model masks "$m" > masks.tsv || fail_ "masks"
+awk -F '\t' -v OFS='\t' '$2 == "hidden" && $3 == 5 { $4 = 0 } { print }' masks.tsv > cut.tsv
+prumux-model shrink --masks=cut.tsv -o small.pmx "$m" || fail_ "shrink"
+prumux-tokenize -m small.pmx --fields=2 --label-field=1 "$text" > tok-small.pmxs \
+  || fail_ "tokenize for the pruned model"
+prumux-mux -m small.pmx tok.pmxs > emb-small.pmxs || fail_ "the pruned model refused the tokens"
+prumux-cat -H emb-small.pmxs | grep -q 'model_file=small.pmx' \
+  || fail_ "the pruned model's embeddings do not name it"
+# Byte for byte what its own token stream gives (model= is the pruned one).
+prumux-mux -m small.pmx tok-small.pmxs | cmp - emb-small.pmxs \
+  || fail_ "the original's tokens give other encoder inputs"
+prumux-infer -m small.pmx emb-small.pmxs | prumux-demux -m small.pmx > pred.tsv \
+  || fail_ "pipeline from the original's tokens"
+prumux-tokenize -m "$m" -n 16 --fields=2 "$text" > tok16.pmxs || fail_ "tokenize -n 16"
+expect_fail 1 "tok16.pmxs: made for model .*, but small.pmx is model .*: use one model" \
+  prumux-mux -m small.pmx tok16.pmxs
+prumux-tokenize -m "$m" --cased --fields=2 "$text" > tokc.pmxs || fail_ "tokenize --cased"
+expect_fail 1 "tokc.pmxs: made for model .*: use one model" prumux-mux -m small.pmx tokc.pmxs
+expect_fail 1 "emb.pmxs: made for model .*, but small.pmx is model .*: use one model" \
+  prumux-infer -m small.pmx emb.pmxs
+expect_fail 1 "hid.pmxs: made for model .*, but small.pmx is model .*: use one model" \
+  prumux-demux -m small.pmx hid.pmxs
 
 # A stage that fails early: its own message, then one line from the next
 # stage, and nothing from the stages after that.

@@ -73,6 +73,7 @@ cat > exp <<'E'
 #meta	lowercase	1
 #meta	strip_accents	1
 #meta	pad	max
+#meta	tokenizer	1378f7a7700c402cd69eb7f2a9d8435d
 #meta	labels	neg,pos
 #record	0
 #tensor	row	i64	2

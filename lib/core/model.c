@@ -1678,6 +1678,17 @@ pmx_model_vocab (const pmx_model *m, size_t *len)
   return m->vocab;
 }
 
+void
+pmx_identity_hash (const void *const *seg, const size_t *len, int n,
+                   char out[33])
+{
+  hash128 h;
+  hash_init (&h);
+  for (int i = 0; i < n; i++)
+    hash_segment (&h, seg[i], len[i]);
+  hash_hex (&h, out);
+}
+
 int
 pmx_model_verify (const pmx_model *m)
 {

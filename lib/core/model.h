@@ -93,6 +93,12 @@ char *pmx_model_config_json (const pmx_model *m);
 /* vocab.txt text (one token per line), or NULL if the archive has none.  */
 const char *pmx_model_vocab (const pmx_model *m, size_t *len);
 
+/* The hash that makes a model's identity, over N byte segments SEG[i] of
+   LEN[i] bytes (each length mixed in), as 32 hex digits and a NUL in OUT:
+   an identity, not a cryptographic digest.  */
+void pmx_identity_hash (const void *const *seg, const size_t *len, int n,
+                        char out[33]);
+
 /* Write an archive atomically (temporary file + rename).  CFG's id is
    computed here and stored back.  TENSORS are written in record order.  */
 int pmx_model_save (const char *path, pmx_model_config *cfg,

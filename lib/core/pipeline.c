@@ -6,6 +6,8 @@
 #include "error.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The stages in pipeline order, what they hold and who writes them.  */
@@ -117,6 +119,11 @@ check_model (const pmx_meta *meta, const char *name, const pmx_stage_input *in)
     }
   if (!strcmp (id, cfg->id))
     return 0;
+  /* Token ids depend on the tokenizer only.  */
+  const char *tok = pmx_meta_get (meta, "tokenizer");
+  if (!strcmp (in->stage, "tokens") && in->tokenizer && tok
+      && !strcmp (tok, in->tokenizer))
+    return 0;
   model_names (pmx_meta_get (meta, "model_file"), pmx_meta_get (meta, "model_task"),
                theirs, sizeof theirs);
   return pmx_error ("%s: made for model %s%s, but %s is model %s%s: use one model "
@@ -183,4 +190,65 @@ pmx_stage_set_model (pmx_meta *m, const pmx_model_config *cfg, const char *model
       || (cfg->task[0] && pmx_meta_set (m, "model_task", cfg->task) < 0))
     return -1;
   return 0;
+}
+
+int
+pmx_model_token_length (const pmx_model_config *cfg, int dflt)
+{
+  if (cfg->max_length > 0)
+    return cfg->max_length;
+  if (cfg->max_position > 1 && cfg->max_position < dflt)
+    return cfg->max_position;
+  return dflt;
+}
+
+int
+pmx_tokenizer_id (const pmx_vocab *v, int lowercase, int strip_accents,
+                  int max_length, char out[33])
+{
+  /* Two segments: the settings, and the tokens one a line (a token holds
+     no newline: vocab.txt has one a line).  */
+  char settings[96];
+  int sn = snprintf (settings, sizeof settings,
+                     "prumux-tokenizer lowercase=%d strip_accents=%d"
+                     " max_length=%d", lowercase, strip_accents, max_length);
+  int n = pmx_vocab_size (v);
+  size_t len = 0, tn;
+  for (int i = 0; i < n; i++)
+    {
+      pmx_vocab_token (v, i, &tn);
+      len += tn + 1;
+    }
+  char *text = malloc (len + 1), *p = text;
+  if (!text)
+    return pmx_error_errno (ENOMEM, "tokenizer identity");
+  for (int i = 0; i < n; i++)
+    {
+      const char *t = pmx_vocab_token (v, i, &tn);
+      memcpy (p, t, tn);
+      p += tn;
+      *p++ = '\n';
+    }
+  const void *seg[2] = { settings, text };
+  size_t lens[2] = { (size_t) sn, len };
+  pmx_identity_hash (seg, lens, 2, out);
+  free (text);
+  return 0;
+}
+
+int
+pmx_model_tokenizer_id (const pmx_model *m, char out[33])
+{
+  const pmx_model_config *cfg = pmx_model_config_of (m);
+  size_t len;
+  const char *text = pmx_model_vocab (m, &len);
+  if (!text)
+    return pmx_error ("the model has no vocabulary");
+  pmx_vocab *v = pmx_vocab_load_mem (text, len, "vocab.txt");
+  if (!v)
+    return -1;
+  int rc = pmx_tokenizer_id (v, cfg->lowercase, cfg->strip_accents,
+                             pmx_model_token_length (cfg, 128), out);
+  pmx_vocab_free (v);
+  return rc;
 }

@@ -229,6 +229,14 @@ shrink_layer_tensor (const pmx_tensor *t, int l, const char *rest,
   return pmx_error ("tensor '%s': not a tensor shrinking knows", t->name);
 }
 
+/* Whether C's classifier reads the encoder output directly: N = 1
+   without a pooler.  */
+static int
+classifier_reads_encoder (const pmx_model_config *c)
+{
+  return c->mux_n == 1 && c->num_labels > 0 && strcmp (c->pooling, "pooler");
+}
+
 /* Shrink any other tensor T into OUT.  */
 static int
 shrink_other (const pmx_tensor *t, const pmx_model_config *c,
@@ -248,6 +256,14 @@ shrink_other (const pmx_tensor *t, const pmx_model_config *c,
     return shrink_tensor (t, NULL, 0, hid, all, out);
   if (ends_with (n, "demux_module.demux_instance_embedding"))
     return shrink_tensor (t, NULL, 0, all, hid, out);
+  /* A classifier reading the encoder output itself (N = 1, cls or mean
+     pooling; prumux-train's models) has no rule in CoFi, which always has
+     a pooler: it is treated as CoFi treats the pooler, the first matrix
+     to read the encoder output.  Its columns take hidden_z and are cut;
+     its rows and bias stay.  The mean of z * h over tokens is z times the
+     mean, so the rule holds for mean pooling too.  */
+  if (!strcmp (n, "classifier.weight") && classifier_reads_encoder (c))
+    return shrink_tensor (t, &zc, 1, all, hid, out);
   if (ends_with (n, "demux_module.dense_1.weight")
       && !strcmp (c->demux_variant, "index_pos"))
     {
@@ -287,20 +303,15 @@ pmx_shrink (const pmx_model *m, const pmx_cofi_z *z, pmx_model_config *cfg,
   *nrecs = 0;
   if (check_shape (m, z) < 0)
     return -1;
-  if (hidden_touched (z))
-    {
-      /* The hidden rules of §6.9 exist for PruMUX's index_pos demux and
-         for BERT's pooler; other heads reading the hidden states would
-         need rules the published code does not have.  */
-      if (c->mux_n > 1 && strcmp (c->demux_variant, "index_pos"))
-        return pmx_error ("hidden masks on a model with the '%s' "
-                          "demultiplexer: PruMUX shrinks index_pos models "
-                          "only", c->demux_variant);
-      if (c->mux_n == 1 && c->num_labels > 0 && strcmp (c->pooling, "pooler"))
-        return pmx_error ("hidden masks on a model whose classifier reads "
-                          "the encoder output (pooling '%s'): CoFi shrinks "
-                          "models with a pooler", c->pooling);
-    }
+  /* The hidden rules of §6.9 exist for PruMUX's index_pos demux and for
+     BERT's pooler (and, by the pooler's rule, a classifier reading the
+     encoder output); other demultiplexers reading the hidden states
+     would need rules the published code does not have.  */
+  if (hidden_touched (z) && c->mux_n > 1
+      && strcmp (c->demux_variant, "index_pos"))
+    return pmx_error ("hidden masks on a model with the '%s' "
+                      "demultiplexer: PruMUX shrinks index_pos models "
+                      "only", c->demux_variant);
   kept k;
   int rc = -1, n = pmx_model_tensor_count (m);
   if (kept_init (&k, z, c->head_dim) < 0)

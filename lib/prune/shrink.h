@@ -11,7 +11,9 @@
          hidden_z        embedding tables' columns; query, key, value and
                          intermediate columns; attention.output.dense rows
                          and bias; output.dense rows (not its bias); the
-                         pooler's columns; PruMUX: instance_embedding's
+                         pooler's columns (without a pooler, N = 1:
+                         the classifier's columns, by the pooler's
+                         rule); PruMUX: instance_embedding's
                          columns and demux dense_1's columns by
                          [hidden_z ; hidden_z]
    (b) the structures whose z is 0 are cut:
@@ -26,7 +28,9 @@
            dense_1 input columns [e_i[index] ; h[index]] (its output, and
            the demux after it, keep their width), the pooler's input (its
            output and the classifier keep theirs: pooler.dense becomes
-           (H, H'), as CoFi's checkpoints have it)
+           (H, H'), as CoFi's checkpoints have it); without a pooler
+           (N = 1, cls or mean pooling) the classifier's input columns
+           likewise)
        A fully pruned sublayer's LayerNorm, which CoFi leaves unsliced and
        unused, is dropped (a .pmx has no tensors for such a sublayer).
 

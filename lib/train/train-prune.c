@@ -64,17 +64,6 @@ pmx_pruner_free (pmx_pruner *p)
   free (p);
 }
 
-void
-pmx_prune_hold_hidden (pmx_l0 *l0, pmx_cofi_z *z)
-{
-  for (int j = 0; j < l0->hidden; j++)
-    {
-      l0->loga[l0->off_hidden + j] = 10;
-      if (z)
-        z->hidden_z[j] = 1;
-    }
-}
-
 int
 pmx_prune_distil (pmx_pruner *p, const pmx_cofi_z *z, double *pred,
                   double *layer)
@@ -124,8 +113,6 @@ pmx_prune_grads (pmx_pruner *p, const pmx_tbatch *b, int64_t step,
     pmx_l0_sample_noise (l0, noise, p->z);
   else
     pmx_l0_sample (l0, p->z);
-  if (p->keep_hidden)
-    pmx_prune_hold_hidden (l0, p->z);
   pmx_tmodel_zero_grad (m);
   pmx_l0_zero_grad (l0);
   if (isnan (pmx_tmodel_forward_z (m, b, p->z, 1, p->seed, (uint64_t) step)))
@@ -136,13 +123,9 @@ pmx_prune_grads (pmx_pruner *p, const pmx_tbatch *b, int64_t step,
     *pmx_l0_z_at (l0, p->dz, i) = 0;
   if (pmx_tmodel_backward_z (m, p->dz) < 0)
     return pmx_error_prefix ("student");
-  if (p->keep_hidden)
-    memset (p->dz->hidden_z, 0, l0->hidden * sizeof (float));
   pmx_l0_backward (l0, p->dz, 1.0);
   st->target = target;
   st->lagrangian = pmx_l0_lagrangian (l0, target, 1.0, &st->expected_sparsity);
-  if (p->keep_hidden)
-    memset (l0->grad + l0->off_hidden, 0, l0->hidden * sizeof (float));
   st->loss = p->alpha_ce * st->pred + p->alpha_layer * st->layer
     + st->lagrangian;
   return 0;
@@ -184,8 +167,6 @@ pmx_prune_update (pmx_pruner *p, int64_t step, float lr, pmx_prune_stats *st)
   l0->lambda[0] = lam[0];
   l0->lambda[1] = lam[1];
   pmx_l0_constrain (l0);
-  if (p->keep_hidden)
-    pmx_prune_hold_hidden (l0, NULL);
   pmx_l0_zero_grad (l0);
 }
 

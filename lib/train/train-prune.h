@@ -16,8 +16,7 @@
    (without an L0 module, only the student's update).
 
    The student is a pmx_tmodel with a layer_transformation and m->open
-   set.  With KEEP_HIDDEN the hidden masks are held at 1 (see
-   prumux-prune(1)).  Ownership: the pruner borrows the models and the
+   set.  Ownership: the pruner borrows the models and the
    L0 module and owns the rest.  Errors: NULL / -1 with pmx_error set.  */
 
 #ifndef PRUMUX_TRAIN_PRUNE_H
@@ -42,7 +41,6 @@ typedef struct pmx_pruner
   float *scratch;
   size_t scratch_n;
   float temperature, alpha_ce, alpha_layer, clip, reg_lr;
-  int keep_hidden;
   uint64_t seed;                        /* of the student's dropout */
 } pmx_pruner;
 
@@ -84,10 +82,6 @@ void pmx_prune_update (pmx_pruner *p, int64_t step, float lr,
 int pmx_pruner_save (const pmx_pruner *p, const char *path,
                      pmx_meta *meta);
 int pmx_pruner_load (pmx_pruner *p, const char *path, pmx_meta *meta);
-
-/* Hold the hidden masks at 1 in Z (may be NULL) and their log alphas at
-   10 (CoFi's initial mean, P(z != 0) = 1 - 1e-5).  */
-void pmx_prune_hold_hidden (pmx_l0 *l0, pmx_cofi_z *z);
 
 /* The distillation of the teacher's last forward into the student's over
    the same batch (no masks: every student layer can be aligned, as in
