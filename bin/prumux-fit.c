@@ -1,7 +1,7 @@
 /* prumux-fit -- Auto-PruMUX: choose a multiplexing width N and a sparsity s
    for an accuracy budget from a table of measured models, evaluate the
    model (leave-one-out, budget sweep) and draw the accuracy-throughput
-   picture.  The model itself lives in lib/fit.c.  */
+   picture.  The model itself lives in lib/fit/fit.c.  */
 
 #include <config.h>
 #include "cli.h"

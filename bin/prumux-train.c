@@ -3,7 +3,7 @@
 
    The loop is thin: batches come from lib/train/train-data.h, the model and its
    gradients from lib/train/train-model.h, the update from lib/train/optim.h, archives
-   and resumable state from lib/train-io.h.  Everything random (the data
+   and resumable state from lib/train/train-io.h.  Everything random (the data
    order of each epoch, dropout masks, the retrieval instances) is a hash
    of --seed and the micro-batch number, so a run resumed from its state
    file continues exactly as if it had not stopped.  */

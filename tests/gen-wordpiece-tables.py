@@ -46,7 +46,7 @@ import tokenizers
 from tokenizers.normalizers import BertNormalizer
 from tokenizers.pre_tokenizers import BertPreTokenizer
 
-# Keep in step with the enums in lib/wordpiece.c.
+# Keep in step with the enums in lib/text/wordpiece.c.
 CLASS_KEEP, CLASS_DROP, CLASS_SPACE, CLASS_CJK = 0, 1, 2, 3
 PRE_WORD, PRE_SPACE, PRE_PUNCT = 0, 1, 2
 F_STRIP, F_STRIP_EMPTY, F_LOWER = 0x10, 0x20, 0x40

@@ -20,7 +20,7 @@
               -> LN_rpd(gelu(retrieval_head.pre_decoder)) -> decoder.
    Layers may have any head count (0: no attention sublayer) and FFN width
    (0: no FFN sublayer), as CoFi-pruned models do.  Tensor names are those
-   of lib/model.h.
+   of lib/core/model.h.
 
    Dropout (probability cfg.dropout, during training only) is applied to the
    embedding output and to the attention-output and FFN-output projections
