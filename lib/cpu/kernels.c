@@ -139,10 +139,14 @@ pmx_bias_gelu (float *x, int ld, const float *bias, int rows, int n)
     }
 }
 
-MULTIVERSION void
-pmx_bias_residual_layernorm (float *x, const float *y, int ldy,
-                             const float *bias, const float *gamma,
-                             const float *beta, int rows, int n, float eps)
+/* The one LayerNorm: inference's (pmx_bias_residual_layernorm) and
+   training's forward (pmx_layernorm_stats) both run this code, so they
+   give the same bits.  MEAN and RSTD, when not NULL, receive each row's
+   statistics; with constant NULLs the stores vanish when inlined.  */
+INLINE void
+layernorm_rows (float *x, const float *y, int ldy, const float *bias,
+                const float *gamma, const float *beta, int rows, int n,
+                float eps, float *mean_out, float *rstd_out)
 {
   for (int r = 0; r < rows; r++)
     {
@@ -177,7 +181,29 @@ pmx_bias_residual_layernorm (float *x, const float *y, int ldy,
       float rstd = 1.0f / sqrtf (ss / (float) n + eps);
       for (int j = 0; j < n; j++)
         v[j] = (v[j] - mean) * rstd * g[j] + bt[j];
+      if (mean_out)
+        mean_out[r] = mean;
+      if (rstd_out)
+        rstd_out[r] = rstd;
     }
+}
+
+MULTIVERSION void
+pmx_bias_residual_layernorm (float *x, const float *y, int ldy,
+                             const float *bias, const float *gamma,
+                             const float *beta, int rows, int n, float eps)
+{
+  layernorm_rows (x, y, ldy, bias, gamma, beta, rows, n, eps, NULL, NULL);
+}
+
+MULTIVERSION void
+pmx_layernorm_stats (float *out, float *mean, float *rstd, const float *inp,
+                     const float *gamma, const float *beta, int rows, int n,
+                     float eps)
+{
+  if (out != inp)
+    memcpy (out, inp, (size_t) rows * n * sizeof *out);
+  layernorm_rows (out, NULL, 0, NULL, gamma, beta, rows, n, eps, mean, rstd);
 }
 
 MULTIVERSION void

@@ -42,6 +42,13 @@ void pmx_bias_gelu (float *x, int ld, const float *bias, int rows, int n);
 void pmx_bias_residual_layernorm (float *x, const float *y, int ldy,
                                   const float *bias, const float *gamma,
                                   const float *beta, int rows, int n, float eps);
+/* OUT[r] = LayerNorm (INP[r]) * GAMMA + BETA for ROWS rows of N (OUT may
+   be INP), by the code of pmx_bias_residual_layernorm and so with its
+   bits; MEAN[r] and RSTD[r] = 1 / sqrt (var + EPS) receive each row's
+   statistics, for training's backward (train-ops.c).  */
+void pmx_layernorm_stats (float *out, float *mean, float *rstd,
+                          const float *inp, const float *gamma,
+                          const float *beta, int rows, int n, float eps);
 /* Softmax of each row of X in place.  */
 void pmx_softmax_rows (float *x, int ld, int rows, int n);
 

@@ -2,6 +2,7 @@
 
 #include <config.h>
 #include "demux.h"
+#include "demux-head.h"
 #include "error.h"
 #include "gemm.h"
 #include "kernels.h"
@@ -16,7 +17,7 @@
 enum demux_kind { DEMUX_NONE, DEMUX_INDEX_POS, DEMUX_INDEX, DEMUX_MLP };
 enum pool_kind { POOL_CLS, POOL_MEAN, POOL_POOLER };
 
-#define MAX_DEMUX_LAYERS 16
+#define MAX_DEMUX_LAYERS PMX_DEMUX_HEAD_MAX_DENSE
 
 /* A Linear layer in nn.Linear layout: y = W x + b, W (out, in).  */
 typedef struct linear
@@ -45,6 +46,7 @@ struct pmx_demuxer
   linear pre;                   /* pre_decoder (D, D) */
   layer_norm pre_ln;
   float *inst_proj;             // (N, D) dense_1[:, :H] e_i + b_1
+  pmx_demux_head head;          /* the above, as demux-head.c reads them */
   /* index */
   linear idx;                   /* demultiplexer.dense (D, 2H) */
   layer_norm idx_ln;
@@ -227,15 +229,20 @@ init_index_pos (pmx_demuxer *dx, const pmx_model_config *cfg,
   dx->D = D;
   /* dense_1 [e_i ; h] = W[:, :H] e_i + W[:, H:] h + b: the e_i half is the
      same for every group, so compute it once.  */
+  pmx_demux_head *hd = &dx->head;
+  *hd = (pmx_demux_head) { .N = N, .H = H, .D = D, .ndense = dx->ndense,
+                           .inst = dx->inst, .pre_w = dx->pre.w,
+                           .pre_b = dx->pre.b, .ln_w = dx->pre_ln.w,
+                           .ln_b = dx->pre_ln.b, .eps = dx->eps };
+  for (int k = 0; k < dx->ndense; k++)
+    {
+      hd->w[k] = dx->dense[k].w;
+      hd->b[k] = dx->dense[k].b;
+    }
   dx->inst_proj = malloc ((size_t) N * D * sizeof *dx->inst_proj);
   if (!dx->inst_proj)
     return pmx_error_errno (errno, "out of memory");
-  const linear *l1 = &dx->dense[0];
-  pmx_sgemm (0, 1, N, D, H, 1.0f, dx->inst, H,
-               l1->w, l1->in, 0.0f, dx->inst_proj, D, NULL);
-  for (int i = 0; i < N; i++)
-    for (int o = 0; o < D; o++)
-      dx->inst_proj[(size_t) i * D + o] += l1->b[o];
+  pmx_demux_head_inst (hd, dx->inst_proj);
   return 0;
 }
 
@@ -488,30 +495,7 @@ features (pmx_demuxer *dx, const float *hid, int G, int P, const int32_t *positi
         float *U = scratch (dx, 2, (size_t) G * D > B * D ? (size_t) G * D : B * D);
         if (!U)
           return -1;
-        /* U (G, D) = W1[:, H:] h; z1 = gelu(U[g] + W1[:, :H] e_i + b1).  */
-        const linear *l1 = &dx->dense[0];
-        pmx_sgemm (0, 1, G, D, H, 1.0f, X, H,
-                     l1->w + H, l1->in, 0.0f, U, D, NULL);
-        for (int g = 0; g < G; g++)
-          for (int i = 0; i < N; i++)
-            {
-              float *z = Z + ((size_t) g * N + i) * D;
-              const float *u = U + (size_t) g * D, *c = dx->inst_proj + (size_t) i * D;
-              for (int o = 0; o < D; o++)
-                z[o] = pmx_gelu_erf (u[o] + c[o]);
-            }
-        for (int k = 1; k < dx->ndense; k++)
-          {
-            linear_fwd (&dx->dense[k], Z, D, (int) B, U);
-            for (size_t j = 0; j < B * D; j++)
-              Z[j] += pmx_gelu_erf (U[j]);
-          }
-        linear_fwd (&dx->pre, Z, D, (int) B, U);
-        for (size_t j = 0; j < B * D; j++)
-          U[j] = pmx_gelu_erf (U[j]);
-        ln_rows (&dx->pre_ln, U, (int) B, dx->eps);
-        for (size_t j = 0; j < B * D; j++)
-          Z[j] += U[j];
+        pmx_demux_head_fwd (&dx->head, dx->inst_proj, X, H, G, U, Z, NULL);
         return 0;
       }
     case DEMUX_INDEX:

@@ -10,6 +10,7 @@
 #include "train-model.h"
 #include "train-ops.h"
 #include "mux.h"
+#include "demux-head.h"
 #include "error.h"
 
 #include <math.h>
@@ -378,6 +379,7 @@ typedef struct head_act
   float *d1, *z1, *d2, *g2, *z2;        // (rows, D): pre-GELU, GELU, ...
   float *l1, *mean1, *rstd1, *l2, *mean2, *rstd2;   // retrieval LNs
   float *p, *pg, *pl, *pmean, *prstd, *z3;
+  float *C, *U, *dC, *dU;               /* task head: (N, D), (G, D) each */
   float *logits, *probs;                // (rows, C)
   /* gradients */
   float *dz0, *dd1, *dz1, *dd2, *dz2, *dp, *dpg, *dz3, *dlogits, *dl1, *dl2;
@@ -459,6 +461,10 @@ plan_head (head_act *h, float *base, size_t *cur, int rows, int H, int D,
                      &h->dl2 };
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     *bufs[i] = carve (base, cur, r * D);
+  h->C = carve (base, cur, retrieval ? 0 : r * D);
+  h->U = carve (base, cur, retrieval ? 0 : r * D);
+  h->dC = carve (base, cur, retrieval ? 0 : r * D);
+  h->dU = carve (base, cur, retrieval ? 0 : r * D);
   h->pmean = carve (base, cur, r);
   h->prstd = carve (base, cur, r);
   h->mean1 = carve (base, cur, retrieval ? r : 0);
@@ -621,9 +627,35 @@ dropout (float *x, float *mask, size_t n, float p, int training,
   pmx_mul (x, mask, n);
 }
 
-/* The demultiplexer's classification path (train-model.h) over h->rows.  */
+/* The index_pos head as demux-head.c reads it: M's weights, or with
+   GRAD its gradients.  */
+static pmx_demux_head
+demux_head_of (const pmx_tmodel *m)
+{
+  const pmx_train_config *c = &m->cfg;
+  const pmx_tweights *w = &m->w;
+  return (pmx_demux_head) { .N = c->mux_n, .H = c->hidden,
+                            .D = c->demux_hidden, .ndense = 2,
+                            .inst = w->demux_e, .w = { w->d1_w, w->d2_w },
+                            .b = { w->d1_b, w->d2_b }, .pre_w = w->pd_w,
+                            .pre_b = w->pd_b, .ln_w = w->pdln_w,
+                            .ln_b = w->pdln_b, .eps = c->ln_eps };
+}
+
+static pmx_demux_head_act
+demux_head_act_of (const head_act *h)
+{
+  return (pmx_demux_head_act) { .pre = { h->d1, h->d2 },
+                                .z = { h->z1, h->z2 }, .p = h->p,
+                                .pg = h->pg, .pl = h->pl, .mean = h->pmean,
+                                .rstd = h->prstd };
+}
+
+/* The demultiplexer's classification path (train-model.h) over h->rows,
+   the rows of G = rows / N groups of T positions in X: the one index_pos
+   head of inference (demux-head.c).  */
 static void
-task_head_fwd (const pmx_tmodel *m, head_act *h, const float *X)
+task_head_fwd (const pmx_tmodel *m, head_act *h, const float *X, int T)
 {
   const pmx_train_config *c = &m->cfg;
   const pmx_tweights *w = &m->w;
@@ -637,20 +669,11 @@ task_head_fwd (const pmx_tmodel *m, head_act *h, const float *X)
       pmx_linear_fwd (h->logits, h->z0, w->cls_w, w->cls_b, rows, H, C);
       return;
     }
-  size_t n = (size_t) rows * D;
-  pmx_concat_fwd (h->z0, w->demux_e, h->inst, X, h->src, rows, H);
-  pmx_linear_fwd (h->d1, h->z0, w->d1_w, w->d1_b, rows, 2 * H, D);
-  pmx_gelu_fwd (h->z1, h->d1, n);
-  pmx_linear_fwd (h->d2, h->z1, w->d2_w, w->d2_b, rows, D, D);
-  pmx_gelu_fwd (h->g2, h->d2, n);
-  for (size_t i = 0; i < n; i++)
-    h->z2[i] = h->g2[i] + h->z1[i];
-  pmx_linear_fwd (h->p, h->z2, w->pd_w, w->pd_b, rows, D, D);
-  pmx_gelu_fwd (h->pg, h->p, n);
-  pmx_layernorm_fwd (h->pl, h->pmean, h->prstd, h->pg, w->pdln_w, w->pdln_b,
-                     rows, D, c->ln_eps);
-  for (size_t i = 0; i < n; i++)
-    h->z3[i] = h->pl[i] + h->z2[i];
+  pmx_demux_head hd = demux_head_of (m);
+  pmx_demux_head_act ha = demux_head_act_of (h);
+  pmx_demux_head_inst (&hd, h->C);
+  pmx_demux_head_fwd (&hd, h->C, X, T * H, rows / c->mux_n, h->U, h->z3,
+                      &ha);
   pmx_linear_fwd (h->logits, h->z3, w->cls_w, w->cls_b, rows, D, C);
 }
 
@@ -962,7 +985,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
           th->src[r] = (r / N) * T;     /* position 0 of the row's group */
           th->target[r] = b->labels ? b->labels[r] : -1;
         }
-      task_head_fwd (m, th, a->X);
+      task_head_fwd (m, th, a->X, T);
       th->loss = pmx_softmax_xent_fwd (th->probs, th->logits, th->target, B,
                                        c->num_labels, &th->count);
       if (b->labels && b->task_weight != 0 && th->count > 0)
@@ -1101,9 +1124,11 @@ pmx_tmodel_stats (const pmx_tmodel *m, pmx_tstats *s)
 
 /* ---- Backward ----------------------------------------------------------- */
 
-/* The task head's backward; adds to dX (R, H).  */
+/* The task head's backward, for the forward over X (groups of T rows);
+   adds to dX (R, H).  */
 static void
-task_head_bwd (pmx_tmodel *m, head_act *h, const float *ext, float *dX)
+task_head_bwd (pmx_tmodel *m, head_act *h, const float *ext, const float *X,
+               int T, float *dX)
 {
   const pmx_train_config *c = &m->cfg;
   const pmx_tweights *w = &m->w, *g = &m->g;
@@ -1121,29 +1146,20 @@ task_head_bwd (pmx_tmodel *m, head_act *h, const float *ext, float *dX)
         pmx_add (dX + (size_t) h->src[r] * H, h->dz0 + (size_t) r * H, H);
       return;
     }
-  size_t n = (size_t) rows * D;
-  /* z3 = LN(gelu(p)) + z2; logits = cls(z3).  */
-  zero (h->dz3, n);
+  /* logits = cls (z3), z3 the head's output.  */
+  zero (h->dz3, (size_t) rows * D);
   pmx_linear_bwd (h->dz3, g->cls_w, g->cls_b, h->dlogits, h->z3, w->cls_w,
                   rows, D, C);
-  memcpy (h->dz2, h->dz3, n * sizeof (float));
-  zero (h->dpg, n);
-  pmx_layernorm_bwd (h->dpg, g->pdln_w, g->pdln_b, h->dz3, h->pg, w->pdln_w,
-                     h->pmean, h->prstd, rows, D);
-  zero (h->dp, n);
-  pmx_gelu_bwd (h->dp, h->p, h->dpg, n);
-  pmx_linear_bwd (h->dz2, g->pd_w, g->pd_b, h->dp, h->z2, w->pd_w, rows, D, D);
-  /* z2 = gelu(d2) + z1.  */
-  memcpy (h->dz1, h->dz2, n * sizeof (float));
-  zero (h->dd2, n);
-  pmx_gelu_bwd (h->dd2, h->d2, h->dz2, n);
-  pmx_linear_bwd (h->dz1, g->d2_w, g->d2_b, h->dd2, h->z1, w->d2_w, rows, D, D);
-  zero (h->dd1, n);
-  pmx_gelu_bwd (h->dd1, h->d1, h->dz1, n);
-  zero (h->dz0, (size_t) rows * 2 * H);
-  pmx_linear_bwd (h->dz0, g->d1_w, g->d1_b, h->dd1, h->z0, w->d1_w, rows,
-                  2 * H, D);
-  pmx_concat_bwd (g->demux_e, dX, h->dz0, h->inst, h->src, rows, H);
+  pmx_demux_head hd = demux_head_of (m);
+  pmx_demux_head_act ha = demux_head_act_of (h);
+  pmx_demux_head_act da = { .pre = { h->dd1, h->dd2 }, .z = { h->dz1, h->dz2 },
+                            .p = h->dp, .pg = h->dpg };
+  pmx_demux_head_grad gr = { .inst = g->demux_e, .w = { g->d1_w, g->d2_w },
+                             .b = { g->d1_b, g->d2_b }, .pre_w = g->pd_w,
+                             .pre_b = g->pd_b, .ln_w = g->pdln_w,
+                             .ln_b = g->pdln_b };
+  pmx_demux_head_bwd (&hd, &gr, &ha, &da, X, T * H, rows / c->mux_n, h->dz3,
+                      dX, h->dC, h->dU);
 }
 
 static void
@@ -1283,7 +1299,8 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
   float *dout = a->dA, *din = a->dB;
   zero (dout, RH);
   if (c->num_labels > 0 && (a->task.scale != 0 || a->open))
-    task_head_bwd (m, &a->task, a->open ? a->ext_dlogits : NULL, dout);
+    task_head_bwd (m, &a->task, a->open ? a->ext_dlogits : NULL, a->X,
+                   a->T, dout);
   if (a->ret.rows > 0 && a->ret.scale != 0)
     ret_head_bwd (m, &a->ret, dout);
   if (a->mlm.rows > 0 && a->mlm.scale != 0)

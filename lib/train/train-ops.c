@@ -48,12 +48,13 @@ pmx_embed_sum_bwd (float *dword, float *dpos, float *dtype, const float *dout,
 /* ---- LayerNorm ---------------------------------------------------------- */
 
 /* One LayerNorm for training, plain (Z NULL) or CoFi's (the sums over the
-   columns with z[j] != 0 only), so that a model with all-nonzero z gives
-   the plain results bit for bit.  The statistics are taken in double, two
-   passes, and kept: they are the backward's too.  The encoder's float
-   kernel (kernels.c, pmx_bias_residual_layernorm) is another summation
-   order in float, so the two agree to rounding, not bit for bit; the
-   archives training writes depend on this one (HACKING).  */
+   columns with z[j] != 0 only).  With every column kept it is inference's
+   kernel (kernels.c, pmx_layernorm_stats: float statistics, the encoder's
+   bits), so that training's forward is the model inference runs and a
+   model with all-nonzero z gives the plain results bit for bit.  The
+   kernel has no mask, so CoFi's masked LayerNorm (some z[j] == 0) stays a
+   path of its own here, with its statistics in double.  The backward uses
+   the float MEAN and RSTD either path keeps.  */
 static int
 kept_columns (const float *z, int C)
 {
@@ -71,6 +72,11 @@ pmx_layernorm_z_fwd (float *out, float *mean, float *rstd, const float *inp,
                      int C, float eps)
 {
   int kept = kept_columns (z, C);
+  if (kept == C)
+    {
+      pmx_layernorm_stats (out, mean, rstd, inp, w, b, R, C, eps);
+      return;
+    }
   for (int r = 0; r < R; r++)
     {
       const float *x = inp + (int64_t) r * C;

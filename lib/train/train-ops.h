@@ -29,7 +29,8 @@ void pmx_embed_sum_bwd (float *dword, float *dpos, float *dtype,
                         const int32_t *types, int R, int T, int H);
 
 /* out (R, C) = (inp - mean) * rstd * w + b over each row (biased variance,
-   as torch.nn.LayerNorm); mean and rstd (R) are kept for the backward.  */
+   as torch.nn.LayerNorm); mean and rstd (R) are kept for the backward.
+   The forward is inference's kernel (pmx_layernorm_stats).  */
 void pmx_layernorm_fwd (float *out, float *mean, float *rstd, const float *inp,
                         const float *w, const float *b, int R, int C, float eps);
 void pmx_layernorm_bwd (float *dinp, float *dw, float *db, const float *dout,
@@ -39,8 +40,8 @@ void pmx_layernorm_bwd (float *dinp, float *dw, float *db, const float *dout,
 /* CoFi's LayerNorm under a hidden mask z (C): normalise each row over the
    columns whose z is nonzero only (their count in place of C); the other
    columns are copied from inp (and their gradient passes through).  Z
-   NULL keeps every column: pmx_layernorm_fwd and _bwd are that case, one
-   implementation.  */
+   NULL (or no zero in z) keeps every column: inference's kernel, and
+   pmx_layernorm_fwd and _bwd are that case.  */
 void pmx_layernorm_z_fwd (float *out, float *mean, float *rstd,
                           const float *inp, const float *w, const float *b,
                           const float *z, int R, int C, float eps);
