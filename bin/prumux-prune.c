@@ -38,7 +38,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CLS_ID 101              /* [CLS] of the BERT vocabularies */
 
 static volatile sig_atomic_t interrupted;
 
@@ -499,11 +498,16 @@ main (int argc, char **argv)
   signal (SIGINT, on_signal);
   signal (SIGTERM, on_signal);
 
+  int32_t cls_id, mask_id;
+  if (pmx_tdata_special_ids (pv, vocab_len, &cls_id, &mask_id) < 0)
+    die_lib (o.model);
+  if (mc->muxed && (cls_id < 0 || cls_id >= mc->vocab))
+    die ("%s: a multiplexed model needs a vocabulary with [CLS]", o.model);
   pmx_batcher tb, db;
   if (pmx_batcher_init (&tb, train, o.batch, mc, max_len, (uint64_t) o.seed,
-                        CLS_ID, -1) < 0
+                        cls_id, -1) < 0
       || (dev && pmx_batcher_init (&db, dev, o.batch, mc, max_len,
-                                   (uint64_t) o.seed, CLS_ID, -1) < 0))
+                                   (uint64_t) o.seed, cls_id, -1) < 0))
     die_lib (NULL);
   double prunable = pmx_model_prunable (pm);
 

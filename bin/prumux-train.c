@@ -28,7 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CLS_ID 101              /* [CLS] of the BERT vocabularies */
 
 static volatile sig_atomic_t interrupted;
 
@@ -522,27 +521,15 @@ main (int argc, char **argv)
     die ("%s: the task objective needs a model with labels", o.init);
   if ((o.ret_w > 0 || o.mlm_w > 0) && !mc->muxed)
     die ("the retrieval and mlm objectives need a multiplexed model (n > 1)");
-  int32_t mask_id = -1;
-  if (o.mlm_w > 0)
-    {
-      /* The id of [MASK]: its line in the vocabulary.  */
-      const char *p = vocab, *end = vocab ? vocab + vocab_len : NULL;
-      for (int32_t id = 0; p && p < end; id++)
-        {
-          const char *nl = memchr (p, '\n', end - p);
-          size_t len = (nl ? nl : end) - p;
-          if (len && p[len - 1] == '\r')
-            len--;
-          if (len == 6 && !memcmp (p, "[MASK]", 6))
-            {
-              mask_id = id;
-              break;
-            }
-          p = nl ? nl + 1 : end;
-        }
-      if (mask_id < 0 || mask_id >= mc->vocab)
-        die ("the mlm objective needs a vocabulary with [MASK]");
-    }
+  int32_t cls_id, mask_id;
+  if (pmx_tdata_special_ids (vocab, vocab_len, &cls_id, &mask_id) < 0)
+    die_lib (NULL);
+  if (mc->muxed && (cls_id < 0 || cls_id >= mc->vocab))
+    die ("a multiplexed model needs a vocabulary with [CLS]");
+  if (o.mlm_w > 0 && (mask_id < 0 || mask_id >= mc->vocab))
+    die ("the mlm objective needs a vocabulary with [MASK]");
+  if (o.mlm_w <= 0)
+    mask_id = -1;
   if (o.batch % N)
     die ("--batch: %d rows is not a multiple of n = %d", o.batch, N);
   int max_len = acfg.max_length;
@@ -669,9 +656,9 @@ main (int argc, char **argv)
 
   pmx_batcher tb, db;
   if (pmx_batcher_init (&tb, train, o.batch, &m->cfg, max_len,
-                        (uint64_t) o.seed, CLS_ID, mask_id) < 0
+                        (uint64_t) o.seed, cls_id, mask_id) < 0
       || (dev && pmx_batcher_init (&db, dev, o.batch, &m->cfg, max_len,
-                                   (uint64_t) o.seed, CLS_ID, mask_id) < 0))
+                                   (uint64_t) o.seed, cls_id, mask_id) < 0))
     die_lib (NULL);
   double t0 = now (), loss_sum = 0, norm = 0;
   long long loss_n = 0, done_here = 0;

@@ -5,6 +5,7 @@
 #include "error.h"
 #include "stream.h"
 #include "train-ops.h"
+#include "vocab.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -327,5 +328,22 @@ pmx_evaluate (pmx_tmodel *m, pmx_batcher *b, const pmx_cofi_z *z, float tw,
       r->mlm_accuracy = (double) sum.mlm_correct / sum.mlm_count;
       r->loss += mw * sum.mlm_loss / sum.mlm_count;
     }
+  return 0;
+}
+
+int
+pmx_tdata_special_ids (const char *vocab, size_t len, int32_t *cls_id,
+                       int32_t *mask_id)
+{
+  *cls_id = 101;                /* BERT's [CLS] and [MASK] */
+  *mask_id = 103;
+  if (!vocab)
+    return 0;
+  pmx_vocab *v = pmx_vocab_load_mem (vocab, len, "vocabulary");
+  if (!v)
+    return -1;
+  *cls_id = pmx_vocab_find (v, "[CLS]", 5);
+  *mask_id = pmx_vocab_find (v, "[MASK]", 6);
+  pmx_vocab_free (v);
   return 0;
 }

@@ -58,6 +58,13 @@ typedef struct pmx_batcher
   int32_t mask_id, vocab;       /* for MLM */
 } pmx_batcher;
 
+/* The ids of [CLS] and [MASK] in VOCAB (vocab.txt text, LEN bytes; -1
+   for one it lacks), which the batcher needs.  Without a vocabulary (NULL)
+   BERT's ids, 101 and 103.  0, or -1 with an error when VOCAB cannot be
+   read as a vocabulary.  */
+int pmx_tdata_special_ids (const char *vocab, size_t len, int32_t *cls_id,
+                           int32_t *mask_id);
+
 /* Batches of B rows of D for the model configuration C (muxed models pad
    every row to MAX_LEN and start it with CLS_ID; plain ones cut the batch
    to its longest row), MLM replacing with MASK_ID (< 0: no MLM).  */
