@@ -792,6 +792,24 @@ mul_cols (float *y, const float *x, const float *hz, float s, int R, int H)
       y[(size_t) r * H + j] = x[(size_t) r * H + j] * s * hz[j];
 }
 
+/* A sublayer's tail, the same after attention and after the FFN:
+   RES = X + Y, then LayerNorm into OUT with MEAN and RSTD kept for the
+   backward; under hidden masks HZ (NULL: none) CoFi's LayerNorm over the
+   kept dimensions, then OUTZ = OUT * HZ.  Returns the sublayer's output.  */
+static const float *
+residual_layernorm (float *res, const float *x, const float *y, float *out,
+                    float *outz, float *mean, float *rstd, const float *g,
+                    const float *b, const float *hz, int R, int H, float eps)
+{
+  for (size_t i = 0; i < (size_t) R * H; i++)
+    res[i] = x[i] + y[i];
+  pmx_layernorm_z_fwd (out, mean, rstd, res, g, b, hz, R, H, eps);
+  if (!hz)
+    return out;
+  mul_cols (outz, out, hz, 1, R, H);
+  return outz;
+}
+
 double
 pmx_tmodel_forward (pmx_tmodel *m, const pmx_tbatch *b, int training,
                     uint64_t seed, uint64_t step)
@@ -913,22 +931,9 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
               if (z)
                 mul_cols (L->ao, L->ao_raw, hz, z->head_layer[l], R, H);
               dropout (L->ao, L->ao_mask, RH, p, training, dseed, 2 * l + 1);
-              for (size_t i = 0; i < RH; i++)
-                L->res1[i] = x[i] + L->ao[i];
-              if (z)
-                {
-                  pmx_layernorm_z_fwd (L->x1, L->mean1, L->rstd1, L->res1,
-                                       W->ln1_w, W->ln1_b, hz, R, H,
-                                       c->ln_eps);
-                  mul_cols (L->x1z, L->x1, hz, 1, R, H);
-                  x = L->x1z;
-                }
-              else
-                {
-                  pmx_layernorm_fwd (L->x1, L->mean1, L->rstd1, L->res1,
-                                     W->ln1_w, W->ln1_b, R, H, c->ln_eps);
-                  x = L->x1;
-                }
+              x = residual_layernorm (L->res1, x, L->ao, L->x1, L->x1z,
+                                      L->mean1, L->rstd1, W->ln1_w, W->ln1_b,
+                                      hz, R, H, c->ln_eps);
             }
         }
       if (F)
@@ -949,22 +954,9 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
               if (z)
                 mul_cols (L->f2, L->f2_raw, hz, z->mlp[l], R, H);
               dropout (L->f2, L->f2_mask, RH, p, training, dseed, 2 * l + 2);
-              for (size_t i = 0; i < RH; i++)
-                L->res2[i] = x[i] + L->f2[i];
-              if (z)
-                {
-                  pmx_layernorm_z_fwd (L->x2, L->mean2, L->rstd2, L->res2,
-                                       W->ln2_w, W->ln2_b, hz, R, H,
-                                       c->ln_eps);
-                  mul_cols (L->x2z, L->x2, hz, 1, R, H);
-                  x = L->x2z;
-                }
-              else
-                {
-                  pmx_layernorm_fwd (L->x2, L->mean2, L->rstd2, L->res2,
-                                     W->ln2_w, W->ln2_b, R, H, c->ln_eps);
-                  x = L->x2;
-                }
+              x = residual_layernorm (L->res2, x, L->f2, L->x2, L->x2z,
+                                      L->mean2, L->rstd2, W->ln2_w, W->ln2_b,
+                                      hz, R, H, c->ln_eps);
             }
         }
       L->out = x;
