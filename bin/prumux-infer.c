@@ -291,15 +291,13 @@ main (int argc, char **argv)
   const char *in_name = strcmp (input, "-") ? input : "-";
   /* Token streams made with --vocab carry no model; encoder inputs must.
      Tokens made for another model with the same tokenizer are as good.  */
-  char tokenizer[33];
   pmx_stage_input want = { .program = program_name,
                            .stage = from_ids ? "tokens" : "embeds",
                            .alternative = "or run prumux-infer --from-ids",
                            .option = from_ids ? "--from-ids" : NULL,
                            .cfg = &cfg, .model_file = model_path ? model_path : weights_path,
                            .require_model = !from_ids,
-                           .tokenizer = from_ids ? weights_tokenizer (&wt, tokenizer)
-                                                 : NULL };
+                           .tokenizer_model = from_ids ? wt.model : NULL };
   pmx_reader *r = cli_stage_open (in, in_name, &want);
   const pmx_meta *meta = pmx_reader_meta (r);
   pmx_muxer *mx = NULL;

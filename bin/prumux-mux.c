@@ -103,10 +103,8 @@ main (int argc, char **argv)
   FILE *in = cli_open_input (in_path);
   const char *in_name = strcmp (in_path, "-") ? in_path : "-";
   /* Tokens made for another model with the same tokenizer are as good.  */
-  char tokenizer[33];
   pmx_stage_input want = { .program = program_name, .stage = "tokens", .cfg = cfg,
-                           .model_file = model_path,
-                           .tokenizer = weights_tokenizer (&mw, tokenizer) };
+                           .model_file = model_path, .tokenizer_model = mw.model };
   pmx_reader *r = cli_stage_open (in, in_name, &want);
   const pmx_meta *im = pmx_reader_meta (r);
 

@@ -124,13 +124,3 @@ weights_close (weights *w)
     }
   pmx_record_free (&w->rec);
 }
-
-const char *
-weights_tokenizer (const weights *w, char buf[33])
-{
-  if (!w->model || !pmx_model_vocab (w->model, NULL))
-    return NULL;
-  if (pmx_model_tokenizer_id (w->model, buf) < 0)
-    die_lib (NULL);
-  return buf;
-}

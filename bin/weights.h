@@ -25,10 +25,4 @@ typedef struct weights
 void weights_open (weights *w, const char *model_path, const char *weights_path);
 void weights_close (weights *w);
 
-/* The tokenizer identity of W's model archive in BUF
-   (pmx_model_tokenizer_id), or NULL for a tensor stream or an archive
-   without a vocabulary; dies without memory.  For the stage check of a
-   token stream (pmx_stage_input.tokenizer).  */
-const char *weights_tokenizer (const weights *w, char buf[33]);
-
 #endif

@@ -119,10 +119,15 @@ check_model (const pmx_meta *meta, const char *name, const pmx_stage_input *in)
     }
   if (!strcmp (id, cfg->id))
     return 0;
-  /* Token ids depend on the tokenizer only.  */
+  /* Token ids depend on the tokenizer only.  Its identity costs a pass
+     over the vocabulary, so it is worked out only here, for a stream made
+     for another model.  */
   const char *tok = pmx_meta_get (meta, "tokenizer");
-  if (!strcmp (in->stage, "tokens") && in->tokenizer && tok
-      && !strcmp (tok, in->tokenizer))
+  char mine[33];
+  if (!strcmp (in->stage, "tokens") && in->tokenizer_model && tok
+      && pmx_model_vocab (in->tokenizer_model, NULL)
+      && pmx_model_tokenizer_id (in->tokenizer_model, mine) == 0
+      && !strcmp (tok, mine))
     return 0;
   model_names (pmx_meta_get (meta, "model_file"), pmx_meta_get (meta, "model_task"),
                theirs, sizeof theirs);

@@ -40,9 +40,11 @@ typedef struct pmx_stage_input
   const pmx_model_config *cfg;  /* the reader's model; NULL: no model check */
   const char *model_file;       /* the file CFG came from, for messages */
   int require_model;            /* refuse a stream that names no model */
-  /* Stage tokens: the reader model's tokenizer (pmx_model_tokenizer_id),
-     or NULL: a stream for another model is refused.  */
-  const char *tokenizer;
+  /* Stage tokens: the reader's model archive, whose tokenizer
+     (pmx_model_tokenizer_id, worked out only for a stream made for another
+     model) may match the stream's; NULL: a stream for another model is
+     refused.  */
+  const pmx_model *tokenizer_model;
 } pmx_stage_input;
 
 /* Open a reader over F, named NAME ("-" for standard input), and check
@@ -56,7 +58,8 @@ typedef struct pmx_stage_input
          prumux-mux: give them to prumux-demux"
      "-: made for model 3f2a... (sst2.pmx, task sst2), but mnli.pmx is
          model 9bc1... (task mnli): use one model for every stage" (stage
-         tokens: unless IN->tokenizer is the stream's tokenizer=)
+         tokens: unless IN->tokenizer_model's tokenizer is the stream's
+         tokenizer=)
    A stream without stage= is accepted (a hand-made one), and so is one
    with error= (what a stage that failed leaves in a pipe, cut short:
    reading it fails as truncated).  The reader is
