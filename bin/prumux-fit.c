@@ -104,7 +104,8 @@ Output:\n\
   -o, --output=FILE         write to FILE (atomically) instead of stdout\n\
   -p, --plot=FILE           draw accuracy against throughput per task (base,\n\
                               CoFi-only, DataMUX-only and PruMUX points, the\n\
-                              Pareto frontier, the top K picks) to FILE.png\n\
+                              Pareto frontiers of DataMUX alone, CoFi alone\n\
+                              and all points, the top K picks) to FILE.png\n\
                               or FILE.svg; needs gnuplot (or $GNUPLOT)\n\
   -q, --quiet               no notes on standard error (warnings stay)\n\
   -h, --help                display this help and exit\n\
@@ -800,16 +801,24 @@ run_plot (const config *c, const pmx_fit_table *t, const selection *sel,
   if (panels > 1)
     fprintf (sf, "set multiplot layout %zu,%zu\n", rows, cols);
 
+  /* Points by kind, then the Pareto frontier of each family (as the
+     paper's figure 2: DataMUX alone, CoFi alone, and both), then the
+     picks.  */
+  enum { BASE, COFI, DATAMUX, PRUMUX, FRONT_DATAMUX, FRONT_COFI, FRONT_ALL,
+         PICKS, CATS };
   static const char *const cat_title[] = {
-    "BERT-base (N=1, s=0)", "CoFi only (N=1)", "DataMUX only (s=0)",
-    "PruMUX", "Pareto frontier", "Auto-PruMUX picks"
+    "base model (N=1, s=0)", "CoFi only (N=1)", "DataMUX only (s=0)",
+    "PruMUX", "DataMUX-only frontier", "CoFi-only frontier",
+    "PruMUX (Pareto) frontier", "Auto-PruMUX picks"
   };
   static const char *const cat_style[] = {
     "with points pt 3 ps 2.2 lc rgb 'black'",
     "with points pt 7 ps 1.0 lc rgb '#1f77b4'",
     "with points pt 5 ps 1.2 lc rgb '#2ca02c'",
     "with points pt 9 ps 1.0 lc rgb '#d62728'",
-    "with fsteps lw 1.5 dt 2 lc rgb '#555555'",
+    "with fsteps lw 1.2 dt 3 lc rgb '#2ca02c'",
+    "with fsteps lw 1.2 dt 3 lc rgb '#1f77b4'",
+    "with fsteps lw 1.8 dt 2 lc rgb '#d62728'",
     "with points pt 6 ps 2.5 lw 2 lc rgb '#ff7f0e'"
   };
   size_t block = 0;
@@ -818,13 +827,15 @@ run_plot (const config *c, const pmx_fit_table *t, const selection *sel,
       const pmx_fit_task *tk = &t->tasks[sel->idx[q]];
       size_t cells = tk->nN * tk->ns;
       double *acc = malloc (cells * sizeof *acc), *thr = malloc (cells * sizeof *thr);
+      double *fam = malloc (cells * sizeof *fam);
       size_t *idx = malloc (cells * sizeof *idx);
-      if (!acc || !thr || !idx)
+      if (!acc || !thr || !fam || !idx)
         die ("memory exhausted");
       if (panel_points (c, t, sel->idx[q], acc, thr) == 0)
         {
           free (acc);
           free (thr);
+          free (fam);
           free (idx);
           continue;
         }
@@ -832,24 +843,37 @@ run_plot (const config *c, const pmx_fit_table *t, const selection *sel,
       gp_string (sf, tk->name);
       fputs ("\nplot ", sf);
       int first = 1;
-      for (int cat = 0; cat < 6; cat++)
+      for (int cat = 0; cat < CATS; cat++)
         {
           size_t n = 0;
-          if (cat < 4)
+          if (cat <= PRUMUX)
             for (size_t i = 0; i < tk->nN; i++)
               for (size_t j = 0; j < tk->ns; j++)
                 {
                   size_t cc = i * tk->ns + j;
                   int isN1 = tk->Nv[i] == 1, iss0 = tk->sv[j] == 0;
-                  int kind = isN1 && iss0 ? 0 : isN1 ? 1 : iss0 ? 2 : 3;
+                  int kind = isN1 && iss0 ? BASE : isN1 ? COFI
+                    : iss0 ? DATAMUX : PRUMUX;
                   if (kind != cat || isnan (acc[cc]) || isnan (thr[cc]))
                     continue;
                   fprintf (df, "%.10g\t%.10g\n", thr[cc], out_acc (t, acc[cc]));
                   n++;
                 }
-          else if (cat == 4)
+          else if (cat != PICKS)
             {
-              size_t m = pmx_fit_pareto (acc, thr, cells, idx);
+              /* The family's accuracies; NaN leaves a point out.  */
+              for (size_t i = 0; i < tk->nN; i++)
+                for (size_t j = 0; j < tk->ns; j++)
+                  {
+                    size_t cc = i * tk->ns + j;
+                    int in = cat == FRONT_ALL
+                      || (cat == FRONT_DATAMUX && tk->sv[j] == 0)
+                      || (cat == FRONT_COFI && tk->Nv[i] == 1);
+                    fam[cc] = in ? acc[cc] : NAN;
+                  }
+              size_t m = pmx_fit_pareto (fam, thr, cells, idx);
+              if (m < 2)
+                m = 0;          /* a single point is no frontier */
               for (size_t i = 0; i < m; i++)
                 fprintf (df, "%.10g\t%.10g\n", thr[idx[i]], out_acc (t, acc[idx[i]]));
               n = m;
@@ -870,6 +894,7 @@ run_plot (const config *c, const pmx_fit_table *t, const selection *sel,
       fputc ('\n', sf);
       free (acc);
       free (thr);
+      free (fam);
       free (idx);
     }
   if (panels > 1)

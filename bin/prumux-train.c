@@ -66,7 +66,11 @@ Model:\n\
                             (instances; > 1 multiplexes, gaussian-Hadamard\n\
                             with the index_pos demultiplexer), labels (a\n\
                             count, or names separated by ':'), max-length\n\
-                            (128), demux-hidden (hidden)\n\
+                            (128), demux-hidden (hidden); or base=FILE\n\
+                            (a pretrained encoder such as prumux-convert\n\
+                            imports: its shape, vocabulary and weights,\n\
+                            with new multiplexer and heads) and n, labels,\n\
+                            max-length, demux-hidden\n\
       --vocab=FILE        the vocabulary of a new model (vocab.txt)\n\
   -T, --task=NAME         the task name stored in the archive\n\
 \n\
@@ -246,13 +250,55 @@ set_labels (pmx_model_config *cfg, const char *spec)
   free (names);
 }
 
+static int
+count_lines (const char *text, size_t len)
+{
+  int n = 0;
+  for (size_t i = 0; i < len; i++)
+    n += text[i] == '\n';
+  return n + (len > 0 && text[len - 1] != '\n');
+}
+
+/* The pretrained model named by base=FILE: its configuration (labels
+   dropped) goes to CFG and its vocabulary to *VOCAB.  */
+static pmx_model *
+open_base (const char *path, pmx_model_config *cfg, char **vocab,
+           size_t *vocab_len)
+{
+  pmx_model *pm = pmx_model_open (path);
+  if (!pm)
+    die_lib (NULL);
+  const pmx_model_config *pc = pmx_model_config_of (pm);
+  if (pc->sparsity > 0 || pc->mux_n > 1)
+    die ("%s: base= needs an unpruned, unmultiplexed model (a pretrained"
+         " encoder such as one prumux-convert imported)", path);
+  pmx_model_config_free (cfg);
+  *cfg = *pc;
+  cfg->labels = NULL;
+  cfg->num_labels = 0;
+  const char *v = pmx_model_vocab (pm, vocab_len);
+  if (!v)
+    die ("%s: the model has no vocabulary", path);
+  *vocab = malloc (*vocab_len + 1);
+  if (!*vocab)
+    die ("out of memory");
+  memcpy (*vocab, v, *vocab_len);
+  return pm;
+}
+
+/* A new model from SPEC: a random one of the shape the keys give (its
+   vocabulary from --vocab), or with base=FILE the pretrained encoder of
+   FILE with new multiplexer, demultiplexer and classifier.  CFG receives
+   the archive configuration, *VOCAB the vocabulary text.  */
 static pmx_tmodel *
 new_model (const options *o, const char *spec, pmx_model_config *cfg,
-           int want_retrieval)
+           char **vocab, size_t *vocab_len, int want_retrieval)
 {
   pmx_train_config c;
   int layers = 2, hidden = 128, heads = 2, head_dim = 0, ffn = 512, n = 1;
-  int max_length = 128, demux_hidden = 0;
+  int max_length = 0, demux_hidden = 0, shaped = 0;
+  char *labels = NULL;
+  pmx_model *base = NULL;
   char *s = strdup (spec), *save = NULL;
   if (!s)
     die ("out of memory");
@@ -264,7 +310,17 @@ new_model (const options *o, const char *spec, pmx_model_config *cfg,
       *eq = 0;
       const char *k = tok, *v = eq + 1;
       if (!strcmp (k, "labels"))
-        set_labels (cfg, v);
+        {
+          free (labels);
+          if (!(labels = strdup (v)))
+            die ("out of memory");
+        }
+      else if (!strcmp (k, "base"))
+        {
+          if (base)
+            usage_error ("--init: base= given twice");
+          base = open_base (v, cfg, vocab, vocab_len);
+        }
       else
         {
           int *dst = !strcmp (k, "layers") ? &layers : !strcmp (k, "hidden") ? &hidden
@@ -275,37 +331,66 @@ new_model (const options *o, const char *spec, pmx_model_config *cfg,
           if (!dst)
             usage_error ("--init: unknown key '%s'", k);
           *dst = (int) cli_parse_int (k, v, 0, 1 << 20);
+          shaped |= dst != &n && dst != &max_length && dst != &demux_hidden;
         }
     }
   free (s);
-  if (!o->vocab)
-    usage_error ("a new model (--init=SPEC) needs --vocab");
-  if (layers > PMX_TRAIN_MAX_LAYERS || hidden < 1 || heads < 1 || n < 1
-      || max_length < 2)
-    usage_error ("--init: layers 0 to %d, and hidden, heads, n >= 1,"
-                 " max-length >= 2", PMX_TRAIN_MAX_LAYERS);
-  if (!head_dim)
+  if (labels)
+    set_labels (cfg, labels);
+  free (labels);
+  if (base)
     {
-      if (hidden % heads)
-        usage_error ("--init: hidden %d is not a multiple of heads %d", hidden,
-                     heads);
-      head_dim = hidden / heads;
+      if (shaped)
+        usage_error ("--init: base= gives the shape: no layers, hidden, heads,"
+                     " head-dim or ffn");
+      if (o->vocab)
+        usage_error ("--init: base= gives the vocabulary: no --vocab");
+      if (max_length > cfg->max_position)
+        usage_error ("--init: max-length %d is above the base model's %d"
+                     " positions", max_length, cfg->max_position);
+      if (!max_length)
+        max_length = cfg->max_length;
     }
-  /* The spec describes the archive's configuration; training's is
-     derived from it as from any archive's.  */
-  cfg->hidden = hidden;
-  cfg->layers = layers;
-  cfg->head_dim = head_dim;
-  cfg->heads = heads;
-  cfg->intermediate = ffn;
-  cfg->max_position = max_length;
-  cfg->type_vocab = 2;
-  cfg->ln_eps = 1e-12;
+  else
+    {
+      if (!o->vocab)
+        usage_error ("a new model (--init=SPEC) needs --vocab");
+      if (layers > PMX_TRAIN_MAX_LAYERS || hidden < 1 || heads < 1
+          || max_length == 1)
+        usage_error ("--init: layers 0 to %d, and hidden, heads, n >= 1,"
+                     " max-length >= 2", PMX_TRAIN_MAX_LAYERS);
+      if (!head_dim)
+        {
+          if (hidden % heads)
+            usage_error ("--init: hidden %d is not a multiple of heads %d",
+                         hidden, heads);
+          head_dim = hidden / heads;
+        }
+      if (!max_length)
+        max_length = 128;
+      *vocab = read_file (o->vocab, vocab_len);
+      cfg->vocab_size = count_lines (*vocab, *vocab_len);
+      if (cfg->vocab_size < 2)
+        die ("%s: not a vocabulary", o->vocab);
+      /* The spec describes the archive's configuration; training's is
+         derived from it as from any archive's.  */
+      cfg->hidden = hidden;
+      cfg->layers = layers;
+      cfg->head_dim = head_dim;
+      cfg->heads = heads;
+      cfg->intermediate = ffn;
+      cfg->max_position = max_length;
+      cfg->type_vocab = 2;
+      cfg->ln_eps = 1e-12;
+    }
+  if (n < 1 || max_length < 2)
+    usage_error ("--init: n >= 1 and max-length >= 2");
   cfg->mux_n = n;
   strcpy (cfg->mux_variant, n > 1 ? "gaussian_hadamard" : "none");
   strcpy (cfg->demux_variant, n > 1 ? "index_pos" : "none");
   cfg->demux_layers = n > 1 ? 3 : 0;
   strcpy (cfg->pooling, "cls");
+  cfg->normalize = 0;
   cfg->attend_padding = n > 1;  /* the published MUX models: no mask */
   cfg->max_length = max_length;
   if (pmx_train_config_from_model (&c, cfg, NULL, NULL, demux_hidden,
@@ -315,16 +400,10 @@ new_model (const options *o, const char *spec, pmx_model_config *cfg,
   if (!m)
     die_lib ("--init");
   pmx_tmodel_init (m, (uint64_t) o->seed);
+  if (base && pmx_tmodel_load_encoder (m, base) < 0)
+    die_lib ("--init: base");
+  pmx_model_close (base);
   return m;
-}
-
-static int
-count_lines (const char *text, size_t len)
-{
-  int n = 0;
-  for (size_t i = 0; i < len; i++)
-    n += text[i] == '\n';
-  return n + (len > 0 && text[len - 1] != '\n');
 }
 
 /* ---- Progress ----------------------------------------------------------- */
@@ -474,15 +553,7 @@ main (int argc, char **argv)
   pmx_tmodel *m;
   int want_ret = o.ret_w > 0 || o.mlm_w > 0;
   if (strchr (o.init, '='))
-    {
-      if (!o.vocab)
-        usage_error ("a new model (--init=SPEC) needs --vocab");
-      vocab = read_file (o.vocab, &vocab_len);
-      acfg.vocab_size = count_lines (vocab, vocab_len);
-      if (acfg.vocab_size < 2)
-        die ("%s: not a vocabulary", o.vocab);
-      m = new_model (&o, o.init, &acfg, want_ret);
-    }
+    m = new_model (&o, o.init, &acfg, &vocab, &vocab_len, want_ret);
   else
     {
       pmx_model *pm = pmx_model_open (o.init);

@@ -33,8 +33,8 @@ prumux-fit -q --plot p.png "$grid" > out || fail_ "plot"
 # With a budget: the picks on stdout, and an SVG with every series named.
 prumux-fit -q -b 3 --task mnli --plot p.svg "$grid" > out || fail_ "svg"
 [ "$(wc -l < out)" = 4 ] || fail_ "picks missing with --plot"
-for s in '<svg' 'BERT-base' 'CoFi only' 'DataMUX only' 'PruMUX' \
-         'Pareto frontier' 'Auto-PruMUX picks' 'mnli'; do
+for s in '<svg' 'base model' 'CoFi only' 'DataMUX only' 'PruMUX' \
+         'DataMUX-only frontier' 'CoFi-only frontier' 'PruMUX (Pareto) frontier' 'Auto-PruMUX picks' 'mnli'; do
   grep -q "$s" p.svg || fail_ "SVG lacks '$s'"
 done
 exit 0

@@ -53,4 +53,38 @@ prumux-train -i m.pmx -t train.pmxs -o m3.pmx -s 6 -b 4 -E 3 -q -L log.tsv 2> pr
 [ "$(grep -c '^step' log.tsv)" = 1 ] || fail_ "log header repeated"
 [ "$(sed -n 4p log.tsv | cut -c 1-18)" = "# run of prumux-tr" ] || { cat log.tsv >&2; fail_ "no separator"; }
 [ "$(wc -l < log.tsv)" = 6 ] || { cat log.tsv >&2; fail_ "log lines"; }
+# A new model on a pretrained encoder (base=): its shape and vocabulary
+# come from the archive, its embeddings and encoder weights are the
+# archive's (checked after a step at learning rate 0), the multiplexer and
+# heads are new.  m.pmx (N = 2) is refused as a base; a plain model is not.
+expect_fail 1 'unmultiplexed' prumux-train --init=base=m.pmx,n=2,labels=3 -t train.pmxs -o b.pmx
+prumux-train --init=layers=2,hidden=16,heads=2,ffn=32,labels=3,max-length=16 --vocab=vocab.txt \
+  -t train.pmxs -o plain.pmx -s 3 -b 4 -q || fail_ "plain model"
+expect_fail 1 'gives the shape' prumux-train --init=base=plain.pmx,hidden=32 -t train.pmxs -o b.pmx
+expect_fail 1 'no --vocab' prumux-train --init=base=plain.pmx,labels=3 --vocab=vocab.txt \
+  -t train.pmxs -o b.pmx
+expect_fail 1 'above the base' prumux-train --init=base=plain.pmx,labels=3,max-length=99 \
+  -t train.pmxs -o b.pmx
+expect_fail 1 'no-such.pmx' prumux-train --init=base=no-such.pmx,labels=3 -t train.pmxs -o b.pmx
+prumux-train --init=n=2,labels=a:b:c,base=plain.pmx -t train.pmxs -o b.pmx -s 1 -b 4 --lr=0 -q \
+  || fail_ "base="
+prumux-model info b.pmx > info || fail_ "info of b.pmx"
+for want in 'mux_n: *2' 'layers: *2' 'hidden: *16' 'labels: *a,b,c' 'max_length: *16'; do
+  grep -q "^$want\$" info || { cat info >&2; fail_ "b.pmx: no '$want'"; }
+done
+cmp -s "$(prumux-model vocab b.pmx > v1; echo v1)" "$(prumux-model vocab plain.pmx > v2; echo v2)" \
+  || fail_ "the vocabulary is not the base's"
+if py=$(torch_python); then
+  PYTHONPATH=$srcdir/share/python "$py" - plain.pmx b.pmx <<'PY' || fail_ "encoder weights differ from the base's"
+import sys
+import numpy as np
+from prumux.model import open_model
+a, b = open_model(sys.argv[1]), open_model(sys.argv[2])
+names = [n for n, _, _, _ in a.tensor_table() if n.startswith(("embeddings.", "encoder."))]
+assert len(names) > 10, names
+for n in names:
+    assert np.array_equal(np.asarray(a[n]), np.asarray(b[n])), n
+assert "classifier.weight" in b and "demux_module.dense_1.weight" in b
+PY
+fi
 exit 0

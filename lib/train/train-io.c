@@ -27,6 +27,24 @@ may_be_new (const char *name)
     || !strncmp (name, "demux_module.layer_norm_", 24);
 }
 
+/* Copy the archive tensor T into the parameter P of M; -1 with an error
+   when its type or shape differs.  */
+static int
+copy_param (pmx_tmodel *m, const pmx_tparam *p, const pmx_tensor *t)
+{
+  if (t->dtype != PMX_F32 || t->rank != p->rank || t->shape[0] != p->shape[0]
+      || (p->rank == 2 && t->shape[1] != p->shape[1]))
+    {
+      char buf[200];
+      pmx_error ("tensor '%s' has shape %s, expected %lldx%lld", p->name,
+                 pmx_shape_str (t, buf, sizeof buf),
+                 (long long) p->shape[0], (long long) p->shape[1]);
+      return -1;
+    }
+  memcpy (m->params + p->offset, t->data, p->size * sizeof (float));
+  return 0;
+}
+
 pmx_tmodel *
 pmx_tmodel_from_archive (const pmx_model *pm, int want_retrieval,
                          float dropout, uint64_t seed, pmx_record *extra)
@@ -60,16 +78,8 @@ pmx_tmodel_from_archive (const pmx_model *pm, int want_retrieval,
           pmx_error ("tensor '%s' is missing", p->name);
           goto fail;
         }
-      if (t->dtype != PMX_F32 || t->rank != p->rank || t->shape[0] != p->shape[0]
-          || (p->rank == 2 && t->shape[1] != p->shape[1]))
-        {
-          char buf[200];
-          pmx_error ("tensor '%s' has shape %s, expected %lldx%lld", p->name,
-                     pmx_shape_str (t, buf, sizeof buf),
-                     (long long) p->shape[0], (long long) p->shape[1]);
-          goto fail;
-        }
-      memcpy (m->params + p->offset, t->data, p->size * sizeof (float));
+      if (copy_param (m, p, t) < 0)
+        goto fail;
     }
   for (int i = 0; extra && i < pmx_model_tensor_count (pm); i++)
     {
@@ -86,6 +96,26 @@ pmx_tmodel_from_archive (const pmx_model *pm, int want_retrieval,
 fail:
   pmx_tmodel_free (m);
   return NULL;
+}
+
+int
+pmx_tmodel_load_encoder (pmx_tmodel *m, const pmx_model *pm)
+{
+  for (int k = 0; k < m->nparams; k++)
+    {
+      const pmx_tparam *p = &m->param[k];
+      if (strncmp (p->name, "embeddings.", 11) && strncmp (p->name, "encoder.", 8))
+        continue;
+      const pmx_tensor *t = pmx_model_tensor (pm, p->name);
+      if (!t)
+        {
+          pmx_error ("tensor '%s' is missing", p->name);
+          return -1;
+        }
+      if (copy_param (m, p, t) < 0)
+        return -1;
+    }
+  return 0;
 }
 
 void

@@ -27,6 +27,14 @@ pmx_tmodel *pmx_tmodel_from_archive (const pmx_model *pm, int want_retrieval,
                                      float dropout, uint64_t seed,
                                      pmx_record *extra);
 
+/* Start M from a pretrained encoder: every embeddings.* and encoder.*
+   parameter of M is copied from the tensor of the same name in PM (a BERT
+   archive of the same shape, such as an imported Hugging Face checkpoint);
+   the rest of M (classifier, multiplexer, demultiplexer) keeps the
+   initialisation it has.  -1 with an error naming the tensor that is
+   missing or has another shape.  */
+int pmx_tmodel_load_encoder (pmx_tmodel *m, const pmx_model *pm);
+
 /* The archive configuration of M: shapes from M, names and the rest
    (labels, task, max_length, casing) kept from CFG, which is updated.  */
 void pmx_tmodel_archive_config (const pmx_tmodel *m, pmx_model_config *cfg);
