@@ -493,6 +493,15 @@ pmx_sgemm (int transa, int transb, int M, int N, int K, float alpha,
                          A, lda, B, ldb, beta, C, ldc, ws);
 }
 
+void
+pmx_sgemm_rows (int transa, int transb, int M, int N, int K, float alpha,
+                const float *A, int lda, const float *B, int ldb, float beta,
+                float *C, int ldc, pmx_sgemm_ws *ws)
+{
+  pmx_sgemm_kind (PMX_GEMM_BEST, transa, transb, M, N, K, alpha,
+                  A, lda, B, ldb, beta, C, ldc, ws);
+}
+
 int
 pmx_sgemm_kind (pmx_gemm_kind kind, int transa, int transb, int M, int N, int K,
                 float alpha, const float *A, int lda, const float *B, int ldb,

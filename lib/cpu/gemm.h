@@ -69,9 +69,11 @@ void pmx_gemm_packed (const pmx_packed *p, const float *A, int lda, float *C, in
    (pmx_blas_native), so no hot path depends on OpenBLAS knowing the CPU
    (Debian's 0.3.21 falls back to generic SSE3 code, 9 times slower, on
    CPUs it does not know).  Blocked like the packed product: op(B)
-   is packed per call, KC x NC at a time, op(A) MC x KC at a time.  Each
-   element of C is summed in an order that depends only on K, so a row's
-   result does not depend on M.  ALPHA scales op(A) as it is packed.
+   is packed per call, KC x NC at a time, op(A) MC x KC at a time.  On our
+   kernels each element of C is summed in an order that depends only on K,
+   so a row's result does not depend on M; OpenBLAS makes no such promise
+   (its edge kernels differ), so products whose rows must not depend on
+   the batch use pmx_sgemm_rows.  ALPHA scales op(A) as it is packed.
    Single-threaded: callers split the work.  On a CPU without our kernels
    (PMX_GEMM_NONE) it calls cblas_sgemm.
 
@@ -89,6 +91,14 @@ typedef struct pmx_sgemm_ws
 void pmx_sgemm (int transa, int transb, int M, int N, int K, float alpha,
                 const float *A, int lda, const float *B, int ldb, float beta,
                 float *C, int ldc, pmx_sgemm_ws *ws);
+/* The same on our kernels wherever this CPU has them, even where
+   OpenBLAS's are native: row i of C depends on row i of op(A) and on op(B)
+   only, never on M, so that inference gives a row the same bits whichever
+   rows share its batch (a run split by parallel --pipe gives the single
+   run's bytes).  */
+void pmx_sgemm_rows (int transa, int transb, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc, pmx_sgemm_ws *ws);
 /* What pmx_sgemm runs: "openblas (CORE)" or our kernel's name.  */
 const char *pmx_sgemm_name (void);
 /* OpenBLAS's core name ("unknown" if it does not say), and whether it is

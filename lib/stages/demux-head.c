@@ -17,7 +17,7 @@ linear_fwd (const float *w, const float *b, int in, int out, const float *x,
 {
   if (M <= 0)
     return;
-  pmx_sgemm (0, 1, M, out, in, 1.0f, x, in, w, in, 0.0f, y, out, NULL);
+  pmx_sgemm_rows (0, 1, M, out, in, 1.0f, x, in, w, in, 0.0f, y, out, NULL);
   for (int m = 0; m < M; m++)
     for (int o = 0; o < out; o++)
       y[(size_t) m * out + o] += b[o];
@@ -42,8 +42,8 @@ pmx_demux_head_fwd (const pmx_demux_head *hd, const float *C, const float *X,
   int N = hd->N, H = hd->H, D = hd->D;
   size_t B = (size_t) G * N, n = B * D;
   /* U (G, D) = W1[:, H:] h_g; z1 = gelu (U[g] + C[i]).  */
-  pmx_sgemm (0, 1, G, D, H, 1.0f, X, ldx, hd->w[0] + H, 2 * H, 0.0f, U, D,
-             NULL);
+  pmx_sgemm_rows (0, 1, G, D, H, 1.0f, X, ldx, hd->w[0] + H, 2 * H, 0.0f, U,
+                  D, NULL);
   float *z = act ? act->z[0] : out;
   for (int g = 0; g < G; g++)
     for (int i = 0; i < N; i++)

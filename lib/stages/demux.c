@@ -142,8 +142,8 @@ linear_fwd (const linear *l, const float *x, int ldx, int M, float *y)
 {
   if (M <= 0)
     return;
-  pmx_sgemm (0, 1, M, l->out, l->in, 1.0f,
-               x, ldx, l->w, l->in, 0.0f, y, l->out, NULL);
+  pmx_sgemm_rows (0, 1, M, l->out, l->in, 1.0f,
+                  x, ldx, l->w, l->in, 0.0f, y, l->out, NULL);
   for (int m = 0; m < M; m++)
     for (int o = 0; o < l->out; o++)
       y[(size_t) m * l->out + o] += l->b[o];
@@ -517,8 +517,8 @@ features (pmx_demuxer *dx, const float *hid, int G, int P, const int32_t *positi
                       (size_t) H * sizeof *A);
             }
         const linear *l = &dx->idx;
-        pmx_sgemm (0, 1, (int) B, D, H, 1.0f, A, H,
-                     l->w, l->in, 0.0f, Z, D, NULL);
+        pmx_sgemm_rows (0, 1, (int) B, D, H, 1.0f, A, H,
+                        l->w, l->in, 0.0f, Z, D, NULL);
         for (int g = 0; g < G; g++)
           cblas_sgemv (CblasRowMajor, CblasNoTrans, D, H, 1.0f, l->w + H, l->in,
                        hid + g * PH + (size_t) sN * H, 1, 0.0f, C + (size_t) g * D, 1);

@@ -9,8 +9,10 @@
 # The prumux programs are taken from PATH.  Everything is deterministic:
 # the shuffle is a fixed LCG in awk, and prumux-train runs with --seed.
 # Results: $(WORK)/results.tsv (N, dev accuracy, training time).
+# The data rules are wordnet.mk's (beside this file); grid.mk is the whole
+# PruMUX experiment on a pretrained model.
 
-WORDNET = /usr/share/wordnet
+PRUMUX_SHARE := $(dir $(lastword $(MAKEFILE_LIST)))
 WORK = wordnet-mux
 THREADS = 1
 SEED = 42
@@ -33,7 +35,6 @@ TASK_LR_5 = 1.5e-3
 BATCH = 40
 NS = 1 2 5
 
-LABELS = noun.act,noun.animal,noun.artifact,noun.communication,noun.location,noun.person,noun.plant,noun.state
 comma := ,
 # The same names for prumux-train --init (separated by ':'), so the models
 # print them.
@@ -43,23 +44,7 @@ TRAIN = prumux-train --seed=$(SEED) -j $(THREADS) -q
 all: $(WORK)/results.tsv
 	@cat $(WORK)/results.tsv
 
-# One line per gloss: lexicographer file name TAB gloss (examples cut off),
-# shuffled with a seeded LCG (exact in double-precision awks), the first
-# PER_CLASS_TRAIN + PER_CLASS_DEV of each class kept.
-$(WORK)/glosses.tsv: $(WORDNET)/data.noun
-	@mkdir -p $(WORK)
-	LC_ALL=C awk -v keep="$(LABELS)" 'BEGIN { n = split(keep, K, ","); for (i = 1; i <= n; i++) want[K[i]] = 1 \
-	    split("03 noun.Tops 04 noun.act 05 noun.animal 06 noun.artifact 07 noun.attribute 08 noun.body 09 noun.cognition 10 noun.communication 11 noun.event 12 noun.feeling 13 noun.food 14 noun.group 15 noun.location 16 noun.motive 17 noun.object 18 noun.person 19 noun.phenomenon 20 noun.plant 21 noun.possession 22 noun.process 23 noun.quantity 24 noun.relation 25 noun.shape 26 noun.state 27 noun.substance 28 noun.time", L, " "); \
-	    for (i = 1; i < 52; i += 2) name[L[i]] = L[i + 1]; s = 12345 } \
-	  /^  / { next } \
-	  { lab = name[$$2]; if (!(lab in want)) next; g = $$0; sub(/^[^|]*\| */, "", g); sub(/; *".*/, "", g); \
-	    gsub(/[\t\r]/, " ", g); sub(/ +$$/, "", g); if (g == "") next; \
-	    s = (s * 69069 + 1) % 4294967296; printf "%010d\t%s\t%s\n", s, lab, g }' $< \
-	  | sort -n | cut -f 2- > $@.t && mv $@.t $@
-
-$(WORK)/train.tsv $(WORK)/dev.tsv: $(WORK)/glosses.tsv
-	awk -F '\t' -v t=$(PER_CLASS_TRAIN) -v d=$(PER_CLASS_DEV) \
-	  '{ c = ++n[$$1]; if (c <= t) print > "$(WORK)/train.tsv"; else if (c <= t + d) print > "$(WORK)/dev.tsv" }' $<
+include $(PRUMUX_SHARE)wordnet.mk
 
 # A BERT-style vocabulary from the training glosses: [PAD], [unused*],
 # [UNK], [CLS] (id 101, as the multiplexer expects), [SEP], [MASK], then
