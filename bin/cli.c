@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *program_name = "prumux";
@@ -261,6 +262,31 @@ cli_output_commit (cli_output *o)
   if (pmx_outfile_commit (&o->out) < 0)
     die ("%s", pmx_errmsg ());
   memset (o, 0, sizeof *o);
+}
+
+FILE *
+cli_open_log (const char *path, const char *header, const char *output,
+              long long start)
+{
+  FILE *log = fopen (path, "a");
+  if (!log)
+    die ("%s: %s", path, strerror (errno));
+  if (ftell (log) == 0)
+    fputs (header, log);
+  else
+    {
+      /* Another run appended: say where it starts, as a comment line
+         (awk '/^#/', pandas' comment='#').  */
+      char when[32];
+      time_t t = time (NULL);
+      strftime (when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime (&t));
+      fprintf (log, "# run of %s %s at %s, output %s", program_name,
+               PACKAGE_VERSION, when, output);
+      if (start > 0)
+        fprintf (log, ", resumed after step %lld", start);
+      fputc ('\n', log);
+    }
+  return log;
 }
 
 void

@@ -72,6 +72,15 @@ typedef struct cli_output
 FILE *cli_output_open (cli_output *o, const char *path);
 void cli_output_commit (cli_output *o);
 
+/* A metrics log (--log of prumux-train and prumux-prune), opened to
+   append: a new file gets the HEADER line (column names, tab-separated,
+   newline included); a file another run wrote gets a comment line saying
+   where this run starts ("# run of PROGRAM VERSION at TIME, output OUTPUT",
+   ", resumed after step START" when START > 0), the columns being the same.
+   Dies on failure; the caller closes it (fclose, checked).  */
+FILE *cli_open_log (const char *path, const char *header, const char *output,
+                    long long start);
+
 /* A binary stream written to a terminal garbles it and helps nobody: die,
    as gzip does, when PATH ("-" or NULL: standard output) is a terminal,
    unless FORCE (the programs' --force).  Call it before any work.  */

@@ -109,7 +109,9 @@ Output:\n\
   -P, --pause-after=N     save the state and stop after N steps of this run\n\
   -E, --eval-every=N      evaluate and save the state every N steps\n\
                             (default: each epoch)\n\
-      --log=FILE          append metrics to FILE, tab-separated\n\
+      --log=FILE          append metrics to FILE, tab-separated: a header\n\
+                            line when FILE is new, a '# run' line when a\n\
+                            run is appended\n\
   -q, --quiet             no progress on standard error\n", stdout);
   fputs (CLI_STANDARD_HELP, stdout);
   fputs ("\
@@ -486,15 +488,9 @@ main (int argc, char **argv)
 
   FILE *log = NULL;
   if (o.log)
-    {
-      log = fopen (o.log, "a");
-      if (!log)
-        die ("%s: %s", o.log, strerror (errno));
-      if (ftell (log) == 0)
-        fputs ("step\tepoch\tlr\tloss\tpred_loss\tlayer_loss\tlagrangian"
-               "\texpected_sparsity\ttarget\tlambda1\tlambda2\tsparsity"
-               "\tdev_accuracy\texamples_per_s\n", log);
-    }
+    log = cli_open_log (o.log, "step\tepoch\tlr\tloss\tpred_loss\tlayer_loss"
+                        "\tlagrangian\texpected_sparsity\ttarget\tlambda1\tlambda2"
+                        "\tsparsity\tdev_accuracy\texamples_per_s\n", o.output, start);
   signal (SIGINT, on_signal);
   signal (SIGTERM, on_signal);
 

@@ -696,28 +696,9 @@ main (int argc, char **argv)
 
   FILE *log = NULL;
   if (o.log)
-    {
-      log = fopen (o.log, "a");
-      if (!log)
-        die ("%s: %s", o.log, strerror (errno));
-      if (ftell (log) == 0)
-        fputs ("step\tepoch\tlr\ttrain_loss\tgrad_norm\tdev_loss\tdev_accuracy"
-               "\tdev_retrieval_accuracy\tdev_mlm_accuracy\texamples_per_s\n",
-               log);
-      else
-        {
-          /* Another run appended: say where it starts, as a comment line
-             (awk '/^#/', pandas' comment='#'), the columns being the same.  */
-          char when[32];
-          time_t t = time (NULL);
-          strftime (when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime (&t));
-          fprintf (log, "# run of %s %s at %s, output %s", program_name,
-                   PACKAGE_VERSION, when, o.output);
-          if (start > 0)
-            fprintf (log, ", resumed after step %lld", start);
-          fputc ('\n', log);
-        }
-    }
+    log = cli_open_log (o.log, "step\tepoch\tlr\ttrain_loss\tgrad_norm\tdev_loss"
+                        "\tdev_accuracy\tdev_retrieval_accuracy\tdev_mlm_accuracy"
+                        "\texamples_per_s\n", o.output, start);
   signal (SIGINT, on_signal);
   signal (SIGTERM, on_signal);
   int tty = isatty (2) && !o.quiet;

@@ -112,6 +112,11 @@ kill -INT $pid
 wait $pid && fail_ "an interrupted run exited 0"
 grep -q 'interrupted after step' int.err || { cat int.err >&2; fail_ "no interrupt message"; }
 test -s c.pmx.state && test ! -e c.pmx || fail_ "Ctrl-C: no state, or a model"
-prumux-prune $long -o c.pmx -r -P 1 2> res.err || fail_ "resume after Ctrl-C"
+prumux-prune $long --log=int.tsv -o c.pmx -r -P 1 2> res.err || fail_ "resume after Ctrl-C"
 grep -q 'paused after step' res.err || fail_ "resume after Ctrl-C: no step"
+# The appended run is set off in the log by a comment line, the header
+# written once.
+[ "$(grep -c '^step' int.tsv)" = 1 ] || fail_ "log header repeated"
+grep -q '^# run of prumux-prune .* output c\.pmx, resumed after step [1-9]' int.tsv \
+  || { cat int.tsv >&2; fail_ "no '# run' line for the resumed run"; }
 exit 0
