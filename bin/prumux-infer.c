@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,7 +50,8 @@ usage (void)
           "                            (TF32 matrix products: faster, less exact)\n"
           "      --gemm=KERNEL       the older spelling of --device=cpu:KERNEL\n"
           "  -v, --verbose           say on standard error which device and kernels\n"
-          "                            run, and on how many threads\n"
+          "                            run, and on how many threads, and at the end\n"
+          "                            the peak resident memory\n"
           "  -o, --output=FILE       write to FILE (atomically) instead of stdout\n"
           "      --force             write the stream even to a terminal\n"
           "      --progress          report progress on standard error: records,\n"
@@ -374,5 +376,13 @@ main (int argc, char **argv)
   free (pos.v);
   pmx_encoder_free (enc);
   weights_close (&wt);
+  if (verbose)
+    {
+      /* What a user sizing a batch job wants: the process's peak.  */
+      struct rusage ru;
+      if (getrusage (RUSAGE_SELF, &ru) == 0)
+        fprintf (stderr, "%s: peak resident memory %.1f MiB\n", program_name,
+                 ru.ru_maxrss / 1024.0);
+    }
   return EXIT_SUCCESS;
 }

@@ -481,7 +481,7 @@ check_tensors (const pmx_model_config *c, const tensor_set *s, int *heads,
    the 91 MB MiniLM archive (0.4 to 2 ms without it), so it is done at
    every open and save, not left to verify (prumux-model(5)).  */
 static int
-check_finite (const tensor_set *s)
+check_finite (const tensor_set *s, const pmx_model *m)
 {
   for (int i = 0; i < s->n; i++)
     {
@@ -490,7 +490,13 @@ check_finite (const tensor_set *s)
         continue;
       size_t n = t->nbytes / sizeof (float);
       if (pmx_count_nonfinite (t->data, n) == 0)
-        continue;
+        {
+          /* Read once here: a mapped archive need not stay resident (the
+             stages touch again only what they use).  */
+          if (m)
+            pmx_model_drop_pages (m, t->data, t->nbytes);
+          continue;
+        }
       const float *x = t->data;
       size_t k = 0;
       while (k < n && pmx_count_nonfinite (x + k, 1) == 0)
@@ -995,7 +1001,7 @@ pmx_model_save_records (const char *path, pmx_model_config *cfg,
           }
         list[set.n++] = t;
       }
-  if (check_tensors (cfg, &set, heads, ffn) < 0 || check_finite (&set) < 0)
+  if (check_tensors (cfg, &set, heads, ffn) < 0 || check_finite (&set, NULL) < 0)
     {
       pmx_error_prefix ("%s", path);
       goto out;
@@ -1523,7 +1529,7 @@ load (pmx_model *m)
     pmx_error ("out of memory");
   else if (check_tensors (&m->cfg, &set, heads, ffn) < 0)
     pmx_error_prefix ("config.json and tensors disagree");
-  else if (check_finite (&set) < 0)
+  else if (check_finite (&set, m) < 0)
     pmx_error_prefix ("tensors.pmxs");
   else
     {
@@ -1707,6 +1713,24 @@ const char *
 pmx_model_storage (const pmx_model *m)
 {
   return m->stream ? "memory" : "mapped";
+}
+
+void
+pmx_model_drop_pages (const pmx_model *m, const void *p, size_t bytes)
+{
+  const char *map = m->map, *c = p;
+  if (!map || m->stream || c < map || c >= map + m->map_size
+      || bytes > m->map_size - (size_t) (c - map))
+    return;
+  long page = sysconf (_SC_PAGESIZE);
+  if (page <= 0)
+    return;
+  uintptr_t lo = ((uintptr_t) c + (uintptr_t) page - 1) / (uintptr_t) page * (uintptr_t) page;
+  uintptr_t hi = ((uintptr_t) c + bytes) / (uintptr_t) page * (uintptr_t) page;
+  /* A private, never written, read-only file mapping: the pages come back
+     from the file.  A failure only leaves them resident.  */
+  if (hi > lo)
+    (void) madvise ((void *) lo, hi - lo, MADV_DONTNEED);
 }
 
 const pmx_tensor *

@@ -123,6 +123,13 @@ int pmx_model_verify (const pmx_model *m);
 /* "mapped" when the tensors are used in place from the mapped file,
    "memory" when they were read (decompressed) into memory.  */
 const char *pmx_model_storage (const pmx_model *m);
+/* A hint: the caller has copied (packed) the bytes [P, P + BYTES) of M's
+   tensors and will not read them again soon, so the pages wholly inside
+   them leave the process's resident set.  Only for a mapped archive: a
+   page is read back from the file if it is touched again, so this is never
+   wrong; nothing happens for P outside the mapping or for archives held in
+   memory.  */
+void pmx_model_drop_pages (const pmx_model *m, const void *p, size_t bytes);
 
 void pmx_model_config_init (pmx_model_config *cfg);
 void pmx_model_config_free (pmx_model_config *cfg);

@@ -174,14 +174,37 @@ pack_layer (cpu_encoder *e, int l, pmx_gemm_kind kind)
   return 0;
 }
 
+/* Once layer L is packed, the weights it copied leave the resident set
+   when they come from a mapped archive (pmx_model_drop_pages), so that
+   the packed copy is the only one kept; the last attention layer's K and
+   V stay (attention_direct reads them).  */
+static void
+drop_sources (const cpu_encoder *e, int l, pmx_tensor_lookup get, const void *ctx)
+{
+  const layer *ly = &e->layers[l];
+  if (e->gemm_kind == PMX_GEMM_NONE || get != pmx_model_lookup)
+    return;
+  size_t HA = (size_t) e->H * ly->A * sizeof (float);
+  size_t HF = (size_t) e->H * ly->F * sizeof (float);
+  const float *w[6] = { ly->wq, ly->wk, ly->wv, ly->wo, ly->w1, ly->w2 };
+  size_t n[6] = { HA, HA, HA, HA, HF, HF };
+  for (int i = 0; i < 6; i++)
+    if (w[i] && n[i] && !(l == e->last_att && (i == 1 || i == 2)))
+      pmx_model_drop_pages (ctx, w[i], n[i]);
+}
+
 /* Prepare every layer for KIND, one this CPU runs (cpu_device).  */
 static int
-pack_weights (cpu_encoder *e, pmx_gemm_kind kind)
+pack_weights (cpu_encoder *e, pmx_gemm_kind kind, pmx_tensor_lookup get,
+              const void *ctx)
 {
   e->gemm_kind = kind;
   for (int l = 0; l < e->L; l++)
-    if (pack_layer (e, l, kind) < 0)
-      return -1;
+    {
+      if (pack_layer (e, l, kind) < 0)
+        return -1;
+      drop_sources (e, l, get, ctx);
+    }
   return 0;
 }
 
@@ -233,7 +256,7 @@ cpu_new (const void *dev, const pmx_model_config *cfg, pmx_tensor_lookup get,
       e->Amax = ly->A > e->Amax ? ly->A : e->Amax;
       e->Fmax = ly->F > e->Fmax ? ly->F : e->Fmax;
     }
-  if (!(e->pool = pmx_pool_new (threads)) || pack_weights (e, gemm) < 0)
+  if (!(e->pool = pmx_pool_new (threads)) || pack_weights (e, gemm, get, ctx) < 0)
     {
       cpu_free (e);
       return NULL;

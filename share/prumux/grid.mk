@@ -138,17 +138,17 @@ ifeq ($(2),1)
 $(WORK)/seed$(1)/n$(2)/s0.pmx: $(DATA)
 	@mkdir -p $$(@D)
 	$$(TRAIN) --seed=$(1) --init=base=$(WORK)/base.pmx,n=1,labels=$$(LABEL_NAMES),max-length=$$(MAXLEN) \
-	  --task=$$(TASK) -e $$(TASK_EPOCHS) --lr=$$(TASK_LR) $$(RESUME) -o $$@
+	  --task=$$(TASK) -e $$(TASK_EPOCHS) --lr=$$(TASK_LR) --log=$$(@:.pmx=.log.tsv) $$(RESUME) -o $$@
 	rm -f $$@.state
 else
 $(WORK)/seed$(1)/n$(2)/warm.pmx: $(DATA)
 	@mkdir -p $$(@D)
 	$$(TRAIN) --seed=$(1) --init=base=$(WORK)/base.pmx,n=$(2),labels=$$(LABEL_NAMES),max-length=$$(MAXLEN) \
-	  --task=$$(TASK) -O retrieval -e $$(or $$(WARM_EPOCHS_$(2)),$$(WARM_EPOCHS)) --lr=$$(WARM_LR) $$(RESUME) -o $$@
+	  --task=$$(TASK) -O retrieval -e $$(or $$(WARM_EPOCHS_$(2)),$$(WARM_EPOCHS)) --lr=$$(WARM_LR) --log=$$(@:.pmx=.log.tsv) $$(RESUME) -o $$@
 	rm -f $$@.state
 $(WORK)/seed$(1)/n$(2)/s0.pmx: $(WORK)/seed$(1)/n$(2)/warm.pmx
 	$$(TRAIN) --seed=$(1) -i $$< -O task:0.9,retrieval:0.1 \
-	  -e $$(or $$(MUX_TASK_EPOCHS_$(2)),$$(MUX_TASK_EPOCHS)) --lr=$$(MUX_TASK_LR) $$(RESUME) -o $$@
+	  -e $$(or $$(MUX_TASK_EPOCHS_$(2)),$$(MUX_TASK_EPOCHS)) --lr=$$(MUX_TASK_LR) --log=$$(@:.pmx=.log.tsv) $$(RESUME) -o $$@
 	rm -f $$@.state
 endif
 
