@@ -15,7 +15,8 @@
 # without the start-up, the speed-up over N = 1, and the same run in
 # process (prumux-infer --from-ids | prumux-demux: the multiplexer runs
 # inside prumux-infer, one pipe hop less) with the pipes' overhead.  The
-# two outputs must be identical.  Needs Debian's python3 with torch.
+# two outputs must be identical; then prumux-infer's peak resident memory
+# (--verbose) beside the archive's size.  Needs Debian's python3 with torch.
 set -eu
 bindir=${1:-bin}
 seqs=${2:-32}
@@ -32,7 +33,7 @@ targs=
 run () {
   start=$(date +%s.%N)
   "$bindir/prumux-mux" -m "$tmp/m.pmx" "$1" \
-    | "$bindir/prumux-infer" $targs -m "$tmp/m.pmx" \
+    | "$bindir/prumux-infer" -v $targs -m "$tmp/m.pmx" 2> "$tmp/infer.err" \
     | "$bindir/prumux-demux" -m "$tmp/m.pmx" > "$tmp/out"
   end=$(date +%s.%N)
   awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", e - s }'
@@ -48,7 +49,7 @@ run_fused () {
 }
 
 "$py" "$here/tests/ref-mux.py" bench-tokens "$tmp/empty" 0 128
-printf 'N\trows\tseconds\tstart-up\trows/s\tvs N=1\tfused s\tfused rows/s\tpipe overhead\n'
+printf 'N\trows\tseconds\tstart-up\trows/s\tvs N=1\tfused s\tfused rows/s\tpipe overhead\tinfer peak MiB\tarchive MiB\n'
 base=
 for n in 1 2 5 10; do
   rm -rf "$tmp/hf" "$tmp/m.pmx"
@@ -58,6 +59,7 @@ for n in 1 2 5 10; do
   "$py" "$here/tests/ref-mux.py" bench-tokens "$tmp/tok" "$rows" 128
   t0=$(run "$tmp/empty")
   t=$(run "$tmp/tok")
+  rss=$(sed -n 's/^prumux-infer: peak resident memory \([0-9.]*\) MiB$/\1/p' "$tmp/infer.err")
   got=$(wc -l < "$tmp/out")
   [ "$got" = "$rows" ] || { echo "N=$n: $got output lines, expected $rows" >&2; exit 1; }
   f0=$(run_fused "$tmp/empty")
@@ -66,8 +68,8 @@ for n in 1 2 5 10; do
   rate=$(awk -v r="$rows" -v t="$t" -v t0="$t0" 'BEGIN { printf "%.3f", r / (t - t0) }')
   [ -n "$base" ] || base=$rate
   awk -v n="$n" -v r="$rows" -v t="$t" -v t0="$t0" -v rate="$rate" -v base="$base" \
-      -v f="$f" -v f0="$f0" 'BEGIN {
+      -v f="$f" -v f0="$f0" -v rss="${rss:-NA}" -v size="$(wc -c < "$tmp/m.pmx")" 'BEGIN {
     frate = r / (f - f0)
-    printf "%d\t%d\t%.2f\t%.2f\t%.2f\t%.2fx\t%.2f\t%.2f\t%+.1f%%\n", n, r, t, t0, rate,
-      rate / base, f, frate, 100 * (frate / rate - 1) }'
+    printf "%d\t%d\t%.2f\t%.2f\t%.2f\t%.2fx\t%.2f\t%.2f\t%+.1f%%\t%s\t%.1f\n", n, r, t, t0, rate,
+      rate / base, f, frate, 100 * (frate / rate - 1), rss, size / 1048576 }'
 done

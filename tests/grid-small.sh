@@ -47,7 +47,8 @@ prumux-fit -q -b 5 g/grid.tsv > /dev/null || fail_ "prumux-fit does not read gri
 [ "$(sed 1d g/picks.tsv | cut -f 1 | sort -un | tr '\n' ' ')" = "0 1 2 3 4 5 6 7 8 9 10 " ] \
   || { cat g/picks.tsv >&2; fail_ "picks.tsv lacks budgets"; }
 for want in '^chance: 0.1250$' '^N  *s  *accuracy' '^budget 1 point(s): best measured ' \
-            '^budget 5 point(s): best measured ' '^leave-one-out' '^spread over the seeds'; do
+            '^budget 5 point(s): best measured ' '^leave-one-out' '^spread over the seeds' \
+            '^accuracy against rows/s'; do
   grep -q "$want" report || { cat report >&2; fail_ "report lacks '$want'"; }
 done
 

@@ -45,6 +45,23 @@ END {
   printf " (budgets of 1 and 5 points)\n"
 }' "$w/grid.tsv"
 echo
+# The picture in text (grid.png has it with the frontiers).
+if command -v "${GNUPLOT:-gnuplot}" > /dev/null 2>&1; then
+  t=$(mktemp -d "${TMPDIR:-/tmp}/grid-report.XXXXXX") || exit 1
+  awk -F '\t' -v d="$t" 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    { n = $col["N"]; s = $col["s"] + 0
+      k = (n == 1 && s == 0) ? "B" : (n == 1) ? "C" : (s == 0) ? "D" : "P"
+      print $col["throughput"] "\t" $col["accuracy"] > (d "/" k) }' "$w/grid.tsv"
+  for k in B C D P; do [ -s "$t/$k" ] || printf 'NaN\tNaN\n' > "$t/$k"; done
+  echo "accuracy against rows/s (B base, C CoFi only, D DataMUX only, P PruMUX):"
+  "${GNUPLOT:-gnuplot}" -e "set terminal dumb size 78,24; set datafile separator '\t';
+    set logscale x 2; set key off; set xlabel 'rows/s';
+    plot '$t/C' using 1:2 with points pt 'C', '$t/D' using 1:2 with points pt 'D',
+         '$t/P' using 1:2 with points pt 'P', '$t/B' using 1:2 with points pt 'B'" 2> /dev/null \
+    | tr -d '\f' | sed '/^ *$/d'
+  rm -rf "$t"
+  echo
+fi
 echo "leave-one-out (prumux-fit --loo):"
 cat "$w/loo.tsv"
 echo
