@@ -259,6 +259,24 @@ count_lines (const char *text, size_t len)
   return n + (len > 0 && text[len - 1] != '\n');
 }
 
+/* A copy of PM's vocabulary text (NULL and *LEN 0 when it has none), the
+   caller's to free.  */
+static char *
+copy_vocab (const pmx_model *pm, size_t *len)
+{
+  const char *v = pmx_model_vocab (pm, len);
+  if (!v)
+    {
+      *len = 0;
+      return NULL;
+    }
+  char *copy = malloc (*len + 1);
+  if (!copy)
+    die ("out of memory");
+  memcpy (copy, v, *len);
+  return copy;
+}
+
 /* The pretrained model named by base=FILE: its configuration (labels
    dropped) goes to CFG and its vocabulary to *VOCAB.  */
 static pmx_model *
@@ -276,13 +294,8 @@ open_base (const char *path, pmx_model_config *cfg, char **vocab,
   *cfg = *pc;
   cfg->labels = NULL;
   cfg->num_labels = 0;
-  const char *v = pmx_model_vocab (pm, vocab_len);
-  if (!v)
+  if (!(*vocab = copy_vocab (pm, vocab_len)))
     die ("%s: the model has no vocabulary", path);
-  *vocab = malloc (*vocab_len + 1);
-  if (!*vocab)
-    die ("out of memory");
-  memcpy (*vocab, v, *vocab_len);
   return pm;
 }
 
@@ -296,7 +309,7 @@ new_model (const options *o, const char *spec, pmx_model_config *cfg,
 {
   pmx_train_config c;
   int layers = 2, hidden = 128, heads = 2, head_dim = 0, ffn = 512, n = 1;
-  int max_length = 0, demux_hidden = 0, shaped = 0;
+  int max_length = -1, demux_hidden = 0, shaped = 0;   /* -1: not given */
   char *labels = NULL;
   pmx_model *base = NULL;
   char *s = strdup (spec), *save = NULL;
@@ -348,15 +361,14 @@ new_model (const options *o, const char *spec, pmx_model_config *cfg,
       if (max_length > cfg->max_position)
         usage_error ("--init: max-length %d is above the base model's %d"
                      " positions", max_length, cfg->max_position);
-      if (!max_length)
+      if (max_length < 0)
         max_length = cfg->max_length;
     }
   else
     {
       if (!o->vocab)
         usage_error ("a new model (--init=SPEC) needs --vocab");
-      if (layers > PMX_TRAIN_MAX_LAYERS || hidden < 1 || heads < 1
-          || max_length == 1)
+      if (layers > PMX_TRAIN_MAX_LAYERS || hidden < 1 || heads < 1)
         usage_error ("--init: layers 0 to %d, and hidden, heads, n >= 1,"
                      " max-length >= 2", PMX_TRAIN_MAX_LAYERS);
       if (!head_dim)
@@ -366,7 +378,7 @@ new_model (const options *o, const char *spec, pmx_model_config *cfg,
                          hidden, heads);
           head_dim = hidden / heads;
         }
-      if (!max_length)
+      if (max_length < 0)
         max_length = 128;
       *vocab = read_file (o->vocab, vocab_len);
       cfg->vocab_size = count_lines (*vocab, *vocab_len);
@@ -570,14 +582,7 @@ main (int argc, char **argv)
           if (!acfg.labels || !acfg.labels[pc->num_labels - 1])
             die ("out of memory");
         }
-      const char *v = pmx_model_vocab (pm, &vocab_len);
-      if (v)
-        {
-          vocab = malloc (vocab_len + 1);
-          if (!vocab)
-            die ("out of memory");
-          memcpy (vocab, v, vocab_len);
-        }
+      vocab = copy_vocab (pm, &vocab_len);
       m = pmx_tmodel_from_archive (pm, want_ret, o.dropout, (uint64_t) o.seed,
                                    &extra);
       if (!m)
