@@ -19,7 +19,9 @@
      rows of V, |V| <= 1);
    - whole layers (dense and pruned: a layer without attention, one
      without FFN; padding masked; all positions, and the CLS row alone,
-     which takes the CPU's direct attention): 1e-5 after three layers.  */
+     which takes the CPU's direct attention): 1e-5 after three layers,
+     in one chunk and again in chunks of one sequence each (the GPU's
+     double-buffered chunks, the CPU's per-thread ones).  */
 
 #include <config.h>
 #include "backend.h"
@@ -372,11 +374,19 @@ test_layers (const char *name)
   for (int t = 0; t < T; t++)
     all[t] = t;
   float *x = randv ((size_t) G * T * H, 1, 0);
-  float *out = malloc (sizeof (float) * G * T * H), *one = malloc (sizeof (float) * G * H);
-  CHECK (pmx_encoder_forward (e, x, G, T, lengths, all, T, out) == 0, "%s: forward: %s",
-         name, pmx_errmsg ());
-  CHECK (pmx_encoder_forward (e, x, G, T, lengths, &cls, 1, one) == 0, "%s: forward: %s",
-         name, pmx_errmsg ());
+  /* Pass 0: the default chunk (one for these few tokens); pass 1: a
+     chunk a sequence (pmx_encoder_set_chunk rounds up to whole ones).  */
+  float *out = malloc (sizeof (float) * 2 * G * T * H),
+    *one = malloc (sizeof (float) * 2 * G * H);
+  for (int pass = 0; pass < 2; pass++)
+    {
+      if (pass)
+        pmx_encoder_set_chunk (e, 1);
+      CHECK (pmx_encoder_forward (e, x, G, T, lengths, all, T, out + pass * G * T * H) == 0,
+             "%s: forward: %s", name, pmx_errmsg ());
+      CHECK (pmx_encoder_forward (e, x, G, T, lengths, &cls, 1, one + pass * G * H) == 0,
+             "%s: forward: %s", name, pmx_errmsg ());
+    }
   double worst = 0, worst_cls = 0, pad = 0;
   for (int g = 0; g < G; g++)
     {
@@ -385,18 +395,22 @@ test_layers (const char *name)
       for (int i = 0; i < L * H; i++)
         ref[i] = x[(size_t) g * T * H + i];
       ref_encoder (ly, ref, L);
-      for (int i = 0; i < T * H; i++)
+      for (int pass = 0; pass < 2; pass++)
         {
-          double got = out[(size_t) g * T * H + i];
-          if (i >= L * H)
-            pad = got != 0 ? 1 : pad;
-          else
-            worst = fabs (got - ref[i]) > worst || isnan (got) ? fabs (got - ref[i]) : worst;
-        }
-      for (int j = 0; j < H; j++)
-        {
-          double d = fabs (one[g * H + j] - ref[j]);
-          worst_cls = d > worst_cls || isnan (d) ? d : worst_cls;
+          for (int i = 0; i < T * H; i++)
+            {
+              double got = out[(size_t) (pass * G + g) * T * H + i];
+              if (i >= L * H)
+                pad = got != 0 ? 1 : pad;
+              else
+                worst = fabs (got - ref[i]) > worst || isnan (got)
+                  ? fabs (got - ref[i]) : worst;
+            }
+          for (int j = 0; j < H; j++)
+            {
+              double d = fabs (one[(pass * G + g) * H + j] - ref[j]);
+              worst_cls = d > worst_cls || isnan (d) ? d : worst_cls;
+            }
         }
     }
   CHECK (worst <= 1e-5, "%s: %d layers, all positions: error %g", name, LAYERS, worst);
