@@ -13,6 +13,13 @@ OPENBLAS_NUM_THREADS threads (set it in the environment).
 Prints one summary line per implementation: the median pass in seq/s, the
 range over passes, and sequences per CPU-second (at one thread, the figure
 least disturbed by other processes on a shared machine).
+
+--device=cuda runs the same on the GPU (the peer of prumux-infer
+--device=cuda:0): fp32 with TF32 off unless --tf32, torch.cuda.synchronize()
+around each pass, and the most GPU memory torch allocated.  SEQ per CPU-s is
+then meaningless and not printed.  --host-io adds what prumux-infer pays on
+a GPU: each pass copies its input from pinned host memory and its output
+(all positions) back to pinned host memory.
 """
 import argparse
 import math
@@ -67,45 +74,74 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--passes", type=int, default=5)
     ap.add_argument("--impl", default="eager,nnfast")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tf32", action="store_true")
+    ap.add_argument("--host-io", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(1)
+    dev = torch.device(a.device)
+    gpu = dev.type == "cuda"
+    if gpu:
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32
+        torch.backends.cudnn.allow_tf32 = a.tf32
+
+    def sync():
+        if gpu:
+            torch.cuda.synchronize(dev)
     heads, ffn = per_layer(a.heads, a.layers), per_layer(a.ffn, a.layers)
     H, T, B = a.hidden, a.seq, a.batch
-    x = torch.randn(B, T, H)
+    x = torch.randn(B, T, H, device=dev)
+    host_io = gpu and a.host_io
+    if host_io:
+        x_host = torch.randn(B, T, H).pin_memory()
+        y_host = torch.empty(B, T, H).pin_memory()
     dense = len(set(heads)) == 1 and len(set(ffn)) == 1 and heads[0] and ffn[0]
     for impl in a.impl.split(","):
         if impl == "nnfast" and not dense:
             continue
         if impl == "eager":
             model = torch.nn.ModuleList(Layer(H, h, a.head_dim, f) for h, f in zip(heads, ffn))
-            add_mask = torch.zeros(B, 1, 1, T)
+            add_mask = torch.zeros(B, 1, 1, T, device=dev)
 
             def run():
-                y = x
+                y = x_host.to(dev, non_blocking=True) if host_io else x
                 for ly in model:
                     y = ly(y, add_mask)
+                if host_io:
+                    y_host.copy_(y, non_blocking=True)
                 return y
         else:
             layer = torch.nn.TransformerEncoderLayer(H, heads[0], ffn[0], 0.0, "gelu",
                                                      layer_norm_eps=1e-12, batch_first=True)
             model = torch.nn.TransformerEncoder(layer, a.layers, enable_nested_tensor=False)
-            pad = torch.zeros(B, T, dtype=torch.bool)
+            pad = torch.zeros(B, T, dtype=torch.bool, device=dev)
 
             def run():
-                return model(x, src_key_padding_mask=pad)
-        model.eval()
+                y = model(x_host.to(dev, non_blocking=True) if host_io else x,
+                          src_key_padding_mask=pad)
+                if host_io:
+                    y_host.copy_(y, non_blocking=True)
+                return y
+        model.to(dev).eval()
+        if gpu:
+            torch.cuda.reset_peak_memory_stats(dev)
         with torch.no_grad():
             run()
+            sync()
             times, cpu = [], []
             for _ in range(a.passes):
                 t0, c0 = time.perf_counter(), time.process_time()
                 run()
+                sync()
                 times.append(time.perf_counter() - t0)
                 cpu.append(time.process_time() - c0)
         med = statistics.median(times)
+        where = (f"; device {a.device}{' tf32' if a.tf32 else ' fp32'}"
+                 f"{', host input and output' if host_io else ''}, most memory allocated "
+                 f"{torch.cuda.max_memory_allocated(dev) / 2**20:.0f} MiB" if gpu else
+                 f"; {B / statistics.median(cpu):.2f} seq per CPU-s")
         print(f"torch {impl} L {a.layers} H {H} heads {a.heads} ffn {a.ffn} T {T} batch {B}: "
-              f"{B / med:.2f} seq/s (passes {B / max(times):.2f}-{B / min(times):.2f})"
-              f"; {B / statistics.median(cpu):.2f} seq per CPU-s")
+              f"{B / med:.2f} seq/s (passes {B / max(times):.2f}-{B / min(times):.2f})" + where)
         sys.stdout.flush()
 
 
