@@ -263,7 +263,7 @@ cpu_new (const void *dev, const pmx_model_config *cfg, pmx_tensor_lookup get,
     }
   snprintf (e->desc, sizeof e->desc, "cpu:%s: %s dense layers, %s attention, "
             "%d thread%s", pmx_gemm_kind_name (gemm),
-            gemm == PMX_GEMM_AVX512 ? "AVX-512 packed-weight (14x16)"
+            gemm == PMX_GEMM_AVX512 ? "AVX-512 packed-weight (12x32)"
             : gemm == PMX_GEMM_AVX2 ? "AVX2 packed-weight (6x16)" : "OpenBLAS",
             pmx_sgemm_name (), threads, threads == 1 ? "" : "s");
 #ifdef HAVE_OPENBLAS_SET_NUM_THREADS

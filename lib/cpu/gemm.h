@@ -8,7 +8,7 @@
    time.  Only A's row block is packed per call, into scratch that the
    caller owns.
 
-   Kernels: AVX-512 (14 x 16 tile) and AVX2+FMA (6 x 16), picked by what the
+   Kernels: AVX-512 (12 x 32 tile) and AVX2+FMA (6 x 16), picked by what the
    CPU supports when W is packed.  Without either, pmx_packed_init makes a
    packing of kind PMX_GEMM_NONE (nothing allocated) and the caller uses
    BLAS on W itself.
