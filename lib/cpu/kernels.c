@@ -87,6 +87,68 @@ exp1 (float x)
   return y * scale;
 }
 
+/* ---- Training's elementwise steps (train-ops.c, optim.c) ------------- */
+
+MULTIVERSION void
+pmx_adamw_update (float *restrict x, const float *restrict g, float *restrict m,
+                  float *restrict v, size_t n, float decay, float beta1, float beta2,
+                  float step_size, float bc2_sqrt, float eps)
+{
+  float a1 = 1.0f - beta1, a2 = 1.0f - beta2;
+  for (size_t i = 0; i < n; i++)
+    {
+      float gi = g[i];
+      float mi = m[i] * beta1 + a1 * gi;
+      float vi = v[i] * beta2 + a2 * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      x[i] = x[i] * decay - step_size * (mi / (sqrtf (vi) / bc2_sqrt + eps));
+    }
+}
+
+MULTIVERSION void
+pmx_gelu_bwd_acc (float *restrict dinp, const float *restrict pre,
+                  const float *restrict out, const float *restrict dout, size_t n)
+{
+  const float k = 0.398942280401432678f;        /* 1 / sqrt (2 pi) */
+  for (size_t i = 0; i < n; i++)
+    {
+      float x = pre[i];
+      /* Phi (x) = gelu (x) / x, except near 0 where that loses digits (and
+         far below, where gelu underflows to 0 and Phi is 0 too); both sides
+         are computed, the division's infinities thrown away.  */
+      float q = out[i] / x;
+      float cdf = fabsf (x) > 1e-2f ? q : 0.5f + k * x;
+      float pdf = k * exp1 (-0.5f * x * x);
+      dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+
+MULTIVERSION void
+pmx_vadd (float *restrict y, const float *restrict x, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    y[i] += x[i];
+}
+
+MULTIVERSION double
+pmx_sum_squares (const float *x, size_t n)
+{
+  /* Sixteen sums, each over every sixteenth element, then added in order:
+     the same additions in every clone (no reassociation is asked for).  */
+  double lane[16] = { 0 };
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; j++)
+      lane[j] += (double) x[i + j] * x[i + j];
+  for (int j = 0; i < n; i++, j++)
+    lane[j] += (double) x[i] * x[i];
+  double s = 0;
+  for (int j = 0; j < 16; j++)
+    s += lane[j];
+  return s;
+}
+
 MULTIVERSION size_t
 pmx_count_nonfinite (const float *x, size_t n)
 {

@@ -56,6 +56,21 @@ void pmx_softmax_rows (float *x, int ld, int rows, int n);
    with it at load, activations after each stage).  */
 size_t pmx_count_nonfinite (const float *x, size_t n);
 
+/* Training's elementwise steps, vectorised like the encoder's kernels.
+   AdamW on N parameters X with gradients G and moments M, V:
+   x = x DECAY - STEP_SIZE m / (sqrt (v) / BC2_SQRT + EPS) after the moment
+   updates (optim.c says why).  GELU's backward from the saved input PRE
+   and output OUT = gelu (PRE): DINP += DOUT gelu' (PRE).  Y += X.  The sum
+   of squares of X in double, in an order that does not depend on the
+   clone.  The arrays of one call must not overlap.  */
+void pmx_adamw_update (float *x, const float *g, float *m, float *v, size_t n,
+                       float decay, float beta1, float beta2, float step_size,
+                       float bc2_sqrt, float eps);
+void pmx_gelu_bwd_acc (float *dinp, const float *pre, const float *out,
+                       const float *dout, size_t n);
+void pmx_vadd (float *y, const float *x, size_t n);
+double pmx_sum_squares (const float *x, size_t n);
+
 /* Scalar GELU and exp used by the kernels, for tests.  */
 float pmx_gelu_fast (float x);
 float pmx_exp_fast (float x);

@@ -3,6 +3,7 @@
 #include <config.h>
 #include "optim.h"
 #include "error.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -63,14 +64,8 @@ pmx_adamw_step (pmx_adamw *o, pmx_tmodel *model, float lr)
       float *x = model->params + p->offset, *g = model->grads + p->offset;
       float *m = o->m + p->offset, *v = o->v + p->offset;
       float decay = p->decay ? 1.0f - lr * o->weight_decay : 1.0f;
-      for (size_t i = 0; i < p->size; i++)
-        {
-          x[i] *= decay;
-          m[i] = m[i] * o->beta1 + (1.0f - o->beta1) * g[i];
-          v[i] = v[i] * o->beta2 + (1.0f - o->beta2) * g[i] * g[i];
-          float denom = sqrtf (v[i]) / bc2_sqrt + o->eps;
-          x[i] -= step_size * (m[i] / denom);
-        }
+      pmx_adamw_update (x, g, m, v, p->size, decay, o->beta1, o->beta2, step_size,
+                        bc2_sqrt, o->eps);
     }
 }
 
@@ -81,13 +76,7 @@ pmx_adam_update (float *x, const float *g, float *m, float *v, size_t n,
   float bc1 = 1.0f - powf (beta1, (float) t);
   float bc2 = 1.0f - powf (beta2, (float) t);
   float step_size = lr / bc1, bc2_sqrt = sqrtf (bc2);
-  for (size_t i = 0; i < n; i++)
-    {
-      m[i] = m[i] * beta1 + (1.0f - beta1) * g[i];
-      v[i] = v[i] * beta2 + (1.0f - beta2) * g[i] * g[i];
-      float denom = sqrtf (v[i]) / bc2_sqrt + eps;
-      x[i] -= step_size * (m[i] / denom);
-    }
+  pmx_adamw_update (x, g, m, v, n, 1.0f, beta1, beta2, step_size, bc2_sqrt, eps);
 }
 
 double
@@ -99,9 +88,7 @@ pmx_clip_grad_norm (const pmx_adamw *o, pmx_tmodel *model, float max_norm)
       const pmx_tparam *p = &model->param[k];
       if (!pmx_adamw_trains (o, p))
         continue;
-      const float *g = model->grads + p->offset;
-      for (size_t i = 0; i < p->size; i++)
-        ss += (double) g[i] * g[i];
+      ss += pmx_sum_squares (model->grads + p->offset, p->size);
     }
   double norm = sqrt (ss);
   if (max_norm > 0 && norm > max_norm)

@@ -235,16 +235,7 @@ void
 pmx_gelu_bwd_out (float *dinp, const float *pre, const float *out,
                   const float *dout, int n)
 {
-  const float k = (float) (0.5 * M_2_SQRTPI * M_SQRT1_2); /* 1/sqrt(2 pi) */
-  for (int i = 0; i < n; i++)
-    {
-      float x = pre[i];
-      /* Phi (x) = gelu (x) / x, except near 0 where that loses digits (and
-         far below, where gelu underflows to 0 and Phi is 0 too).  */
-      float cdf = fabsf (x) > 1e-2f ? out[i] / x : 0.5f + k * x;
-      float pdf = k * expf (-0.5f * x * x);
-      dinp[i] += dout[i] * (cdf + x * pdf);
-    }
+  pmx_gelu_bwd_acc (dinp, pre, out, dout, (size_t) n);
 }
 
 /* ---- Attention ---------------------------------------------------------- */
@@ -434,6 +425,5 @@ pmx_mul (float *x, const float *mask, int64_t n)
 void
 pmx_add (float *y, const float *x, int64_t n)
 {
-  for (int64_t i = 0; i < n; i++)
-    y[i] += x[i];
+  pmx_vadd (y, x, (size_t) n);
 }
