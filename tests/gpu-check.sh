@@ -127,7 +127,9 @@ if want 3; then
         echo 0 > "$peak"; sleep 0.3
         # shellcheck disable=SC2086
         timeout 300 "$build/bench/encoder-bench" $args --seq=128 --batch=128 --passes=10 \
-          --positions=all --chunk=$chunk --device=$dev | tail -1 || fail "encoder-bench"
+          --positions=all --chunk=$chunk --device=$dev > "$tmp/bench" 2>&1 \
+          || fail "encoder-bench $shape $dev"
+        tail -1 "$tmp/bench"
         sleep 0.5
         echo "   ^ $shape, $dev, chunk $chunk: most GPU memory in use $(cat "$peak") MiB"
       done
