@@ -172,30 +172,42 @@ tile_out (const float *t, int nr_max, float *c, int ldc, int mr, int nr, int acc
     }
 }
 
-/* 12 x 16: one panel B (a lone last panel).  */
-__attribute__ ((target ("avx512f")))
-static void
-kernel_avx512 (int kdepth, const float *a, const float *b, float *c, int ldc, int mr,
-               int nr, int acc)
+/* A 12 x 16 NP tile: NP (1 or 2, a constant after inlining) panels, B0
+   for columns 0..15 and B1 for 16..31, each NR floats a k; nr <= 16 NP.
+   Written once for both widths; the wrappers below are the kernels.  */
+__attribute__ ((target ("avx512f"), always_inline))
+static inline void
+tile_avx512 (int np, int kdepth, const float *a, const float *b0p, const float *b1p,
+             float *c, int ldc, int mr, int nr, int acc)
 {
-  __m512 c0[12];
+  __m512 c0[12], c1[12];
 #pragma GCC unroll 12
   for (int i = 0; i < 12; i++)
-    c0[i] = _mm512_setzero_ps ();
+    c0[i] = c1[i] = _mm512_setzero_ps ();
   /* Fetch the tile of C now: it is needed only after the loop.  */
   for (int i = 0; i < mr; i++)
-    _mm_prefetch ((const char *) (c + (size_t) i * ldc), _MM_HINT_T0);
+    for (int p = 0; p < np; p++)
+      _mm_prefetch ((const char *) (c + (size_t) i * ldc + 16 * p), _MM_HINT_T0);
   for (int k = 0; k < kdepth; k++)
     {
-      __m512 b0 = _mm512_load_ps (b);
-      _mm_prefetch ((const char *) (b + 16 * 16), _MM_HINT_T0);
+      __m512 b0 = _mm512_load_ps (b0p);
+      __m512 b1 = np == 2 ? _mm512_load_ps (b1p) : b0;
+      _mm_prefetch ((const char *) (b0p + 16 * 16), _MM_HINT_T0);
+      if (np == 2)
+        _mm_prefetch ((const char *) (b1p + 16 * 16), _MM_HINT_T0);
 #pragma GCC unroll 12
       for (int i = 0; i < 12; i++)
-        c0[i] = _mm512_fmadd_ps (_mm512_set1_ps (a[i]), b0, c0[i]);
+        {
+          __m512 ai = _mm512_set1_ps (a[i]);
+          c0[i] = _mm512_fmadd_ps (ai, b0, c0[i]);
+          if (np == 2)
+            c1[i] = _mm512_fmadd_ps (ai, b1, c1[i]);
+        }
       a += 12;
-      b += 16;
+      b0p += 16;
+      b1p += 16 * (np == 2);
     }
-  if (mr == 12 && nr == 16)
+  if (mr == 12 && nr == 16 * np)
     {
 #pragma GCC unroll 12
       for (int i = 0; i < 12; i++)
@@ -204,61 +216,12 @@ kernel_avx512 (int kdepth, const float *a, const float *b, float *c, int ldc, in
           if (acc)
             c0[i] = _mm512_add_ps (c0[i], _mm512_loadu_ps (ci));
           _mm512_storeu_ps (ci, c0[i]);
-        }
-      return;
-    }
-  float t[12 * 16] __attribute__ ((aligned (64)));
-#pragma GCC unroll 12
-  for (int i = 0; i < 12; i++)
-    _mm512_store_ps (t + i * 16, c0[i]);
-  tile_out (t, 16, c, ldc, mr, nr, acc);
-}
-
-/* 12 x 32: panels B0 (columns 0..15) and B1 (16..31), NR floats a k each;
-   16 < nr <= 32.  */
-__attribute__ ((target ("avx512f")))
-static void
-kernel_avx512_wide (int kdepth, const float *a, const float *b0p, const float *b1p,
-                    float *c, int ldc, int mr, int nr, int acc)
-{
-  __m512 c0[12], c1[12];
-#pragma GCC unroll 12
-  for (int i = 0; i < 12; i++)
-    c0[i] = c1[i] = _mm512_setzero_ps ();
-  for (int i = 0; i < mr; i++)
-    {
-      _mm_prefetch ((const char *) (c + (size_t) i * ldc), _MM_HINT_T0);
-      _mm_prefetch ((const char *) (c + (size_t) i * ldc + 16), _MM_HINT_T0);
-    }
-  for (int k = 0; k < kdepth; k++)
-    {
-      __m512 b0 = _mm512_load_ps (b0p), b1 = _mm512_load_ps (b1p);
-      _mm_prefetch ((const char *) (b0p + 16 * 16), _MM_HINT_T0);
-      _mm_prefetch ((const char *) (b1p + 16 * 16), _MM_HINT_T0);
-#pragma GCC unroll 12
-      for (int i = 0; i < 12; i++)
-        {
-          __m512 ai = _mm512_set1_ps (a[i]);
-          c0[i] = _mm512_fmadd_ps (ai, b0, c0[i]);
-          c1[i] = _mm512_fmadd_ps (ai, b1, c1[i]);
-        }
-      a += 12;
-      b0p += 16;
-      b1p += 16;
-    }
-  if (mr == 12 && nr == 32)
-    {
-#pragma GCC unroll 12
-      for (int i = 0; i < 12; i++)
-        {
-          float *ci = c + (size_t) i * ldc;
-          if (acc)
+          if (np == 2)
             {
-              c0[i] = _mm512_add_ps (c0[i], _mm512_loadu_ps (ci));
-              c1[i] = _mm512_add_ps (c1[i], _mm512_loadu_ps (ci + 16));
+              if (acc)
+                c1[i] = _mm512_add_ps (c1[i], _mm512_loadu_ps (ci + 16));
+              _mm512_storeu_ps (ci + 16, c1[i]);
             }
-          _mm512_storeu_ps (ci, c0[i]);
-          _mm512_storeu_ps (ci + 16, c1[i]);
         }
       return;
     }
@@ -267,9 +230,28 @@ kernel_avx512_wide (int kdepth, const float *a, const float *b0p, const float *b
   for (int i = 0; i < 12; i++)
     {
       _mm512_store_ps (t + i * 32, c0[i]);
-      _mm512_store_ps (t + i * 32 + 16, c1[i]);
+      if (np == 2)
+        _mm512_store_ps (t + i * 32 + 16, c1[i]);
     }
   tile_out (t, 32, c, ldc, mr, nr, acc);
+}
+
+/* 12 x 16: one panel (a lone last panel).  */
+__attribute__ ((target ("avx512f")))
+static void
+kernel_avx512 (int kdepth, const float *a, const float *b, float *c, int ldc, int mr,
+               int nr, int acc)
+{
+  tile_avx512 (1, kdepth, a, b, b, c, ldc, mr, nr, acc);
+}
+
+/* 12 x 32: two adjacent panels.  */
+__attribute__ ((target ("avx512f")))
+static void
+kernel_avx512_wide (int kdepth, const float *a, const float *b0, const float *b1,
+                    float *c, int ldc, int mr, int nr, int acc)
+{
+  tile_avx512 (2, kdepth, a, b0, b1, c, ldc, mr, nr, acc);
 }
 
 __attribute__ ((target ("avx2,fma")))
