@@ -1,6 +1,6 @@
 /* threads.h -- a small persistent thread pool for the encoder's parallel
    phases (row-block GEMMs with their fused epilogues, attention over
-   (sequence, head) pairs).
+   (sequence, head) pairs) and a training step's (par.h).
 
    One pool owns the CPU in every phase: the encoder keeps OpenBLAS itself
    single-threaded and calls it from the pool's threads, so two thread pools
