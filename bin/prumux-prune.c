@@ -245,7 +245,7 @@ finetune (const options *o, pmx_tmodel *teacher, pmx_batcher *tb,
   c.layer_transformation = 1;
   c.lt_out = HT;
   pmx_tmodel *m = pmx_tmodel_new (&c);
-  if (!m)
+  if (!m || pmx_tmodel_set_threads (m, o->threads) < 0)
     die_lib (NULL);
   pmx_tmodel_copy (m, s0);
   pmx_tmodel_free (s0);
@@ -375,7 +375,9 @@ main (int argc, char **argv)
     usage_error ("--model, --train, --sparsity and --output are required");
   if (o.finetune_lr < 0)
     o.finetune_lr = o.lr;
-  openblas_set_num_threads (o.threads);
+  /* The models' own threads run the steps (par.h); OpenBLAS runs inside
+     them, one thread each.  */
+  openblas_set_num_threads (1);
 
   /* The teacher, and the student: the same model with a
      layer_transformation.  */
@@ -409,6 +411,9 @@ main (int argc, char **argv)
   pmx_tmodel_copy (m, s0);
   pmx_tmodel_free (s0);
   m->open = 1;
+  if (pmx_tmodel_set_threads (m, o.threads) < 0
+      || pmx_tmodel_set_threads (teacher, o.threads) < 0)
+    die_lib (NULL);
   const pmx_train_config *mc = &m->cfg;
   int N = mc->mux_n;
   if (o.batch % N)

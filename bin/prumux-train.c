@@ -553,7 +553,9 @@ main (int argc, char **argv)
     usage_error ("extra operand '%s'", argv[optind]);
   if (!o.init || !o.train || !o.output)
     usage_error ("--init, --train and --output are required");
-  openblas_set_num_threads (o.threads);
+  /* The model's own threads run the step (par.h); OpenBLAS runs inside
+     them, one thread each.  */
+  openblas_set_num_threads (1);
 
   /* The model.  */
   pmx_model_config acfg;
@@ -589,6 +591,8 @@ main (int argc, char **argv)
         die_lib (o.init);
       pmx_model_close (pm);
     }
+  if (pmx_tmodel_set_threads (m, o.threads) < 0)
+    die_lib (NULL);
   if (o.task)
     snprintf (acfg.task, sizeof acfg.task, "%s", o.task);
   const pmx_train_config *mc = &m->cfg;

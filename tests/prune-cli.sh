@@ -4,6 +4,7 @@
 # pruned to a target, an N = 1 (cls pooling) run that cuts hidden
 # dimensions, the masks TSV (read back by prumux-model shrink),
 # a run paused and resumed ending bit for bit where an unbroken run ends,
+# and where runs on 1 and 3 threads end,
 # and the pruned models running through prumux-mux | prumux-infer |
 # prumux-demux.
 . "$abs_top_srcdir/tests/init.sh"
@@ -97,6 +98,12 @@ expect_fail 1 'other options' prumux-prune $opts --seed=3 -o b.pmx -r
 prumux-prune $opts --masks=b.tsv -o b.pmx -r || fail_ "resumed run"
 cmp a.pmx b.pmx || fail_ "resumed model differs"
 cmp a.tsv b.tsv || fail_ "resumed masks differ"
+# The thread count changes nothing (lib/cpu/par.h).
+for j in 1 3; do
+  prumux-prune $opts -j $j --masks=j$j.tsv -o j$j.pmx || fail_ "-j $j"
+  cmp a.pmx j$j.pmx || fail_ "-j $j gave another model"
+  cmp a.tsv j$j.tsv || fail_ "-j $j gave other masks"
+done
 
 # Ctrl-C: the state is saved at the end of the step and the exit status
 # is 1; --resume continues from it.  Interrupt once the metrics log shows

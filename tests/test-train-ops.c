@@ -285,11 +285,11 @@ test_linear (void)
   float *fb = to_float (lin_b, MO), *fW = to_float (W, MR * MO);
   float out[MR * MO];
   double ref[MR * MO];
-  pmx_linear_fwd (out, fx, fw, fb, MR, MI, MO);
+  pmx_linear_fwd (NULL, out, fx, fw, fb, MR, MI, MO);
   ref_linear (ref);
   check_forward ("linear", out, ref, MR * MO);
   float *dx = fzeros (MR * MI), *dw = fzeros (MO * MI), *db = fzeros (MO);
-  pmx_linear_bwd (dx, dw, db, fW, fx, fw, MR, MI, MO);
+  pmx_linear_bwd (NULL, dx, dw, db, fW, fx, fw, MR, MI, MO);
   ref_loss = loss_linear;
   check_grad ("linear input", lin_x, dx, MR * MI);
   check_grad ("linear weight", lin_w, dw, MO * MI);
@@ -354,7 +354,7 @@ test_linear_gelu (void)
   float *fb = to_float (lin_b, MO), *fW = to_float (W, MR * MO);
   float pre[MR * MO], out[MR * MO];
   double ref[MR * MO];
-  pmx_linear_gelu_fwd (pre, out, fx, fw, fb, MR, MI, MO);
+  pmx_linear_gelu_fwd (NULL, pre, out, fx, fw, fb, MR, MI, MO);
   ref_linear (ref);
   for (int i = 0; i < MR * MO; i++)
     ref[i] = 0.5 * ref[i] * (1 + erf (ref[i] / sqrt (2.0)));
@@ -362,9 +362,9 @@ test_linear_gelu (void)
   /* backward: the GELU from out, then the linear layer */
   float dpre[MR * MO];
   memset (dpre, 0, sizeof dpre);
-  pmx_gelu_bwd_out (dpre, pre, out, fW, MR * MO);
+  pmx_gelu_bwd_out (NULL, dpre, pre, out, fW, MR * MO);
   float *dx = fzeros (MR * MI), *dw = fzeros (MO * MI), *db = fzeros (MO);
-  pmx_linear_bwd (dx, dw, db, dpre, fx, fw, MR, MI, MO);
+  pmx_linear_bwd (NULL, dx, dw, db, dpre, fx, fw, MR, MI, MO);
   ref_loss = loss_linear_gelu;
   check_grad ("linear+gelu input", lin_x, dx, MR * MI);
   check_grad ("linear+gelu weight", lin_w, dw, MO * MI);
@@ -373,7 +373,7 @@ test_linear_gelu (void)
   float x[4] = { 0.0f, 1e-3f, -12.0f, 30.0f }, o[4], d[4] = { 0 };
   float one[4] = { 1, 1, 1, 1 };
   pmx_gelu_fwd (o, x, 4);
-  pmx_gelu_bwd_out (d, x, o, one, 4);
+  pmx_gelu_bwd_out (NULL, d, x, o, one, 4);
   double want[4];
   for (int i = 0; i < 4; i++)
     {
@@ -445,11 +445,11 @@ test_attention (const int32_t *lengths, const char *what)
   float *fW = to_float (W, n);
   float out[AB * AT * AC], att[AB * ANH * AT * AT], scratch[AT * AT];
   double ref[AB * AT * AC];
-  pmx_attention_fwd (out, att, fq, fk, fv, lengths, AB, AT, ANH, AHD);
+  pmx_attention_fwd (NULL, out, att, fq, fk, fv, lengths, AB, AT, ANH, AHD);
   ref_attention (ref);
   check_forward (what, out, ref, n);
   float *dq = fzeros (n), *dk = fzeros (n), *dv = fzeros (n);
-  pmx_attention_bwd (dq, dk, dv, scratch, fW, att, fq, fk, fv, AB, AT, ANH,
+  pmx_attention_bwd (NULL, dq, dk, dv, scratch, fW, att, fq, fk, fv, AB, AT, ANH,
                      AHD);
   char name[64];
   ref_loss = loss_attention;

@@ -3,7 +3,8 @@
 # two-instance MUX-BERT (retrieval warm-up, then the task) learn it; the
 # checkpoint gives the training forward's logits through prumux-mux |
 # prumux-infer | prumux-demux (|diff| <= 1e-4); MLM learns; a run paused and resumed
-# ends bit for bit where an unbroken run does, and the same seed repeats it.
+# ends bit for bit where an unbroken run does, and the same seed repeats it,
+# on any number of threads.
 . "$abs_top_srcdir/tests/init.sh"
 . "$srcdir/tests/train-data.sh"
 logits="$abs_top_builddir/tests/test-train-logits"
@@ -64,6 +65,11 @@ cmp A.pmx B.pmx || fail_ "resumed model differs"
 cmp A.pmx.state B.pmx.state || fail_ "resumed state differs"
 prumux-train $a -o C.pmx || fail_ "repeated run"
 cmp A.pmx C.pmx || fail_ "the same seed gave another model"
+# The thread count changes nothing (lib/cpu/par.h).
+for j in 1 3; do
+  prumux-train $a -j $j -o J$j.pmx || fail_ "-j $j"
+  cmp A.pmx J$j.pmx || fail_ "-j $j gave another model"
+done
 prumux-train $a -o D.pmx --seed=7 || fail_ "other seed"
 cmp -s A.pmx D.pmx && fail_ "another seed gave the same model"
 

@@ -95,7 +95,7 @@ pmx_demux_head_bwd (const pmx_demux_head *hd, const pmx_demux_head_grad *grad,
                      hd->ln_w, act->mean, act->rstd, B, D);
   memset (dact->p, 0, n * sizeof *dz);
   pmx_gelu_bwd (dact->p, act->p, dact->pg, (int) n);
-  pmx_linear_bwd (dz, grad->pre_w, grad->pre_b, dact->p, act->z[L - 1],
+  pmx_linear_bwd (NULL, dz, grad->pre_w, grad->pre_b, dact->p, act->z[L - 1],
                   hd->pre_w, B, D, D);
   /* z_k = z_{k-1} + gelu (dense_k z_{k-1}).  */
   for (int k = L - 1; k >= 1; k--)
@@ -103,7 +103,7 @@ pmx_demux_head_bwd (const pmx_demux_head *hd, const pmx_demux_head_grad *grad,
       memcpy (dact->z[k - 1], dact->z[k], n * sizeof *dz);
       memset (dact->pre[k], 0, n * sizeof *dz);
       pmx_gelu_bwd (dact->pre[k], act->pre[k], dact->z[k], (int) n);
-      pmx_linear_bwd (dact->z[k - 1], grad->w[k], grad->b[k], dact->pre[k],
+      pmx_linear_bwd (NULL, dact->z[k - 1], grad->w[k], grad->b[k], dact->pre[k],
                       act->z[k - 1], hd->w[k], B, D, D);
     }
   /* z_1 = gelu (U[g] + C[i]): C's gradient sums over groups, U's over

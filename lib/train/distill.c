@@ -67,7 +67,7 @@ pmx_distill_layers (const float *const *s, int LS, const float *const *t,
   if (LS < 1 || NT < 1)
     return 0;
   for (int j = 0; j < LS; j++)
-    pmx_linear_fwd (y + j * RH, s[j], W, b, (int) R, HS, HT);
+    pmx_linear_fwd (NULL, y + j * RH, s[j], W, b, (int) R, HS, HT);
   for (int k = 0; k < NT; k++)
     for (int j = 0; j < LS; j++)
       {
@@ -103,7 +103,7 @@ pmx_distill_layers (const float *const *s, int LS, const float *const *t,
       const float *yj = y + j * RH, *tk = t[k];
       for (size_t i = 0; i < RH; i++)
         dy[i] = (float) (scale * 2.0 * ((double) yj[i] - tk[i]) / RH);
-      pmx_linear_bwd (ds && ds[j] ? ds[j] : NULL, dW, db, dy, s[j], W,
+      pmx_linear_bwd (NULL, ds && ds[j] ? ds[j] : NULL, dW, db, dy, s[j], W,
                       (int) R, HS, HT);
     }
   return loss;

@@ -9,6 +9,7 @@
 #include <config.h>
 #include "train-model.h"
 #include "train-ops.h"
+#include "par.h"
 #include "mux.h"
 #include "demux-head.h"
 #include "error.h"
@@ -251,12 +252,31 @@ pmx_tmodel_new (const pmx_train_config *cfg)
 
 static void act_free (void *a);
 
+int
+pmx_tmodel_set_threads (pmx_tmodel *m, int threads)
+{
+  pmx_par *par = calloc (1, sizeof *par);
+  if (!par)
+    return pmx_error ("out of memory");
+  if (pmx_par_init (par, threads) < 0)
+    {
+      free (par);
+      return -1;
+    }
+  pmx_par_release (m->par);
+  free (m->par);
+  m->par = par;
+  return 0;
+}
+
 void
 pmx_tmodel_free (pmx_tmodel *m)
 {
   if (!m)
     return;
   act_free (m->act);
+  pmx_par_release (m->par);
+  free (m->par);
   free (m->param);
   free (m->params);
   free (m->grads);
@@ -409,6 +429,7 @@ typedef struct act
   double *dhz;                          /* (H) hidden_z gradient, in double */
   int masked;                           /* the arena has the mask buffers */
   int open;                             /* ... and the caller's gradients */
+  int threads;                          /* datt holds T*T for each */
   pmx_tacts pub;                        /* what pmx_tmodel_acts shows */
   float *ext_dlogits;                   /* (B, C) */
   float *ext_dhidden[PMX_TRAIN_MAX_LAYERS + 1];  /* (R, H) each */
@@ -560,7 +581,7 @@ plan (const pmx_train_config *c, act *a, float *base, int B, int T)
   a->dctx = carve (base, &cur, (size_t) R * Amax);
   a->dff = carve (base, &cur, (size_t) R * Fmax);
   a->dfg = carve (base, &cur, (size_t) R * Fmax);
-  a->datt = carve (base, &cur, (size_t) T * T);
+  a->datt = carve (base, &cur, (size_t) a->threads * T * T);
   int D = c->muxed ? c->demux_hidden : H;
   plan_head (&a->task, base, &cur, B, H, D, c->num_labels, 0);
   plan_head (&a->ret, base, &cur, c->retrieval ? R : 0, H, D, c->vocab, 1);
@@ -583,6 +604,7 @@ get_act (pmx_tmodel *m, int B, int T, int masked)
      and unmasked forwards do not reallocate).  */
   a->masked |= masked;
   a->open |= m->open;
+  a->threads = pmx_par_threads (m->par);     /* attention's scratch, a thread each */
   if (a->masked && !a->dz)
     {
       const pmx_train_config *c = &m->cfg;
@@ -666,7 +688,7 @@ task_head_fwd (const pmx_tmodel *m, head_act *h, const float *X, int T)
       for (int r = 0; r < rows; r++)
         memcpy (h->z0 + (size_t) r * H, X + (size_t) h->src[r] * H,
                 H * sizeof (float));
-      pmx_linear_fwd (h->logits, h->z0, w->cls_w, w->cls_b, rows, H, C);
+      pmx_linear_fwd (m->par, h->logits, h->z0, w->cls_w, w->cls_b, rows, H, C);
       return;
     }
   pmx_demux_head hd = demux_head_of (m);
@@ -674,7 +696,7 @@ task_head_fwd (const pmx_tmodel *m, head_act *h, const float *X, int T)
   pmx_demux_head_inst (&hd, h->C);
   pmx_demux_head_fwd (&hd, h->C, X, T * H, rows / c->mux_n, h->U, h->z3,
                       &ha);
-  pmx_linear_fwd (h->logits, h->z3, w->cls_w, w->cls_b, rows, D, C);
+  pmx_linear_fwd (m->par, h->logits, h->z3, w->cls_w, w->cls_b, rows, D, C);
 }
 
 /* The retrieval head (MUX-PLM-SPEC.md §4.2): no residuals, LN after every
@@ -687,19 +709,19 @@ ret_head_fwd (const pmx_tmodel *m, head_act *h, const float *X)
   int rows = h->rows, H = c->hidden, D = c->demux_hidden;
   size_t n = (size_t) rows * D;
   pmx_concat_fwd (h->z0, w->demux_e, h->inst, X, h->src, rows, H);
-  pmx_linear_fwd (h->d1, h->z0, w->d1_w, w->d1_b, rows, 2 * H, D);
+  pmx_linear_fwd (m->par, h->d1, h->z0, w->d1_w, w->d1_b, rows, 2 * H, D);
   pmx_gelu_fwd (h->z1, h->d1, n);
   pmx_layernorm_fwd (h->l1, h->mean1, h->rstd1, h->z1, w->dln1_w, w->dln1_b,
                      rows, D, c->ln_eps);
-  pmx_linear_fwd (h->d2, h->l1, w->d2_w, w->d2_b, rows, D, D);
+  pmx_linear_fwd (m->par, h->d2, h->l1, w->d2_w, w->d2_b, rows, D, D);
   pmx_gelu_fwd (h->g2, h->d2, n);
   pmx_layernorm_fwd (h->l2, h->mean2, h->rstd2, h->g2, w->dln2_w, w->dln2_b,
                      rows, D, c->ln_eps);
-  pmx_linear_fwd (h->p, h->l2, w->rpd_w, w->rpd_b, rows, D, D);
+  pmx_linear_fwd (m->par, h->p, h->l2, w->rpd_w, w->rpd_b, rows, D, D);
   pmx_gelu_fwd (h->pg, h->p, n);
   pmx_layernorm_fwd (h->pl, h->pmean, h->prstd, h->pg, w->rpdln_w,
                      w->rpdln_b, rows, D, c->ln_eps);
-  pmx_linear_fwd (h->logits, h->pl, w->dec_w, w->dec_b, rows, D, c->vocab);
+  pmx_linear_fwd (m->par, h->logits, h->pl, w->dec_w, w->dec_b, rows, D, c->vocab);
 }
 
 /* Run the vocabulary head H over its first K rows (filled by the caller)
@@ -912,17 +934,17 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
       L->skip_a = L->skip_f = 0;
       if (A)
         {
-          pmx_linear_fwd (L->q, x, W->q_w, W->q_b, R, H, A);
-          pmx_linear_fwd (L->k, x, W->k_w, W->k_b, R, H, A);
-          pmx_linear_fwd (L->v, x, W->v_w, W->v_b, R, H, A);
-          pmx_attention_fwd (z ? L->ctx_raw : L->ctx, L->att, L->q, L->k,
+          pmx_linear_fwd (m->par, L->q, x, W->q_w, W->q_b, R, H, A);
+          pmx_linear_fwd (m->par, L->k, x, W->k_w, W->k_b, R, H, A);
+          pmx_linear_fwd (m->par, L->v, x, W->v_w, W->v_b, R, H, A);
+          pmx_attention_fwd (m->par, z ? L->ctx_raw : L->ctx, L->att, L->q, L->k,
                              L->v, mask, G, T, NH, HD);
           if (z)
             for (int r = 0; r < R; r++)
               for (int j = 0; j < A; j++)
                 L->ctx[(size_t) r * A + j] = L->ctx_raw[(size_t) r * A + j]
                   * z->head[l][j / HD];
-          pmx_linear_fwd (z ? L->ao_raw : L->ao, L->ctx, W->ao_w, W->ao_b, R,
+          pmx_linear_fwd (m->par, z ? L->ao_raw : L->ao, L->ctx, W->ao_w, W->ao_b, R,
                           A, H);
           if (z && z->head_layer[l] == 0)
             L->skip_a = 1;      /* x + 0: the LayerNorm is skipped */
@@ -938,14 +960,14 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
         }
       if (F)
         {
-          pmx_linear_gelu_fwd (L->f1, L->fg, x, W->fi_w, W->fi_b, R, H, F);
+          pmx_linear_gelu_fwd (m->par, L->f1, L->fg, x, W->fi_w, W->fi_b, R, H, F);
           const float *fg = L->fg;
           if (z)
             {
               mul_cols (L->fgz, L->fg, z->intermediate[l], 1, R, F);
               fg = L->fgz;
             }
-          pmx_linear_fwd (z ? L->f2_raw : L->f2, fg, W->fo_w, W->fo_b, R, F,
+          pmx_linear_fwd (m->par, z ? L->f2_raw : L->f2, fg, W->fo_w, W->fo_b, R, F,
                           H);
           if (z && z->mlp[l] == 0)
             L->skip_f = 1;
@@ -1132,7 +1154,7 @@ task_head_bwd (pmx_tmodel *m, head_act *h, const float *ext, const float *X,
   if (!c->muxed)
     {
       zero (h->dz0, (size_t) rows * H);
-      pmx_linear_bwd (h->dz0, g->cls_w, g->cls_b, h->dlogits, h->z0, w->cls_w,
+      pmx_linear_bwd (m->par, h->dz0, g->cls_w, g->cls_b, h->dlogits, h->z0, w->cls_w,
                       rows, H, C);
       for (int r = 0; r < rows; r++)
         pmx_add (dX + (size_t) h->src[r] * H, h->dz0 + (size_t) r * H, H);
@@ -1140,7 +1162,7 @@ task_head_bwd (pmx_tmodel *m, head_act *h, const float *ext, const float *X,
     }
   /* logits = cls (z3), z3 the head's output.  */
   zero (h->dz3, (size_t) rows * D);
-  pmx_linear_bwd (h->dz3, g->cls_w, g->cls_b, h->dlogits, h->z3, w->cls_w,
+  pmx_linear_bwd (m->par, h->dz3, g->cls_w, g->cls_b, h->dlogits, h->z3, w->cls_w,
                   rows, D, C);
   pmx_demux_head hd = demux_head_of (m);
   pmx_demux_head_act ha = demux_head_act_of (h);
@@ -1164,7 +1186,7 @@ ret_head_bwd (pmx_tmodel *m, head_act *h, float *dX)
   zero (h->dlogits, (size_t) rows * V);
   pmx_softmax_xent_bwd (h->dlogits, h->probs, h->target, rows, V, h->scale);
   zero (h->dz3, n);             /* d pl */
-  pmx_linear_bwd (h->dz3, g->dec_w, g->dec_b, h->dlogits, h->pl, w->dec_w,
+  pmx_linear_bwd (m->par, h->dz3, g->dec_w, g->dec_b, h->dlogits, h->pl, w->dec_w,
                   rows, D, V);
   zero (h->dpg, n);
   pmx_layernorm_bwd (h->dpg, g->rpdln_w, g->rpdln_b, h->dz3, h->pg,
@@ -1172,7 +1194,7 @@ ret_head_bwd (pmx_tmodel *m, head_act *h, float *dX)
   zero (h->dp, n);
   pmx_gelu_bwd (h->dp, h->p, h->dpg, n);
   zero (h->dl2, n);
-  pmx_linear_bwd (h->dl2, g->rpd_w, g->rpd_b, h->dp, h->l2, w->rpd_w, rows, D,
+  pmx_linear_bwd (m->par, h->dl2, g->rpd_w, g->rpd_b, h->dp, h->l2, w->rpd_w, rows, D,
                   D);
   zero (h->dz2, n);             /* d g2 */
   pmx_layernorm_bwd (h->dz2, g->dln2_w, g->dln2_b, h->dl2, h->g2, w->dln2_w,
@@ -1180,14 +1202,14 @@ ret_head_bwd (pmx_tmodel *m, head_act *h, float *dX)
   zero (h->dd2, n);
   pmx_gelu_bwd (h->dd2, h->d2, h->dz2, n);
   zero (h->dl1, n);
-  pmx_linear_bwd (h->dl1, g->d2_w, g->d2_b, h->dd2, h->l1, w->d2_w, rows, D, D);
+  pmx_linear_bwd (m->par, h->dl1, g->d2_w, g->d2_b, h->dd2, h->l1, w->d2_w, rows, D, D);
   zero (h->dz1, n);
   pmx_layernorm_bwd (h->dz1, g->dln1_w, g->dln1_b, h->dl1, h->z1, w->dln1_w,
                      h->mean1, h->rstd1, rows, D);
   zero (h->dd1, n);
   pmx_gelu_bwd (h->dd1, h->d1, h->dz1, n);
   zero (h->dz0, (size_t) rows * 2 * H);
-  pmx_linear_bwd (h->dz0, g->d1_w, g->d1_b, h->dd1, h->z0, w->d1_w, rows,
+  pmx_linear_bwd (m->par, h->dz0, g->d1_w, g->d1_b, h->dd1, h->z0, w->d1_w, rows,
                   2 * H, D);
   pmx_concat_bwd (g->demux_e, dX, h->dz0, h->inst, h->src, rows, H);
 }
@@ -1335,7 +1357,7 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
             dz->mlp[l] += (float) bwd_scaled (a->dres, L->f2_raw, hz,
                                               z->mlp[l], dhz, R, H);
           zero (a->dfg, RF);
-          pmx_linear_bwd (a->dfg, Gw->fo_w, Gw->fo_b, a->dres,
+          pmx_linear_bwd (m->par, a->dfg, Gw->fo_w, Gw->fo_b, a->dres,
                           z ? L->fgz : L->fg, W->fo_w, R, F, H);
           if (z)
             {
@@ -1351,8 +1373,8 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
               mul_cols (a->dfg, a->dfg, z->intermediate[l], 1, R, F);
             }
           zero (a->dff, RF);
-          pmx_gelu_bwd_out (a->dff, L->f1, L->fg, a->dfg, RF);
-          pmx_linear_bwd (dx1, Gw->fi_w, Gw->fi_b, a->dff, x1, W->fi_w, R, H,
+          pmx_gelu_bwd_out (m->par, a->dff, L->f1, L->fg, a->dfg, RF);
+          pmx_linear_bwd (m->par, dx1, Gw->fi_w, Gw->fi_b, a->dff, x1, W->fi_w, R, H,
                           F);
         }
       if (A && L->skip_a)
@@ -1385,7 +1407,7 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
                                                      z->head_layer[l], dhz, R,
                                                      H);
           zero (a->dctx, RA);
-          pmx_linear_bwd (a->dctx, Gw->ao_w, Gw->ao_b, a->dres, L->ctx,
+          pmx_linear_bwd (m->par, a->dctx, Gw->ao_w, Gw->ao_b, a->dres, L->ctx,
                           W->ao_w, R, A, H);
           if (z)
             {
@@ -1406,11 +1428,11 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
           zero (a->dq, RA);
           zero (a->dk, RA);
           zero (a->dv, RA);
-          pmx_attention_bwd (a->dq, a->dk, a->dv, a->datt, a->dctx, L->att,
+          pmx_attention_bwd (m->par, a->dq, a->dk, a->dv, a->datt, a->dctx, L->att,
                              L->q, L->k, L->v, G, T, NH, HD);
-          pmx_linear_bwd (din, Gw->q_w, Gw->q_b, a->dq, x_in, W->q_w, R, H, A);
-          pmx_linear_bwd (din, Gw->k_w, Gw->k_b, a->dk, x_in, W->k_w, R, H, A);
-          pmx_linear_bwd (din, Gw->v_w, Gw->v_b, a->dv, x_in, W->v_w, R, H, A);
+          pmx_linear_bwd (m->par, din, Gw->q_w, Gw->q_b, a->dq, x_in, W->q_w, R, H, A);
+          pmx_linear_bwd (m->par, din, Gw->k_w, Gw->k_b, a->dk, x_in, W->k_w, R, H, A);
+          pmx_linear_bwd (m->par, din, Gw->v_w, Gw->v_b, a->dv, x_in, W->v_w, R, H, A);
           float *t = dout;
           dout = din;
           din = t;

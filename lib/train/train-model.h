@@ -159,6 +159,7 @@ struct pmx_tmodel
   int open;                     /* set: forwards keep gradient buffers for a
                                    loss computed outside (pmx_tacts) */
   void *act;                    /* private: activations of the last forward */
+  struct pmx_par *par;          /* private: the threads (pmx_tmodel_set_threads) */
 };
 
 /* What the last forward computed that a loss outside the model (such as
@@ -182,6 +183,10 @@ typedef struct pmx_tacts
    configuration.  */
 pmx_tmodel *pmx_tmodel_new (const pmx_train_config *cfg);
 void pmx_tmodel_free (pmx_tmodel *m);
+/* Run M's forwards, backwards and optimizer steps on THREADS threads (a
+   model starts with one): the same results whatever the number (par.h).
+   0, or -1 with an error (a thread that cannot start).  */
+int pmx_tmodel_set_threads (pmx_tmodel *m, int threads);
 
 /* BERT initialisation from SEED: weights N(0, 0.02), biases 0, LayerNorm
    1/0, instance keys N(0,1) rows normalised to norm 1, demux instance

@@ -6,6 +6,7 @@
 #include "train-ops.h"
 #include "gemm.h"
 #include "kernels.h"
+#include "par.h"
 
 #include <math.h>
 #include <string.h>
@@ -166,7 +167,7 @@ pmx_layernorm_bwd (float *dinp, float *dw, float *db, const float *dout,
 /* ---- Linear ------------------------------------------------------------- */
 
 void
-pmx_linear_fwd (float *out, const float *inp, const float *w,
+pmx_linear_fwd (const pmx_par *par, float *out, const float *inp, const float *w,
                 const float *bias, int R, int In, int O)
 {
   if (R == 0 || O == 0)
@@ -174,22 +175,20 @@ pmx_linear_fwd (float *out, const float *inp, const float *w,
   if (bias)
     for (int r = 0; r < R; r++)
       memcpy (out + (int64_t) r * O, bias, O * sizeof *out);
-  pmx_sgemm (0, 1, R, O, In, 1.0f, inp, In,
-               w, In, bias ? 1.0f : 0.0f, out, O, NULL);
+  pmx_sgemm_par (par, 0, 1, R, O, In, 1.0f, inp, In, w, In, bias ? 1.0f : 0.0f, out, O);
 }
 
 void
-pmx_linear_bwd (float *dinp, float *dw, float *dbias, const float *dout,
-                const float *inp, const float *w, int R, int In, int O)
+pmx_linear_bwd (const pmx_par *par, float *dinp, float *dw, float *dbias,
+                const float *dout, const float *inp, const float *w, int R, int In,
+                int O)
 {
   if (R == 0 || O == 0)
     return;
   if (dinp)                     /* (R, In) += (R, O) (O, In) */
-    pmx_sgemm (0, 0, R, In, O, 1.0f,
-                 dout, O, w, In, 1.0f, dinp, In, NULL);
+    pmx_sgemm_par (par, 0, 0, R, In, O, 1.0f, dout, O, w, In, 1.0f, dinp, In);
   if (dw)                       /* (O, In) += (R, O)^T (R, In) */
-    pmx_sgemm (1, 0, O, In, R, 1.0f,
-                 dout, O, inp, In, 1.0f, dw, In, NULL);
+    pmx_sgemm_par (par, 1, 0, O, In, R, 1.0f, dout, O, inp, In, 1.0f, dw, In);
   if (dbias)
     for (int r = 0; r < R; r++)
       pmx_add (dbias, dout + (int64_t) r * O, O);
@@ -219,102 +218,135 @@ pmx_gelu_bwd (float *dinp, const float *inp, const float *dout, int n)
 }
 
 void
-pmx_linear_gelu_fwd (float *pre, float *out, const float *inp, const float *w,
-                     const float *bias, int R, int In, int O)
+pmx_linear_gelu_fwd (const pmx_par *par, float *pre, float *out, const float *inp,
+                     const float *w, const float *bias, int R, int In, int O)
 {
   if (R == 0 || O == 0)
     return;
-  pmx_sgemm (0, 1, R, O, In, 1.0f, inp,
-               In, w, In, 0.0f, out, O, NULL);
+  pmx_sgemm_par (par, 0, 1, R, O, In, 1.0f, inp, In, w, In, 0.0f, out, O);
   memcpy (pre, out, (size_t) R * O * sizeof *pre);
   pmx_add_bias (pre, O, bias, R, O);
   pmx_bias_gelu (out, O, bias, R, O);
 }
 
+typedef struct gelu_bwd_job
+{
+  float *dinp;
+  const float *pre, *out, *dout;
+} gelu_bwd_job;
+
+static void
+gelu_bwd_range (void *arg, size_t i0, size_t i1, int thread)
+{
+  const gelu_bwd_job *j = arg;
+  (void) thread;
+  pmx_gelu_bwd_acc (j->dinp + i0, j->pre + i0, j->out + i0, j->dout + i0, i1 - i0);
+}
+
 void
-pmx_gelu_bwd_out (float *dinp, const float *pre, const float *out,
+pmx_gelu_bwd_out (const pmx_par *par, float *dinp, const float *pre, const float *out,
                   const float *dout, int n)
 {
-  pmx_gelu_bwd_acc (dinp, pre, out, dout, (size_t) n);
+  gelu_bwd_job j = { dinp, pre, out, dout };
+  pmx_par_for (par, (size_t) n, 1 << 14, gelu_bwd_range, &j);
 }
 
 /* ---- Attention ---------------------------------------------------------- */
 
-void
-pmx_attention_fwd (float *out, float *att, const float *q, const float *k,
-                   const float *v, const int32_t *lengths, int B, int T,
-                   int NH, int HD)
+/* One (sequence, head) pair a task: its probabilities, context and
+   gradients are its own.  */
+typedef struct attention_job
 {
-  int C = NH * HD;
-  float scale = 1.0f / sqrtf ((float) HD);
-  for (int b = 0; b < B; b++)
-    for (int h = 0; h < NH; h++)
-      {
-        int64_t off = (int64_t) b * T * C + h * HD;
-        float *a = att + ((int64_t) b * NH + h) * T * T;   // (T, T)
-        pmx_sgemm (0, 1, T, T, HD, scale,
-                     q + off, C, k + off, C, 0.0f, a, T, NULL);
-        int len = lengths ? lengths[b] : T;
-        for (int i = 0; i < T; i++)
-          {
-            float *row = a + (int64_t) i * T;
-            float mx = -INFINITY;
-            for (int j = 0; j < len; j++)
-              mx = row[j] > mx ? row[j] : mx;
-            double sum = 0;
-            for (int j = 0; j < len; j++)
-              {
-                row[j] = expf (row[j] - mx);
-                sum += row[j];
-              }
-            float inv = (float) (1.0 / sum);
-            for (int j = 0; j < len; j++)
-              row[j] *= inv;
-            for (int j = len; j < T; j++)
-              row[j] = 0.0f;
-          }
-        pmx_sgemm (0, 0, T, HD, T, 1.0f,
-                     a, T, v + off, C, 0.0f, out + off, C, NULL);
-      }
+  const pmx_par *par;
+  float *out, *att, *dq, *dk, *dv, *scratch;
+  const float *q, *k, *v, *dout, *catt;
+  const int32_t *lengths;
+  int T, NH, HD;
+  float scale;
+} attention_job;
+
+static void
+attention_fwd_task (void *arg, int task, int thread)
+{
+  const attention_job *j = arg;
+  int T = j->T, C = j->NH * j->HD, b = task / j->NH, h = task % j->NH;
+  pmx_sgemm_ws *ws = j->par ? &j->par->ws[thread] : NULL;
+  int64_t off = (int64_t) b * T * C + h * j->HD;
+  float *a = j->att + (int64_t) task * T * T;   // (T, T)
+  pmx_sgemm (0, 1, T, T, j->HD, j->scale, j->q + off, C, j->k + off, C, 0.0f, a, T, ws);
+  int len = j->lengths ? j->lengths[b] : T;
+  for (int i = 0; i < T; i++)
+    {
+      float *row = a + (int64_t) i * T;
+      float mx = -INFINITY;
+      for (int c = 0; c < len; c++)
+        mx = row[c] > mx ? row[c] : mx;
+      double sum = 0;
+      for (int c = 0; c < len; c++)
+        {
+          row[c] = expf (row[c] - mx);
+          sum += row[c];
+        }
+      float inv = (float) (1.0 / sum);
+      for (int c = 0; c < len; c++)
+        row[c] *= inv;
+      for (int c = len; c < T; c++)
+        row[c] = 0.0f;
+    }
+  pmx_sgemm (0, 0, T, j->HD, T, 1.0f, a, T, j->v + off, C, 0.0f, j->out + off, C, ws);
 }
 
 void
-pmx_attention_bwd (float *dq, float *dk, float *dv, float *scratch,
-                   const float *dout, const float *att, const float *q,
-                   const float *k, const float *v, int B, int T, int NH,
-                   int HD)
+pmx_attention_fwd (const pmx_par *par, float *out, float *att, const float *q,
+                   const float *k, const float *v, const int32_t *lengths, int B, int T,
+                   int NH, int HD)
 {
-  int C = NH * HD;
-  float scale = 1.0f / sqrtf ((float) HD);
-  for (int b = 0; b < B; b++)
-    for (int h = 0; h < NH; h++)
-      {
-        int64_t off = (int64_t) b * T * C + h * HD;
-        const float *a = att + ((int64_t) b * NH + h) * T * T;
-        float *da = scratch;                                 // (T, T)
-        /* da = dout v^T; dv += a^T dout.  */
-        pmx_sgemm (0, 1, T, T, HD, 1.0f,
-                     dout + off, C, v + off, C, 0.0f, da, T, NULL);
-        pmx_sgemm (1, 0, T, HD, T, 1.0f,
-                     a, T, dout + off, C, 1.0f, dv + off, C, NULL);
-        /* Softmax backward: ds = a (da - sum_j a da); masked keys have
-           a = 0 and so get no gradient.  */
-        for (int i = 0; i < T; i++)
-          {
-            const float *ar = a + (int64_t) i * T;
-            float *dr = da + (int64_t) i * T;
-            double dot = 0;
-            for (int j = 0; j < T; j++)
-              dot += ar[j] * dr[j];
-            for (int j = 0; j < T; j++)
-              dr[j] = ar[j] * (dr[j] - (float) dot);
-          }
-        /* scores = scale q k^T: dq += scale ds k; dk += scale ds^T q.  */
-        pmx_sgemm (0, 0, T, HD, T, scale,
-                     da, T, k + off, C, 1.0f, dq + off, C, NULL);
-        pmx_sgemm (1, 0, T, HD, T, scale,
-                     da, T, q + off, C, 1.0f, dk + off, C, NULL);
-      }
+  attention_job j = { .par = par, .out = out, .att = att, .q = q, .k = k, .v = v,
+                      .lengths = lengths, .T = T, .NH = NH, .HD = HD,
+                      .scale = 1.0f / sqrtf ((float) HD) };
+  pmx_par_tasks (par, B * NH, attention_fwd_task, &j);
+}
+
+static void
+attention_bwd_task (void *arg, int task, int thread)
+{
+  const attention_job *j = arg;
+  int T = j->T, C = j->NH * j->HD, b = task / j->NH, h = task % j->NH;
+  pmx_sgemm_ws *ws = j->par ? &j->par->ws[thread] : NULL;
+  int64_t off = (int64_t) b * T * C + h * j->HD;
+  const float *a = j->catt + (int64_t) task * T * T;
+  float *da = j->scratch + (int64_t) thread * T * T;      // (T, T)
+  /* da = dout v^T; dv += a^T dout.  */
+  pmx_sgemm (0, 1, T, T, j->HD, 1.0f, j->dout + off, C, j->v + off, C, 0.0f, da, T, ws);
+  pmx_sgemm (1, 0, T, j->HD, T, 1.0f, a, T, j->dout + off, C, 1.0f, j->dv + off, C, ws);
+  /* Softmax backward: ds = a (da - sum_j a da); masked keys have a = 0
+     and so get no gradient.  */
+  for (int i = 0; i < T; i++)
+    {
+      const float *ar = a + (int64_t) i * T;
+      float *dr = da + (int64_t) i * T;
+      double dot = 0;
+      for (int c = 0; c < T; c++)
+        dot += ar[c] * dr[c];
+      for (int c = 0; c < T; c++)
+        dr[c] = ar[c] * (dr[c] - (float) dot);
+    }
+  /* scores = scale q k^T: dq += scale ds k; dk += scale ds^T q.  */
+  pmx_sgemm (0, 0, T, j->HD, T, j->scale, da, T, j->k + off, C, 1.0f, j->dq + off, C,
+             ws);
+  pmx_sgemm (1, 0, T, j->HD, T, j->scale, da, T, j->q + off, C, 1.0f, j->dk + off, C,
+             ws);
+}
+
+void
+pmx_attention_bwd (const pmx_par *par, float *dq, float *dk, float *dv, float *scratch,
+                   const float *dout, const float *att, const float *q, const float *k,
+                   const float *v, int B, int T, int NH, int HD)
+{
+  attention_job j = { .par = par, .dq = dq, .dk = dk, .dv = dv, .scratch = scratch,
+                      .dout = dout, .catt = att, .q = q, .k = k, .v = v, .T = T,
+                      .NH = NH, .HD = HD, .scale = 1.0f / sqrtf ((float) HD) };
+  pmx_par_tasks (par, B * NH, attention_bwd_task, &j);
 }
 
 /* ---- Softmax cross-entropy --------------------------------------------- */

@@ -8,12 +8,18 @@
    the multiplexer's two passes, a residual stream) simply receives both
    contributions; callers zero the gradients once per step.  Matrices are
    row-major; weights have the nn.Linear layout (out, in).  Nothing here
-   allocates, prints or fails.  Gradient tests: tests/test-train-ops.c.  */
+   allocates, prints or fails.  The matrix products, GELU's backward and
+   attention's (sequence, head) pairs run on PAR's threads (par.h: the same
+   bits whatever their number; NULL: the caller's thread alone).  Gradient
+   tests: tests/test-train-ops.c.  */
 
 #ifndef PRUMUX_TRAIN_OPS_H
 #define PRUMUX_TRAIN_OPS_H
 
 #include <stdint.h>
+
+/* A training step's threads (par.h, internal to libprumux).  */
+typedef struct pmx_par pmx_par;
 
 /* The multiplexer's forward and backward (pmx_mux_fwd, pmx_mux_bwd) are
    in mux.h, with the stage that runs them.  */
@@ -50,13 +56,14 @@ void pmx_layernorm_z_bwd (float *dinp, float *dw, float *db,
                           const float *z, const float *mean, const float *rstd,
                           int R, int C);
 
-/* out (R, O) = inp (R, In) W^T + bias; bias may be NULL.  OpenBLAS sgemm.  */
-void pmx_linear_fwd (float *out, const float *inp, const float *w,
-                     const float *bias, int R, int In, int O);
+/* out (R, O) = inp (R, In) W^T + bias; bias may be NULL.  */
+void pmx_linear_fwd (const pmx_par *par, float *out, const float *inp,
+                     const float *w, const float *bias, int R, int In, int O);
 /* dinp += dout W; dw += dout^T inp; dbias += column sums of dout.  Any of
    dinp, dw, dbias may be NULL (not needed).  */
-void pmx_linear_bwd (float *dinp, float *dw, float *dbias, const float *dout,
-                     const float *inp, const float *w, int R, int In, int O);
+void pmx_linear_bwd (const pmx_par *par, float *dinp, float *dw, float *dbias,
+                     const float *dout, const float *inp, const float *w, int R,
+                     int In, int O);
 
 /* out = gelu (inp) = inp/2 (1 + erf (inp/sqrt 2)), exact, over N values.  */
 void pmx_gelu_fwd (float *out, const float *inp, int n);
@@ -65,26 +72,26 @@ void pmx_gelu_bwd (float *dinp, const float *inp, const float *dout, int n);
 /* The FFN's fused form: pre (R, O) = inp W^T + bias, out = gelu (pre),
    GELU by the encoder's vectorised kernel (lib/cpu/kernels.h, erf to about
    1e-7).  */
-void pmx_linear_gelu_fwd (float *pre, float *out, const float *inp,
-                          const float *w, const float *bias, int R, int In,
-                          int O);
+void pmx_linear_gelu_fwd (const pmx_par *par, float *pre, float *out,
+                          const float *inp, const float *w, const float *bias,
+                          int R, int In, int O);
 /* Its backward, with Phi (pre) taken as out / pre (no erf): dinp += dout *
    (Phi (pre) + pre phi (pre)).  */
-void pmx_gelu_bwd_out (float *dinp, const float *pre, const float *out,
-                       const float *dout, int n);
+void pmx_gelu_bwd_out (const pmx_par *par, float *dinp, const float *pre,
+                       const float *out, const float *dout, int n);
 
 /* Multi-head self-attention of B sequences of T tokens, NH heads of HD:
    q, k, v, out (B*T, NH*HD); att (B, NH, T, T) holds the probabilities.
    Scores are scaled by 1/sqrt(HD).  LENGTHS (B), if not NULL, masks the
    keys at t >= lengths[b] (BERT's padding mask); NULL attends to all.  */
-void pmx_attention_fwd (float *out, float *att, const float *q, const float *k,
-                        const float *v, const int32_t *lengths, int B, int T,
-                        int NH, int HD);
-/* SCRATCH holds T*T floats.  */
-void pmx_attention_bwd (float *dq, float *dk, float *dv, float *scratch,
-                        const float *dout, const float *att, const float *q,
-                        const float *k, const float *v, int B, int T, int NH,
-                        int HD);
+void pmx_attention_fwd (const pmx_par *par, float *out, float *att,
+                        const float *q, const float *k, const float *v,
+                        const int32_t *lengths, int B, int T, int NH, int HD);
+/* SCRATCH holds T*T floats for each of PAR's threads.  */
+void pmx_attention_bwd (const pmx_par *par, float *dq, float *dk, float *dv,
+                        float *scratch, const float *dout, const float *att,
+                        const float *q, const float *k, const float *v, int B,
+                        int T, int NH, int HD);
 
 /* Softmax cross-entropy of R rows of C logits against TARGET (R); rows
    whose target is < 0 are ignored.  probs (R, C) keeps the softmax.

@@ -1,0 +1,53 @@
+/* par.h -- the parallelism of a training step (prumux-train, prumux-prune):
+   one thread pool (threads.h) and a GEMM workspace for each of its threads,
+   with the products and loops the step runs on them.
+
+   OpenBLAS's own threads are left at one: with them, the two cores of a
+   small model's step spent a third of their time in OpenBLAS's spinning
+   workers, and where OpenBLAS runs no kernel native to the CPU the products
+   run on our single-threaded kernels (gemm.h), so that a thread count had
+   no effect on them at all.
+
+   Work is cut into blocks whose bounds depend on the shapes only, never on
+   the thread count, and each block is computed as it would be alone: a
+   step gives the same bits with 1 thread or 8.  A product is cut into at
+   most 8 blocks (par.c says why).  A NULL pmx_par (or one thread) runs
+   everything in the caller.  */
+
+#ifndef PRUMUX_PAR_H
+#define PRUMUX_PAR_H
+
+#include <stddef.h>
+
+#include "gemm.h"
+#include "threads.h"
+
+typedef struct pmx_par
+{
+  pmx_pool *pool;
+  int threads;
+  pmx_sgemm_ws *ws;             /* one per thread */
+} pmx_par;
+
+/* A pmx_par of THREADS threads (the caller included).  0, or -1 with an
+   error (THREADS < 1, out of memory, a thread that cannot start).  */
+int pmx_par_init (pmx_par *par, int threads);
+void pmx_par_release (pmx_par *par);
+int pmx_par_threads (const pmx_par *par);   /* 1 for NULL */
+
+/* pmx_sgemm's contract, its blocks of C spread over PAR's threads.  */
+void pmx_sgemm_par (const pmx_par *par, int transa, int transb, int M, int N, int K,
+                    float alpha, const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc);
+
+/* FN (ARG, t, thread) for the tasks t = 0..TASKS-1, spread over PAR's
+   threads (each task must write only what is its own).  */
+void pmx_par_tasks (const pmx_par *par, int tasks, pmx_task_fn fn, void *arg);
+
+/* FN (ARG, i0, i1, thread) over [0, N) in blocks of CHUNK (the last may be
+   shorter), spread over PAR's threads.  */
+typedef void (*pmx_range_fn) (void *arg, size_t i0, size_t i1, int thread);
+void pmx_par_for (const pmx_par *par, size_t n, size_t chunk, pmx_range_fn fn,
+                  void *arg);
+
+#endif
