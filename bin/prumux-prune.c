@@ -98,7 +98,8 @@ Pruning:\n\
       --finetune-epochs=X then fine-tune the pruned model by distillation\n\
                             for X epochs (default 0)\n\
       --finetune-lr=X     its constant learning rate (default: --lr)\n\
-  -j, --threads=N         BLAS threads (default 1)\n\
+  -j, --threads=N         threads of a step (default 1); the results do\n\
+                            not depend on N\n\
 \n\
 Output:\n\
   -o, --output=FILE       the pruned model archive; the state of the run\n\

@@ -102,8 +102,8 @@ Optimisation (AdamW):\n\
       --freeze-embeddings do not train the embedding tables and LayerNorm\n\
       --seed=N            seed of the data order, dropout and new weights\n\
                             (default 42)\n\
-  -j, --threads=N         BLAS threads (default 1); results are\n\
-                            reproducible for a given seed and thread count\n\
+  -j, --threads=N         threads of a training step (default 1); the\n\
+                            results do not depend on N\n\
 \n\
 Output:\n\
   -o, --output=FILE       the model archive: the best on --dev, else the\n\
