@@ -1,12 +1,8 @@
 /* threads.c -- the encoder's thread pool (threads.h).
 
-   Between jobs a worker first polls for the next one for a few tens of
-   microseconds, then sleeps on a condition variable: a training step (par.h)
-   hands out a hundred small jobs (tens of microseconds each, for a small
-   model), which a wake-up through the scheduler each time slowed by a
-   third, while the encoder's jobs are whole GEMM or attention phases
-   (milliseconds), where the wake-up hardly counts; sleeping workers leave
-   the cores to OpenBLAS calls and
+   Workers sleep on a condition variable between jobs: a job here is a whole
+   GEMM or attention phase (milliseconds), so a wake-up of some microseconds
+   is negligible, and sleeping workers leave the cores to OpenBLAS calls and
    to other processes.  */
 
 #include <config.h>
@@ -24,10 +20,9 @@ struct pmx_pool
   pthread_t *tid;               /* size - 1 workers */
   pthread_mutex_t lock;
   pthread_cond_t start, done;
-  unsigned long generation;     /* bumped for every job, under LOCK */
-  atomic_ulong published;       /* the same, for the workers that poll */
-  atomic_int busy;              /* workers still in the current job */
-  atomic_int quit;
+  unsigned long generation;     /* bumped for every job */
+  int busy;                     /* workers still in the current job */
+  int quit;
   pmx_task_fn fn;
   void *arg;
   int ntasks;
@@ -52,18 +47,6 @@ work (pmx_pool *p, int thread)
     }
 }
 
-/* How long a worker, or the caller waiting for one, polls before it
-   sleeps: about 10 to 50 microseconds of pause instructions.  */
-enum { SPINS = 2000 };
-
-static inline void
-cpu_relax (void)
-{
-#if defined __x86_64__ || defined __i386__
-  __builtin_ia32_pause ();
-#endif
-}
-
 static void *
 worker_main (void *varg)
 {
@@ -72,34 +55,21 @@ worker_main (void *varg)
   int index = wa->index;
   free (wa);
   unsigned long seen = 0;
+  pthread_mutex_lock (&p->lock);
   for (;;)
     {
-      /* The job's fields are written before PUBLISHED (release), so a
-         worker that sees the new value (acquire) sees them too.  */
-      for (int i = 0; i < SPINS
-             && atomic_load_explicit (&p->published, memory_order_acquire) == seen
-             && !atomic_load_explicit (&p->quit, memory_order_relaxed); i++)
-        cpu_relax ();
-      if (atomic_load_explicit (&p->published, memory_order_acquire) == seen)
-        {
-          pthread_mutex_lock (&p->lock);
-          while (!atomic_load (&p->quit) && p->generation == seen)
-            pthread_cond_wait (&p->start, &p->lock);
-          pthread_mutex_unlock (&p->lock);
-        }
-      if (atomic_load (&p->quit))
+      while (!p->quit && p->generation == seen)
+        pthread_cond_wait (&p->start, &p->lock);
+      if (p->quit)
         break;
-      seen = atomic_load_explicit (&p->published, memory_order_acquire);
+      seen = p->generation;
+      pthread_mutex_unlock (&p->lock);
       work (p, index);
-      if (atomic_fetch_sub_explicit (&p->busy, 1, memory_order_acq_rel) == 1)
-        {
-          /* Under the lock, so that a caller between its test of BUSY and
-             its wait cannot miss the signal.  */
-          pthread_mutex_lock (&p->lock);
-          pthread_cond_signal (&p->done);
-          pthread_mutex_unlock (&p->lock);
-        }
+      pthread_mutex_lock (&p->lock);
+      if (--p->busy == 0)
+        pthread_cond_signal (&p->done);
     }
+  pthread_mutex_unlock (&p->lock);
   return NULL;
 }
 
@@ -122,9 +92,6 @@ pmx_pool_new (int threads)
   pthread_cond_init (&p->start, NULL);
   pthread_cond_init (&p->done, NULL);
   atomic_init (&p->next, 0);
-  atomic_init (&p->published, 0);
-  atomic_init (&p->busy, 0);
-  atomic_init (&p->quit, 0);
   p->size = 1;
   for (int i = 1; i < threads; i++)
     {
@@ -153,7 +120,7 @@ pmx_pool_free (pmx_pool *p)
   if (!p)
     return;
   pthread_mutex_lock (&p->lock);
-  atomic_store (&p->quit, 1);
+  p->quit = 1;
   pthread_cond_broadcast (&p->start);
   pthread_mutex_unlock (&p->lock);
   for (int i = 0; i < p->size - 1; i++)
@@ -188,20 +155,13 @@ pmx_pool_run (pmx_pool *p, pmx_task_fn fn, void *arg, int ntasks)
   p->arg = arg;
   p->ntasks = ntasks;
   atomic_store (&p->next, 0);
-  atomic_store (&p->busy, p->size - 1);
+  p->busy = p->size - 1;
   p->generation++;
-  atomic_store_explicit (&p->published, p->generation, memory_order_release);
   pthread_cond_broadcast (&p->start);
   pthread_mutex_unlock (&p->lock);
   work (p, 0);
-  for (int i = 0; i < SPINS && atomic_load_explicit (&p->busy, memory_order_acquire) > 0;
-       i++)
-    cpu_relax ();
-  if (atomic_load_explicit (&p->busy, memory_order_acquire) > 0)
-    {
-      pthread_mutex_lock (&p->lock);
-      while (atomic_load_explicit (&p->busy, memory_order_acquire) > 0)
-        pthread_cond_wait (&p->done, &p->lock);
-      pthread_mutex_unlock (&p->lock);
-    }
+  pthread_mutex_lock (&p->lock);
+  while (p->busy > 0)
+    pthread_cond_wait (&p->done, &p->lock);
+  pthread_mutex_unlock (&p->lock);
 }
