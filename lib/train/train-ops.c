@@ -265,13 +265,20 @@ typedef struct attention_job
   float scale;
 } attention_job;
 
+/* Where task TASK's head starts in the (B*T, NH*HD) matrices.  */
+static int64_t
+head_offset (const attention_job *j, int task)
+{
+  return (int64_t) (task / j->NH) * j->T * j->NH * j->HD + (task % j->NH) * j->HD;
+}
+
 static void
 attention_fwd_task (void *arg, int task, int thread)
 {
   const attention_job *j = arg;
-  int T = j->T, C = j->NH * j->HD, b = task / j->NH, h = task % j->NH;
+  int T = j->T, C = j->NH * j->HD, b = task / j->NH;
   pmx_sgemm_ws *ws = j->par ? &j->par->ws[thread] : NULL;
-  int64_t off = (int64_t) b * T * C + h * j->HD;
+  int64_t off = head_offset (j, task);
   float *a = j->att + (int64_t) task * T * T;   // (T, T)
   pmx_sgemm (0, 1, T, T, j->HD, j->scale, j->q + off, C, j->k + off, C, 0.0f, a, T, ws);
   int len = j->lengths ? j->lengths[b] : T;
@@ -311,10 +318,10 @@ static void
 attention_bwd_task (void *arg, int task, int thread)
 {
   const attention_job *j = arg;
-  int T = j->T, C = j->NH * j->HD, b = task / j->NH, h = task % j->NH;
+  int T = j->T, C = j->NH * j->HD;
   pmx_sgemm_ws *ws = j->par ? &j->par->ws[thread] : NULL;
-  int64_t off = (int64_t) b * T * C + h * j->HD;
   const float *a = j->catt + (int64_t) task * T * T;
+  int64_t off = head_offset (j, task);
   float *da = j->scratch + (int64_t) thread * T * T;      // (T, T)
   /* da = dout v^T; dv += a^T dout.  */
   pmx_sgemm (0, 1, T, T, j->HD, 1.0f, j->dout + off, C, j->v + off, C, 0.0f, da, T, ws);
