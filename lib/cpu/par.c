@@ -6,25 +6,29 @@
 
 #include <stdlib.h>
 
-int
-pmx_par_init (pmx_par *par, int threads)
+pmx_par *
+pmx_par_new (int threads)
 {
-  par->pool = NULL;
-  par->threads = 0;
-  if (!(par->ws = calloc ((size_t) (threads > 0 ? threads : 1), sizeof *par->ws)))
-    return pmx_error ("out of memory");
+  pmx_par *par = calloc (1, sizeof *par);
+  if (!par || !(par->ws = calloc ((size_t) (threads > 0 ? threads : 1),
+                                  sizeof *par->ws)))
+    {
+      free (par);
+      pmx_error ("out of memory");
+      return NULL;
+    }
   if (!(par->pool = pmx_pool_new (threads)))
     {
       free (par->ws);
-      par->ws = NULL;
-      return -1;
+      free (par);
+      return NULL;
     }
   par->threads = threads;
-  return 0;
+  return par;
 }
 
 void
-pmx_par_release (pmx_par *par)
+pmx_par_free (pmx_par *par)
 {
   if (!par)
     return;
@@ -32,15 +36,19 @@ pmx_par_release (pmx_par *par)
   for (int i = 0; i < par->threads; i++)
     pmx_sgemm_ws_free (&par->ws[i]);
   free (par->ws);
-  par->pool = NULL;
-  par->ws = NULL;
-  par->threads = 0;
+  free (par);
 }
 
 int
 pmx_par_threads (const pmx_par *par)
 {
   return par && par->threads > 1 ? par->threads : 1;
+}
+
+pmx_sgemm_ws *
+pmx_par_ws (const pmx_par *par, int thread)
+{
+  return par ? &par->ws[thread] : NULL;
 }
 
 void
@@ -79,7 +87,7 @@ static void
 sgemm_task (void *arg, int task, int thread)
 {
   const sgemm_job *j = arg;
-  pmx_sgemm_ws *ws = j->par ? &j->par->ws[thread] : NULL;
+  pmx_sgemm_ws *ws = pmx_par_ws (j->par, thread);
   int b0 = task * j->step;
   if (j->by_rows)
     {

@@ -29,11 +29,15 @@ typedef struct pmx_par
   pmx_sgemm_ws *ws;             /* one per thread */
 } pmx_par;
 
-/* A pmx_par of THREADS threads (the caller included).  0, or -1 with an
-   error (THREADS < 1, out of memory, a thread that cannot start).  */
-int pmx_par_init (pmx_par *par, int threads);
-void pmx_par_release (pmx_par *par);
+/* A pmx_par of THREADS threads (the caller included), owned by the
+   caller; NULL with an error (THREADS < 1, out of memory, a thread that
+   cannot start).  pmx_par_free accepts NULL.  */
+pmx_par *pmx_par_new (int threads);
+void pmx_par_free (pmx_par *par);
 int pmx_par_threads (const pmx_par *par);   /* 1 for NULL */
+/* The GEMM workspace of THREAD (NULL for a NULL PAR: pmx_sgemm allocates
+   its own).  */
+pmx_sgemm_ws *pmx_par_ws (const pmx_par *par, int thread);
 
 /* pmx_sgemm's contract, its blocks of C spread over PAR's threads.  */
 void pmx_sgemm_par (const pmx_par *par, int transa, int transb, int M, int N, int K,

@@ -255,16 +255,10 @@ static void act_free (void *a);
 int
 pmx_tmodel_set_threads (pmx_tmodel *m, int threads)
 {
-  pmx_par *par = calloc (1, sizeof *par);
+  pmx_par *par = pmx_par_new (threads);
   if (!par)
-    return pmx_error ("out of memory");
-  if (pmx_par_init (par, threads) < 0)
-    {
-      free (par);
-      return -1;
-    }
-  pmx_par_release (m->par);
-  free (m->par);
+    return -1;
+  pmx_par_free (m->par);
   m->par = par;
   return 0;
 }
@@ -275,8 +269,7 @@ pmx_tmodel_free (pmx_tmodel *m)
   if (!m)
     return;
   act_free (m->act);
-  pmx_par_release (m->par);
-  free (m->par);
+  pmx_par_free (m->par);
   free (m->param);
   free (m->params);
   free (m->grads);

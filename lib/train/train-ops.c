@@ -277,7 +277,7 @@ attention_fwd_task (void *arg, int task, int thread)
 {
   const attention_job *j = arg;
   int T = j->T, C = j->NH * j->HD, b = task / j->NH;
-  pmx_sgemm_ws *ws = j->par ? &j->par->ws[thread] : NULL;
+  pmx_sgemm_ws *ws = pmx_par_ws (j->par, thread);
   int64_t off = head_offset (j, task);
   float *a = j->att + (int64_t) task * T * T;   // (T, T)
   pmx_sgemm (0, 1, T, T, j->HD, j->scale, j->q + off, C, j->k + off, C, 0.0f, a, T, ws);
@@ -319,7 +319,7 @@ attention_bwd_task (void *arg, int task, int thread)
 {
   const attention_job *j = arg;
   int T = j->T, C = j->NH * j->HD;
-  pmx_sgemm_ws *ws = j->par ? &j->par->ws[thread] : NULL;
+  pmx_sgemm_ws *ws = pmx_par_ws (j->par, thread);
   const float *a = j->catt + (int64_t) task * T * T;
   int64_t off = head_offset (j, task);
   float *da = j->scratch + (int64_t) thread * T * T;      // (T, T)
