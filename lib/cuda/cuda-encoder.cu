@@ -169,29 +169,29 @@ blocks_for (size_t n)
   return (unsigned) (b < 65535 * 16 ? (b ? b : 1) : 65535 * 16);
 }
 
-/* The sum (MAX: the maximum) of V over the block, in every thread.  SH
-   holds 32 floats.  */
+/* The sum (MAX: the maximum) of V over the warp, in every lane.  */
 __device__ static float
-block_reduce (float v, float *sh, bool max)
+warp_reduce (float v, bool max)
 {
   for (int o = 16; o > 0; o >>= 1)
     {
       float w = __shfl_xor_sync (0xffffffffu, v, o);
       v = max ? fmaxf (v, w) : v + w;
     }
-  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  __syncthreads ();             /* SH may still be read by a previous call */
-  if (lane == 0)
-    sh[warp] = v;
-  __syncthreads ();
-  int warps = blockDim.x / 32;
-  v = lane < warps ? sh[lane] : (max ? -INFINITY : 0.0f);
-  for (int o = 16; o > 0; o >>= 1)
-    {
-      float w = __shfl_xor_sync (0xffffffffu, v, o);
-      v = max ? fmaxf (v, w) : v + w;
-    }
   return v;
+}
+
+/* The row kernels (softmax, LayerNorm) give each row one warp: rows are
+   short (the keys of one sequence, one hidden state), and a block a row
+   spent most of its time in __syncthreads.  */
+enum { WARPS = THREADS / 32 };
+
+/* Blocks for ROWS rows, a warp each.  */
+static unsigned
+blocks_for_rows (int rows)
+{
+  size_t b = ((size_t) (rows > 0 ? rows : 1) + WARPS - 1) / WARPS;
+  return (unsigned) (b < 65535 * 16 ? b : 65535 * 16);
 }
 
 /* OUT (nseq * heads, LQ, dh) from SRC rows (ld floats apart): entry
@@ -238,28 +238,29 @@ k_from_heads (const float *src, const int *rows, int nseq, int lq, int heads, in
 
 /* Softmax of each row of X (rows, n) over its first LENS[row / PER_SEQ]
    entries (all N when LENS is NULL); the rest (masked keys) become 0.
-   One block per row.  */
+   One warp per row; a row's lanes stay together (the loop bound is the
+   warp's).  */
 __global__ static void
 k_masked_softmax (float *x, int rows, int n, const int *lens, int per_seq)
 {
-  __shared__ float sh[32];
-  for (int r = blockIdx.x; r < rows; r += gridDim.x)
+  int lane = threadIdx.x % 32;
+  for (int r = blockIdx.x * WARPS + threadIdx.x / 32; r < rows; r += gridDim.x * WARPS)
     {
       float *v = x + (size_t) r * n;
       int valid = lens ? lens[r / per_seq] : n;
       float m = -INFINITY;
-      for (int j = threadIdx.x; j < valid; j += blockDim.x)
+      for (int j = lane; j < valid; j += 32)
         m = fmaxf (m, v[j]);
-      m = block_reduce (m, sh, true);
+      m = warp_reduce (m, true);
       float sum = 0.0f;
-      for (int j = threadIdx.x; j < valid; j += blockDim.x)
+      for (int j = lane; j < valid; j += 32)
         {
           float e = expf (v[j] - m);
           v[j] = e;
           sum += e;
         }
-      float inv = 1.0f / block_reduce (sum, sh, false);
-      for (int j = threadIdx.x; j < n; j += blockDim.x)
+      float inv = 1.0f / warp_reduce (sum, false);
+      for (int j = lane; j < n; j += 32)
         v[j] = j < valid ? v[j] * inv : 0.0f;
     }
 }
@@ -290,29 +291,30 @@ k_add_bias (float *x, const float *bias, size_t rows, int n)
 /* X[r] = LayerNorm (X[r] + R[r] + BIAS) * GAMMA + BETA over N elements,
    BERT's post-LN residual (R may be NULL: the GEMM has added it into X).
    Mean, then the variance of the centred values (as the CPU's kernel).
-   One block per row; each thread reads back only what it wrote.  */
+   One warp per row; each lane reads back only what it wrote.  */
 __global__ static void
 k_residual_layernorm (float *x, const float *r, const float *bias, const float *gamma,
                       const float *beta, int rows, int n, float eps)
 {
-  __shared__ float sh[32];
-  for (int row = blockIdx.x; row < rows; row += gridDim.x)
+  int lane = threadIdx.x % 32;
+  for (int row = blockIdx.x * WARPS + threadIdx.x / 32; row < rows;
+       row += gridDim.x * WARPS)
     {
       float *v = x + (size_t) row * n;
       const float *rr = r ? r + (size_t) row * n : NULL;
       float sum = 0.0f;
-      for (int j = threadIdx.x; j < n; j += blockDim.x)
+      for (int j = lane; j < n; j += 32)
         {
           float t = v[j] + (rr ? rr[j] : 0.0f) + (bias ? bias[j] : 0.0f);
           v[j] = t;
           sum += t;
         }
-      float mean = block_reduce (sum, sh, false) / (float) n;
+      float mean = warp_reduce (sum, false) / (float) n;
       float ss = 0.0f;
-      for (int j = threadIdx.x; j < n; j += blockDim.x)
+      for (int j = lane; j < n; j += 32)
         ss += (v[j] - mean) * (v[j] - mean);
-      float inv = 1.0f / sqrtf (block_reduce (ss, sh, false) / (float) n + eps);
-      for (int j = threadIdx.x; j < n; j += blockDim.x)
+      float inv = 1.0f / sqrtf (warp_reduce (ss, false) / (float) n + eps);
+      for (int j = lane; j < n; j += 32)
         v[j] = (v[j] - mean) * inv * gamma[j] + beta[j];
     }
 }
@@ -360,9 +362,8 @@ layernorm (cudaStream_t st, float *x, const float *r, const float *bias,
 {
   if (rows <= 0)
     return 0;
-  unsigned grid = rows < 65535 * 16 ? rows : 65535 * 16;
-  k_residual_layernorm<<<grid, THREADS, 0, st>>> (x, r, bias, gamma, beta, rows, n,
-                                                   eps);
+  k_residual_layernorm<<<blocks_for_rows (rows), THREADS, 0, st>>> (x, r, bias, gamma,
+                                                                     beta, rows, n, eps);
   LAUNCHED ("LayerNorm kernel");
   return 0;
 }
@@ -370,8 +371,8 @@ layernorm (cudaStream_t st, float *x, const float *r, const float *bias,
 static int
 softmax (cudaStream_t st, float *x, int rows, int n, const int *lens, int per_seq)
 {
-  unsigned grid = rows < 65535 * 16 ? rows : 65535 * 16;
-  k_masked_softmax<<<grid, THREADS, 0, st>>> (x, rows, n, lens, per_seq);
+  k_masked_softmax<<<blocks_for_rows (rows), THREADS, 0, st>>> (x, rows, n, lens,
+                                                                 per_seq);
   LAUNCHED ("softmax kernel");
   return 0;
 }
