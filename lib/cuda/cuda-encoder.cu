@@ -637,9 +637,12 @@ cuda_new (const void *devp, const pmx_model_config *cfg, pmx_tensor_lookup get,
   e->dh = cfg->head_dim;
   e->eps = (float) cfg->ln_eps;
   e->scale = 1.0f / sqrtf ((float) cfg->head_dim);
-  /* One chunk holds the paper's batches (128 sequences of 128 tokens);
-     its workspace for BERT-base is about 0.7 GiB.  */
-  e->chunk = 16384;
+  /* Chunks of 32 sequences of 128 tokens: the host packs chunk c + 1 and
+     unpacks chunk c - 1 while the GPU runs chunk c.  On an H200 (BERT-base,
+     128 sequences a forward, all positions) 4096 tokens ran 2 % (fp32) to
+     31 % (TF32) faster than one chunk of 16384, which left that host work
+     in series with the GPU's; the workspace is a quarter.  */
+  e->chunk = 4096;
   e->last_att = -1;
   size_t floats = 0;
   for (int l = 0; l < e->L; l++)

@@ -104,9 +104,9 @@ const char *pmx_encoder_device (const pmx_encoder *e);
 /* Which kernels run and on how many threads, one line for --verbose:
    "cpu:avx2: AVX2 packed-weight (6x16) dense layers, ...".  */
 const char *pmx_encoder_describe (const pmx_encoder *e);
-/* Tokens per chunk (default 2048; at least one whole sequence is always
-   processed at once); no effect on a device without chunks.  For
-   benchmarks and tests.  */
+/* Tokens per chunk (default: 2048 on the CPU, 4096 on a GPU; at least one
+   whole sequence is always processed at once); no effect on a device
+   without chunks.  For benchmarks and tests.  */
 void pmx_encoder_set_chunk (pmx_encoder *e, int tokens);
 
 #endif
