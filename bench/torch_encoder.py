@@ -8,7 +8,9 @@ implementations: 'eager' (HF-style modules, any pruned shape) and 'nnfast'
 (nn.TransformerEncoderLayer and its fused inference path; dense shapes only).
 Torch runs at its best on this machine per PERF-ANCHORS.md: one torch thread
 (torch.set_num_threads(1)) while OpenBLAS, which runs its fp32 GEMMs, uses
-OPENBLAS_NUM_THREADS threads (set it in the environment).
+OPENBLAS_NUM_THREADS threads (set it in the environment).  --threads=N sets
+torch's own threads instead, for a torch whose GEMMs follow them (PyPI's,
+with MKL and oneDNN, as on the lent GPU machines).
 
 Prints one summary line per implementation: the median pass in seq/s, the
 range over passes, and sequences per CPU-second (at one thread, the figure
@@ -77,8 +79,9 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tf32", action="store_true")
     ap.add_argument("--host-io", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     gpu = dev.type == "cuda"
     if gpu:
@@ -140,7 +143,7 @@ def main():
                  f"{', host input and output' if host_io else ''}, most memory allocated "
                  f"{torch.cuda.max_memory_allocated(dev) / 2**20:.0f} MiB" if gpu else
                  f"; {B / statistics.median(cpu):.2f} seq per CPU-s")
-        print(f"torch {impl} L {a.layers} H {H} heads {a.heads} ffn {a.ffn} T {T} batch {B}: "
+        print(f"torch {torch.__version__} {impl} threads {a.threads} L {a.layers} H {H} heads {a.heads} ffn {a.ffn} T {T} batch {B}: "
               f"{B / med:.2f} seq/s (passes {B / max(times):.2f}-{B / min(times):.2f})" + where)
         sys.stdout.flush()
 
