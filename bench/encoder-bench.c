@@ -7,7 +7,8 @@
                  [--gemm=best|avx512|avx2|blas]
 
    LIST is comma-separated, one entry per layer (0 = pruned away), for
-   CoFi-pruned shapes.  Prints one line per timed pass and a summary: the
+   CoFi-pruned shapes.  Prints which kernels run (the encoder's
+   description, as prumux-infer --verbose), then a summary: the
    median pass in seq/s, GFLOP/s over the GEMM FLOPs of the shape (QKV,
    scores, context, output, FFN; as in PERF-ANCHORS.md), and with --sgemm
    the OpenBLAS rate on the shape's dense GEMMs over the whole batch at the
@@ -342,6 +343,7 @@ main (int argc, char **argv)
     }
   if (chunk)
     pmx_encoder_set_chunk (e, chunk);
+  printf ("kernels: %s\n", pmx_encoder_describe (e));
   int P = cls ? 1 : T;
   float *x = malloc ((size_t) B * T * H * 4), *out = malloc ((size_t) B * P * H * 4);
   int32_t *lengths = malloc ((size_t) B * 4), *pos = malloc ((size_t) T * 4);

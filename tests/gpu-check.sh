@@ -25,7 +25,8 @@
 #     pipeline-minilm.sh, skipped without that package), all within 1e-4;
 #  3. the benchmark at the paper's protocol (T = 128, 128 sequences):
 #     bench/encoder-bench on cuda:0 and cuda:0:tf32 for BERT-base and a
-#     CoFi-pruned BERT-base (CHUNKS: the tokens a chunk, default 16384),
+#     CoFi-pruned BERT-base (CHUNKS: the tokens a chunk, default the
+#     encoder's; 8 host threads, as prumux-infer on a machine of 8 or more),
 #     the most GPU memory nvidia-smi saw in use, and PyTorch on the same
 #     GPU and shapes (bench/torch_encoder.py --device=cuda, with its input
 #     and output on the device and, like prumux-infer, in host memory);
@@ -149,7 +150,7 @@ if want 3; then
         [ "$chunk" = default ] && copt=
         echo 0 > "$peak"; sleep 0.3
         # shellcheck disable=SC2086
-        timeout 300 "$build/bench/encoder-bench" $args --seq=128 --batch=128 --passes=10 \
+        timeout 300 "$build/bench/encoder-bench" $args --seq=128 --batch=128 --passes=10 --threads=8 \
           --positions=all $copt --device=$dev > "$tmp/bench" 2>&1 \
           || fail "encoder-bench $shape $dev"
         tail -1 "$tmp/bench"
@@ -158,7 +159,7 @@ if want 3; then
       done
       if [ -n "${BASELINE:-}" ]; then
         # shellcheck disable=SC2086
-        timeout 300 "$build/bench/baseline-bench" $args --seq=128 --batch=128 --passes=10 \
+        timeout 300 "$build/bench/baseline-bench" $args --seq=128 --batch=128 --passes=10 --threads=8 \
           --positions=all --device=$dev > "$tmp/bench" 2>&1 || fail "baseline $shape $dev"
         tail -1 "$tmp/bench"
         echo "   ^ $shape, $dev: BASELINE ($BASELINE), its default chunk"
@@ -253,7 +254,7 @@ if want 6; then
       timeout 300 taskset -c "0,${other:-1}" "$build/bench/encoder-bench" $args --seq=128 \
         --batch=32 --threads=2 --passes=3 --positions=$pos > "$tmp/bench" 2>&1 \
         || fail "CPU encoder-bench $shape"
-      grep -v '^pass' "$tmp/bench" | tail -2
+      cat "$tmp/bench"
     done
     # shellcheck disable=SC2086
     timeout 300 taskset -c "0,${other:-1}" "$py" "$src/bench/torch_encoder.py" $args \
