@@ -92,8 +92,20 @@ fi
 
 # A writer killed before it commits leaves neither the target nor a
 # temporary file (SIGINT is ignored in background jobs of a script, so
-# TERM and HUP stand for all three).
-for sig in TERM HUP; do
+# TERM and HUP stand for all three).  A signal this script was started
+# with ignored (HUP under nohup) stays ignored in the writer, as it should:
+# that case is skipped.
+# ignored_on_entry NUM: whether signal NUM is ignored in this shell.
+ignored_on_entry () {
+  m=$(sed -n 's/^SigIgn:[[:space:]]*//p' "/proc/$$/status" 2>/dev/null)
+  [ -n "$m" ] && [ $(( (0x$m >> ($1 - 1)) & 1 )) = 1 ]
+}
+for sig in TERM:15 HUP:1; do
+  num=${sig#*:} sig=${sig%:*}
+  if ignored_on_entry "$num"; then
+    echo "SIG$sig is ignored here (nohup?): not tried"
+    continue
+  fi
   mkdir sig.$sig
   (sleep 2; cat s.tsv) | prumux-cat -e -o sig.$sig/out &
   pid=$!
