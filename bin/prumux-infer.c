@@ -71,7 +71,7 @@ usage (void)
           "\n"
           "Without --device, the environment variable PRUMUX_DEVICE names the device\n"
           "(default 'cpu').  On a GPU the encoder's weights are copied to the GPU once,\n"
-          "and --threads does not apply.\n"
+          "and --threads applies only to --from-ids's embedding and multiplexing.\n"
           "\n"
           "Input records need 'embeds' (G, T, H) and, unless the model attends to\n"
           "padding, 'lengths' (G); the output holds 'hidden' (G, P, H) and\n"
@@ -303,7 +303,8 @@ main (int argc, char **argv)
   pmx_reader *r = cli_stage_open (in, in_name, &want);
   const pmx_meta *meta = pmx_reader_meta (r);
   pmx_muxer *mx = NULL;
-  if (from_ids && !(mx = pmx_muxer_new (&cfg, wt.get, wt.ctx)))
+  if (from_ids && (!(mx = pmx_muxer_new (&cfg, wt.get, wt.ctx))
+                   || pmx_muxer_set_threads (mx, threads) < 0))
     die_lib (model_path ? model_path : weights_path);
   pmx_meta om;
   pmx_meta_init (&om);

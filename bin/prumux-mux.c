@@ -41,6 +41,9 @@ groups, so keep rows of one key together for speed.\n\
                             record of named tensors, the configuration in its\n\
                             META (as prumux-infer --weights); for tests\n\
   -N, --instances=N       check that MODEL multiplexes N instances\n\
+  -j, --threads=N         embed and multiplex on N threads (default: all\n\
+                            online CPUs); the output is the same, bit for\n\
+                            bit, on any number\n\
   -o, --output=FILE       write the stream to FILE (default: standard output)\n\
       --force             write the stream even to a terminal\n", stdout);
   fputs (CLI_STANDARD_HELP, stdout);
@@ -60,6 +63,7 @@ main (int argc, char **argv)
     { "model", required_argument, NULL, 'm' },
     { "weights", required_argument, NULL, 'w' },
     { "instances", required_argument, NULL, 'N' },
+    { "threads", required_argument, NULL, 'j' },
     { "output", required_argument, NULL, 'o' },
     { "force", no_argument, NULL, OPT_FORCE },
     CLI_STANDARD_LONGOPTS,
@@ -67,16 +71,17 @@ main (int argc, char **argv)
   };
   const char *model_path = NULL, *weights_path = NULL, *out_path = "-";
   long long want_n = 0;
-  int force = 0, c;
+  int force = 0, threads = 0, c;
 
   cli_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "m:w:N:o:" CLI_STANDARD_SHORTOPTS, longopts, NULL))
+  while ((c = getopt_long (argc, argv, "m:w:N:j:o:" CLI_STANDARD_SHORTOPTS, longopts, NULL))
          != -1)
     switch (cli_standard_option (c, usage))
       {
       case 'm': model_path = optarg; break;
       case 'w': weights_path = optarg; break;
       case 'N': want_n = cli_parse_int ("--instances", optarg, 1, 1000); break;
+      case 'j': threads = (int) cli_parse_int ("--threads", optarg, 1, 256); break;
       case 'o': out_path = optarg; break;
       case OPT_FORCE: force = 1; break;
       default: usage_error ("invalid usage");
@@ -97,7 +102,7 @@ main (int argc, char **argv)
   if (want_n && want_n != n)
     die ("%s: the model multiplexes N = %d instances, not %lld", model_path, n, want_n);
   pmx_muxer *mx = pmx_muxer_new (cfg, mw.get, mw.ctx);
-  if (!mx)
+  if (!mx || pmx_muxer_set_threads (mx, threads) < 0)
     die_lib (model_path);
 
   FILE *in = cli_open_input (in_path);

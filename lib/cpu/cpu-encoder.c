@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #ifdef HAVE_OPENBLAS_SET_NUM_THREADS
 void openblas_set_num_threads (int);
@@ -218,10 +217,7 @@ cpu_new (const void *dev, const pmx_model_config *cfg, pmx_tensor_lookup get,
 {
   pmx_gemm_kind gemm = *(const pmx_gemm_kind *) dev;
   if (threads <= 0)
-    {
-      long n = sysconf (_SC_NPROCESSORS_ONLN);
-      threads = n > 0 ? (int) (n < 256 ? n : 256) : 1;
-    }
+    threads = pmx_online_cpus ();
   cpu_encoder *e = calloc (1, sizeof *e);
   if (!e || !(e->layers = calloc ((size_t) cfg->layers + 1, sizeof *e->layers)))
     {

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 struct pmx_pool
 {
@@ -164,4 +165,11 @@ pmx_pool_run (pmx_pool *p, pmx_task_fn fn, void *arg, int ntasks)
   while (p->busy > 0)
     pthread_cond_wait (&p->done, &p->lock);
   pthread_mutex_unlock (&p->lock);
+}
+
+int
+pmx_online_cpus (void)
+{
+  long n = sysconf (_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int) (n < 256 ? n : 256) : 1;
 }

@@ -28,4 +28,7 @@ int pmx_pool_size (const pmx_pool *p);
 /* Run FN (ARG, t, thread) for t = 0..NTASKS-1 and wait for all of them.  */
 void pmx_pool_run (pmx_pool *p, pmx_task_fn fn, void *arg, int ntasks);
 
+/* The online CPUs, 1 to 256: the threads of a "use them all" default.  */
+int pmx_online_cpus (void);
+
 #endif

@@ -78,10 +78,8 @@ pmx_embed_layer_norm (float *x, const float *w, const float *b, int n, float eps
 }
 
 int
-pmx_embed_tokens (const pmx_embed *e, const int32_t *ids, const int32_t *types,
-                  int T, float *out)
+pmx_embed_check (const pmx_embed *e, const int32_t *ids, const int32_t *types, int T)
 {
-  int H = e->hidden;
   if (T > e->max_pos)
     return pmx_error ("%d tokens, but the model has only %d positions", T,
                       e->max_pos);
@@ -94,14 +92,30 @@ pmx_embed_tokens (const pmx_embed *e, const int32_t *ids, const int32_t *types,
       if (ty < 0 || ty >= e->type_vocab)
         return pmx_error ("type id %d at position %d is outside [0, %d)",
                           ty, t, e->type_vocab);
-      const float *wr = e->word + (size_t) id * H;
-      const float *pr = e->pos + (size_t) t * H;
-      const float *tr = e->type + (size_t) ty * H;
-      float *o = out + (size_t) t * H;
-      for (int h = 0; h < H; h++)
-        o[h] = wr[h] + tr[h] + pr[h];
-      pmx_embed_layer_norm (o, e->ln_w, e->ln_b, H, e->eps);
     }
+  return 0;
+}
+
+void
+pmx_embed_token (const pmx_embed *e, int id, int ty, int t, float *out)
+{
+  int H = e->hidden;
+  const float *wr = e->word + (size_t) id * H;
+  const float *pr = e->pos + (size_t) t * H;
+  const float *tr = e->type + (size_t) ty * H;
+  for (int h = 0; h < H; h++)
+    out[h] = wr[h] + tr[h] + pr[h];
+  pmx_embed_layer_norm (out, e->ln_w, e->ln_b, H, e->eps);
+}
+
+int
+pmx_embed_tokens (const pmx_embed *e, const int32_t *ids, const int32_t *types,
+                  int T, float *out)
+{
+  if (pmx_embed_check (e, ids, types, T) < 0)
+    return -1;
+  for (int t = 0; t < T; t++)
+    pmx_embed_token (e, ids[t], types ? types[t] : 0, t, out + (size_t) t * e->hidden);
   return 0;
 }
 

@@ -43,6 +43,14 @@ int pmx_embed_init (pmx_embed *e, const pmx_model_config *cfg,
 int pmx_embed_tokens (const pmx_embed *e, const int32_t *ids,
                       const int32_t *types, int T, float *out);
 
+/* pmx_embed_tokens in two halves, for callers that check a whole record
+   first and then embed its tokens in any order (the multiplexer, on
+   several threads): the checks (0, or -1 with the same error), and one
+   token, unchecked: OUT (H) = LN(word[ID] + pos[T] + type[TY]).  */
+int pmx_embed_check (const pmx_embed *e, const int32_t *ids, const int32_t *types,
+                     int T);
+void pmx_embed_token (const pmx_embed *e, int id, int ty, int t, float *out);
+
 /* OUT (T, H) = LN(IN + pos[t] + type[0]): the second embedding pass the
    MUX-PLM code runs on the multiplexed vectors.  IN may equal OUT.  */
 void pmx_embed_vectors (const pmx_embed *e, const float *in, int T, float *out);

@@ -3,6 +3,7 @@
 #include <config.h>
 #include "mux.h"
 #include "error.h"
+#include "threads.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -32,9 +33,10 @@ struct pmx_muxer
   int has_groups;               /* -1 until the first record says */
   int64_t next_row;             /* for inputs without a 'row' tensor */
 
-  int32_t *tok;                 // (T) one row's tokens (prefix included)
-  float *e1;                    // (N, T, H) first embedding pass of a group
-  float *acc;                   // (T, H) the group's multiplexed vectors
+  int32_t *tok;                 // a record's rows, padded (and prefixed; N = 1: then types)
+  float *ebuf;                  // (threads, H) one token's first-pass embedding
+  int threads;
+  pmx_pool *pool;               /* NULL: the caller's thread alone */
 };
 
 static int
@@ -132,8 +134,8 @@ pmx_muxer_free (pmx_muxer *mx)
   free (mx->lengths);
   free (mx->groups);
   free (mx->tok);
-  free (mx->e1);
-  free (mx->acc);
+  free (mx->ebuf);
+  pmx_pool_free (mx->pool);
   free (mx);
 }
 
@@ -151,22 +153,35 @@ pmx_muxer_length (const pmx_muxer *mx)
   return mx->pad_to + (mx->index_prefix ? mx->N + 1 : 0);
 }
 
-/* Make room for a group of N sequences of T tokens in the scratch
-   buffers.  */
+/* Make room for TOKENS token ids and each thread's embedding in the
+   scratch buffers.  */
 static int
-scratch (pmx_muxer *mx, int T)
+scratch (pmx_muxer *mx, size_t tokens)
 {
   size_t H = (size_t) mx->emb.hidden;
-  int32_t *tok = realloc (mx->tok, (size_t) T * sizeof *tok);
+  size_t threads = (size_t) (mx->threads > 1 ? mx->threads : 1);
+  /* A record may be empty: realloc (p, 0) would free.  */
+  int32_t *tok = realloc (mx->tok, (tokens ? tokens : 1) * sizeof *tok);
   if (tok)
     mx->tok = tok;
-  float *e1 = tok ? realloc (mx->e1, (size_t) mx->N * T * H * sizeof *e1) : NULL;
-  if (e1)
-    mx->e1 = e1;
-  float *acc = e1 ? realloc (mx->acc, (size_t) T * H * sizeof *acc) : NULL;
-  if (!acc)
+  float *ebuf = tok ? realloc (mx->ebuf, threads * H * sizeof *ebuf) : NULL;
+  if (!ebuf)
     return pmx_error_errno (errno, "out of memory");
-  mx->acc = acc;
+  mx->ebuf = ebuf;
+  return 0;
+}
+
+int
+pmx_muxer_set_threads (pmx_muxer *mx, int threads)
+{
+  if (threads < 1)
+    threads = pmx_online_cpus ();
+  pmx_pool *pool = NULL;
+  if (threads > 1 && !(pool = pmx_pool_new (threads)))
+    return -1;
+  pmx_pool_free (mx->pool);
+  mx->pool = pool;
+  mx->threads = threads;
   return 0;
 }
 
@@ -200,6 +215,28 @@ row_info (const pmx_record *in, int64_t B, struct row_info *ri)
 
 /* ---- N = 1: the embedding stage --------------------------------------- */
 
+/* The rows of a record, checked: TOK and TY (NULL: type 0) (B, T), their
+   embeddings into OUT (B, T, H).  */
+struct embed_job
+{
+  const pmx_muxer *mx;
+  int T;
+  const int32_t *tok, *ty;
+  float *out;
+};
+
+static void
+embed_row_task (void *arg, int b, int thread)
+{
+  (void) thread;
+  const struct embed_job *j = arg;
+  const pmx_embed *e = &j->mx->emb;
+  size_t at = (size_t) b * j->T;
+  for (int t = 0; t < j->T; t++)
+    pmx_embed_token (e, j->tok[at + t], j->ty ? j->ty[at + t] : 0, t,
+                     j->out + (at + t) * e->hidden);
+}
+
 static int
 embed_stage (pmx_muxer *mx, const pmx_record *in, pmx_record *out)
 {
@@ -222,41 +259,41 @@ embed_stage (pmx_muxer *mx, const pmx_record *in, pmx_record *out)
   if (T > mx->emb.max_pos)
     return pmx_error ("rows of %lld tokens, but the model has only %d positions",
                       (long long) T, mx->emb.max_pos);
-  if (scratch (mx, (int) T) < 0)
+  if (B > (int64_t) 1 << 30)
+    return pmx_error ("too many rows");
+  /* Every row's tokens (and types), padded, checked here in order (the
+     first bad row is the one named), then embedded on the threads.  */
+  size_t BT = (size_t) B * T;
+  if (scratch (mx, types ? 2 * BT : BT) < 0)
     return -1;
-  int32_t *ty = NULL;
-  if (types && T > T0)
+  int32_t *tok = mx->tok, *ty = types ? mx->tok + BT : NULL;
+  for (int64_t b = 0; b < B; b++)
     {
-      ty = calloc ((size_t) T, sizeof *ty);
-      if (!ty)
-        return pmx_error_errno (errno, "out of memory");
+      int32_t *x = tok + (size_t) b * T;
+      memcpy (x, (const int32_t *) ids->data + b * T0, (size_t) T0 * sizeof *x);
+      memset (x + T0, 0, (size_t) (T - T0) * sizeof *x);      /* [PAD] = 0 */
+      if (ty)
+        {
+          memcpy (ty + (size_t) b * T, (const int32_t *) types->data + b * T0,
+                  (size_t) T0 * sizeof *ty);
+          memset (ty + (size_t) b * T + T0, 0, (size_t) (T - T0) * sizeof *ty);
+        }
+      if (pmx_embed_check (&mx->emb, x, ty ? ty + (size_t) b * T : NULL, (int) T) < 0)
+        return pmx_error_prefix ("row %lld", (long long) b);
     }
 
   pmx_record_reset (out);
   int64_t shape[3] = { B, T, mx->emb.hidden };
   pmx_tensor *emb = pmx_record_add (out, "embeds", PMX_F32, 3, shape);
-  int rc = emb ? 0 : -1;
-  for (int64_t b = 0; b < B && rc == 0; b++)
-    {
-      const int32_t *x = (const int32_t *) ids->data + b * T0;
-      const int32_t *s = types ? (const int32_t *) types->data + b * T0 : NULL;
-      if (T > T0)
-        {
-          memset (mx->tok, 0, (size_t) T * sizeof *mx->tok);   /* [PAD] = 0 */
-          memcpy (mx->tok, x, (size_t) T0 * sizeof *x);
-          x = mx->tok;
-          if (s)
-            {
-              memcpy (ty, s, (size_t) T0 * sizeof *s);
-              s = ty;
-            }
-        }
-      rc = pmx_embed_tokens (&mx->emb, x, s, (int) T,
-                             (float *) emb->data + (size_t) b * T * mx->emb.hidden);
-      if (rc < 0)
-        pmx_error_prefix ("row %lld", (long long) b);
-    }
-  free (ty);
+  if (!emb)
+    return -1;
+  struct embed_job job = { mx, (int) T, tok, ty, (float *) emb->data };
+  if (mx->pool && B > 1)
+    pmx_pool_run (mx->pool, embed_row_task, &job, (int) B);
+  else
+    for (int64_t b = 0; b < B; b++)
+      embed_row_task (&job, (int) b, 0);
+  int rc = 0;
   /* Everything else passes through (row, label, lengths, ...).  */
   for (int i = 0; i < in->count && rc == 0; i++)
     {
@@ -400,6 +437,60 @@ take_rows (pmx_muxer *mx, const pmx_record *in)
   return 0;
 }
 
+/* out[t] += x * key and out[t] /= N: the multiplexer's arithmetic, in one
+   place for the stage's fused loop and pmx_mux_fwd (the same floats in
+   the same order in both).  */
+static inline void
+mux_add (float *o, const float *x, const float *key, int H)
+{
+  for (int j = 0; j < H; j++)
+    o[j] += x[j] * key[j];
+}
+
+static inline void
+mux_mean (float *o, int N, int H)
+{
+  for (int j = 0; j < H; j++)
+    o[j] /= (float) N;            /* torch.mean over the instances */
+}
+
+/* One group of the record being muxed: its N rows of T tokens (checked)
+   in mx->tok, its (T, H) embeddings into OUT.  */
+struct mux_job
+{
+  pmx_muxer *mx;
+  int T;
+  float *out;
+};
+
+/* Group G of JOB, on pool thread THREAD: each position's N first-pass
+   embeddings are made one at a time in the thread's buffer (a few KiB,
+   in L1) and added into the muxed vector at once, rather than all of a
+   group's N x T first (4 MB for BERT-base at N = 10) and then read back.
+   The same floats as pmx_embed_tokens then pmx_mux_fwd.  */
+static void
+mux_group_task (void *arg, int g, int thread)
+{
+  const struct mux_job *j = arg;
+  const pmx_muxer *mx = j->mx;
+  int N = mx->N, T = j->T, H = mx->emb.hidden;
+  const int32_t *tok = mx->tok + (size_t) g * N * T;
+  float *e = mx->ebuf + (size_t) thread * H;
+  float *out = j->out + (size_t) g * T * H;
+  for (int t = 0; t < T; t++)
+    {
+      float *o = out + (size_t) t * H;
+      memset (o, 0, (size_t) H * sizeof *o);
+      for (int i = 0; i < N; i++)
+        {
+          pmx_embed_token (&mx->emb, tok[(size_t) i * T + t], 0, t, e);
+          mux_add (o, e, mx->keys + (size_t) i * H, H);
+        }
+      mux_mean (o, N, H);
+    }
+  pmx_embed_vectors (&mx->emb, out, T, out);
+}
+
 /* Mux the first G*N pending rows into OUT and drop them from the queue.  */
 static int
 emit_groups (pmx_muxer *mx, int G, pmx_record *out)
@@ -408,7 +499,7 @@ emit_groups (pmx_muxer *mx, int G, pmx_record *out)
   int P = mx->index_prefix ? N + 1 : 0;
   int T = L + P;
   int64_t B = (int64_t) G * N;
-  if (scratch (mx, T) < 0)
+  if (scratch (mx, (size_t) B * T) < 0)
     return -1;
 
   pmx_record_reset (out);
@@ -440,30 +531,32 @@ emit_groups (pmx_muxer *mx, int G, pmx_record *out)
       memcpy (t->data, mx->groups, (size_t) B * sizeof *mx->groups);
     }
 
-  size_t TH = (size_t) T * H;
-  for (int g = 0; g < G; g++)
+  /* Every row's tokens, checked here in order (the first bad row is the
+     one named), then the groups muxed on the threads.  */
+  for (int64_t k = 0; k < B; k++)
     {
-      for (int i = 0; i < N; i++)
+      int32_t *x = mx->tok + (size_t) k * T;
+      int i = (int) (k % N);
+      if (P)
         {
-          int k = g * N + i;
-          int32_t *x = mx->tok;
-          if (P)
-            {
-              /* Row i of the N x (N+1) prefix block: filler, its own index
-                 token on the diagonal, then [CLS].  */
-              for (int j = 0; j < N; j++)
-                x[j] = j == i ? PMX_MUX_INDEX_FILLER - (i + 2) : PMX_MUX_INDEX_FILLER;
-              x[N] = PMX_MUX_CLS_ID;
-            }
-          memcpy (x + P, mx->ids + (size_t) k * L, (size_t) L * sizeof *x);
-          if (!P)
-            x[0] = PMX_MUX_CLS_ID;      /* as the code: input_ids[:, 0] = 101 */
-          if (pmx_embed_tokens (&mx->emb, x, NULL, T, mx->e1 + i * TH) < 0)
-            return pmx_error_prefix ("row %lld", (long long) mx->rows[k]);
+          /* Row i of the N x (N+1) prefix block: filler, its own index
+             token on the diagonal, then [CLS].  */
+          for (int j = 0; j < N; j++)
+            x[j] = j == i ? PMX_MUX_INDEX_FILLER - (i + 2) : PMX_MUX_INDEX_FILLER;
+          x[N] = PMX_MUX_CLS_ID;
         }
-      pmx_mux_fwd (mx->acc, mx->e1, mx->keys, 1, N, T, H);
-      pmx_embed_vectors (&mx->emb, mx->acc, T, (float *) emb->data + (size_t) g * TH);
+      memcpy (x + P, mx->ids + (size_t) k * L, (size_t) L * sizeof *x);
+      if (!P)
+        x[0] = PMX_MUX_CLS_ID;      /* as the code: input_ids[:, 0] = 101 */
+      if (pmx_embed_check (&mx->emb, x, NULL, T) < 0)
+        return pmx_error_prefix ("row %lld", (long long) mx->rows[k]);
     }
+  struct mux_job job = { mx, T, (float *) emb->data };
+  if (mx->pool && G > 1)
+    pmx_pool_run (mx->pool, mux_group_task, &job, G);
+  else
+    for (int g = 0; g < G; g++)
+      mux_group_task (&job, g, 0);
 
   /* Keep the leftover rows for the next record.  */
   int left = mx->pending - (int) B;
@@ -516,14 +609,8 @@ pmx_mux_fwd (float *out, const float *inp, const float *keys, int G, int N,
         float *o = out + ((int64_t) g * T + t) * H;
         memset (o, 0, H * sizeof *o);
         for (int i = 0; i < N; i++)
-          {
-            const float *x = inp + (((int64_t) g * N + i) * T + t) * H;
-            const float *v = keys + (int64_t) i * H;
-            for (int j = 0; j < H; j++)
-              o[j] += x[j] * v[j];
-          }
-        for (int j = 0; j < H; j++)
-          o[j] /= (float) N;            /* torch.mean over the instances */
+          mux_add (o, inp + (((int64_t) g * N + i) * T + t) * H, keys + (int64_t) i * H, H);
+        mux_mean (o, N, H);
       }
 }
 

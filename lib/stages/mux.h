@@ -50,6 +50,11 @@ pmx_muxer *pmx_muxer_new (const pmx_model_config *cfg, pmx_tensor_lookup get,
                           const void *ctx);
 void pmx_muxer_free (pmx_muxer *mx);
 
+/* Mux a record's groups on THREADS threads (0: all online CPUs; without
+   this call, 1: the caller's): the output does not depend on the number.
+   0, or -1 with an error (a thread could not start).  */
+int pmx_muxer_set_threads (pmx_muxer *mx, int threads);
+
 /* Rows per group (N) and sequence length of the output (T; 0 until known
    for an N = 1 model that does not pad).  */
 int pmx_muxer_instances (const pmx_muxer *mx);
