@@ -458,7 +458,7 @@ mux_mean (float *o, int N, int H)
    in mx->tok, its (T, H) embeddings into OUT.  */
 struct mux_job
 {
-  pmx_muxer *mx;
+  const pmx_muxer *mx;
   int T;
   float *out;
 };
