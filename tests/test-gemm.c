@@ -12,6 +12,7 @@
    - a row's result does not depend on how many rows are computed with it
      (bit for bit), which makes the encoder's output independent of the
      thread count;
+   - pmx_gemm_packed_rows on a packed W gives pmx_sgemm_rows's bits on W;
    - asking for a kernel the CPU lacks fails with a message.
 
    Exit 77 (skipped) on CPUs with neither kernel, where the encoder uses
@@ -194,6 +195,40 @@ done:
   free (row);
 }
 
+/* pmx_gemm_packed_rows gives pmx_sgemm_rows's bits (the demultiplexer
+   packs its weights once and relies on it): M x N x K, A's rows LDA apart,
+   across the row blocks of PMX_GEMM_ROWS.  */
+static void
+check_packed_rows (int M, int N, int K, int lda)
+{
+  float *A = malloc (sizeof (float) * ((size_t) M * lda + 1));
+  float *W = malloc (sizeof (float) * ((size_t) N * K + 1));
+  float *C = malloc (sizeof (float) * ((size_t) M * N + 1));
+  float *R = malloc (sizeof (float) * ((size_t) M * N + 1));
+  float *scratch = NULL;
+  pmx_packed p;
+  CHECK (A && W && C && R
+         && posix_memalign ((void **) &scratch, 64,
+                            pmx_gemm_scratch (pmx_gemm_best (), PMX_GEMM_ROWS)
+                            * sizeof (float)) == 0, "out of memory");
+  for (size_t i = 0; i < (size_t) M * lda; i++)
+    A[i] = frand ();
+  for (size_t i = 0; i < (size_t) N * K; i++)
+    W[i] = frand ();
+  CHECK (pmx_packed_init (&p, W, N, K, PMX_GEMM_BEST) == 0, "pack %dx%d", N, K);
+  pmx_gemm_packed_rows (&p, A, lda, C, N, M, scratch);
+  pmx_sgemm_rows (0, 1, M, N, K, 1.0f, A, lda, W, K, 0.0f, R, N, NULL);
+  CHECK (memcmp (C, R, sizeof (float) * (size_t) M * N) == 0,
+         "pmx_gemm_packed_rows %dx%dx%d (lda %d) differs from pmx_sgemm_rows", M, N, K,
+         lda);
+  pmx_packed_release (&p);
+  free (scratch);
+  free (A);
+  free (W);
+  free (C);
+  free (R);
+}
+
 static int
 sgemm_cases (pmx_gemm_kind kind)
 {
@@ -253,6 +288,12 @@ main (void)
       printf ("%s: %d cases\n", pmx_gemm_kind_name (kind), cases);
       cases = 0;
     }
+
+  check_packed_rows (1, 5, 7, 7);
+  check_packed_rows (253, 40, 20, 25);
+  check_packed_rows (600, 768, 768, 1536);
+  check_packed_rows (505, 17, 1537, 1540);
+  printf ("pmx_gemm_packed_rows: 4 cases, the bits of pmx_sgemm_rows\n");
 
   /* pmx_sgemm's OpenBLAS path takes the same arguments.  */
   printf ("blas (%s): %d cases; pmx_sgemm runs %s\n", pmx_blas_corename (),

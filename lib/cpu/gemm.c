@@ -402,6 +402,25 @@ pmx_gemm_packed (const pmx_packed *p, const float *A, int lda, float *C, int ldc
 #endif
 }
 
+void
+pmx_gemm_packed_rows (const pmx_packed *p, const float *A, int lda, float *C, int ldc,
+                      int M, float *scratch)
+{
+  for (int r = 0; r < M; r += PMX_GEMM_ROWS)
+    pmx_gemm_packed (p, A + (size_t) r * lda, lda, C + (size_t) r * ldc, ldc,
+                     M - r < PMX_GEMM_ROWS ? M - r : PMX_GEMM_ROWS, 0, p->N, 0, scratch);
+}
+
+void
+pmx_sgemm_rows_packed (const pmx_packed *p, const float *W, int ldw, int N, int K,
+                       const float *A, int lda, float *C, int ldc, int M, float *scratch)
+{
+  if (p && p->kind != PMX_GEMM_NONE)
+    pmx_gemm_packed_rows (p, A, lda, C, ldc, M, scratch);
+  else
+    pmx_sgemm_rows (0, 1, M, N, K, 1.0f, A, lda, W, ldw, 0.0f, C, ldc, NULL);
+}
+
 /* ---- pmx_sgemm ----------------------------------------------------------
 
    Goto's loops around the same micro-kernels: for each NC-wide block of

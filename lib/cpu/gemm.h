@@ -61,6 +61,22 @@ size_t pmx_gemm_scratch (pmx_gemm_kind kind, int M);
 void pmx_gemm_packed (const pmx_packed *p, const float *A, int lda, float *C, int ldc,
                       int M, int N0, int N1, int accumulate, float *scratch);
 
+/* C (M, N) (ldc) = A (M, K) (lda) W^T, every column, M rows at a time in
+   blocks of PMX_GEMM_ROWS (so SCRATCH, pmx_gemm_scratch (p->kind,
+   PMX_GEMM_ROWS) floats 64-byte aligned, does not grow with M).  The same
+   bits as pmx_sgemm_rows on W itself (same depth blocks, same kernel): for
+   weights used on many small batches, packed once instead of per call.
+   p->kind must not be PMX_GEMM_NONE.  */
+enum { PMX_GEMM_ROWS = 252 };
+void pmx_gemm_packed_rows (const pmx_packed *p, const float *A, int lda, float *C,
+                           int ldc, int M, float *scratch);
+/* C (M, N) (ldc) = A (M, K) (lda) W^T, W's rows LDW apart: on P, W packed
+   once, where P is not NULL and of a kernel (pmx_gemm_packed_rows, SCRATCH
+   as there), else pmx_sgemm_rows on W.  The same bits either way.  */
+void pmx_sgemm_rows_packed (const pmx_packed *p, const float *W, int ldw, int N,
+                            int K, const float *A, int lda, float *C, int ldc, int M,
+                            float *scratch);
+
 /* ---- General matrix products (attention, training) --------------------
 
    C (M, N) (ldc) = ALPHA op(A) op(B) + BETA C, row-major, op(X) = X or

@@ -12,12 +12,12 @@
 /* Y (M, OUT) = X (M, IN) W^T + B, the bias added after the product (the
    order inference has always used, so its bits stay).  */
 static void
-linear_fwd (const float *w, const float *b, int in, int out, const float *x,
-            int M, float *y)
+linear_fwd (const pmx_demux_head *hd, const pmx_packed *pw, const float *w,
+            const float *b, int in, int out, const float *x, int M, float *y)
 {
   if (M <= 0)
     return;
-  pmx_sgemm_rows (0, 1, M, out, in, 1.0f, x, in, w, in, 0.0f, y, out, NULL);
+  pmx_sgemm_rows_packed (pw, w, in, out, in, x, in, y, out, M, hd->scratch);
   for (int m = 0; m < M; m++)
     for (int o = 0; o < out; o++)
       y[(size_t) m * out + o] += b[o];
@@ -42,8 +42,8 @@ pmx_demux_head_fwd (const pmx_demux_head *hd, const float *C, const float *X,
   int N = hd->N, H = hd->H, D = hd->D;
   size_t B = (size_t) G * N, n = B * D;
   /* U (G, D) = W1[:, H:] h_g; z1 = gelu (U[g] + C[i]).  */
-  pmx_sgemm_rows (0, 1, G, D, H, 1.0f, X, ldx, hd->w[0] + H, 2 * H, 0.0f, U,
-                  D, NULL);
+  pmx_sgemm_rows_packed (hd->pw_h, hd->w[0] + H, 2 * H, D, H, X, ldx, U, D, G,
+                         hd->scratch);
   float *z = act ? act->z[0] : out;
   for (int g = 0; g < G; g++)
     for (int i = 0; i < N; i++)
@@ -63,14 +63,14 @@ pmx_demux_head_fwd (const pmx_demux_head *hd, const float *C, const float *X,
   for (int k = 1; k < hd->ndense; k++)
     {
       float *a = act ? act->pre[k] : U, *zk = act ? act->z[k] : out;
-      linear_fwd (hd->w[k], hd->b[k], D, D, z, (int) B, a);
+      linear_fwd (hd, hd->pw[k - 1], hd->w[k], hd->b[k], D, D, z, (int) B, a);
       for (size_t j = 0; j < n; j++)
         zk[j] = z[j] + pmx_gelu_erf (a[j]);
       z = zk;
     }
   /* out = z + LN (gelu (pre_decoder z)).  */
   float *p = act ? act->p : U, *pg = act ? act->pg : U, *pl = act ? act->pl : U;
-  linear_fwd (hd->pre_w, hd->pre_b, D, D, z, (int) B, p);
+  linear_fwd (hd, hd->pre_pw, hd->pre_w, hd->pre_b, D, D, z, (int) B, p);
   for (size_t j = 0; j < n; j++)
     pg[j] = pmx_gelu_erf (p[j]);
   pmx_layernorm_stats (pl, act ? act->mean : NULL, act ? act->rstd : NULL, pg,

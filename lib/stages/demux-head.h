@@ -19,6 +19,8 @@
 
 #define PMX_DEMUX_HEAD_MAX_DENSE 16
 
+struct pmx_packed;              /* gemm.h, internal */
+
 /* The head's weights (borrowed), or, for the backward, their gradients in
    the same layout.  */
 typedef struct pmx_demux_head
@@ -31,6 +33,12 @@ typedef struct pmx_demux_head
   const float *pre_w, *pre_b;   // pre_decoder (D, D), (D)
   const float *ln_w, *ln_b;     // pre_decoder_layer_norm (D)
   float eps;
+  /* Inference's (NULL in training, whose weights change every step): the
+     forward's products' weights packed once, dense_1's h half W[:, H:],
+     dense_k for k >= 2 (index k - 1) and pre_decoder, and SCRATCH for
+     pmx_gemm_packed_rows.  The same bits as without them.  */
+  const struct pmx_packed *pw_h, *pw[PMX_DEMUX_HEAD_MAX_DENSE], *pre_pw;
+  float *scratch;
 } pmx_demux_head;
 
 /* The gradients of a pmx_demux_head's weights, the same layout; INST may
