@@ -54,11 +54,7 @@ pmx_par_ws (const pmx_par *par, int thread)
 void
 pmx_par_tasks (const pmx_par *par, int tasks, pmx_task_fn fn, void *arg)
 {
-  if (pmx_par_threads (par) > 1 && tasks > 1)
-    pmx_pool_run (par->pool, fn, arg, tasks);
-  else
-    for (int t = 0; t < tasks; t++)
-      fn (arg, t, 0);
+  pmx_pool_run (par ? par->pool : NULL, fn, arg, tasks);
 }
 
 /* ---- Products ------------------------------------------------------------ */

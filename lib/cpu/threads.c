@@ -144,8 +144,8 @@ pmx_pool_run (pmx_pool *p, pmx_task_fn fn, void *arg, int ntasks)
 {
   if (ntasks <= 0)
     return;
-  /* Not worth waking anyone for a single task.  */
-  if (p->size == 1 || ntasks == 1)
+  /* No pool, or not worth waking anyone for a single task.  */
+  if (!p || p->size == 1 || ntasks == 1)
     {
       for (int t = 0; t < ntasks; t++)
         fn (arg, t, 0);

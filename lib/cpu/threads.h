@@ -25,7 +25,8 @@ pmx_pool *pmx_pool_new (int threads);
 /* Stop and join the workers.  Accepts NULL.  */
 void pmx_pool_free (pmx_pool *p);
 int pmx_pool_size (const pmx_pool *p);
-/* Run FN (ARG, t, thread) for t = 0..NTASKS-1 and wait for all of them.  */
+/* Run FN (ARG, t, thread) for t = 0..NTASKS-1 and wait for all of them.
+   P may be NULL: the caller's thread alone, as a pool of one.  */
 void pmx_pool_run (pmx_pool *p, pmx_task_fn fn, void *arg, int ntasks);
 
 /* The online CPUs, 1 to 256: the threads of a "use them all" default.  */

@@ -288,11 +288,7 @@ embed_stage (pmx_muxer *mx, const pmx_record *in, pmx_record *out)
   if (!emb)
     return -1;
   struct embed_job job = { mx, (int) T, tok, ty, (float *) emb->data };
-  if (mx->pool && B > 1)
-    pmx_pool_run (mx->pool, embed_row_task, &job, (int) B);
-  else
-    for (int64_t b = 0; b < B; b++)
-      embed_row_task (&job, (int) b, 0);
+  pmx_pool_run (mx->pool, embed_row_task, &job, (int) B);
   int rc = 0;
   /* Everything else passes through (row, label, lengths, ...).  */
   for (int i = 0; i < in->count && rc == 0; i++)
@@ -552,11 +548,7 @@ emit_groups (pmx_muxer *mx, int G, pmx_record *out)
         return pmx_error_prefix ("row %lld", (long long) mx->rows[k]);
     }
   struct mux_job job = { mx, T, (float *) emb->data };
-  if (mx->pool && G > 1)
-    pmx_pool_run (mx->pool, mux_group_task, &job, G);
-  else
-    for (int g = 0; g < G; g++)
-      mux_group_task (&job, g, 0);
+  pmx_pool_run (mx->pool, mux_group_task, &job, G);
 
   /* Keep the leftover rows for the next record.  */
   int left = mx->pending - (int) B;
