@@ -47,15 +47,24 @@ pmx_adamw_trains (const pmx_adamw *o, const pmx_tparam *p)
   return !p->frozen && !(o->freeze_embeddings && p->embedding);
 }
 
+/* Adam's bias corrections at step T, as torch computes them in float: the
+   step size LR / (1 - beta1^t) and sqrt (1 - beta2^t).  */
+static void
+bias_corrections (float lr, float beta1, float beta2, int64_t t, float *step_size,
+                  float *bc2_sqrt)
+{
+  *step_size = lr / (1.0f - powf (beta1, (float) t));
+  *bc2_sqrt = sqrtf (1.0f - powf (beta2, (float) t));
+}
+
 void
 pmx_adamw_step (pmx_adamw *o, pmx_tmodel *model, float lr)
 {
   o->t++;
   /* As torch.optim.AdamW (single-tensor path): decay first, then the
      bias-corrected Adam update, in float.  */
-  float bc1 = 1.0f - powf (o->beta1, (float) o->t);
-  float bc2 = 1.0f - powf (o->beta2, (float) o->t);
-  float step_size = lr / bc1, bc2_sqrt = sqrtf (bc2);
+  float step_size, bc2_sqrt;
+  bias_corrections (lr, o->beta1, o->beta2, o->t, &step_size, &bc2_sqrt);
   for (int k = 0; k < model->nparams; k++)
     {
       const pmx_tparam *p = &model->param[k];
@@ -73,9 +82,8 @@ void
 pmx_adam_update (float *x, const float *g, float *m, float *v, size_t n,
                  int64_t t, float lr, float beta1, float beta2, float eps)
 {
-  float bc1 = 1.0f - powf (beta1, (float) t);
-  float bc2 = 1.0f - powf (beta2, (float) t);
-  float step_size = lr / bc1, bc2_sqrt = sqrtf (bc2);
+  float step_size, bc2_sqrt;
+  bias_corrections (lr, beta1, beta2, t, &step_size, &bc2_sqrt);
   pmx_adamw_update (x, g, m, v, n, 1.0f, beta1, beta2, step_size, bc2_sqrt, eps);
 }
 
