@@ -593,6 +593,9 @@ main (int argc, char **argv)
     }
   if (pmx_tmodel_set_threads (m, o.threads) < 0)
     die_lib (NULL);
+  /* Nothing here reads the hidden states: the task's steps may run the
+     last layer on the head's rows alone.  */
+  m->head_rows_only = 1;
   if (o.task)
     snprintf (acfg.task, sizeof acfg.task, "%s", o.task);
   const pmx_train_config *mc = &m->cfg;

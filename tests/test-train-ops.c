@@ -445,11 +445,11 @@ test_attention (const int32_t *lengths, const char *what)
   float *fW = to_float (W, n);
   float out[AB * AT * AC], att[AB * ANH * AT * AT], scratch[AT * AT];
   double ref[AB * AT * AC];
-  pmx_attention_fwd (NULL, out, att, fq, fk, fv, lengths, AB, AT, ANH, AHD);
+  pmx_attention_fwd (NULL, out, att, fq, fk, fv, lengths, AB, AT, AT, ANH, AHD);
   ref_attention (ref);
   check_forward (what, out, ref, n);
   float *dq = fzeros (n), *dk = fzeros (n), *dv = fzeros (n);
-  pmx_attention_bwd (NULL, dq, dk, dv, scratch, fW, att, fq, fk, fv, AB, AT, ANH,
+  pmx_attention_bwd (NULL, dq, dk, dv, scratch, fW, att, fq, fk, fv, AB, AT, AT, ANH,
                      AHD);
   char name[64];
   ref_loss = loss_attention;
@@ -458,6 +458,39 @@ test_attention (const int32_t *lengths, const char *what)
   snprintf (name, sizeof name, "%s k", what);
   check_grad (name, ak, dk, n);
   snprintf (name, sizeof name, "%s v", what);
+  check_grad (name, av, dv, n);
+
+  /* Position 0 alone querying (TQ = 1, the last layer under
+     head_rows_only): rows 0 of the whole output, and for a loss on those
+     rows the whole gradients.  */
+  float q0[AB * AC], out0[AB * AC], att0[AB * ANH * AT], dout0[AB * AC];
+  float dq0[AB * AC] = { 0 };
+  double ref0[AB * AC];
+  for (int i = 0; i < n; i++)
+    if (i / AC % AT)
+      W[i] = fW[i] = 0;
+  for (int b = 0; b < AB; b++)
+    for (int c = 0; c < AC; c++)
+      {
+        q0[b * AC + c] = fq[b * AT * AC + c];
+        dout0[b * AC + c] = fW[b * AT * AC + c];
+        ref0[b * AC + c] = ref[b * AT * AC + c];
+      }
+  pmx_attention_fwd (NULL, out0, att0, q0, fk, fv, lengths, AB, AT, 1, ANH, AHD);
+  snprintf (name, sizeof name, "%s, position 0", what);
+  check_forward (name, out0, ref0, AB * AC);
+  memset (dq, 0, n * sizeof *dq);
+  memset (dk, 0, n * sizeof *dk);
+  memset (dv, 0, n * sizeof *dv);
+  pmx_attention_bwd (NULL, dq0, dk, dv, scratch, dout0, att0, q0, fk, fv, AB, AT, 1,
+                     ANH, AHD);
+  for (int b = 0; b < AB; b++)
+    memcpy (dq + b * AT * AC, dq0 + b * AC, AC * sizeof *dq);
+  snprintf (name, sizeof name, "%s, position 0 q", what);
+  check_grad (name, aq, dq, n);
+  snprintf (name, sizeof name, "%s, position 0 k", what);
+  check_grad (name, ak, dk, n);
+  snprintf (name, sizeof name, "%s, position 0 v", what);
   check_grad (name, av, dv, n);
   free (aq); free (ak); free (av); free (W);
   free (fq); free (fk); free (fv); free (fW); free (dq); free (dk); free (dv);
@@ -601,8 +634,8 @@ test_dropout (void)
 {
   enum { n = 100000 };
   float *a = malloc (n * sizeof *a), *b = malloc (n * sizeof *b);
-  pmx_dropout_mask (a, n, 0.1f, 7, 3);
-  pmx_dropout_mask (b, n, 0.1f, 7, 3);
+  pmx_dropout_mask (a, n, 0.1f, 7, 3, 0);
+  pmx_dropout_mask (b, n, 0.1f, 7, 3, 0);
   int zeros = 0, bad = 0;
   for (int i = 0; i < n; i++)
     {
@@ -615,10 +648,17 @@ test_dropout (void)
       printf ("FAIL dropout: %d zeros of %d, %d bad values\n", zeros, n, bad);
       failures++;
     }
-  pmx_dropout_mask (b, n, 0.1f, 7, 4);
+  pmx_dropout_mask (b, n, 0.1f, 7, 4, 0);
   if (!memcmp (a, b, n * sizeof *a))
     {
       printf ("FAIL dropout: streams 3 and 4 give the same mask\n");
+      failures++;
+    }
+  /* A part drawn on its own is the whole's slice.  */
+  else if (pmx_dropout_mask (b, 1000, 0.1f, 7, 3, 4321),
+           memcmp (a + 4321, b, 1000 * sizeof *a))
+    {
+      printf ("FAIL dropout: elements 4321.. drawn alone differ from the whole's\n");
       failures++;
     }
   else

@@ -427,7 +427,13 @@ typedef struct act
   float *ext_dlogits;                   /* (B, C) */
   float *ext_dhidden[PMX_TRAIN_MAX_LAYERS + 1];  /* (R, H) each */
   layer_act L[PMX_TRAIN_MAX_LAYERS];
-  float *X;                             /* encoder output (R, H) */
+  float *X;                             /* encoder output (R, H), or (G, H)
+                                           under rows_only */
+  /* rows_only: the last forward ran its last layer on the rows the task
+     head reads alone (head_rows_layer_fwd); xg (G, H) holds that layer's
+     input at those rows.  */
+  int rows_only;
+  float *xg;
   head_act task, ret, mlm;
   /* backward scratch */
   float *dA, *dB, *dres, *dx1, *dq, *dk, *dv, *dctx, *dff, *dfg, *datt;
@@ -564,6 +570,7 @@ plan (const pmx_train_config *c, act *a, float *base, int B, int T)
           L->x2z = carve (base, &cur, mk * R * H);
         }
     }
+  a->xg = carve (base, &cur, (size_t) G * H);
   a->dA = carve (base, &cur, (size_t) R * H);
   a->dB = carve (base, &cur, (size_t) R * H);
   a->dres = carve (base, &cur, (size_t) R * H);
@@ -638,7 +645,26 @@ dropout (float *x, float *mask, size_t n, float p, int training,
         mask[i] = 1.0f;
       return;
     }
-  pmx_dropout_mask (mask, n, p, seed, stream);
+  pmx_dropout_mask (mask, n, p, seed, stream, 0);
+  pmx_mul (x, mask, n);
+}
+
+/* dropout () of a (G*T, H) tensor at its rows g*T alone, held as (G, H):
+   the masks the whole tensor gets there.  */
+static void
+dropout_rows (float *x, float *mask, int G, int T, int H, float p,
+              int training, uint64_t seed, uint64_t stream)
+{
+  size_t n = (size_t) G * H;
+  if (!training || p == 0)
+    {
+      for (size_t i = 0; i < n; i++)
+        mask[i] = 1.0f;
+      return;
+    }
+  for (int g = 0; g < G; g++)
+    pmx_dropout_mask (mask + (size_t) g * H, H, p, seed, stream,
+                      (int64_t) g * T * H);
   pmx_mul (x, mask, n);
 }
 
@@ -667,8 +693,8 @@ demux_head_act_of (const head_act *h)
 }
 
 /* The demultiplexer's classification path (train-model.h) over h->rows,
-   the rows of G = rows / N groups of T positions in X: the one index_pos
-   head of inference (demux-head.c).  */
+   the rows of G = rows / N groups of T rows in X (T = 1 where X holds
+   position 0 alone): the one index_pos head of inference (demux-head.c).  */
 static void
 task_head_fwd (const pmx_tmodel *m, head_act *h, const float *X, int T)
 {
@@ -825,6 +851,54 @@ residual_layernorm (float *res, const float *x, const float *y, float *out,
   return outz;
 }
 
+/* The last layer on the rows the task head reads, position 0 of each of
+   the G sequences, when nothing else reads that layer's output
+   (pmx_tmodel.head_rows_only): keys and values for every position, the
+   rest (queries, attention, its output, the FFN, both LayerNorms) for G
+   rows instead of G*T, which in a 6-layer model is about a seventh of a
+   step's products.  Row g of each (G, *) buffer is row g*T of the whole
+   layer's, dropout masks included, so the results are that layer's rows.
+   Unmasked only.  X (G*T, H) is the layer's input; returns its output
+   (G, H).  */
+static const float *
+head_rows_layer_fwd (pmx_tmodel *m, act *a, int l, const float *x,
+                     const int32_t *mask, int training, uint64_t dseed)
+{
+  const pmx_train_config *c = &m->cfg;
+  const pmx_tlayer_w *W = &m->w.layer[l];
+  layer_act *L = &a->L[l];
+  int G = a->G, T = a->T, R = a->R, H = c->hidden;
+  int NH = c->heads[l], HD = c->head_dim, A = NH * HD, F = c->ffn[l];
+  float p = c->dropout;
+  L->in = x;
+  L->skip_a = L->skip_f = 0;
+  for (int g = 0; g < G; g++)
+    memcpy (a->xg + (size_t) g * H, x + (size_t) g * T * H, H * sizeof (float));
+  x = a->xg;
+  if (A)
+    {
+      pmx_linear_fwd (m->par, L->q, a->xg, W->q_w, W->q_b, G, H, A);
+      pmx_linear_fwd (m->par, L->k, L->in, W->k_w, W->k_b, R, H, A);
+      pmx_linear_fwd (m->par, L->v, L->in, W->v_w, W->v_b, R, H, A);
+      pmx_attention_fwd (m->par, L->ctx, L->att, L->q, L->k, L->v, mask, G, T, 1,
+                         NH, HD);
+      pmx_linear_fwd (m->par, L->ao, L->ctx, W->ao_w, W->ao_b, G, A, H);
+      dropout_rows (L->ao, L->ao_mask, G, T, H, p, training, dseed, 2 * l + 1);
+      x = residual_layernorm (L->res1, x, L->ao, L->x1, NULL, L->mean1, L->rstd1,
+                              W->ln1_w, W->ln1_b, NULL, G, H, c->ln_eps);
+    }
+  if (F)
+    {
+      pmx_linear_gelu_fwd (m->par, L->f1, L->fg, x, W->fi_w, W->fi_b, G, H, F);
+      pmx_linear_fwd (m->par, L->f2, L->fg, W->fo_w, W->fo_b, G, F, H);
+      dropout_rows (L->f2, L->f2_mask, G, T, H, p, training, dseed, 2 * l + 2);
+      x = residual_layernorm (L->res2, x, L->f2, L->x2, NULL, L->mean2, L->rstd2,
+                              W->ln2_w, W->ln2_b, NULL, G, H, c->ln_eps);
+    }
+  L->out = x;
+  return x;
+}
+
 double
 pmx_tmodel_forward (pmx_tmodel *m, const pmx_tbatch *b, int training,
                     uint64_t seed, uint64_t step)
@@ -918,11 +992,19 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
      intermediate_z, the FFN-output dense by mlp_z, and every sublayer
      output by hidden_z before and after its LayerNorm.  */
   const int32_t *mask = c->attend_padding || c->muxed ? NULL : a->lengths;
+  a->rows_only = m->head_rows_only && !z && !a->open && c->num_labels > 0
+    && !(c->retrieval && (b->ret_inst || b->mlm_labels));
   for (int l = 0; l < c->layers; l++)
     {
       const pmx_tlayer_w *W = &w->layer[l];
       layer_act *L = &a->L[l];
       int NH = c->heads[l], HD = c->head_dim, A = NH * HD, F = c->ffn[l];
+      if (a->rows_only && l == c->layers - 1)
+        {
+          x = head_rows_layer_fwd (m, a, l, x, mask, training, dseed);
+          a->pub.hidden[l + 1] = NULL;   /* not the whole layer's output */
+          break;
+        }
       L->in = x;
       L->skip_a = L->skip_f = 0;
       if (A)
@@ -931,7 +1013,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
           pmx_linear_fwd (m->par, L->k, x, W->k_w, W->k_b, R, H, A);
           pmx_linear_fwd (m->par, L->v, x, W->v_w, W->v_b, R, H, A);
           pmx_attention_fwd (m->par, z ? L->ctx_raw : L->ctx, L->att, L->q, L->k,
-                             L->v, mask, G, T, NH, HD);
+                             L->v, mask, G, T, T, NH, HD);
           if (z)
             for (int r = 0; r < R; r++)
               for (int j = 0; j < A; j++)
@@ -978,6 +1060,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
       a->pub.hidden[l + 1] = x;
     }
   a->X = (float *) x;
+  int xT = a->rows_only ? 1 : T;        /* X's rows per sequence */
 
   /* Heads.  */
   double loss = 0;
@@ -989,10 +1072,10 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
       for (int r = 0; r < B; r++)
         {
           th->inst[r] = r % N;
-          th->src[r] = (r / N) * T;     /* position 0 of the row's group */
+          th->src[r] = (r / N) * xT;    /* position 0 of the row's group */
           th->target[r] = b->labels ? b->labels[r] : -1;
         }
-      task_head_fwd (m, th, a->X, T);
+      task_head_fwd (m, th, a->X, xT);
       th->loss = pmx_softmax_xent_fwd (th->probs, th->logits, th->target, B,
                                        c->num_labels, &th->count);
       if (b->labels && b->task_weight != 0 && th->count > 0)
@@ -1132,7 +1215,7 @@ pmx_tmodel_stats (const pmx_tmodel *m, pmx_tstats *s)
 /* ---- Backward ----------------------------------------------------------- */
 
 /* The task head's backward, for the forward over X (groups of T rows);
-   adds to dX (R, H).  */
+   adds to dX, shaped as X.  */
 static void
 task_head_bwd (pmx_tmodel *m, head_act *h, const float *ext, const float *X,
                int T, float *dX)
@@ -1274,6 +1357,61 @@ add_z (pmx_cofi_z *y, const pmx_cofi_z *x)
     y->hidden_z[j] += x->hidden_z[j];
 }
 
+/* The backward of head_rows_layer_fwd: DOUT (G, H) the gradient of its
+   output; DIN (G*T, H) receives the gradient of its input (rows other than
+   g*T from the keys and values alone).  */
+static void
+head_rows_layer_bwd (pmx_tmodel *m, act *a, int l, const float *dout, float *din)
+{
+  const pmx_train_config *c = &m->cfg;
+  const pmx_tlayer_w *W = &m->w.layer[l], *Gw = &m->g.layer[l];
+  layer_act *L = &a->L[l];
+  int G = a->G, T = a->T, R = a->R, H = c->hidden;
+  int NH = c->heads[l], HD = c->head_dim, A = NH * HD, F = c->ffn[l];
+  size_t GH = (size_t) G * H, GA = (size_t) G * A, GF = (size_t) G * F;
+  size_t RA = (size_t) R * A;
+  float *dxg = a->dx1;          /* the FFN's input's gradient, then xg's */
+  if (F)
+    {
+      zero (a->dres, GH);
+      pmx_layernorm_bwd (a->dres, Gw->ln2_w, Gw->ln2_b, dout, L->res2, W->ln2_w,
+                         L->mean2, L->rstd2, G, H);
+      memcpy (dxg, a->dres, GH * sizeof (float));
+      pmx_mul (a->dres, L->f2_mask, GH);
+      zero (a->dfg, GF);
+      pmx_linear_bwd (m->par, a->dfg, Gw->fo_w, Gw->fo_b, a->dres, L->fg, W->fo_w,
+                      G, F, H);
+      zero (a->dff, GF);
+      pmx_gelu_bwd_out (m->par, a->dff, L->f1, L->fg, a->dfg, GF);
+      pmx_linear_bwd (m->par, dxg, Gw->fi_w, Gw->fi_b, a->dff, A ? L->x1 : a->xg,
+                      W->fi_w, G, H, F);
+    }
+  else
+    memcpy (dxg, dout, GH * sizeof (float));
+  zero (din, (size_t) R * H);
+  if (A)
+    {
+      zero (a->dres, GH);
+      pmx_layernorm_bwd (a->dres, Gw->ln1_w, Gw->ln1_b, dxg, L->res1, W->ln1_w,
+                         L->mean1, L->rstd1, G, H);
+      memcpy (dxg, a->dres, GH * sizeof (float));       /* the residual's */
+      pmx_mul (a->dres, L->ao_mask, GH);
+      zero (a->dctx, GA);
+      pmx_linear_bwd (m->par, a->dctx, Gw->ao_w, Gw->ao_b, a->dres, L->ctx,
+                      W->ao_w, G, A, H);
+      zero (a->dq, GA);
+      zero (a->dk, RA);
+      zero (a->dv, RA);
+      pmx_attention_bwd (m->par, a->dq, a->dk, a->dv, a->datt, a->dctx, L->att,
+                         L->q, L->k, L->v, G, T, 1, NH, HD);
+      pmx_linear_bwd (m->par, dxg, Gw->q_w, Gw->q_b, a->dq, a->xg, W->q_w, G, H, A);
+      pmx_linear_bwd (m->par, din, Gw->k_w, Gw->k_b, a->dk, L->in, W->k_w, R, H, A);
+      pmx_linear_bwd (m->par, din, Gw->v_w, Gw->v_b, a->dv, L->in, W->v_w, R, H, A);
+    }
+  for (int g = 0; g < G; g++)
+    pmx_add (din + (size_t) g * T * H, dxg + (size_t) g * H, H);
+}
+
 int
 pmx_tmodel_backward (pmx_tmodel *m)
 {
@@ -1307,7 +1445,7 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
   zero (dout, RH);
   if (c->num_labels > 0 && (a->task.scale != 0 || a->open))
     task_head_bwd (m, &a->task, a->open ? a->ext_dlogits : NULL, a->X,
-                   a->T, dout);
+                   a->rows_only ? 1 : a->T, dout);
   if (a->ret.rows > 0 && a->ret.scale != 0)
     ret_head_bwd (m, &a->ret, dout);
   if (a->mlm.rows > 0 && a->mlm.scale != 0)
@@ -1321,6 +1459,14 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
       layer_act *L = &a->L[l];
       int NH = c->heads[l], HD = c->head_dim, A = NH * HD, F = c->ffn[l];
       size_t RA = (size_t) R * A, RF = (size_t) R * F;
+      if (a->rows_only && l == c->layers - 1)
+        {
+          head_rows_layer_bwd (m, a, l, dout, din);
+          float *t = dout;
+          dout = din;
+          din = t;
+          continue;
+        }
       const float *x_in = L->in;
       const float *x1 = A && !L->skip_a ? (z ? L->x1z : L->x1) : x_in;
       float *dx1 = dout;        /* gradient of the FFN's input */
@@ -1422,7 +1568,7 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
           zero (a->dk, RA);
           zero (a->dv, RA);
           pmx_attention_bwd (m->par, a->dq, a->dk, a->dv, a->datt, a->dctx, L->att,
-                             L->q, L->k, L->v, G, T, NH, HD);
+                             L->q, L->k, L->v, G, T, T, NH, HD);
           pmx_linear_bwd (m->par, din, Gw->q_w, Gw->q_b, a->dq, x_in, W->q_w, R, H, A);
           pmx_linear_bwd (m->par, din, Gw->k_w, Gw->k_b, a->dk, x_in, W->k_w, R, H, A);
           pmx_linear_bwd (m->par, din, Gw->v_w, Gw->v_b, a->dv, x_in, W->v_w, R, H, A);

@@ -158,6 +158,15 @@ struct pmx_tmodel
   pmx_tweights w, g;            /* views of params and grads */
   int open;                     /* set: forwards keep gradient buffers for a
                                    loss computed outside (pmx_tacts) */
+  int head_rows_only;           /* set: nothing but the task head reads the
+                                   last layer's output, so an unmasked
+                                   forward whose only loss is the task's (no
+                                   retrieval or MLM inputs, not open) runs
+                                   that layer for position 0 of each
+                                   sequence alone, the row the head reads:
+                                   the same results, a step's products cut
+                                   by up to 1/layers.  Its hidden state in
+                                   pmx_tacts is then NULL.  */
   void *act;                    /* private: activations of the last forward */
   struct pmx_par *par;          /* private: the threads (pmx_tmodel_set_threads) */
 };
@@ -172,6 +181,7 @@ typedef struct pmx_tacts
   const float *hidden[PMX_TRAIN_MAX_LAYERS + 1];
                                 // (G, T, H): [0] the encoder's input (the
                                 //   embeddings), [l + 1] layer l's output
+                                //   (the last NULL under head_rows_only)
   const float *logits;          // (B, C) task logits, or NULL
   float *dhidden[PMX_TRAIN_MAX_LAYERS + 1];
                                 // (G, T, H) dL/dhidden[l], zeroed by the

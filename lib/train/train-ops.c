@@ -261,28 +261,30 @@ typedef struct attention_job
   float *out, *att, *dq, *dk, *dv, *scratch;
   const float *q, *k, *v, *dout, *catt;
   const int32_t *lengths;
-  int T, NH, HD;
+  int T, TQ, NH, HD;
   float scale;
 } attention_job;
 
-/* Where task TASK's head starts in the (B*T, NH*HD) matrices.  */
+/* Where task TASK's head starts in a (B*ROWS, NH*HD) matrix: ROWS is T for
+   k and v, TQ for q and out.  */
 static int64_t
-head_offset (const attention_job *j, int task)
+head_offset (const attention_job *j, int task, int rows)
 {
-  return (int64_t) (task / j->NH) * j->T * j->NH * j->HD + (task % j->NH) * j->HD;
+  return (int64_t) (task / j->NH) * rows * j->NH * j->HD + (task % j->NH) * j->HD;
 }
 
 static void
 attention_fwd_task (void *arg, int task, int thread)
 {
   const attention_job *j = arg;
-  int T = j->T, C = j->NH * j->HD, b = task / j->NH;
+  int T = j->T, TQ = j->TQ, C = j->NH * j->HD, b = task / j->NH;
   pmx_sgemm_ws *ws = pmx_par_ws (j->par, thread);
-  int64_t off = head_offset (j, task);
-  float *a = j->att + (int64_t) task * T * T;   // (T, T)
-  pmx_sgemm (0, 1, T, T, j->HD, j->scale, j->q + off, C, j->k + off, C, 0.0f, a, T, ws);
+  int64_t off = head_offset (j, task, T), offq = head_offset (j, task, TQ);
+  float *a = j->att + (int64_t) task * TQ * T;  // (TQ, T)
+  pmx_sgemm (0, 1, TQ, T, j->HD, j->scale, j->q + offq, C, j->k + off, C, 0.0f, a, T,
+             ws);
   int len = j->lengths ? j->lengths[b] : T;
-  for (int i = 0; i < T; i++)
+  for (int i = 0; i < TQ; i++)
     {
       float *row = a + (int64_t) i * T;
       float mx = -INFINITY;
@@ -300,16 +302,17 @@ attention_fwd_task (void *arg, int task, int thread)
       for (int c = len; c < T; c++)
         row[c] = 0.0f;
     }
-  pmx_sgemm (0, 0, T, j->HD, T, 1.0f, a, T, j->v + off, C, 0.0f, j->out + off, C, ws);
+  pmx_sgemm (0, 0, TQ, j->HD, T, 1.0f, a, T, j->v + off, C, 0.0f, j->out + offq, C,
+             ws);
 }
 
 void
 pmx_attention_fwd (const pmx_par *par, float *out, float *att, const float *q,
                    const float *k, const float *v, const int32_t *lengths, int B, int T,
-                   int NH, int HD)
+                   int TQ, int NH, int HD)
 {
   attention_job j = { .par = par, .out = out, .att = att, .q = q, .k = k, .v = v,
-                      .lengths = lengths, .T = T, .NH = NH, .HD = HD,
+                      .lengths = lengths, .T = T, .TQ = TQ, .NH = NH, .HD = HD,
                       .scale = 1.0f / sqrtf ((float) HD) };
   pmx_par_tasks (par, B * NH, attention_fwd_task, &j);
 }
@@ -318,17 +321,19 @@ static void
 attention_bwd_task (void *arg, int task, int thread)
 {
   const attention_job *j = arg;
-  int T = j->T, C = j->NH * j->HD;
+  int T = j->T, TQ = j->TQ, C = j->NH * j->HD;
   pmx_sgemm_ws *ws = pmx_par_ws (j->par, thread);
-  const float *a = j->catt + (int64_t) task * T * T;
-  int64_t off = head_offset (j, task);
-  float *da = j->scratch + (int64_t) thread * T * T;      // (T, T)
+  const float *a = j->catt + (int64_t) task * TQ * T;
+  int64_t off = head_offset (j, task, T), offq = head_offset (j, task, TQ);
+  float *da = j->scratch + (int64_t) thread * TQ * T;     // (TQ, T)
   /* da = dout v^T; dv += a^T dout.  */
-  pmx_sgemm (0, 1, T, T, j->HD, 1.0f, j->dout + off, C, j->v + off, C, 0.0f, da, T, ws);
-  pmx_sgemm (1, 0, T, j->HD, T, 1.0f, a, T, j->dout + off, C, 1.0f, j->dv + off, C, ws);
+  pmx_sgemm (0, 1, TQ, T, j->HD, 1.0f, j->dout + offq, C, j->v + off, C, 0.0f, da, T,
+             ws);
+  pmx_sgemm (1, 0, T, j->HD, TQ, 1.0f, a, T, j->dout + offq, C, 1.0f, j->dv + off, C,
+             ws);
   /* Softmax backward: ds = a (da - sum_j a da); masked keys have a = 0
      and so get no gradient.  */
-  for (int i = 0; i < T; i++)
+  for (int i = 0; i < TQ; i++)
     {
       const float *ar = a + (int64_t) i * T;
       float *dr = da + (int64_t) i * T;
@@ -339,20 +344,20 @@ attention_bwd_task (void *arg, int task, int thread)
         dr[c] = ar[c] * (dr[c] - (float) dot);
     }
   /* scores = scale q k^T: dq += scale ds k; dk += scale ds^T q.  */
-  pmx_sgemm (0, 0, T, j->HD, T, j->scale, da, T, j->k + off, C, 1.0f, j->dq + off, C,
+  pmx_sgemm (0, 0, TQ, j->HD, T, j->scale, da, T, j->k + off, C, 1.0f, j->dq + offq, C,
              ws);
-  pmx_sgemm (1, 0, T, j->HD, T, j->scale, da, T, j->q + off, C, 1.0f, j->dk + off, C,
+  pmx_sgemm (1, 0, T, j->HD, TQ, j->scale, da, T, j->q + offq, C, 1.0f, j->dk + off, C,
              ws);
 }
 
 void
 pmx_attention_bwd (const pmx_par *par, float *dq, float *dk, float *dv, float *scratch,
                    const float *dout, const float *att, const float *q, const float *k,
-                   const float *v, int B, int T, int NH, int HD)
+                   const float *v, int B, int T, int TQ, int NH, int HD)
 {
   attention_job j = { .par = par, .dq = dq, .dk = dk, .dv = dv, .scratch = scratch,
                       .dout = dout, .catt = att, .q = q, .k = k, .v = v, .T = T,
-                      .NH = NH, .HD = HD, .scale = 1.0f / sqrtf ((float) HD) };
+                      .TQ = TQ, .NH = NH, .HD = HD, .scale = 1.0f / sqrtf ((float) HD) };
   pmx_par_tasks (par, B * NH, attention_bwd_task, &j);
 }
 
@@ -442,14 +447,14 @@ pmx_mix64 (uint64_t x)
 
 void
 pmx_dropout_mask (float *mask, int64_t n, float p, uint64_t seed,
-                  uint64_t stream)
+                  uint64_t stream, int64_t first)
 {
   uint64_t base = pmx_mix64 (seed ^ pmx_mix64 (stream));
   float keep = 1.0f / (1.0f - p);
   for (int64_t i = 0; i < n; i++)
     {
       /* 24 random bits per element: a uniform in [0, 1).  */
-      float u = (float) (pmx_mix64 (base + (uint64_t) i) >> 40) * 0x1p-24f;
+      float u = (float) (pmx_mix64 (base + (uint64_t) (first + i)) >> 40) * 0x1p-24f;
       mask[i] = u < p ? 0.0f : keep;
     }
 }

@@ -80,18 +80,22 @@ void pmx_linear_gelu_fwd (const pmx_par *par, float *pre, float *out,
 void pmx_gelu_bwd_out (const pmx_par *par, float *dinp, const float *pre,
                        const float *out, const float *dout, int n);
 
-/* Multi-head self-attention of B sequences of T tokens, NH heads of HD:
-   q, k, v, out (B*T, NH*HD); att (B, NH, T, T) holds the probabilities.
-   Scores are scaled by 1/sqrt(HD).  LENGTHS (B), if not NULL, masks the
-   keys at t >= lengths[b] (BERT's padding mask); NULL attends to all.  */
+/* Multi-head self-attention of B sequences of T tokens, NH heads of HD,
+   queried by each sequence's first TQ positions (T: all of them; 1:
+   position 0 alone, the only row a classifier reads of the last layer):
+   k, v (B*T, NH*HD); q, out (B*TQ, NH*HD); att (B, NH, TQ, T) holds the
+   probabilities.  Scores are scaled by 1/sqrt(HD).  LENGTHS (B), if not
+   NULL, masks the keys at t >= lengths[b] (BERT's padding mask); NULL
+   attends to all.  */
 void pmx_attention_fwd (const pmx_par *par, float *out, float *att,
                         const float *q, const float *k, const float *v,
-                        const int32_t *lengths, int B, int T, int NH, int HD);
-/* SCRATCH holds T*T floats for each of PAR's threads.  */
+                        const int32_t *lengths, int B, int T, int TQ, int NH,
+                        int HD);
+/* SCRATCH holds TQ*T floats for each of PAR's threads.  */
 void pmx_attention_bwd (const pmx_par *par, float *dq, float *dk, float *dv,
                         float *scratch, const float *dout, const float *att,
                         const float *q, const float *k, const float *v, int B,
-                        int T, int NH, int HD);
+                        int T, int TQ, int NH, int HD);
 
 /* Softmax cross-entropy of R rows of C logits against TARGET (R); rows
    whose target is < 0 are ignored.  probs (R, C) keeps the softmax.
@@ -110,10 +114,11 @@ void pmx_concat_bwd (float *de, float *dh, const float *dout,
                      const int32_t *inst, const int32_t *src, int R, int H);
 
 /* Inverted dropout: mask[i] = 0 with probability P, else 1/(1-P), drawn
-   from the counter-based generator (SEED, STREAM), so a step is the same
-   whatever the thread count; then x *= mask.  */
+   from the counter-based generator (SEED, STREAM) as element FIRST + i of
+   the stream, so a step is the same whatever the thread count and a part
+   of a tensor gets the mask that the whole would; then x *= mask.  */
 void pmx_dropout_mask (float *mask, int64_t n, float p, uint64_t seed,
-                       uint64_t stream);
+                       uint64_t stream, int64_t first);
 void pmx_mul (float *x, const float *mask, int64_t n);
 
 /* y += x over N values.  */
