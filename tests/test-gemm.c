@@ -5,6 +5,7 @@
      columns around the panel width (16), depths around the block depth
      (768, 1536: two and three blocks), down to 1 x 1 x 1;
    - C = A W^T and C += A W^T; a column range [N0, N1) of C;
+   - A's micro-panels read in place and packed (rows 4 KiB apart);
    - nothing outside the M x [N0, N1) block of C is written (canaries);
    - error bound: |C - ref| <= 2 K u sum_k |A_ik W_jk| + 1e-30 with u the
      float unit roundoff, the bound of recursive summation (in practice the
@@ -283,7 +284,10 @@ main (void)
       check_case (kind, 30, 100, 50, 16, 64, 0);
       check_case (kind, 30, 100, 50, 64, 100, 1);
       check_case (kind, 3, 2304, 768, 768, 2304, 0);
-      cases += 3;
+      /* Rows of A 4 KiB apart (lda = K + 3 = 1024), which are packed; all
+         the others are read in place but for the last micro-panel.  */
+      check_case (kind, 29, 40, 1021, 0, 40, 1);
+      cases += 4;
       cases += sgemm_cases (kind);
       printf ("%s: %d cases\n", pmx_gemm_kind_name (kind), cases);
       cases = 0;

@@ -177,11 +177,15 @@ tile_out (const float *t, int nr_max, float *c, int ldc, int mr, int nr, int acc
 
 /* A 12 x 16 NP tile: NP (1 or 2, a constant after inlining) panels, B0
    for columns 0..15 and B1 for 16..31, each NR floats a k; nr <= 16 NP.
-   Written once for both widths; the wrappers below are the kernels.  */
+   A is a packed micro-panel (12 floats a k), or where DIRECT (a constant
+   too) twelve rows of A itself, LDA apart (mr is then 12).  Written once
+   for both widths and both kinds of A; the wrappers below are the
+   kernels.  */
 __attribute__ ((target ("avx512f"), always_inline))
 static inline void
-tile_avx512 (int np, int kdepth, const float *a, const float *b0p, const float *b1p,
-             float *c, int ldc, int mr, int nr, int acc)
+tile_avx512 (int np, int direct, int lda, int kdepth, const float *a,
+             const float *b0p, const float *b1p, float *c, int ldc, int mr, int nr,
+             int acc)
 {
   __m512 c0[12], c1[12];
 #pragma GCC unroll 12
@@ -201,12 +205,12 @@ tile_avx512 (int np, int kdepth, const float *a, const float *b0p, const float *
 #pragma GCC unroll 12
       for (int i = 0; i < 12; i++)
         {
-          __m512 ai = _mm512_set1_ps (a[i]);
+          __m512 ai = _mm512_set1_ps (direct ? a[(size_t) i * lda] : a[i]);
           c0[i] = _mm512_fmadd_ps (ai, b0, c0[i]);
           if (np == 2)
             c1[i] = _mm512_fmadd_ps (ai, b1, c1[i]);
         }
-      a += 12;
+      a += direct ? 1 : 12;
       b0p += 16;
       b1p += 16 * (np == 2);
     }
@@ -245,7 +249,7 @@ static void
 kernel_avx512 (int kdepth, const float *a, const float *b, float *c, int ldc, int mr,
                int nr, int acc)
 {
-  tile_avx512 (1, kdepth, a, b, b, c, ldc, mr, nr, acc);
+  tile_avx512 (1, 0, 0, kdepth, a, b, b, c, ldc, mr, nr, acc);
 }
 
 /* 12 x 32: two adjacent panels.  */
@@ -254,13 +258,32 @@ static void
 kernel_avx512_wide (int kdepth, const float *a, const float *b0, const float *b1,
                     float *c, int ldc, int mr, int nr, int acc)
 {
-  tile_avx512 (2, kdepth, a, b0, b1, c, ldc, mr, nr, acc);
+  tile_avx512 (2, 0, 0, kdepth, a, b0, b1, c, ldc, mr, nr, acc);
 }
 
-__attribute__ ((target ("avx2,fma")))
+/* The same two on 12 rows of A itself, LDA > 0 apart.  */
+__attribute__ ((target ("avx512f")))
 static void
-kernel_avx2 (int kdepth, const float *a, const float *b, float *c, int ldc, int mr,
-             int nr, int acc)
+kernel_avx512_direct (int kdepth, const float *a, int lda, const float *b, float *c,
+                      int ldc, int nr, int acc)
+{
+  tile_avx512 (1, 1, lda, kdepth, a, b, b, c, ldc, 12, nr, acc);
+}
+
+__attribute__ ((target ("avx512f")))
+static void
+kernel_avx512_wide_direct (int kdepth, const float *a, int lda, const float *b0,
+                           const float *b1, float *c, int ldc, int nr, int acc)
+{
+  tile_avx512 (2, 1, lda, kdepth, a, b0, b1, c, ldc, 12, nr, acc);
+}
+
+/* 6 x 16 on a packed micro-panel (6 floats a k), or where DIRECT (a
+   constant after inlining) on 6 rows of A itself, LDA apart (mr 6).  */
+__attribute__ ((target ("avx2,fma"), always_inline))
+static inline void
+tile_avx2 (int direct, int lda, int kdepth, const float *a, const float *b, float *c,
+           int ldc, int mr, int nr, int acc)
 {
   __m256 c0[6], c1[6];
 #pragma GCC unroll 6
@@ -275,11 +298,11 @@ kernel_avx2 (int kdepth, const float *a, const float *b, float *c, int ldc, int 
 #pragma GCC unroll 6
       for (int i = 0; i < 6; i++)
         {
-          __m256 ai = _mm256_broadcast_ss (a + i);
+          __m256 ai = _mm256_broadcast_ss (direct ? a + (size_t) i * lda : a + i);
           c0[i] = _mm256_fmadd_ps (ai, b0, c0[i]);
           c1[i] = _mm256_fmadd_ps (ai, b1, c1[i]);
         }
-      a += 6;
+      a += direct ? 1 : 6;
       b += 16;
     }
   if (mr == 6 && nr == 16)
@@ -308,15 +331,34 @@ kernel_avx2 (int kdepth, const float *a, const float *b, float *c, int ldc, int 
   tile_out (t, 16, c, ldc, mr, nr, acc);
 }
 
+__attribute__ ((target ("avx2,fma")))
+static void
+kernel_avx2 (int kdepth, const float *a, const float *b, float *c, int ldc, int mr,
+             int nr, int acc)
+{
+  tile_avx2 (0, 0, kdepth, a, b, c, ldc, mr, nr, acc);
+}
+
+__attribute__ ((target ("avx2,fma")))
+static void
+kernel_avx2_direct (int kdepth, const float *a, int lda, const float *b, float *c,
+                    int ldc, int nr, int acc)
+{
+  tile_avx2 (1, lda, kdepth, a, b, c, ldc, 6, nr, acc);
+}
+
 /* Every micro-panel of A (M rows, MR a panel, KD deep) times the panels
    from B (NCOLS columns, PSTRIDE floats from one 16-wide panel to the
    next, each NR floats a k) into C: two panels at a time where the kernel
-   has a wide tile.  */
+   has a wide tile.  The micro-panels come packed from A0, except that with
+   AD not NULL the whole ones (MR rows) are read from AD itself (row-major,
+   LDA) and A0 holds the rest packed.  */
 static void
-run_panels (pmx_gemm_kind kind, int kd, const float *a0, int M, const float *b,
-            size_t pstride, float *C, int ldc, int ncols, int acc)
+run_panels (pmx_gemm_kind kind, int kd, const float *ad, int lda, const float *a0,
+            int M, const float *b, size_t pstride, float *C, int ldc, int ncols, int acc)
 {
   int mr = kind_mr (kind);
+  int direct = ad ? M / mr * mr : 0;
   for (int c0 = 0; c0 < ncols; )
     {
       int left = ncols - c0;
@@ -324,7 +366,10 @@ run_panels (pmx_gemm_kind kind, int kd, const float *a0, int M, const float *b,
       if (kind == PMX_GEMM_AVX512 && left > NR)
         {
           int nr = left < 2 * NR ? left : 2 * NR;
-          for (int r0 = 0; r0 < M; r0 += mr, a += (size_t) kd * mr)
+          for (int r0 = 0; r0 < direct; r0 += mr)
+            kernel_avx512_wide_direct (kd, ad + (size_t) r0 * lda, lda, b, b + pstride,
+                                       C + (size_t) r0 * ldc + c0, ldc, nr, acc);
+          for (int r0 = direct; r0 < M; r0 += mr, a += (size_t) kd * mr)
             kernel_avx512_wide (kd, a, b, b + pstride, C + (size_t) r0 * ldc + c0, ldc,
                                 M - r0 < mr ? M - r0 : mr, nr, acc);
           c0 += 2 * NR;
@@ -332,7 +377,10 @@ run_panels (pmx_gemm_kind kind, int kd, const float *a0, int M, const float *b,
           continue;
         }
       int nr = left < NR ? left : NR;
-      for (int r0 = 0; r0 < M; r0 += mr, a += (size_t) kd * mr)
+      for (int r0 = 0; r0 < direct; r0 += mr)
+        (kind == PMX_GEMM_AVX512 ? kernel_avx512_direct : kernel_avx2_direct)
+          (kd, ad + (size_t) r0 * lda, lda, b, C + (size_t) r0 * ldc + c0, ldc, nr, acc);
+      for (int r0 = direct; r0 < M; r0 += mr, a += (size_t) kd * mr)
         (kind == PMX_GEMM_AVX512 ? kernel_avx512 : kernel_avx2)
           (kd, a, b, C + (size_t) r0 * ldc + c0, ldc, M - r0 < mr ? M - r0 : mr, nr, acc);
       c0 += NR;
@@ -376,6 +424,22 @@ pack_a (const float *A, int lda, int M, int k0, int kd, int mr, float *dst)
     }
 }
 
+/* Whether pmx_gemm_packed's kernels read A's whole micro-panels in place
+   rather than packed: their 12 (6) rows stream through L1 beside the
+   panels of B, which saves pack_a's pass over A (on a Zen 4 core 2 to 6 %
+   on MiniLM's and BERT's shapes with rows 384, 768 or 1536 floats long;
+   MiniLM-L6's encoder 2 to 3 % more sequences per CPU-second, BERT-base's
+   and the pruned one's about 1 %).  Not where the rows lie a multiple of
+   4 KiB apart: all 12 then share one set of the L1 cache (64 sets of 64
+   bytes), more than its ways, and the AVX-512 kernel ran 10 to 30 %
+   slower (rows of 1024, 2048, 3072 floats: BERT's FFN output).  The
+   results are the same bits either way.  */
+static int
+a_direct (int lda)
+{
+  return ((size_t) lda * sizeof (float)) % 4096 != 0;
+}
+
 #endif /* HAVE_X86_KERNELS */
 
 void
@@ -391,8 +455,9 @@ pmx_gemm_packed (const pmx_packed *p, const float *A, int lda, float *C, int ldc
     {
       int kd = K - k0 < kc ? K - k0 : kc;
       int acc = accumulate || k0 > 0;
-      pack_a (A, lda, M, k0, kd, mr, scratch);
-      run_panels (p->kind, kd, scratch, M,
+      int direct = a_direct (lda) ? M / mr * mr : 0;
+      pack_a (A + (size_t) direct * lda, lda, M - direct, k0, kd, mr, scratch);
+      run_panels (p->kind, kd, direct ? A + k0 : NULL, lda, scratch, M,
                   p->panels + (size_t) (N0 / nr) * K * nr + (size_t) k0 * nr,
                   (size_t) K * nr, C + N0, ldc, N1 - N0, acc);
     }
@@ -662,7 +727,7 @@ pmx_sgemm_kind (pmx_gemm_kind kind, int transa, int transb, int M, int N, int K,
             {
               int mcb = M - i0 < SG_MC ? M - i0 : SG_MC;
               sg_pack_a (transa, A, lda, i0, mcb, k0, kd, mr, alpha, pa);
-              run_panels (kind, kd, pa, mcb, pb, (size_t) kd * NR,
+              run_panels (kind, kd, NULL, 0, pa, mcb, pb, (size_t) kd * NR,
                           C + (size_t) i0 * ldc + j0, ldc, ncb, acc);
             }
         }

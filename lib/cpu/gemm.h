@@ -6,7 +6,7 @@
    OpenBLAS instead repacks the whole of W on every call; with the encoder's
    row blocks of a few hundred tokens that copy was about a tenth of its
    time.  Only A's row block is packed per call, into scratch that the
-   caller owns.
+   caller owns, or read in place where its rows allow (gemm.c, a_direct).
 
    Kernels: AVX-512 (12 x 32 tile) and AVX2+FMA (6 x 16), picked by what the
    CPU supports when W is packed.  Without either, pmx_packed_init makes a
