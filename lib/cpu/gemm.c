@@ -347,44 +347,109 @@ kernel_avx2_direct (int kdepth, const float *a, int lda, const float *b, float *
   tile_avx2 (1, lda, kdepth, a, b, c, ldc, 6, nr, acc);
 }
 
+/* One row of a tile, for the few rows of a last micro-panel (padded to a
+   whole one they would cost MR rows' work): the same sums in the same
+   order as the tile's kernel, so a row's result is the same bits either
+   way.  A's k-th value is a[k * AS]; NP panels as tile_avx512's.  */
+__attribute__ ((target ("avx512f"), always_inline))
+static inline void
+row_avx512 (int np, int kdepth, const float *a, int as, const float *b0p,
+            const float *b1p, float *c, int nr, int acc)
+{
+  __m512 c0 = _mm512_setzero_ps (), c1 = _mm512_setzero_ps ();
+  for (int k = 0; k < kdepth; k++)
+    {
+      __m512 ak = _mm512_set1_ps (a[(size_t) k * as]);
+      c0 = _mm512_fmadd_ps (ak, _mm512_load_ps (b0p + 16 * k), c0);
+      if (np == 2)
+        c1 = _mm512_fmadd_ps (ak, _mm512_load_ps (b1p + 16 * k), c1);
+    }
+  float t[32] __attribute__ ((aligned (64)));
+  _mm512_store_ps (t, c0);
+  _mm512_store_ps (t + 16, c1);
+  tile_out (t, 32, c, 0, 1, nr, acc);
+}
+
+__attribute__ ((target ("avx512f")))
+static void
+row_avx512_1 (int kdepth, const float *a, int as, const float *b, float *c, int nr,
+              int acc)
+{
+  row_avx512 (1, kdepth, a, as, b, b, c, nr, acc);
+}
+
+__attribute__ ((target ("avx512f")))
+static void
+row_avx512_2 (int kdepth, const float *a, int as, const float *b0, const float *b1,
+              float *c, int nr, int acc)
+{
+  row_avx512 (2, kdepth, a, as, b0, b1, c, nr, acc);
+}
+
+__attribute__ ((target ("avx2,fma")))
+static void
+row_avx2 (int kdepth, const float *a, int as, const float *b, float *c, int nr, int acc)
+{
+  __m256 c0 = _mm256_setzero_ps (), c1 = _mm256_setzero_ps ();
+  for (int k = 0; k < kdepth; k++)
+    {
+      __m256 ak = _mm256_set1_ps (a[(size_t) k * as]);
+      c0 = _mm256_fmadd_ps (ak, _mm256_load_ps (b + 16 * k), c0);
+      c1 = _mm256_fmadd_ps (ak, _mm256_load_ps (b + 16 * k + 8), c1);
+    }
+  float t[16] __attribute__ ((aligned (32)));
+  _mm256_store_ps (t, c0);
+  _mm256_store_ps (t + 8, c1);
+  tile_out (t, 16, c, 0, 1, nr, acc);
+}
+
 /* Every micro-panel of A (M rows, MR a panel, KD deep) times the panels
    from B (NCOLS columns, PSTRIDE floats from one 16-wide panel to the
    next, each NR floats a k) into C: two panels at a time where the kernel
    has a wide tile.  The micro-panels come packed from A0, except that with
    AD not NULL the whole ones (MR rows) are read from AD itself (row-major,
-   LDA) and A0 holds the rest packed.  */
+   LDA) and A0 holds the rest packed.  A last micro-panel of at most a
+   quarter of MR rows goes a row at a time.  */
 static void
 run_panels (pmx_gemm_kind kind, int kd, const float *ad, int lda, const float *a0,
             int M, const float *b, size_t pstride, float *C, int ldc, int ncols, int acc)
 {
-  int mr = kind_mr (kind);
+  int mr = kind_mr (kind), wide = kind == PMX_GEMM_AVX512;
   int direct = ad ? M / mr * mr : 0;
   for (int c0 = 0; c0 < ncols; )
     {
-      int left = ncols - c0;
-      const float *a = a0;
-      if (kind == PMX_GEMM_AVX512 && left > NR)
+      int np = wide && ncols - c0 > NR ? 2 : 1;
+      int nr = ncols - c0 < np * NR ? ncols - c0 : np * NR;
+      const float *a = a0, *b1 = b + pstride;
+      for (int r0 = 0; r0 < M; r0 += mr)
         {
-          int nr = left < 2 * NR ? left : 2 * NR;
-          for (int r0 = 0; r0 < direct; r0 += mr)
-            kernel_avx512_wide_direct (kd, ad + (size_t) r0 * lda, lda, b, b + pstride,
-                                       C + (size_t) r0 * ldc + c0, ldc, nr, acc);
-          for (int r0 = direct; r0 < M; r0 += mr, a += (size_t) kd * mr)
-            kernel_avx512_wide (kd, a, b, b + pstride, C + (size_t) r0 * ldc + c0, ldc,
-                                M - r0 < mr ? M - r0 : mr, nr, acc);
-          c0 += 2 * NR;
-          b += 2 * pstride;
-          continue;
+          float *c = C + (size_t) r0 * ldc + c0;
+          int rows = M - r0 < mr ? M - r0 : mr;
+          if (r0 < direct)
+            {
+              const float *ar = ad + (size_t) r0 * lda;
+              if (np == 2)
+                kernel_avx512_wide_direct (kd, ar, lda, b, b1, c, ldc, nr, acc);
+              else
+                (wide ? kernel_avx512_direct : kernel_avx2_direct)
+                  (kd, ar, lda, b, c, ldc, nr, acc);
+              continue;
+            }
+          if (4 * rows <= mr)
+            for (int i = 0; i < rows; i++)
+              if (np == 2)
+                row_avx512_2 (kd, a + i, mr, b, b1, c + (size_t) i * ldc, nr, acc);
+              else
+                (wide ? row_avx512_1 : row_avx2) (kd, a + i, mr, b, c + (size_t) i * ldc,
+                                                  nr, acc);
+          else if (np == 2)
+            kernel_avx512_wide (kd, a, b, b1, c, ldc, rows, nr, acc);
+          else
+            (wide ? kernel_avx512 : kernel_avx2) (kd, a, b, c, ldc, rows, nr, acc);
+          a += (size_t) kd * mr;
         }
-      int nr = left < NR ? left : NR;
-      for (int r0 = 0; r0 < direct; r0 += mr)
-        (kind == PMX_GEMM_AVX512 ? kernel_avx512_direct : kernel_avx2_direct)
-          (kd, ad + (size_t) r0 * lda, lda, b, C + (size_t) r0 * ldc + c0, ldc, nr, acc);
-      for (int r0 = direct; r0 < M; r0 += mr, a += (size_t) kd * mr)
-        (kind == PMX_GEMM_AVX512 ? kernel_avx512 : kernel_avx2)
-          (kd, a, b, C + (size_t) r0 * ldc + c0, ldc, M - r0 < mr ? M - r0 : mr, nr, acc);
-      c0 += NR;
-      b += pstride;
+      c0 += np * NR;
+      b += np * pstride;
     }
 }
 
@@ -498,36 +563,50 @@ enum { SG_MC = 252 /* a multiple of both tiles' heights, 12 and 6 */, SG_NC = 10
 
 #ifdef HAVE_X86_KERNELS
 
+/* D[c, r] = S[r, c] for an 8 x 8 block, rows LDS and LDD floats apart:
+   the transposing packs below, a quarter of their time with scalar moves
+   (in a profile of training on our kernels, the packs were 18 % of the
+   step).  Every CPU with our kernels has AVX2.  */
+__attribute__ ((target ("avx2")))
+static void
+transpose8 (const float *s, size_t lds, float *d, size_t ldd)
+{
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; i++)
+    r[i] = _mm256_loadu_ps (s + i * lds);
+  for (int i = 0; i < 8; i += 2)
+    {
+      t[i] = _mm256_unpacklo_ps (r[i], r[i + 1]);       /* a0 b0 a1 b1 | a4 b4 a5 b5 */
+      t[i + 1] = _mm256_unpackhi_ps (r[i], r[i + 1]);   /* a2 b2 a3 b3 | a6 b6 a7 b7 */
+    }
+  for (int i = 0; i < 8; i += 4)
+    {
+      u[i] = _mm256_shuffle_ps (t[i], t[i + 2], 0x44);          /* a0 b0 c0 d0 | ..4 */
+      u[i + 1] = _mm256_shuffle_ps (t[i], t[i + 2], 0xEE);      /* ..1 | ..5 */
+      u[i + 2] = _mm256_shuffle_ps (t[i + 1], t[i + 3], 0x44);  /* ..2 | ..6 */
+      u[i + 3] = _mm256_shuffle_ps (t[i + 1], t[i + 3], 0xEE);  /* ..3 | ..7 */
+    }
+  for (int i = 0; i < 4; i++)
+    {
+      _mm256_storeu_ps (d + i * ldd, _mm256_permute2f128_ps (u[i], u[i + 4], 0x20));
+      _mm256_storeu_ps (d + (i + 4) * ldd, _mm256_permute2f128_ps (u[i], u[i + 4], 0x31));
+    }
+}
+
 /* op(A)[i0.., k0..] of a block, MR-row micro-panels, times ALPHA; rows past
    M zero.  Row-major A: op(A)[i, k] = TRANSA ? A[k lda + i] : A[i lda + k].
-   Untransposed with ALPHA 1 is pack_a's job; transposed, each row of A
-   holds one k for every i, so it is read once, across the micro-panels.  */
+   Untransposed is pack_a's job (then each value times ALPHA, the same
+   product as when packing); transposed, each row of A holds one k for
+   every i, copied MR at a time into the micro-panels.  */
+__attribute__ ((target ("avx2")))
 static void
 sg_pack_a (int transa, const float *A, int lda, int i0, int mc, int k0, int kd,
            int mr, float alpha, float *dst)
 {
-  if (!transa && alpha == 1.0f)
-    {
-      pack_a (A + (size_t) i0 * lda, lda, mc, k0, kd, mr, dst);
-      return;
-    }
   int panels = (mc + mr - 1) / mr;
+  size_t n = (size_t) panels * kd * mr;
   if (!transa)
-    for (int p = 0; p < panels; p++)
-      {
-        float *d = dst + (size_t) p * kd * mr;
-        for (int i = 0; i < mr; i++)
-          {
-            int r = p * mr + i;
-            const float *src = A + (size_t) (i0 + r) * lda + k0;
-            if (r < mc)
-              for (int k = 0; k < kd; k++)
-                d[(size_t) k * mr + i] = alpha * src[k];
-            else
-              for (int k = 0; k < kd; k++)
-                d[(size_t) k * mr + i] = 0.0f;
-          }
-      }
+    pack_a (A + (size_t) i0 * lda, lda, mc, k0, kd, mr, dst);
   else
     for (int k = 0; k < kd; k++)
       {
@@ -535,17 +614,40 @@ sg_pack_a (int transa, const float *A, int lda, int i0, int mc, int k0, int kd,
         for (int p = 0; p < panels; p++)
           {
             float *d = dst + (size_t) p * kd * mr + (size_t) k * mr;
+            const float *s = src + p * mr;
             int rows = mc - p * mr < mr ? mc - p * mr : mr;
-            for (int i = 0; i < rows; i++)
-              d[i] = alpha * src[p * mr + i];
-            for (int i = rows; i < mr; i++)
-              d[i] = 0.0f;
+            if (rows == 12)
+              {
+                _mm256_storeu_ps (d, _mm256_loadu_ps (s));
+                _mm_storeu_ps (d + 8, _mm_loadu_ps (s + 8));
+              }
+            else if (rows == 6)
+              {
+                _mm_storeu_ps (d, _mm_loadu_ps (s));
+                d[4] = s[4];
+                d[5] = s[5];
+              }
+            else
+              for (int i = 0; i < mr; i++)
+                d[i] = i < rows ? s[i] : 0.0f;
           }
       }
+  if (alpha != 1.0f)
+    {
+      __m256 va = _mm256_set1_ps (alpha);
+      size_t i = 0;
+      for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps (dst + i, _mm256_mul_ps (va, _mm256_loadu_ps (dst + i)));
+      for (; i < n; i++)
+        dst[i] *= alpha;
+    }
 }
 
 /* op(B)[k0.., j0..] of a block into NR-wide panels, columns past NC zero.
-   op(B)[k, j] = TRANSB ? B[j ldb + k] : B[k ldb + j].  */
+   op(B)[k, j] = TRANSB ? B[j ldb + k] : B[k ldb + j]: a row of B is 16
+   floats of a panel's k, or, transposed, 16 rows of B make a panel,
+   turned 8 x 8 at a time.  */
+__attribute__ ((target ("avx2")))
 static void
 sg_pack_b (int transb, const float *B, int ldb, int k0, int kd, int j0, int nc,
            float *dst)
@@ -554,20 +656,27 @@ sg_pack_b (int transb, const float *B, int ldb, int k0, int kd, int j0, int nc,
     {
       int cols = nc - c0 < NR ? nc - c0 : NR;
       if (!transb)
-        for (int k = 0; k < kd; k++)
+        {
+          for (int k = 0; k < kd; k++)
+            {
+              const float *src = B + (size_t) (k0 + k) * ldb + j0 + c0;
+              float *d = dst + (size_t) k * NR;
+              memcpy (d, src, cols * sizeof *d);
+              memset (d + cols, 0, (NR - cols) * sizeof *d);
+            }
+          continue;
+        }
+      const float *src = B + (size_t) (j0 + c0) * ldb + k0;
+      int k = 0;
+      if (cols == NR)
+        for (; k + 8 <= kd; k += 8)
           {
-            const float *src = B + (size_t) (k0 + k) * ldb + j0 + c0;
-            float *d = dst + (size_t) k * NR;
-            for (int c = 0; c < NR; c++)
-              d[c] = c < cols ? src[c] : 0.0f;
+            transpose8 (src + k, ldb, dst + (size_t) k * NR, NR);
+            transpose8 (src + (size_t) 8 * ldb + k, ldb, dst + (size_t) k * NR + 8, NR);
           }
-      else
+      for (; k < kd; k++)
         for (int c = 0; c < NR; c++)
-          {
-            const float *src = B + (size_t) (j0 + c0 + c) * ldb + k0;
-            for (int k = 0; k < kd; k++)
-              dst[(size_t) k * NR + c] = c < cols ? src[k] : 0.0f;
-          }
+          dst[(size_t) k * NR + c] = c < cols ? src[(size_t) c * ldb + k] : 0.0f;
     }
 }
 
@@ -726,9 +835,15 @@ pmx_sgemm_kind (pmx_gemm_kind kind, int transa, int transb, int M, int N, int K,
           for (int i0 = 0; i0 < M; i0 += SG_MC)
             {
               int mcb = M - i0 < SG_MC ? M - i0 : SG_MC;
-              sg_pack_a (transa, A, lda, i0, mcb, k0, kd, mr, alpha, pa);
-              run_panels (kind, kd, NULL, 0, pa, mcb, pb, (size_t) kd * NR,
-                          C + (size_t) i0 * ldc + j0, ldc, ncb, acc);
+              /* Whole micro-panels of A in place where pmx_gemm_packed
+                 would read them so (a_direct); the rest packed.  */
+              int direct = !transa && alpha == 1.0f && a_direct (lda) ? mcb / mr * mr : 0;
+              if (mcb > direct)
+                sg_pack_a (transa, A, lda, i0 + direct, mcb - direct, k0, kd, mr, alpha,
+                           pa);
+              run_panels (kind, kd, direct ? A + (size_t) i0 * lda + k0 : NULL, lda, pa,
+                          mcb, pb, (size_t) kd * NR, C + (size_t) i0 * ldc + j0, ldc,
+                          ncb, acc);
             }
         }
     }
