@@ -432,6 +432,23 @@ loss_attention (void)
   return dot (out, W, AB * AT * AC);
 }
 
+/* The gradients DQ, DK, DV against central differences of
+   loss_attention, named WHAT, then PART.  */
+static void
+check_qkv (const char *what, const char *part, const float *dq, const float *dk,
+           const float *dv, int n)
+{
+  double *x[3] = { aq, ak, av };
+  const float *g[3] = { dq, dk, dv };
+  char name[64];
+  ref_loss = loss_attention;
+  for (int i = 0; i < 3; i++)
+    {
+      snprintf (name, sizeof name, "%s%s %c", what, part, "qkv"[i]);
+      check_grad (name, x[i], g[i], n);
+    }
+}
+
 static void
 test_attention (const int32_t *lengths, const char *what)
 {
@@ -451,14 +468,7 @@ test_attention (const int32_t *lengths, const char *what)
   float *dq = fzeros (n), *dk = fzeros (n), *dv = fzeros (n);
   pmx_attention_bwd (NULL, dq, dk, dv, scratch, fW, att, fq, fk, fv, AB, AT, AT, ANH,
                      AHD);
-  char name[64];
-  ref_loss = loss_attention;
-  snprintf (name, sizeof name, "%s q", what);
-  check_grad (name, aq, dq, n);
-  snprintf (name, sizeof name, "%s k", what);
-  check_grad (name, ak, dk, n);
-  snprintf (name, sizeof name, "%s v", what);
-  check_grad (name, av, dv, n);
+  check_qkv (what, "", dq, dk, dv, n);
 
   /* Position 0 alone querying (TQ = 1, the last layer under
      head_rows_only): rows 0 of the whole output, and for a loss on those
@@ -477,6 +487,7 @@ test_attention (const int32_t *lengths, const char *what)
         ref0[b * AC + c] = ref[b * AT * AC + c];
       }
   pmx_attention_fwd (NULL, out0, att0, q0, fk, fv, lengths, AB, AT, 1, ANH, AHD);
+  char name[64];
   snprintf (name, sizeof name, "%s, position 0", what);
   check_forward (name, out0, ref0, AB * AC);
   memset (dq, 0, n * sizeof *dq);
@@ -486,12 +497,7 @@ test_attention (const int32_t *lengths, const char *what)
                      ANH, AHD);
   for (int b = 0; b < AB; b++)
     memcpy (dq + b * AT * AC, dq0 + b * AC, AC * sizeof *dq);
-  snprintf (name, sizeof name, "%s, position 0 q", what);
-  check_grad (name, aq, dq, n);
-  snprintf (name, sizeof name, "%s, position 0 k", what);
-  check_grad (name, ak, dk, n);
-  snprintf (name, sizeof name, "%s, position 0 v", what);
-  check_grad (name, av, dv, n);
+  check_qkv (what, ", position 0", dq, dk, dv, n);
   free (aq); free (ak); free (av); free (W);
   free (fq); free (fk); free (fv); free (fW); free (dq); free (dk); free (dv);
 }
