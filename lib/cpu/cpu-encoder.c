@@ -257,7 +257,7 @@ cpu_new (const void *dev, const pmx_model_config *cfg, pmx_tensor_lookup get,
       cpu_free (e);
       return NULL;
     }
-  snprintf (e->desc, sizeof e->desc, "cpu:%s: %s dense layers, %s attention, "
+  snprintf (e->desc, sizeof e->desc, "cpu:%s: %s dense layers, attention on %s, "
             "%d thread%s", pmx_gemm_kind_name (gemm),
             gemm == PMX_GEMM_AVX512 ? "AVX-512 packed-weight (12x32)"
             : gemm == PMX_GEMM_AVX2 ? "AVX2 packed-weight (6x16)" : "OpenBLAS",

@@ -81,7 +81,8 @@ void pmx_sgemm_rows_packed (const pmx_packed *p, const float *W, int ldw, int N,
 
    C (M, N) (ldc) = ALPHA op(A) op(B) + BETA C, row-major, op(X) = X or
    X^T as TRANSA / TRANSB say: cblas_sgemm's contract (CblasRowMajor), on
-   this file's micro-kernels unless OpenBLAS runs kernels native to this CPU
+   this file's micro-kernels, except that products under 2^21 multiply-adds
+   (attention's) run on OpenBLAS where it runs kernels native to this CPU
    (pmx_blas_native), so no hot path depends on OpenBLAS knowing the CPU
    (Debian's 0.3.21 falls back to generic SSE3 code, 9 times slower, on
    CPUs it does not know).  Blocked like the packed product: op(B)
@@ -115,7 +116,8 @@ void pmx_sgemm (int transa, int transb, int M, int N, int K, float alpha,
 void pmx_sgemm_rows (int transa, int transb, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb,
                      float beta, float *C, int ldc, pmx_sgemm_ws *ws);
-/* What pmx_sgemm runs: "openblas (CORE)" or our kernel's name.  */
+/* What pmx_sgemm runs: our kernel's name, "openblas (CORE)", or "openblas
+   (CORE) for small products, KERNEL for large".  */
 const char *pmx_sgemm_name (void);
 /* OpenBLAS's core name ("unknown" if it does not say), and whether it is
    native to this CPU (written for its widest vectors; 1 on CPUs where we
