@@ -19,18 +19,18 @@ trap 'rm -rf "$dir"' EXIT
 awk -v w=$words 'BEGIN { s = 1; for (r = 0; r < 800; r++) { t = ""
     for (j = 0; j < 40; j++) { s = (s * 69069 + 1) % 4294967296; t = t " w" s % w }
     print r % 8 "\t" t } }' > "$dir/data.tsv"
-prumux-tokenize -v "$dir/vocab.txt" -f 2 -l 1 -n $T -o "$dir/data.pmxs" "$dir/data.tsv"
+prumux-tokenize --vocab="$dir/vocab.txt" -f 2 -l 1 -n $T -o "$dir/data.pmxs" "$dir/data.tsv"
 V=$(wc -l < "$dir/vocab.txt")
 printf 'N\tprumux_ex_per_s\ttorch_ex_per_s\tratio\n'
 # Best of 3 alternating runs each: the machine is shared.
 best () { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 > b + 0 ? a : b) }'; }
 for n in 1 2; do
-  prumux-train --init=$spec,n=$n,labels=8 -V "$dir/vocab.txt" -t "$dir/data.pmxs" \
+  prumux-train --init=$spec,n=$n,labels=8 --vocab="$dir/vocab.txt" -t "$dir/data.pmxs" \
     -b $batch -s 1 -q -o "$dir/t-$n.pmx"
   c=0 t=0
   for r in 1 2 3; do
     prumux-prune -m "$dir/t-$n.pmx" -t "$dir/data.pmxs" -b $batch -s $steps -E $steps \
-      --sparsity=0.5 --dropout=0 -j $threads -q -L "$dir/log-$n-$r.tsv" -o "$dir/p-$n.pmx"
+      --sparsity=0.5 --dropout=0 -j $threads -q --log="$dir/log-$n-$r.tsv" -o "$dir/p-$n.pmx"
     c=$(best "$c" "$(tail -n 1 "$dir/log-$n-$r.tsv" | cut -f 14)")
     t=$(best "$t" "$(OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=1 "$py" \
         "$torch_bench" $n $steps $batch $T $V $threads)")

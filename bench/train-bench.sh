@@ -38,7 +38,7 @@ for n in 1 2 5; do
   for r in 1 2 3; do
     prumux-train --init=$spec,n=$n,labels=8 --vocab="$dir/vocab.txt" -t "$dir/data.pmxs" \
       -b $batch -s $steps -E $steps --dropout=0 -l 1e-4 -j $threads -q \
-      -L "$dir/log-$n-$r.tsv" -o "$dir/m-$n.pmx"
+      --log="$dir/log-$n-$r.tsv" -o "$dir/m-$n.pmx"
     c=$(best "$c" "$(tail -n 1 "$dir/log-$n-$r.tsv" | cut -f 10)")
     t=$(best "$t" "$(OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=1 "$py" \
         "$torch_bench" $n $steps $batch $T $V $threads $shape)")
