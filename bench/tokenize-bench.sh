@@ -47,7 +47,7 @@ PY
 # prumux-tokenize: the whole program, start to end, stream to /dev/null;
 # tokenizers: encode_batch only (reading and decoding excluded), with the
 # same truncation and padding (128, pad to max).  Best of 3 each.
-"$prog" --vocab="$vocab" "$tmp/text.txt" > /dev/null   # warm the cache
+"$prog" --whole-line --vocab="$vocab" "$tmp/text.txt" > /dev/null   # warm the cache
 RAYON_NUM_THREADS=2 "$py" - "$prog" "$vocab" "$tmp/text.txt" <<'PY'
 import subprocess, sys, time
 prog, vocab, text = sys.argv[1:4]
@@ -60,7 +60,7 @@ def best(f):
         r.append(time.perf_counter() - t)
     return min(r)
 
-p = best(lambda: subprocess.run([prog, "--vocab=" + vocab, text],
+p = best(lambda: subprocess.run([prog, "--whole-line", "--vocab=" + vocab, text],
                                 stdout=subprocess.DEVNULL, check=True))
 from tokenizers import BertWordPieceTokenizer
 tk = BertWordPieceTokenizer(vocab, lowercase=True)
