@@ -5,7 +5,9 @@ dropout.  Prints examples per second.  THREADS is the GEMM threads: the
 caller sets OPENBLAS_NUM_THREADS (Debian's torch runs fp32 GEMMs in
 OpenBLAS) and torch's own OpenMP pool gets 1 thread, since two spinning
 pools on two cores slow torch several times
-(reference/PERF-ANCHORS.md, Surprises 1).
+(reference/PERF-ANCHORS.md, Surprises 1).  With TORCH_OWN_THREADS set in
+the environment torch's pool gets THREADS instead, for a torch whose
+GEMMs follow its own threads (PyPI's, with MKL).
 
 Usage: train_bench.py N STEPS BATCH T VOCAB THREADS [LAYERS HIDDEN HEADS FFN]
 """
@@ -78,7 +80,7 @@ def make_model(N, B, T, V, L=2, H=64, NH=2, F=256, C=8, seed=1):
 def main():
     N, steps, B, T, V, threads = (int(a) for a in sys.argv[1:7])
     L, H, NH, F = (int(a) for a in sys.argv[7:11]) if len(sys.argv) > 7 else (2, 64, 2, 256)
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads if os.environ.get("TORCH_OWN_THREADS") else 1)
     P, meta, data = make_model(N, B, T, V, L, H, NH, F)
     params = [p for k, p in P.items() if k != "instance_embedding"]
     opt = torch.optim.AdamW(params, lr=1e-4)

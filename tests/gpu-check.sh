@@ -47,7 +47,10 @@
 #     threads; the FMA peak probe and the OpenBLAS roofline with --sgemm;
 #     all positions and the CLS row) and PyTorch beside it
 #     (bench/torch_encoder.py --threads=2: that machine's torch runs its
-#     GEMMs on its own threads).
+#     GEMMs on its own threads);
+#  7. on the same two CPUs, training: bench/train-bench.sh SHAPE=minilm
+#     (prumux-train against PyTorch on a model of all-MiniLM-L6-v2's size,
+#     torch on 2 threads of its own), then the small bench model.
 # BASELINE=PATH: another build's bench/encoder-bench (its libraries the
 # bundle's), run in step 3 beside this build's, for a same-run comparison.
 # Benchmarks run only when steps 1 and 2 passed (FORCE=1: always).
@@ -56,7 +59,7 @@ set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
 arg=${1:?usage: gpu-check.sh BUNDLE.tar.xz|BUILDDIR}
 fails=0
-steps=" ${STEPS:-1 2 3 4 5 6} "
+steps=" ${STEPS:-1 2 3 4 5 6 7} "
 want () { case $steps in *" $1 "*) return 0;; esac; return 1; }
 fail () { echo "FAIL: $*"; fails=$((fails + 1)); }
 step () { echo; echo "== $* ($(date -u +%H:%M:%S))"; }
@@ -239,11 +242,17 @@ if want 5 && [ -n "${MINILM:-}" ]; then
   done
 fi
 
+# The first CPU that is not CPU 0's hyperthread sibling (steps 6 and 7
+# run on the two).
+second_core () {
+  s=$(cat /sys/devices/system/cpu/cpu0/topology/thread_siblings_list 2>/dev/null)
+  for c in $(seq 1 $(($(nproc) - 1))); do
+    case ",$s," in *",$c,"*) ;; *) echo "$c"; return;; esac
+  done
+}
 if want 6; then
-  # CPU 0 and the first CPU that is not its hyperthread sibling.
   sib=$(cat /sys/devices/system/cpu/cpu0/topology/thread_siblings_list 2>/dev/null)
-  other=$(for c in $(seq 1 $(($(nproc) - 1))); do
-            case ",$sib," in *",$c,"*) ;; *) echo $c; break;; esac; done)
+  other=$(second_core)
   step "6. this machine's CPU on CPUs 0 and ${other:-?} (CPU 0's siblings: ${sib:-?})"
   lscpu | grep -E 'Model name|^CPU\(s\)|Thread|L2|L3'
   echo "flags: $(grep -o -w 'avx2\|fma\|avx512[a-z_0-9]*\|amx[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
@@ -259,6 +268,15 @@ if want 6; then
     # shellcheck disable=SC2086
     timeout 300 taskset -c "0,${other:-1}" "$py" "$src/bench/torch_encoder.py" $args \
       --seq=128 --batch=32 --passes=3 --threads=2 || fail "torch_encoder.py on the CPU"
+  done
+fi
+if want 7; then
+  other=$(second_core)
+  step "7. training on this machine's CPUs 0 and ${other:-?}"
+  for shape in minilm small; do
+    SHAPE=$shape TORCH_OWN_THREADS=1 timeout 400 taskset -c "0,${other:-1}" \
+      sh "$src/bench/train-bench.sh" "$py" "$src/bench/train_bench.py" \
+      || fail "train-bench $shape"
   done
 fi
 
