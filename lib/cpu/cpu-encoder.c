@@ -192,18 +192,45 @@ drop_sources (const cpu_encoder *e, int l, pmx_tensor_lookup get, const void *ct
       pmx_model_drop_pages (ctx, w[i], n[i]);
 }
 
-/* Prepare every layer for KIND, one this CPU runs (cpu_device).  */
+/* The layers packed on the pool's threads, a layer a task: each writes
+   its own layer alone.  The first failure's message is copied here, since
+   errors are per thread (error.h).  */
+typedef struct pack_job
+{
+  cpu_encoder *e;
+  pmx_gemm_kind kind;
+  pmx_tensor_lookup get;
+  const void *ctx;
+  int failed;                   /* set once, atomically */
+  char msg[256];
+} pack_job;
+
+static void
+pack_task (void *arg, int l, int thread)
+{
+  pack_job *j = arg;
+  (void) thread;
+  if (pack_layer (j->e, l, j->kind) < 0)
+    {
+      if (!__atomic_exchange_n (&j->failed, 1, __ATOMIC_ACQ_REL))
+        snprintf (j->msg, sizeof j->msg, "%s", pmx_errmsg ());
+      return;
+    }
+  drop_sources (j->e, l, j->get, j->ctx);
+}
+
+/* Prepare every layer for KIND, one this CPU runs (cpu_device), on the
+   encoder's threads (BERT-base's start-up, 0.37 s on 2 threads, spent a
+   fifth of it packing on one).  */
 static int
 pack_weights (cpu_encoder *e, pmx_gemm_kind kind, pmx_tensor_lookup get,
               const void *ctx)
 {
   e->gemm_kind = kind;
-  for (int l = 0; l < e->L; l++)
-    {
-      if (pack_layer (e, l, kind) < 0)
-        return -1;
-      drop_sources (e, l, get, ctx);
-    }
+  pack_job j = { e, kind, get, ctx, 0, "" };
+  pmx_pool_run (e->pool, pack_task, &j, e->L);
+  if (j.failed)
+    return pmx_error ("%s", j.msg);
   return 0;
 }
 
