@@ -105,6 +105,8 @@ check_head_rows (const pmx_tmodel *m, const int32_t *ids, const int32_t *types,
       skipped += pmx_tmodel_acts (h)->hidden[c.layers] == NULL;
       g[k] = malloc (h->total * sizeof (float));
       lg[k] = malloc (nl * sizeof (float));
+      if (!g[k] || !lg[k])
+        check_fatal ("head rows: out of memory");
       memcpy (g[k], h->grads, h->total * sizeof (float));
       memcpy (lg[k], pmx_tmodel_logits (h), nl * sizeof (float));
     }
