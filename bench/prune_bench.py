@@ -5,7 +5,7 @@ Lagrangian, backward, clipping and the three AdamW updates of
 tests/ref-prune.py (the same maths), in fp32, on the model of
 bench/train_bench.py.  Prints examples per second.
 
-Usage: prune_bench.py N STEPS BATCH T VOCAB THREADS
+Usage: prune_bench.py N STEPS BATCH T VOCAB THREADS [LAYERS HIDDEN HEADS FFN]
 """
 import importlib.util
 import math
@@ -32,7 +32,7 @@ torch.set_default_dtype(torch.float32)
 
 def main():
     N, steps, B, T, V, threads = (int(a) for a in sys.argv[1:7])
-    L, H, NH, F = 2, 64, 2, 256
+    L, H, NH, F = (int(a) for a in sys.argv[7:11]) if len(sys.argv) > 7 else (2, 64, 2, 256)
     torch.set_num_threads(1)
     Tp, meta, data = train_bench.make_model(N, B, T, V, L, H, NH, F)
     Tp = {k: v.detach() for k, v in Tp.items()}

@@ -420,6 +420,7 @@ typedef struct act
   const pmx_cofi_z *z;                  /* the last forward's masks or NULL */
   pmx_cofi_z *dz;                       /* their gradient (owned) */
   double *dhz;                          /* (H) hidden_z gradient, in double */
+  double *dcol;                         /* (max FFN) intermediate_z's, likewise */
   int masked;                           /* the arena has the mask buffers */
   int open;                             /* ... and the caller's gradients */
   int threads;                          /* datt holds T*T for each */
@@ -451,6 +452,7 @@ act_free (void *p)
       free (a->mem);
       pmx_cofi_z_free (a->dz);
       free (a->dhz);
+      free (a->dcol);
     }
   free (a);
 }
@@ -608,9 +610,13 @@ get_act (pmx_tmodel *m, int B, int T, int masked)
   if (a->masked && !a->dz)
     {
       const pmx_train_config *c = &m->cfg;
+      int fmax = 1;
+      for (int l = 0; l < c->layers; l++)
+        fmax = c->ffn[l] > fmax ? c->ffn[l] : fmax;
       a->dz = pmx_cofi_z_new (c->layers, c->hidden, c->heads, c->ffn);
       a->dhz = calloc (c->hidden, sizeof *a->dhz);
-      if (!a->dz || !a->dhz)
+      a->dcol = calloc (fmax, sizeof *a->dcol);
+      if (!a->dz || !a->dhz || !a->dcol)
         return pmx_error ("out of memory"), NULL;
     }
   size_t need = plan (&m->cfg, a, NULL, B, T);
@@ -1500,15 +1506,14 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
                           z ? L->fgz : L->fg, W->fo_w, R, F, H);
           if (z)
             {
-              /* fgz = fg * intermediate_z */
+              /* fgz = fg * intermediate_z.  Summed a row at a time (a
+                 column at a time, every term was a cache miss: 7 % of a
+                 MiniLM-size pruning step), each column still in row
+                 order, so the same sums.  */
+              memset (a->dcol, 0, F * sizeof *a->dcol);
+              colsum_prod (a->dcol, a->dfg, L->fg, R, F);
               for (int j = 0; j < F; j++)
-                {
-                  double t = 0;
-                  for (int r = 0; r < R; r++)
-                    t += (double) a->dfg[(size_t) r * F + j]
-                      * L->fg[(size_t) r * F + j];
-                  dz->intermediate[l][j] += (float) t;
-                }
+                dz->intermediate[l][j] += (float) a->dcol[j];
               mul_cols (a->dfg, a->dfg, z->intermediate[l], 1, R, F);
             }
           zero (a->dff, RF);
