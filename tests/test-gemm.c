@@ -14,6 +14,10 @@
      (bit for bit), which makes the encoder's output independent of the
      thread count;
    - pmx_gemm_packed_rows on a packed W gives pmx_sgemm_rows's bits on W;
+   - pmx_sgemm_pre with op(A) and/or op(B) packed once (pmx_sgemm_pack, in
+     two panel ranges) gives pmx_sgemm_kind's bits, and so does
+     pmx_sgemm_par, whose blocks share a packed operand, against the
+     same blocks with nothing shared;
    - asking for a kernel the CPU lacks fails with a message.
 
    Exit 77 (skipped) on CPUs with neither kernel, where the encoder uses
@@ -22,6 +26,7 @@
 #include <config.h>
 #include "gemm.h"
 #include "error.h"
+#include "par.h"
 
 #include <float.h>
 #include <math.h>
@@ -124,6 +129,78 @@ done:
   free (scratch);
 }
 
+static float *
+aligned_floats (size_t n)
+{
+  void *p = NULL;
+  if (posix_memalign (&p, 64, (n ? n : 1) * sizeof (float)) != 0)
+    exit (99);
+  return p;
+}
+
+/* C (from C0) by pmx_sgemm_pre with op(A), op(B) or both packed by
+   pmx_sgemm_pack, each in two panel ranges: the bits of WANT.  */
+static void
+check_prepacked (pmx_gemm_kind kind, int ta, int tb, int M, int N, int K, float alpha,
+                 float beta, const float *A, int lda, const float *B, int ldb,
+                 const float *C0, const float *want, int ldc)
+{
+  if (M <= 0 || N <= 0)
+    return;
+  int qa = pmx_sgemm_panels (kind, 'A', M), qb = pmx_sgemm_panels (kind, 'B', N);
+  float *pa = aligned_floats (pmx_sgemm_packed_size (kind, 'A', M, K));
+  float *pb = aligned_floats (pmx_sgemm_packed_size (kind, 'B', N, K));
+  float *C = malloc (sizeof (float) * (size_t) (M + 1) * ldc);
+  if (!C)
+    exit (99);
+  pmx_sgemm_pack (kind, 'A', ta, M, K, alpha, A, lda, qa / 2, qa, pa);
+  pmx_sgemm_pack (kind, 'A', ta, M, K, alpha, A, lda, 0, qa / 2, pa);
+  pmx_sgemm_pack (kind, 'B', tb, N, K, 1.0f, B, ldb, 0, qb / 2, pb);
+  pmx_sgemm_pack (kind, 'B', tb, N, K, 1.0f, B, ldb, qb / 2, qb, pb);
+  for (int v = 1; v <= 3; v++)
+    {
+      memcpy (C, C0, sizeof (float) * (size_t) (M + 1) * ldc);
+      pmx_sgemm_pre (kind, ta, tb, M, N, K, alpha, A, lda, v & 1 ? pa : NULL, B, ldb,
+                     v & 2 ? pb : NULL, beta, C, ldc, NULL);
+      CHECK (memcmp (C, want, sizeof (float) * (size_t) (M + 1) * ldc) == 0,
+             "sgemm %s trans %d%d %dx%dx%d: packed once (%s) differs",
+             pmx_gemm_kind_name (kind), ta, tb, M, N, K,
+             v == 1 ? "A" : v == 2 ? "B" : "A and B");
+    }
+  free (pa);
+  free (pb);
+  free (C);
+}
+
+/* pmx_sgemm_par on 2 threads, whose blocks share op(B) (blocks of rows) or
+   op(A) (of columns, where A is packed), against the same blocks on no
+   pool, nothing shared: the same bits.  */
+static void
+check_par (pmx_par *par, int ta, int tb, int M, int N, int K, float alpha)
+{
+  int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+  float *A = malloc (sizeof (float) * (size_t) ar * ac);
+  float *B = malloc (sizeof (float) * (size_t) br * bc);
+  float *C = malloc (sizeof (float) * (size_t) M * N);
+  float *R = malloc (sizeof (float) * (size_t) M * N);
+  if (!A || !B || !C || !R)
+    exit (99);
+  for (size_t i = 0; i < (size_t) ar * ac; i++)
+    A[i] = frand ();
+  for (size_t i = 0; i < (size_t) br * bc; i++)
+    B[i] = frand ();
+  for (size_t i = 0; i < (size_t) M * N; i++)
+    C[i] = R[i] = frand ();
+  pmx_sgemm_par (par, ta, tb, M, N, K, alpha, A, ac, B, bc, 1.0f, C, N);
+  pmx_sgemm_par (NULL, ta, tb, M, N, K, alpha, A, ac, B, bc, 1.0f, R, N);
+  CHECK (memcmp (C, R, sizeof (float) * (size_t) M * N) == 0,
+         "pmx_sgemm_par trans %d%d %dx%dx%d: shared packing differs", ta, tb, M, N, K);
+  free (A);
+  free (B);
+  free (C);
+  free (R);
+}
+
 /* pmx_sgemm: C = ALPHA op(A) op(B) + BETA C for one transposition case,
    strides wider than the rows, canaries around C, the same error bound, and
    row independence (bit for bit).  */
@@ -178,6 +255,8 @@ check_sgemm (pmx_gemm_kind kind, int ta, int tb, int M, int N, int K,
       }
   CHECK (worst <= 1.0, "sgemm %s trans %d%d %dx%dx%d alpha %g beta %g: error %.3g "
          "of the bound", kn, ta, tb, M, N, K, alpha, beta, worst);
+  if (kind != PMX_GEMM_NONE)
+    check_prepacked (kind, ta, tb, M, N, K, alpha, beta, A, lda, B, ldb, C0, C, ldc);
   /* OpenBLAS (PMX_GEMM_NONE) makes no such promise.  */
   for (int i = 0; i < M && kind != PMX_GEMM_NONE; i += M > 20 ? 11 : 1)
     {
@@ -298,6 +377,21 @@ main (void)
   check_packed_rows (600, 768, 768, 1536);
   check_packed_rows (505, 17, 1537, 1540);
   printf ("pmx_gemm_packed_rows: 4 cases, the bits of pmx_sgemm_rows\n");
+
+  /* Products cut into blocks (of rows, of columns; every transposition;
+     depths of one and two blocks; a last block under pmx_sgemm's
+     threshold for our kernels).  */
+  pmx_par *par = pmx_par_new (2);
+  CHECK (par != NULL, "pmx_par_new: %s", pmx_errmsg ());
+  for (int t = 0; t < 4 && par; t++)
+    {
+      check_par (par, t & 1, t >> 1, 600, 384, 100, 1.0f);
+      check_par (par, t & 1, t >> 1, 40, 1100, 700, t ? 0.5f : 1.0f);
+      check_par (par, t & 1, t >> 1, 1300, 64, 1000, 1.0f);
+      check_par (par, t & 1, t >> 1, 3000, 48, 20, 1.0f);
+    }
+  pmx_par_free (par);
+  printf ("pmx_sgemm_par: 16 cases, the bits of unshared blocks\n");
 
   /* pmx_sgemm's OpenBLAS path takes the same arguments.  */
   printf ("blas (%s): %d cases; pmx_sgemm runs %s\n", pmx_blas_corename (),

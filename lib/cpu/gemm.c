@@ -687,6 +687,20 @@ sg_pack_b (int transb, const float *B, int ldb, int k0, int kd, int j0, int nc,
 
 #endif /* HAVE_X86_KERNELS */
 
+int
+pmx_sgemm_ws_reserve (pmx_sgemm_ws *ws, size_t floats)
+{
+  if (ws->cap >= floats)
+    return 0;
+  void *mem = NULL;
+  if (posix_memalign (&mem, 64, (floats ? floats : 1) * sizeof (float)) != 0)
+    return -1;
+  free (ws->buf);
+  ws->buf = mem;
+  ws->cap = floats;
+  return 0;
+}
+
 void
 pmx_sgemm_ws_free (pmx_sgemm_ws *ws)
 {
@@ -772,9 +786,7 @@ pmx_sgemm (int transa, int transb, int M, int N, int K, float alpha,
            const float *A, int lda, const float *B, int ldb, float beta,
            float *C, int ldc, pmx_sgemm_ws *ws)
 {
-  pmx_gemm_kind kind = sgemm_choice ();
-  if ((double) M * N * K >= SG_OURS_MIN)
-    kind = pmx_gemm_best ();
+  pmx_gemm_kind kind = pmx_sgemm_kind_for ((double) M * N * K);
   pmx_sgemm_kind (kind, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
                   ws);
 }
@@ -800,12 +812,93 @@ pmx_sgemm_kind (pmx_gemm_kind kind, int transa, int transb, int M, int N, int K,
   if (kind > pmx_gemm_best ())
     return pmx_error ("this CPU cannot run the %s GEMM kernel",
                       pmx_gemm_kind_name (kind));
+  pmx_sgemm_pre (kind, transa, transb, M, N, K, alpha, A, lda, NULL, B, ldb, NULL,
+                 beta, C, ldc, ws);
+  return 0;
+}
+
+pmx_gemm_kind
+pmx_sgemm_kind_for (double macs)
+{
+  return macs >= SG_OURS_MIN ? pmx_gemm_best () : sgemm_choice ();
+}
+
+/* ---- Operands packed once ------------------------------------------------
+
+   The layout pmx_sgemm's loops read, for the whole of K at once: the depth
+   blocks (block_depth) one after another, each holding every micro-panel
+   (op(A), MR rows, zero-padded) or panel (op(B), NR columns) of that
+   block, KD deep.  */
+
+static size_t
+round_up (int n, int m)
+{
+  return ((size_t) (n > 0 ? n : 0) + m - 1) / m * m;
+}
+
+int
+pmx_sgemm_panels (pmx_gemm_kind kind, int operand, int len)
+{
+  int w = operand == 'A' ? kind_mr (kind) : NR;
+  return (int) (round_up (len, w) / w);
+}
+
+size_t
+pmx_sgemm_packed_size (pmx_gemm_kind kind, int operand, int len, int K)
+{
+  return round_up (len, operand == 'A' ? kind_mr (kind) : NR) * (size_t) (K > 0 ? K : 0);
+}
+
+int
+pmx_sgemm_a_direct (int transa, float alpha, int lda)
+{
+#ifdef HAVE_X86_KERNELS
+  return !transa && alpha == 1.0f && a_direct (lda);
+#else
+  (void) transa, (void) alpha, (void) lda;
+  return 0;
+#endif
+}
+
+void
+pmx_sgemm_pack (pmx_gemm_kind kind, int operand, int trans, int len, int K, float alpha,
+                const float *X, int ldx, int p0, int p1, float *dst)
+{
+#ifdef HAVE_X86_KERNELS
+  int w = operand == 'A' ? kind_mr (kind) : NR, kc = block_depth (K);
+  size_t padded = round_up (len, w);
+  int x0 = p0 * w, x1 = p1 * w < len ? p1 * w : len;
+  if (x1 <= x0)
+    return;
+  for (int k0 = 0; k0 < K; k0 += kc)
+    {
+      int kd = K - k0 < kc ? K - k0 : kc;
+      float *d = dst + (size_t) k0 * padded + (size_t) p0 * kd * w;
+      if (operand == 'A')
+        sg_pack_a (trans, X, ldx, x0, x1 - x0, k0, kd, w, alpha, d);
+      else
+        sg_pack_b (trans, X, ldx, k0, kd, x0, x1 - x0, d);
+    }
+#else
+  (void) kind, (void) operand, (void) trans, (void) len, (void) K, (void) alpha;
+  (void) X, (void) ldx, (void) p0, (void) p1, (void) dst;
+#endif
+}
+
+void
+pmx_sgemm_pre (pmx_gemm_kind kind, int transa, int transb, int M, int N, int K,
+               float alpha, const float *A, int lda, const float *pa, const float *B,
+               int ldb, const float *pb, float beta, float *C, int ldc,
+               pmx_sgemm_ws *ws)
+{
+  if (M <= 0 || N <= 0)
+    return;
   if (kind == PMX_GEMM_NONE)
     {
       cblas_sgemm (CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
                    transb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
                    B, ldb, beta, C, ldc);
-      return 0;
+      return;
     }
 #ifdef HAVE_X86_KERNELS
   /* C = BETA C first, unless the first depth block overwrites it (BETA 0)
@@ -818,31 +911,26 @@ pmx_sgemm_kind (pmx_gemm_kind kind, int transa, int transb, int M, int N, int K,
           C[(size_t) i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t) i * ldc + j];
     }
   if (K <= 0)
-    return 0;
+    return;
   int mr = kind_mr (kind), kc = block_depth (K);
   int mc = M < SG_MC ? (M + mr - 1) / mr * mr : SG_MC;
   int nc = N < SG_NC ? (N + NR - 1) / NR * NR : SG_NC;
-  size_t need = (size_t) mc * kc + (size_t) kc * nc + 16;
+  size_t mpad = round_up (M, mr), npad = round_up (N, NR);
+  size_t need = (pa ? 0 : (size_t) mc * kc) + (pb ? 0 : (size_t) kc * nc) + 16;
   pmx_sgemm_ws own = { NULL, 0 };
   if (!ws)
     ws = &own;
-  if (ws->cap < need)
+  if (pmx_sgemm_ws_reserve (ws, need) != 0)
     {
-      void *mem = NULL;
-      if (posix_memalign (&mem, 64, need * sizeof (float)) != 0)
-        {
-          /* No room to pack: OpenBLAS's product, slower where its kernels
-             are not native, never wrong.  BETA has been applied.  */
-          cblas_sgemm (CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
-                       transb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
-                       B, ldb, acc0 ? 1.0f : 0.0f, C, ldc);
-          return 0;
-        }
-      free (ws->buf);
-      ws->buf = mem;
-      ws->cap = need;
+      /* No room to pack: OpenBLAS's product, slower where its kernels are
+         not native, never wrong.  BETA has been applied.  Packed operands
+         come with their A and B (pmx_sgemm_par).  */
+      cblas_sgemm (CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
+                   transb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                   B, ldb, acc0 ? 1.0f : 0.0f, C, ldc);
+      return;
     }
-  float *pa = ws->buf, *pb = ws->buf + ((size_t) mc * kc + 15) / 16 * 16;
+  float *wa = ws->buf, *wb = ws->buf + (pa ? 0 : ((size_t) mc * kc + 15) / 16 * 16);
   for (int j0 = 0; j0 < N; j0 += SG_NC)
     {
       int ncb = N - j0 < SG_NC ? N - j0 : SG_NC;
@@ -850,24 +938,33 @@ pmx_sgemm_kind (pmx_gemm_kind kind, int transa, int transb, int M, int N, int K,
         {
           int kd = K - k0 < kc ? K - k0 : kc;
           int acc = acc0 || k0 > 0;
-          sg_pack_b (transb, B, ldb, k0, kd, j0, ncb, pb);
+          const float *b = wb;
+          if (pb)
+            b = pb + (size_t) k0 * npad + (size_t) (j0 / NR) * kd * NR;
+          else
+            sg_pack_b (transb, B, ldb, k0, kd, j0, ncb, wb);
           for (int i0 = 0; i0 < M; i0 += SG_MC)
             {
               int mcb = M - i0 < SG_MC ? M - i0 : SG_MC;
               /* Whole micro-panels of A in place where pmx_gemm_packed
                  would read them so (a_direct); the rest packed.  */
-              int direct = !transa && alpha == 1.0f && a_direct (lda) ? mcb / mr * mr : 0;
-              if (mcb > direct)
+              int direct = !pa && pmx_sgemm_a_direct (transa, alpha, lda)
+                ? mcb / mr * mr : 0;
+              const float *a = wa;
+              if (pa)
+                a = pa + (size_t) k0 * mpad + (size_t) (i0 / mr) * kd * mr;
+              else if (mcb > direct)
                 sg_pack_a (transa, A, lda, i0 + direct, mcb - direct, k0, kd, mr, alpha,
-                           pa);
-              run_panels (kind, kd, direct ? A + (size_t) i0 * lda + k0 : NULL, lda, pa,
-                          mcb, pb, (size_t) kd * NR, C + (size_t) i0 * ldc + j0, ldc,
+                           wa);
+              run_panels (kind, kd, direct ? A + (size_t) i0 * lda + k0 : NULL, lda, a,
+                          mcb, b, (size_t) kd * NR, C + (size_t) i0 * ldc + j0, ldc,
                           ncb, acc);
             }
         }
     }
   if (ws == &own)
     free (own.buf);
+#else
+  (void) pa, (void) pb, (void) ws;
 #endif
-  return 0;
 }

@@ -131,5 +131,41 @@ int pmx_sgemm_kind (pmx_gemm_kind kind, int transa, int transb, int M, int N,
                     int K, float alpha, const float *A, int lda, const float *B,
                     int ldb, float beta, float *C, int ldc, pmx_sgemm_ws *ws);
 void pmx_sgemm_ws_free (pmx_sgemm_ws *ws);
+/* Make WS hold at least FLOATS floats, 64-byte aligned (its contents are
+   not kept): 0, or -1 without memory (WS unchanged; no error set).  */
+int pmx_sgemm_ws_reserve (pmx_sgemm_ws *ws, size_t floats);
+/* The kernel pmx_sgemm runs for a product of MACS multiply-adds.  */
+pmx_gemm_kind pmx_sgemm_kind_for (double macs);
+
+/* ---- Operands packed once, for a product cut into blocks ---------------
+
+   Blocks of rows of one product all read the whole of op(B), blocks of
+   columns the whole of op(A): packed once and shared, instead of once a
+   block (par.c).  A packed operand covers all of K in pmx_sgemm's depth
+   blocks, each holding the operand's panels: OPERAND 'A', micro-panels of
+   the kernel's MR rows of op(A) (times ALPHA); 'B', 16-wide panels of
+   op(B).  The result is the same bits as pmx_sgemm_kind's.  */
+
+/* Panels of an operand LEN rows (A) or columns (B) long, and the floats
+   of its packing K deep.  */
+int pmx_sgemm_panels (pmx_gemm_kind kind, int operand, int len);
+size_t pmx_sgemm_packed_size (pmx_gemm_kind kind, int operand, int len, int K);
+/* Whether pmx_sgemm reads op(A)'s whole micro-panels in place (no packing
+   to share).  */
+int pmx_sgemm_a_direct (int transa, float alpha, int lda);
+/* Pack panels P0..P1 of op(X) (LEN long, K deep; X row-major, LDX, TRANS
+   as TRANSA or TRANSB; ALPHA for A only) into their places in DST, which
+   holds pmx_sgemm_packed_size floats, 64-byte aligned: disjoint panel
+   ranges may be packed by different threads.  KIND is one of ours.  */
+void pmx_sgemm_pack (pmx_gemm_kind kind, int operand, int trans, int len, int K,
+                     float alpha, const float *X, int ldx, int p0, int p1, float *dst);
+/* pmx_sgemm_kind's product, with op(A) (all M rows) taken from PA and/or
+   op(B) (all N columns) from PB where not NULL, packed for KIND by
+   pmx_sgemm_pack.  A and B must still be given: KIND PMX_GEMM_NONE, or no
+   memory for the rest of the packing, runs cblas_sgemm on them.  */
+void pmx_sgemm_pre (pmx_gemm_kind kind, int transa, int transb, int M, int N, int K,
+                    float alpha, const float *A, int lda, const float *pa,
+                    const float *B, int ldb, const float *pb, float beta, float *C,
+                    int ldc, pmx_sgemm_ws *ws);
 
 #endif

@@ -27,6 +27,8 @@ typedef struct pmx_par
   pmx_pool *pool;
   int threads;
   pmx_sgemm_ws *ws;             /* one per thread */
+  pmx_sgemm_ws *shared;         /* a product's operand packed once for all
+                                   its blocks (par.c, share_operand) */
 } pmx_par;
 
 /* A pmx_par of THREADS threads (the caller included), owned by the
