@@ -10,6 +10,7 @@
 #include <config.h>
 #include "train-ops.h"
 #include "mux.h"
+#include "par.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -203,11 +204,11 @@ test_layernorm (void)
   float *fb = to_float (lb, LC), *fW = to_float (W, LR * LC);
   float out[LR * LC], mean[LR], rstd[LR];
   double ref[LR * LC];
-  pmx_layernorm_fwd (out, mean, rstd, fx, fw, fb, LR, LC, 1e-12f);
+  pmx_layernorm_fwd (NULL, out, mean, rstd, fx, fw, fb, LR, LC, 1e-12f);
   ref_layernorm (ref);
   check_forward ("layernorm", out, ref, LR * LC);
   float *dx = fzeros (LR * LC), *dw = fzeros (LC), *db = fzeros (LC);
-  pmx_layernorm_bwd (dx, dw, db, fW, fx, fw, mean, rstd, LR, LC);
+  pmx_layernorm_bwd (NULL, dx, dw, db, fW, fx, fw, mean, rstd, LR, LC);
   ref_loss = loss_layernorm;
   check_grad ("layernorm input", lx, dx, LR * LC);
   check_grad ("layernorm weight", lw, dw, LC);
@@ -229,11 +230,11 @@ test_layernorm_z (void)
   float *fb = to_float (lb, LC), *fW = to_float (W, LR * LC);
   float out[LR * LC], mean[LR], rstd[LR];
   double ref[LR * LC];
-  pmx_layernorm_z_fwd (out, mean, rstd, fx, fw, fb, z, LR, LC, 1e-12f);
+  pmx_layernorm_z_fwd (NULL, out, mean, rstd, fx, fw, fb, z, LR, LC, 1e-12f);
   ref_layernorm (ref);
   check_forward ("layernorm_z", out, ref, LR * LC);
   float *dx = fzeros (LR * LC), *dw = fzeros (LC), *db = fzeros (LC);
-  pmx_layernorm_z_bwd (dx, dw, db, fW, fx, fw, z, mean, rstd, LR, LC);
+  pmx_layernorm_z_bwd (NULL, dx, dw, db, fW, fx, fw, z, mean, rstd, LR, LC);
   ref_loss = loss_layernorm;
   check_grad ("layernorm_z input", lx, dx, LR * LC);
   check_grad ("layernorm_z weight", lw, dw, LC);
@@ -241,8 +242,8 @@ test_layernorm_z (void)
   /* All kept: pmx_layernorm_fwd's results, bit for bit.  */
   static const float ones[LC] = { 1, 1, 1, 1, 1, 1, 1, 1, 1 };
   float o1[LR * LC], o2[LR * LC];
-  pmx_layernorm_z_fwd (o1, mean, rstd, fx, fw, fb, ones, LR, LC, 1e-12f);
-  pmx_layernorm_fwd (o2, mean, rstd, fx, fw, fb, LR, LC, 1e-12f);
+  pmx_layernorm_z_fwd (NULL, o1, mean, rstd, fx, fw, fb, ones, LR, LC, 1e-12f);
+  pmx_layernorm_fwd (NULL, o2, mean, rstd, fx, fw, fb, LR, LC, 1e-12f);
   if (memcmp (o1, o2, sizeof o1))
     {
       printf ("FAIL layernorm_z with all z != 0 differs from layernorm\n");
@@ -672,6 +673,117 @@ test_dropout (void)
   free (a); free (b);
 }
 
+/* ---- On a pool --------------------------------------------------------
+
+   The row-wise passes and column sums that run on a pool's threads
+   (LayerNorm, plain and under a mask; the linear layers' bias, GELU
+   epilogue and bias gradient), on 2 threads against none: the same bits,
+   on shapes of several row and column blocks.  */
+
+static float *
+frand_array (size_t n, unsigned seed)
+{
+  float *x = malloc (n * sizeof *x);
+  if (!x)
+    exit (99);
+  for (size_t i = 0; i < n; i++)
+    {
+      seed = seed * 1103515245u + 12345u;
+      x[i] = (float) ((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+    }
+  return x;
+}
+
+static int
+same (const char *what, const float *a, const float *b, size_t n)
+{
+  if (!memcmp (a, b, n * sizeof *a))
+    return 1;
+  printf ("FAIL %s on 2 threads differs from one\n", what);
+  failures++;
+  return 0;
+}
+
+static void
+test_par (void)
+{
+  enum { R = 333, C = 100, F = 150 };
+  pmx_par *par = pmx_par_new (2);
+  if (!par)
+    {
+      printf ("FAIL pmx_par_new: %s\n", pmx_errmsg ());
+      failures++;
+      return;
+    }
+  float *x = frand_array (R * C, 1), *d = frand_array (R * C, 2);
+  float *w = frand_array (C, 3), *b = frand_array (C, 4), *z = frand_array (C, 5);
+  float *fw = frand_array (F * C, 6), *fb = frand_array (F, 7);
+  float *dl = frand_array (R * F, 8);
+  for (int j = 0; j < C; j += 3)
+    z[j] = 0;
+  int ok = 1;
+  for (int masked = 0; masked < 2; masked++)
+    {
+      float *o[2], *mean[2], *rstd[2], *dx[2], *dw[2], *db[2];
+      for (int t = 0; t < 2; t++)
+        {
+          const pmx_par *p = t ? par : NULL;
+          o[t] = malloc (R * C * sizeof (float));
+          mean[t] = malloc (R * sizeof (float));
+          rstd[t] = malloc (R * sizeof (float));
+          dx[t] = frand_array (R * C, 9);
+          dw[t] = frand_array (C, 10);
+          db[t] = frand_array (C, 11);
+          if (!o[t] || !mean[t] || !rstd[t])
+            exit (99);
+          pmx_layernorm_z_fwd (p, o[t], mean[t], rstd[t], x, w, b, masked ? z : NULL,
+                               R, C, 1e-12f);
+          pmx_layernorm_z_bwd (p, dx[t], dw[t], db[t], d, x, w, masked ? z : NULL,
+                               mean[t], rstd[t], R, C);
+        }
+      ok &= same ("layernorm", o[0], o[1], R * C)
+        && same ("layernorm mean", mean[0], mean[1], R)
+        && same ("layernorm rstd", rstd[0], rstd[1], R)
+        && same ("layernorm input gradient", dx[0], dx[1], R * C)
+        && same ("layernorm weight gradient", dw[0], dw[1], C)
+        && same ("layernorm bias gradient", db[0], db[1], C);
+      for (int t = 0; t < 2; t++)
+        {
+          free (o[t]); free (mean[t]); free (rstd[t]);
+          free (dx[t]); free (dw[t]); free (db[t]);
+        }
+    }
+  float *out[2], *pre[2], *gb[2];
+  for (int t = 0; t < 2; t++)
+    {
+      const pmx_par *p = t ? par : NULL;
+      out[t] = malloc (R * F * sizeof (float));
+      pre[t] = malloc (R * F * sizeof (float));
+      gb[t] = frand_array (F, 12);
+      if (!out[t] || !pre[t])
+        exit (99);
+      pmx_linear_gelu_fwd (p, pre[t], out[t], x, fw, fb, R, C, F);
+      pmx_linear_bwd (p, NULL, NULL, gb[t], dl, x, fw, R, C, F);
+    }
+  ok &= same ("linear_gelu pre", pre[0], pre[1], R * F)
+    && same ("linear_gelu", out[0], out[1], R * F)
+    && same ("linear bias gradient", gb[0], gb[1], F);
+  for (int t = 0; t < 2; t++)
+    {
+      const pmx_par *p = t ? par : NULL;
+      pmx_linear_fwd (p, out[t], x, fw, fb, R, C, F);
+    }
+  ok &= same ("linear", out[0], out[1], R * F);
+  if (ok)
+    printf ("ok   2 threads                    the bits of one\n");
+  for (int t = 0; t < 2; t++)
+    {
+      free (out[t]); free (pre[t]); free (gb[t]);
+    }
+  free (x); free (d); free (w); free (b); free (z); free (fw); free (fb); free (dl);
+  pmx_par_free (par);
+}
+
 int
 main (void)
 {
@@ -687,5 +799,6 @@ main (void)
   test_mux ();
   test_concat ();
   test_dropout ();
+  test_par ();
   return failures ? 1 : 0;
 }

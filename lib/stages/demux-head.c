@@ -91,7 +91,7 @@ pmx_demux_head_bwd (const pmx_demux_head *hd, const pmx_demux_head_grad *grad,
   float *dz = dact->z[L - 1];
   memcpy (dz, dout, n * sizeof *dz);
   memset (dact->pg, 0, n * sizeof *dz);
-  pmx_layernorm_bwd (dact->pg, grad->ln_w, grad->ln_b, dout, act->pg,
+  pmx_layernorm_bwd (NULL, dact->pg, grad->ln_w, grad->ln_b, dout, act->pg,
                      hd->ln_w, act->mean, act->rstd, B, D);
   memset (dact->p, 0, n * sizeof *dz);
   pmx_gelu_bwd (dact->p, act->p, dact->pg, (int) n);

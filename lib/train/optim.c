@@ -4,6 +4,7 @@
 #include "optim.h"
 #include "error.h"
 #include "kernels.h"
+#include "par.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -57,25 +58,48 @@ bias_corrections (float lr, float beta1, float beta2, int64_t t, float *step_siz
   *bc2_sqrt = sqrtf (1.0f - powf (beta2, (float) t));
 }
 
+/* The update of the flat range I0..I1 of every parameter's values (a
+   parameter may straddle ranges: each element's update is its own, so the
+   ranges, and the threads that take them, change no bit).  */
+typedef struct adamw_job
+{
+  pmx_adamw *o;
+  pmx_tmodel *model;
+  float lr, step_size, bc2_sqrt;
+} adamw_job;
+
+static void
+adamw_range (void *arg, size_t i0, size_t i1, int thread)
+{
+  const adamw_job *j = arg;
+  pmx_adamw *o = j->o;
+  pmx_tmodel *model = j->model;
+  (void) thread;
+  for (int k = 0; k < model->nparams; k++)
+    {
+      const pmx_tparam *p = &model->param[k];
+      size_t a = p->offset > i0 ? p->offset : i0;
+      size_t b = p->offset + p->size < i1 ? p->offset + p->size : i1;
+      if (a >= b || !pmx_adamw_trains (o, p))
+        continue;
+      float decay = p->decay ? 1.0f - j->lr * o->weight_decay : 1.0f;
+      pmx_adamw_update (model->params + a, model->grads + a, o->m + a, o->v + a, b - a,
+                        decay, o->beta1, o->beta2, j->step_size, j->bc2_sqrt, o->eps);
+    }
+}
+
+/* Elements of a task of the optimizer's and clipping's passes.  */
+enum { RANGE = 1 << 16 };
+
 void
 pmx_adamw_step (pmx_adamw *o, pmx_tmodel *model, float lr)
 {
   o->t++;
   /* As torch.optim.AdamW (single-tensor path): decay first, then the
      bias-corrected Adam update, in float.  */
-  float step_size, bc2_sqrt;
-  bias_corrections (lr, o->beta1, o->beta2, o->t, &step_size, &bc2_sqrt);
-  for (int k = 0; k < model->nparams; k++)
-    {
-      const pmx_tparam *p = &model->param[k];
-      if (!pmx_adamw_trains (o, p))
-        continue;
-      float *x = model->params + p->offset, *g = model->grads + p->offset;
-      float *m = o->m + p->offset, *v = o->v + p->offset;
-      float decay = p->decay ? 1.0f - lr * o->weight_decay : 1.0f;
-      pmx_adamw_update (x, g, m, v, p->size, decay, o->beta1, o->beta2, step_size,
-                        bc2_sqrt, o->eps);
-    }
+  adamw_job j = { o, model, lr, 0, 0 };
+  bias_corrections (lr, o->beta1, o->beta2, o->t, &j.step_size, &j.bc2_sqrt);
+  pmx_par_for (model->par, model->total, RANGE, adamw_range, &j);
 }
 
 void
@@ -87,30 +111,69 @@ pmx_adam_update (float *x, const float *g, float *m, float *v, size_t n,
   pmx_adamw_update (x, g, m, v, n, 1.0f, beta1, beta2, step_size, bc2_sqrt, eps);
 }
 
+/* Each trained parameter's sum of squares (one pmx_sum_squares a
+   parameter, as on one thread), then the gradients scaled by COEF.  */
+typedef struct clip_job
+{
+  const pmx_adamw *o;
+  pmx_tmodel *model;
+  double *ss;
+  float coef;
+} clip_job;
+
+static void
+sum_squares_task (void *arg, int k, int thread)
+{
+  const clip_job *j = arg;
+  const pmx_tparam *p = &j->model->param[k];
+  (void) thread;
+  j->ss[k] = pmx_adamw_trains (j->o, p)
+    ? pmx_sum_squares (j->model->grads + p->offset, p->size) : 0;
+}
+
+static void
+scale_range (void *arg, size_t i0, size_t i1, int thread)
+{
+  const clip_job *j = arg;
+  pmx_tmodel *model = j->model;
+  (void) thread;
+  for (int k = 0; k < model->nparams; k++)
+    {
+      const pmx_tparam *p = &model->param[k];
+      size_t a = p->offset > i0 ? p->offset : i0;
+      size_t b = p->offset + p->size < i1 ? p->offset + p->size : i1;
+      if (a >= b || !pmx_adamw_trains (j->o, p))
+        continue;
+      float *g = model->grads;
+      for (size_t i = a; i < b; i++)
+        g[i] *= j->coef;
+    }
+}
+
 double
 pmx_clip_grad_norm (const pmx_adamw *o, pmx_tmodel *model, float max_norm)
 {
   double ss = 0;
-  for (int k = 0; k < model->nparams; k++)
+  clip_job j = { o, model, calloc ((size_t) model->nparams + 1, sizeof (double)), 0 };
+  if (j.ss)
     {
-      const pmx_tparam *p = &model->param[k];
-      if (!pmx_adamw_trains (o, p))
-        continue;
-      ss += pmx_sum_squares (model->grads + p->offset, p->size);
+      pmx_par_tasks (model->par, model->nparams, sum_squares_task, &j);
+      for (int k = 0; k < model->nparams; k++)
+        ss += j.ss[k];
+      free (j.ss);
     }
+  else                          /* no memory for the parts: on this thread */
+    for (int k = 0; k < model->nparams; k++)
+      {
+        const pmx_tparam *p = &model->param[k];
+        if (pmx_adamw_trains (o, p))
+          ss += pmx_sum_squares (model->grads + p->offset, p->size);
+      }
   double norm = sqrt (ss);
   if (max_norm > 0 && norm > max_norm)
     {
-      float coef = (float) (max_norm / (norm + 1e-6));
-      for (int k = 0; k < model->nparams; k++)
-        {
-          const pmx_tparam *p = &model->param[k];
-          if (!pmx_adamw_trains (o, p))
-            continue;
-          float *g = model->grads + p->offset;
-          for (size_t i = 0; i < p->size; i++)
-            g[i] *= coef;
-        }
+      j.coef = (float) (max_norm / (norm + 1e-6));
+      pmx_par_for (model->par, model->total, RANGE, scale_range, &j);
     }
   return norm;
 }

@@ -302,10 +302,17 @@ pmx_tmodel_find (const pmx_tmodel *m, const char *name)
   return NULL;
 }
 
+static void
+zero_range (void *arg, size_t i0, size_t i1, int thread)
+{
+  (void) thread;
+  memset ((float *) arg + i0, 0, (i1 - i0) * sizeof (float));
+}
+
 void
 pmx_tmodel_zero_grad (pmx_tmodel *m)
 {
-  memset (m->grads, 0, m->total * sizeof (float));
+  pmx_par_for (m->par, m->total, 1 << 18, zero_range, m->grads);
 }
 
 /* A standard normal from a counter (Box-Muller), so that initialisation
@@ -736,15 +743,15 @@ ret_head_fwd (const pmx_tmodel *m, head_act *h, const float *X)
   pmx_concat_fwd (h->z0, w->demux_e, h->inst, X, h->src, rows, H);
   pmx_linear_fwd (m->par, h->d1, h->z0, w->d1_w, w->d1_b, rows, 2 * H, D);
   pmx_gelu_fwd (h->z1, h->d1, n);
-  pmx_layernorm_fwd (h->l1, h->mean1, h->rstd1, h->z1, w->dln1_w, w->dln1_b,
+  pmx_layernorm_fwd (m->par, h->l1, h->mean1, h->rstd1, h->z1, w->dln1_w, w->dln1_b,
                      rows, D, c->ln_eps);
   pmx_linear_fwd (m->par, h->d2, h->l1, w->d2_w, w->d2_b, rows, D, D);
   pmx_gelu_fwd (h->g2, h->d2, n);
-  pmx_layernorm_fwd (h->l2, h->mean2, h->rstd2, h->g2, w->dln2_w, w->dln2_b,
+  pmx_layernorm_fwd (m->par, h->l2, h->mean2, h->rstd2, h->g2, w->dln2_w, w->dln2_b,
                      rows, D, c->ln_eps);
   pmx_linear_fwd (m->par, h->p, h->l2, w->rpd_w, w->rpd_b, rows, D, D);
   pmx_gelu_fwd (h->pg, h->p, n);
-  pmx_layernorm_fwd (h->pl, h->pmean, h->prstd, h->pg, w->rpdln_w,
+  pmx_layernorm_fwd (m->par, h->pl, h->pmean, h->prstd, h->pg, w->rpdln_w,
                      w->rpdln_b, rows, D, c->ln_eps);
   pmx_linear_fwd (m->par, h->logits, h->pl, w->dec_w, w->dec_b, rows, D, c->vocab);
 }
@@ -842,19 +849,39 @@ mul_cols (float *y, const float *x, const float *hz, float s, int R, int H)
 /* A sublayer's tail, the same after attention and after the FFN:
    RES = X + Y, then LayerNorm into OUT with MEAN and RSTD kept for the
    backward; under hidden masks HZ (NULL: none) CoFi's LayerNorm over the
-   kept dimensions, then OUTZ = OUT * HZ.  Returns the sublayer's output.  */
+   kept dimensions, then OUTZ = OUT * HZ.  Rows are independent: they go
+   in blocks on PAR's threads.  Returns the sublayer's output.  */
+typedef struct tail_job
+{
+  float *res, *out, *outz, *mean, *rstd;
+  const float *x, *y, *g, *b, *hz;
+  int H;
+  float eps;
+} tail_job;
+
+static void
+tail_rows (void *arg, size_t r0, size_t r1, int thread)
+{
+  const tail_job *j = arg;
+  (void) thread;
+  size_t H = (size_t) j->H, n = r1 - r0;
+  for (size_t i = r0 * H; i < r1 * H; i++)
+    j->res[i] = j->x[i] + j->y[i];
+  pmx_layernorm_z_fwd (NULL, j->out + r0 * H, j->mean + r0, j->rstd + r0,
+                       j->res + r0 * H, j->g, j->b, j->hz, (int) n, j->H, j->eps);
+  if (j->hz)
+    mul_cols (j->outz + r0 * H, j->out + r0 * H, j->hz, 1, (int) n, j->H);
+}
+
 static const float *
-residual_layernorm (float *res, const float *x, const float *y, float *out,
-                    float *outz, float *mean, float *rstd, const float *g,
+residual_layernorm (const pmx_par *par, float *res, const float *x, const float *y,
+                    float *out, float *outz, float *mean, float *rstd, const float *g,
                     const float *b, const float *hz, int R, int H, float eps)
 {
-  for (size_t i = 0; i < (size_t) R * H; i++)
-    res[i] = x[i] + y[i];
-  pmx_layernorm_z_fwd (out, mean, rstd, res, g, b, hz, R, H, eps);
-  if (!hz)
-    return out;
-  mul_cols (outz, out, hz, 1, R, H);
-  return outz;
+  tail_job j = { res, out, outz, mean, rstd, x, y, g, b, hz, H, eps };
+  int parts = 4 * pmx_par_threads (par);
+  pmx_par_for (par, (size_t) R, (size_t) (R + parts - 1) / parts, tail_rows, &j);
+  return hz ? outz : out;
 }
 
 /* The last layer on the rows the task head reads, position 0 of each of
@@ -890,7 +917,7 @@ head_rows_layer_fwd (pmx_tmodel *m, act *a, int l, const float *x,
                          NH, HD);
       pmx_linear_fwd (m->par, L->ao, L->ctx, W->ao_w, W->ao_b, G, A, H);
       dropout_rows (L->ao, L->ao_mask, G, T, H, p, training, dseed, 2 * l + 1);
-      x = residual_layernorm (L->res1, x, L->ao, L->x1, NULL, L->mean1, L->rstd1,
+      x = residual_layernorm (m->par, L->res1, x, L->ao, L->x1, NULL, L->mean1, L->rstd1,
                               W->ln1_w, W->ln1_b, NULL, G, H, c->ln_eps);
     }
   if (F)
@@ -898,7 +925,7 @@ head_rows_layer_fwd (pmx_tmodel *m, act *a, int l, const float *x,
       pmx_linear_gelu_fwd (m->par, L->f1, L->fg, x, W->fi_w, W->fi_b, G, H, F);
       pmx_linear_fwd (m->par, L->f2, L->fg, W->fo_w, W->fo_b, G, F, H);
       dropout_rows (L->f2, L->f2_mask, G, T, H, p, training, dseed, 2 * l + 2);
-      x = residual_layernorm (L->res2, x, L->f2, L->x2, NULL, L->mean2, L->rstd2,
+      x = residual_layernorm (m->par, L->res2, x, L->f2, L->x2, NULL, L->mean2, L->rstd2,
                               W->ln2_w, W->ln2_b, NULL, G, H, c->ln_eps);
     }
   L->out = x;
@@ -952,7 +979,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
           pmx_embed_sum_fwd (a->es1_raw, a->ids, NULL, w->word, w->pos,
                              w->type, B * T, T, H);
           mul_cols (a->es1, a->es1_raw, hz, 1, B * T, H);
-          pmx_layernorm_z_fwd (a->e1, a->emean1, a->erstd1, a->es1, w->eln_w,
+          pmx_layernorm_z_fwd (m->par, a->e1, a->emean1, a->erstd1, a->es1, w->eln_w,
                                w->eln_b, hz, B * T, H, c->ln_eps);
           mul_cols (a->e1z, a->e1, hz, 1, B * T, H);
           e1 = a->e1z;
@@ -961,7 +988,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
         {
           pmx_embed_sum_fwd (a->es1, a->ids, NULL, w->word, w->pos, w->type,
                              B * T, T, H);
-          pmx_layernorm_fwd (a->e1, a->emean1, a->erstd1, a->es1, w->eln_w,
+          pmx_layernorm_fwd (m->par, a->e1, a->emean1, a->erstd1, a->es1, w->eln_w,
                              w->eln_b, B * T, H, c->ln_eps);
         }
       pmx_mux_fwd (a->mx, e1, w->keys, G, N, T, H);
@@ -978,7 +1005,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
   if (z)
     {
       mul_cols (a->es, a->es_raw, hz, 1, R, H);
-      pmx_layernorm_z_fwd (a->e, a->emean, a->erstd, a->es, w->eln_w,
+      pmx_layernorm_z_fwd (m->par, a->e, a->emean, a->erstd, a->es, w->eln_w,
                            w->eln_b, hz, R, H, c->ln_eps);
       dropout (a->e, a->emask, RH, p, training, dseed, 0);
       mul_cols (a->ez, a->e, hz, 1, R, H);
@@ -986,7 +1013,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
     }
   else
     {
-      pmx_layernorm_fwd (a->e, a->emean, a->erstd, a->es, w->eln_w, w->eln_b,
+      pmx_layernorm_fwd (m->par, a->e, a->emean, a->erstd, a->es, w->eln_w, w->eln_b,
                          R, H, c->ln_eps);
       dropout (a->e, a->emask, RH, p, training, dseed, 0);
     }
@@ -1034,7 +1061,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
               if (z)
                 mul_cols (L->ao, L->ao_raw, hz, z->head_layer[l], R, H);
               dropout (L->ao, L->ao_mask, RH, p, training, dseed, 2 * l + 1);
-              x = residual_layernorm (L->res1, x, L->ao, L->x1, L->x1z,
+              x = residual_layernorm (m->par, L->res1, x, L->ao, L->x1, L->x1z,
                                       L->mean1, L->rstd1, W->ln1_w, W->ln1_b,
                                       hz, R, H, c->ln_eps);
             }
@@ -1057,7 +1084,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
               if (z)
                 mul_cols (L->f2, L->f2_raw, hz, z->mlp[l], R, H);
               dropout (L->f2, L->f2_mask, RH, p, training, dseed, 2 * l + 2);
-              x = residual_layernorm (L->res2, x, L->f2, L->x2, L->x2z,
+              x = residual_layernorm (m->par, L->res2, x, L->f2, L->x2, L->x2z,
                                       L->mean2, L->rstd2, W->ln2_w, W->ln2_b,
                                       hz, R, H, c->ln_eps);
             }
@@ -1271,7 +1298,7 @@ ret_head_bwd (pmx_tmodel *m, head_act *h, float *dX)
   pmx_linear_bwd (m->par, h->dz3, g->dec_w, g->dec_b, h->dlogits, h->pl, w->dec_w,
                   rows, D, V);
   zero (h->dpg, n);
-  pmx_layernorm_bwd (h->dpg, g->rpdln_w, g->rpdln_b, h->dz3, h->pg,
+  pmx_layernorm_bwd (m->par, h->dpg, g->rpdln_w, g->rpdln_b, h->dz3, h->pg,
                      w->rpdln_w, h->pmean, h->prstd, rows, D);
   zero (h->dp, n);
   pmx_gelu_bwd (h->dp, h->p, h->dpg, n);
@@ -1279,14 +1306,14 @@ ret_head_bwd (pmx_tmodel *m, head_act *h, float *dX)
   pmx_linear_bwd (m->par, h->dl2, g->rpd_w, g->rpd_b, h->dp, h->l2, w->rpd_w, rows, D,
                   D);
   zero (h->dz2, n);             /* d g2 */
-  pmx_layernorm_bwd (h->dz2, g->dln2_w, g->dln2_b, h->dl2, h->g2, w->dln2_w,
+  pmx_layernorm_bwd (m->par, h->dz2, g->dln2_w, g->dln2_b, h->dl2, h->g2, w->dln2_w,
                      h->mean2, h->rstd2, rows, D);
   zero (h->dd2, n);
   pmx_gelu_bwd (h->dd2, h->d2, h->dz2, n);
   zero (h->dl1, n);
   pmx_linear_bwd (m->par, h->dl1, g->d2_w, g->d2_b, h->dd2, h->l1, w->d2_w, rows, D, D);
   zero (h->dz1, n);
-  pmx_layernorm_bwd (h->dz1, g->dln1_w, g->dln1_b, h->dl1, h->z1, w->dln1_w,
+  pmx_layernorm_bwd (m->par, h->dz1, g->dln1_w, g->dln1_b, h->dl1, h->z1, w->dln1_w,
                      h->mean1, h->rstd1, rows, D);
   zero (h->dd1, n);
   pmx_gelu_bwd (h->dd1, h->d1, h->dz1, n);
@@ -1380,7 +1407,7 @@ head_rows_layer_bwd (pmx_tmodel *m, act *a, int l, const float *dout, float *din
   if (F)
     {
       zero (a->dres, GH);
-      pmx_layernorm_bwd (a->dres, Gw->ln2_w, Gw->ln2_b, dout, L->res2, W->ln2_w,
+      pmx_layernorm_bwd (m->par, a->dres, Gw->ln2_w, Gw->ln2_b, dout, L->res2, W->ln2_w,
                          L->mean2, L->rstd2, G, H);
       memcpy (dxg, a->dres, GH * sizeof (float));
       pmx_mul (a->dres, L->f2_mask, GH);
@@ -1398,7 +1425,7 @@ head_rows_layer_bwd (pmx_tmodel *m, act *a, int l, const float *dout, float *din
   if (A)
     {
       zero (a->dres, GH);
-      pmx_layernorm_bwd (a->dres, Gw->ln1_w, Gw->ln1_b, dxg, L->res1, W->ln1_w,
+      pmx_layernorm_bwd (m->par, a->dres, Gw->ln1_w, Gw->ln1_b, dxg, L->res1, W->ln1_w,
                          L->mean1, L->rstd1, G, H);
       memcpy (dxg, a->dres, GH * sizeof (float));       /* the residual's */
       pmx_mul (a->dres, L->ao_mask, GH);
@@ -1491,10 +1518,10 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
             }
           zero (a->dres, RH);
           if (z)
-            pmx_layernorm_z_bwd (a->dres, Gw->ln2_w, Gw->ln2_b, d, L->res2,
+            pmx_layernorm_z_bwd (m->par, a->dres, Gw->ln2_w, Gw->ln2_b, d, L->res2,
                                  W->ln2_w, hz, L->mean2, L->rstd2, R, H);
           else
-            pmx_layernorm_bwd (a->dres, Gw->ln2_w, Gw->ln2_b, d, L->res2,
+            pmx_layernorm_bwd (m->par, a->dres, Gw->ln2_w, Gw->ln2_b, d, L->res2,
                                W->ln2_w, L->mean2, L->rstd2, R, H);
           memcpy (dx1, a->dres, RH * sizeof (float));
           pmx_mul (a->dres, L->f2_mask, RH);
@@ -1539,10 +1566,10 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
             }
           zero (a->dres, RH);
           if (z)
-            pmx_layernorm_z_bwd (a->dres, Gw->ln1_w, Gw->ln1_b, d, L->res1,
+            pmx_layernorm_z_bwd (m->par, a->dres, Gw->ln1_w, Gw->ln1_b, d, L->res1,
                                  W->ln1_w, hz, L->mean1, L->rstd1, R, H);
           else
-            pmx_layernorm_bwd (a->dres, Gw->ln1_w, Gw->ln1_b, d, L->res1,
+            pmx_layernorm_bwd (m->par, a->dres, Gw->ln1_w, Gw->ln1_b, d, L->res1,
                                W->ln1_w, L->mean1, L->rstd1, R, H);
           pmx_add (din, a->dres, RH);
           pmx_mul (a->dres, L->ao_mask, RH);
@@ -1597,13 +1624,13 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
   zero (a->dres, RH);
   if (z)
     {
-      pmx_layernorm_z_bwd (a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,
+      pmx_layernorm_z_bwd (m->par, a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,
                            hz, a->emean, a->erstd, R, H);
       colsum_prod (dhz, a->dres, a->es_raw, R, H);
       mul_cols (a->dres, a->dres, hz, 1, R, H);
     }
   else
-    pmx_layernorm_bwd (a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,
+    pmx_layernorm_bwd (m->par, a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,
                        a->emean, a->erstd, R, H);
   if (c->muxed)
     {
@@ -1617,13 +1644,13 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
         {
           colsum_prod (dhz, a->de1, a->e1, B * T, H);
           mul_cols (a->de1, a->de1, hz, 1, B * T, H);
-          pmx_layernorm_z_bwd (a->des1, g->eln_w, g->eln_b, a->de1, a->es1,
+          pmx_layernorm_z_bwd (m->par, a->des1, g->eln_w, g->eln_b, a->de1, a->es1,
                                w->eln_w, hz, a->emean1, a->erstd1, B * T, H);
           colsum_prod (dhz, a->des1, a->es1_raw, B * T, H);
           mul_cols (a->des1, a->des1, hz, 1, B * T, H);
         }
       else
-        pmx_layernorm_bwd (a->des1, g->eln_w, g->eln_b, a->de1, a->es1,
+        pmx_layernorm_bwd (m->par, a->des1, g->eln_w, g->eln_b, a->de1, a->es1,
                            w->eln_w, a->emean1, a->erstd1, B * T, H);
       pmx_embed_sum_bwd (g->word, g->pos, g->type, a->des1, a->ids, NULL,
                          B * T, T, H);

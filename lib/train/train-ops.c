@@ -67,104 +67,193 @@ kept_columns (const float *z, int C)
   return kept;
 }
 
-void
-pmx_layernorm_z_fwd (float *out, float *mean, float *rstd, const float *inp,
-                     const float *w, const float *b, const float *z, int R,
-                     int C, float eps)
+/* Rows of a row-wise pass a task: about four tasks a thread of PAR, at
+   least 16 rows.  No result depends on it.  */
+static size_t
+rows_chunk (const pmx_par *par, size_t R)
 {
-  int kept = kept_columns (z, C);
+  size_t parts = 4 * (size_t) pmx_par_threads (par);
+  size_t per = (R + parts - 1) / parts;
+  return per < 16 ? 16 : per;
+}
+
+/* Columns of a column-wise sum a task: each column is summed over the rows
+   in row order, as a single thread would.  */
+enum { COLS_CHUNK = 32 };
+
+typedef struct layernorm_job
+{
+  float *out, *mean, *rstd;     /* forward */
+  float *dinp, *dw, *db;        /* backward */
+  const float *inp, *dout, *w, *b, *z, *cmean, *crstd;
+  int R, C, kept;               /* rows, columns, kept columns */
+  float eps;
+} layernorm_job;
+
+static void
+layernorm_fwd_rows (void *arg, size_t r0, size_t r1, int thread)
+{
+  const layernorm_job *j = arg;
+  (void) thread;
+  int C = j->C, kept = j->kept;
+  const float *z = j->z, *w = j->w, *b = j->b;
   if (kept == C)
     {
-      pmx_layernorm_stats (out, mean, rstd, inp, w, b, R, C, eps);
+      pmx_layernorm_stats (j->out + r0 * C, j->mean + r0, j->rstd + r0,
+                           j->inp + r0 * C, w, b, (int) (r1 - r0), C, j->eps);
       return;
     }
-  for (int r = 0; r < R; r++)
+  for (size_t r = r0; r < r1; r++)
     {
-      const float *x = inp + (int64_t) r * C;
-      float *o = out + (int64_t) r * C;
+      const float *x = j->inp + r * C;
+      float *o = j->out + r * C;
       if (kept == 0)
         {
           memcpy (o, x, C * sizeof *o);
-          mean[r] = 0;
-          rstd[r] = 0;
+          j->mean[r] = 0;
+          j->rstd[r] = 0;
           continue;
         }
       double m = 0, v = 0;
-      for (int j = 0; j < C; j++)
-        if (!z || z[j] != 0)
-          m += x[j];
+      for (int c = 0; c < C; c++)
+        if (!z || z[c] != 0)
+          m += x[c];
       m /= kept;
-      for (int j = 0; j < C; j++)
-        if (!z || z[j] != 0)
-          v += (x[j] - m) * (x[j] - m);
+      for (int c = 0; c < C; c++)
+        if (!z || z[c] != 0)
+          v += (x[c] - m) * (x[c] - m);
       v /= kept;
-      float s = (float) (1.0 / sqrt (v + eps));
-      for (int j = 0; j < C; j++)
-        o[j] = !z || z[j] != 0 ? (float) ((x[j] - m) * s) * w[j] + b[j] : x[j];
-      mean[r] = (float) m;
-      rstd[r] = s;
+      float s = (float) (1.0 / sqrt (v + j->eps));
+      for (int c = 0; c < C; c++)
+        o[c] = !z || z[c] != 0 ? (float) ((x[c] - m) * s) * w[c] + b[c] : x[c];
+      j->mean[r] = (float) m;
+      j->rstd[r] = s;
     }
 }
 
 void
-pmx_layernorm_z_bwd (float *dinp, float *dw, float *db, const float *dout,
-                     const float *inp, const float *w, const float *z,
-                     const float *mean, const float *rstd, int R, int C)
+pmx_layernorm_z_fwd (const pmx_par *par, float *out, float *mean, float *rstd,
+                     const float *inp, const float *w, const float *b, const float *z,
+                     int R, int C, float eps)
 {
-  int kept = kept_columns (z, C);
-  for (int r = 0; r < R; r++)
+  layernorm_job j = { .out = out, .mean = mean, .rstd = rstd, .inp = inp, .w = w,
+                      .b = b, .z = z, .C = C, .kept = kept_columns (z, C), .eps = eps };
+  pmx_par_for (par, (size_t) R, rows_chunk (par, (size_t) R), layernorm_fwd_rows, &j);
+}
+
+/* The input's gradient, a row at a time.  */
+static void
+layernorm_bwd_rows (void *arg, size_t r0, size_t r1, int thread)
+{
+  const layernorm_job *j = arg;
+  (void) thread;
+  int C = j->C, kept = j->kept;
+  const float *z = j->z, *w = j->w;
+  for (size_t r = r0; r < r1; r++)
     {
-      const float *x = inp + (int64_t) r * C;
-      const float *d = dout + (int64_t) r * C;
-      float *dx = dinp + (int64_t) r * C;
-      float m = mean[r], s = rstd[r];
+      const float *x = j->inp + r * C;
+      const float *d = j->dout + r * C;
+      float *dx = j->dinp + r * C;
+      float m = j->cmean[r], s = j->crstd[r];
       /* dx = s (dnorm - mean (dnorm) - norm * mean (dnorm * norm)),
          dnorm = dout * w.  */
       double dmean = 0, dnn = 0;
-      for (int j = 0; j < C; j++)
+      for (int c = 0; c < C; c++)
         {
-          if (z && z[j] == 0)
+          if (z && z[c] == 0)
             continue;
-          float n = (x[j] - m) * s;
-          float dn = d[j] * w[j];
+          float n = (x[c] - m) * s;
+          float dn = d[c] * w[c];
           dmean += dn;
           dnn += dn * n;
-          if (dw)
-            dw[j] += d[j] * n;
-          if (db)
-            db[j] += d[j];
         }
       float a = kept ? (float) (dmean / kept) : 0;
-      float c = kept ? (float) (dnn / kept) : 0;
-      for (int j = 0; j < C; j++)
+      float cc = kept ? (float) (dnn / kept) : 0;
+      for (int c = 0; c < C; c++)
         {
-          if (z && z[j] == 0)
+          if (z && z[c] == 0)
             {
-              dx[j] += d[j];    /* passed through unchanged */
+              dx[c] += d[c];    /* passed through unchanged */
               continue;
             }
-          float n = (x[j] - m) * s;
-          dx[j] += s * (d[j] * w[j] - a - n * c);
+          float n = (x[c] - m) * s;
+          dx[c] += s * (d[c] * w[c] - a - n * cc);
+        }
+    }
+}
+
+/* The weight's and bias's gradients for columns C0..C1, each summed over
+   the rows in order.  */
+static void
+layernorm_bwd_cols (void *arg, size_t c0, size_t c1, int thread)
+{
+  const layernorm_job *j = arg;
+  (void) thread;
+  const float *z = j->z;
+  for (size_t r = 0; r < (size_t) j->R; r++)
+    {
+      const float *x = j->inp + r * j->C;
+      const float *d = j->dout + r * j->C;
+      float m = j->cmean[r], s = j->crstd[r];
+      for (size_t c = c0; c < c1; c++)
+        {
+          if (z && z[c] == 0)
+            continue;
+          float n = (x[c] - m) * s;
+          if (j->dw)
+            j->dw[c] += d[c] * n;
+          if (j->db)
+            j->db[c] += d[c];
         }
     }
 }
 
 void
-pmx_layernorm_fwd (float *out, float *mean, float *rstd, const float *inp,
-                   const float *w, const float *b, int R, int C, float eps)
+pmx_layernorm_z_bwd (const pmx_par *par, float *dinp, float *dw, float *db,
+                     const float *dout, const float *inp, const float *w,
+                     const float *z, const float *mean, const float *rstd, int R, int C)
 {
-  pmx_layernorm_z_fwd (out, mean, rstd, inp, w, b, NULL, R, C, eps);
+  layernorm_job j = { .dinp = dinp, .dw = dw, .db = db, .inp = inp, .dout = dout,
+                      .w = w, .z = z, .cmean = mean, .crstd = rstd, .C = C,
+                      .kept = kept_columns (z, C), .R = R };
+  pmx_par_for (par, (size_t) R, rows_chunk (par, (size_t) R), layernorm_bwd_rows, &j);
+  if (dw || db)
+    pmx_par_for (par, (size_t) C, COLS_CHUNK, layernorm_bwd_cols, &j);
 }
 
 void
-pmx_layernorm_bwd (float *dinp, float *dw, float *db, const float *dout,
-                   const float *inp, const float *w, const float *mean,
-                   const float *rstd, int R, int C)
+pmx_layernorm_fwd (const pmx_par *par, float *out, float *mean, float *rstd,
+                   const float *inp, const float *w, const float *b, int R, int C,
+                   float eps)
 {
-  pmx_layernorm_z_bwd (dinp, dw, db, dout, inp, w, NULL, mean, rstd, R, C);
+  pmx_layernorm_z_fwd (par, out, mean, rstd, inp, w, b, NULL, R, C, eps);
+}
+
+void
+pmx_layernorm_bwd (const pmx_par *par, float *dinp, float *dw, float *db,
+                   const float *dout, const float *inp, const float *w,
+                   const float *mean, const float *rstd, int R, int C)
+{
+  pmx_layernorm_z_bwd (par, dinp, dw, db, dout, inp, w, NULL, mean, rstd, R, C);
 }
 
 /* ---- Linear ------------------------------------------------------------- */
+
+typedef struct rows_job
+{
+  float *out, *pre;
+  const float *bias, *x;
+  int O, rows;
+} rows_job;
+
+static void
+fill_bias_rows (void *arg, size_t r0, size_t r1, int thread)
+{
+  const rows_job *j = arg;
+  (void) thread;
+  for (size_t r = r0; r < r1; r++)
+    memcpy (j->out + r * j->O, j->bias, j->O * sizeof *j->out);
+}
 
 void
 pmx_linear_fwd (const pmx_par *par, float *out, const float *inp, const float *w,
@@ -173,9 +262,21 @@ pmx_linear_fwd (const pmx_par *par, float *out, const float *inp, const float *w
   if (R == 0 || O == 0)
     return;
   if (bias)
-    for (int r = 0; r < R; r++)
-      memcpy (out + (int64_t) r * O, bias, O * sizeof *out);
+    {
+      rows_job j = { .out = out, .bias = bias, .O = O };
+      pmx_par_for (par, (size_t) R, rows_chunk (par, (size_t) R), fill_bias_rows, &j);
+    }
   pmx_sgemm_par (par, 0, 1, R, O, In, 1.0f, inp, In, w, In, bias ? 1.0f : 0.0f, out, O);
+}
+
+/* dbias[c0..c1) += the column sums of dout (R rows), in row order.  */
+static void
+bias_grad_cols (void *arg, size_t c0, size_t c1, int thread)
+{
+  const rows_job *j = arg;
+  (void) thread;
+  for (size_t r = 0; r < (size_t) j->rows; r++)
+    pmx_add (j->out + c0, j->x + r * j->O + c0, (int64_t) (c1 - c0));
 }
 
 void
@@ -190,8 +291,10 @@ pmx_linear_bwd (const pmx_par *par, float *dinp, float *dw, float *dbias,
   if (dw)                       /* (O, In) += (R, O)^T (R, In) */
     pmx_sgemm_par (par, 1, 0, O, In, R, 1.0f, dout, O, inp, In, 1.0f, dw, In);
   if (dbias)
-    for (int r = 0; r < R; r++)
-      pmx_add (dbias, dout + (int64_t) r * O, O);
+    {
+      rows_job j = { .out = dbias, .x = dout, .O = O, .rows = R };
+      pmx_par_for (par, (size_t) O, COLS_CHUNK, bias_grad_cols, &j);
+    }
 }
 
 /* ---- GELU (exact) ------------------------------------------------------- */
@@ -217,6 +320,18 @@ pmx_gelu_bwd (float *dinp, const float *inp, const float *dout, int n)
     }
 }
 
+/* pre = out + bias, out = gelu (pre), for rows R0..R1.  */
+static void
+bias_gelu_rows (void *arg, size_t r0, size_t r1, int thread)
+{
+  const rows_job *j = arg;
+  (void) thread;
+  size_t O = (size_t) j->O;
+  memcpy (j->pre + r0 * O, j->out + r0 * O, (r1 - r0) * O * sizeof *j->pre);
+  pmx_add_bias (j->pre + r0 * O, j->O, j->bias, (int) (r1 - r0), j->O);
+  pmx_bias_gelu (j->out + r0 * O, j->O, j->bias, (int) (r1 - r0), j->O);
+}
+
 void
 pmx_linear_gelu_fwd (const pmx_par *par, float *pre, float *out, const float *inp,
                      const float *w, const float *bias, int R, int In, int O)
@@ -224,9 +339,8 @@ pmx_linear_gelu_fwd (const pmx_par *par, float *pre, float *out, const float *in
   if (R == 0 || O == 0)
     return;
   pmx_sgemm_par (par, 0, 1, R, O, In, 1.0f, inp, In, w, In, 0.0f, out, O);
-  memcpy (pre, out, (size_t) R * O * sizeof *pre);
-  pmx_add_bias (pre, O, bias, R, O);
-  pmx_bias_gelu (out, O, bias, R, O);
+  rows_job j = { .out = out, .pre = pre, .bias = bias, .O = O };
+  pmx_par_for (par, (size_t) R, rows_chunk (par, (size_t) R), bias_gelu_rows, &j);
 }
 
 typedef struct gelu_bwd_job

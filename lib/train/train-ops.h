@@ -8,10 +8,12 @@
    the multiplexer's two passes, a residual stream) simply receives both
    contributions; callers zero the gradients once per step.  Matrices are
    row-major; weights have the nn.Linear layout (out, in).  Nothing here
-   allocates, prints or fails.  The matrix products, GELU's backward and
+   allocates, prints or fails.  The matrix products, LayerNorm, the
+   linear layers' bias and GELU epilogues and gradients, GELU's backward and
    attention's (sequence, head) pairs run on PAR's threads (par.h: the same
-   bits whatever their number; NULL: the caller's thread alone).  Gradient
-   tests: tests/test-train-ops.c.  */
+   bits whatever their number, each column's sum in row order as on one
+   thread; NULL: the caller's thread alone).  Gradient tests:
+   tests/test-train-ops.c.  */
 
 #ifndef PRUMUX_TRAIN_OPS_H
 #define PRUMUX_TRAIN_OPS_H
@@ -37,21 +39,22 @@ void pmx_embed_sum_bwd (float *dword, float *dpos, float *dtype,
 /* out (R, C) = (inp - mean) * rstd * w + b over each row (biased variance,
    as torch.nn.LayerNorm); mean and rstd (R) are kept for the backward.
    The forward is inference's kernel (pmx_layernorm_stats).  */
-void pmx_layernorm_fwd (float *out, float *mean, float *rstd, const float *inp,
-                        const float *w, const float *b, int R, int C, float eps);
-void pmx_layernorm_bwd (float *dinp, float *dw, float *db, const float *dout,
-                        const float *inp, const float *w, const float *mean,
-                        const float *rstd, int R, int C);
+void pmx_layernorm_fwd (const pmx_par *par, float *out, float *mean, float *rstd,
+                        const float *inp, const float *w, const float *b, int R,
+                        int C, float eps);
+void pmx_layernorm_bwd (const pmx_par *par, float *dinp, float *dw, float *db,
+                        const float *dout, const float *inp, const float *w,
+                        const float *mean, const float *rstd, int R, int C);
 
 /* CoFi's LayerNorm under a hidden mask z (C): normalise each row over the
    columns whose z is nonzero only (their count in place of C); the other
    columns are copied from inp (and their gradient passes through).  Z
    NULL (or no zero in z) keeps every column: inference's kernel, and
    pmx_layernorm_fwd and _bwd are that case.  */
-void pmx_layernorm_z_fwd (float *out, float *mean, float *rstd,
+void pmx_layernorm_z_fwd (const pmx_par *par, float *out, float *mean, float *rstd,
                           const float *inp, const float *w, const float *b,
                           const float *z, int R, int C, float eps);
-void pmx_layernorm_z_bwd (float *dinp, float *dw, float *db,
+void pmx_layernorm_z_bwd (const pmx_par *par, float *dinp, float *dw, float *db,
                           const float *dout, const float *inp, const float *w,
                           const float *z, const float *mean, const float *rstd,
                           int R, int C);
