@@ -9,7 +9,8 @@
    pmx_pool_run hands out task numbers 0..ntasks-1 dynamically (an atomic
    counter), so a core slowed down by another process simply takes fewer
    tasks.  The calling thread works too; the call returns when every task is
-   done.  A pool is used by one caller at a time (not reentrant).  */
+   done.  Between jobs the workers spin briefly, then sleep (threads.c).  A
+   pool is used by one caller at a time (not reentrant).  */
 
 #ifndef PRUMUX_THREADS_H
 #define PRUMUX_THREADS_H
