@@ -125,6 +125,48 @@ pmx_gelu_bwd_acc (float *restrict dinp, const float *restrict pre,
 }
 
 MULTIVERSION void
+pmx_layernorm_bwd_rows (float *restrict dx, const float *restrict d,
+                        const float *restrict x, const float *restrict w,
+                        const float *restrict mean, const float *restrict rstd,
+                        int rows, int n)
+{
+  for (int r = 0; r < rows; r++)
+    {
+      const float *restrict xr = x + (size_t) r * n, *restrict dr = d + (size_t) r * n;
+      float *restrict dxr = dx + (size_t) r * n;
+      float m = mean[r], s = rstd[r];
+      double dmean = 0, dnn = 0;
+#pragma omp simd reduction(+:dmean, dnn)
+      for (int j = 0; j < n; j++)
+        {
+          float dn = dr[j] * w[j];
+          dmean += dn;
+          dnn += dn * ((xr[j] - m) * s);
+        }
+      float a = (float) (dmean / n), c = (float) (dnn / n);
+      for (int j = 0; j < n; j++)
+        dxr[j] += s * (dr[j] * w[j] - a - (xr[j] - m) * s * c);
+    }
+}
+
+MULTIVERSION void
+pmx_layernorm_grad_cols (float *restrict dw, float *restrict db, const float *restrict d,
+                         const float *restrict x, const float *restrict mean,
+                         const float *restrict rstd, int rows, int n, int c0, int c1)
+{
+  for (int r = 0; r < rows; r++)
+    {
+      const float *restrict xr = x + (size_t) r * n, *restrict dr = d + (size_t) r * n;
+      float m = mean[r], s = rstd[r];
+      for (int j = c0; j < c1; j++)
+        {
+          dw[j] += dr[j] * ((xr[j] - m) * s);
+          db[j] += dr[j];
+        }
+    }
+}
+
+MULTIVERSION void
 pmx_vadd (float *restrict y, const float *restrict x, size_t n)
 {
   for (size_t i = 0; i < n; i++)

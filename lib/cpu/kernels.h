@@ -70,6 +70,17 @@ void pmx_gelu_bwd_acc (float *dinp, const float *pre, const float *out,
                        const float *dout, size_t n);
 void pmx_vadd (float *y, const float *x, size_t n);
 double pmx_sum_squares (const float *x, size_t n);
+/* LayerNorm's backward over every column, for ROWS rows of N from the
+   input X, the output's gradient D, the weight W and the forward's MEAN
+   and RSTD: DX += rstd (d w - mean (d w) - x^ mean (d w x^)), x^ =
+   (x - mean) rstd, the two means summed in double (in lanes); and the
+   weight's and bias's gradients for columns C0..C1: DW += d x^, DB += d,
+   each column summed over the rows in order.  */
+void pmx_layernorm_bwd_rows (float *dx, const float *d, const float *x, const float *w,
+                             const float *mean, const float *rstd, int rows, int n);
+void pmx_layernorm_grad_cols (float *dw, float *db, const float *d, const float *x,
+                              const float *mean, const float *rstd, int rows, int n,
+                              int c0, int c1);
 
 /* Scalar GELU and exp used by the kernels, for tests.  */
 float pmx_gelu_fast (float x);

@@ -149,6 +149,12 @@ layernorm_bwd_rows (void *arg, size_t r0, size_t r1, int thread)
   (void) thread;
   int C = j->C, kept = j->kept;
   const float *z = j->z, *w = j->w;
+  if (kept == C)
+    {
+      pmx_layernorm_bwd_rows (j->dinp + r0 * C, j->dout + r0 * C, j->inp + r0 * C, w,
+                              j->cmean + r0, j->crstd + r0, (int) (r1 - r0), C);
+      return;
+    }
   for (size_t r = r0; r < r1; r++)
     {
       const float *x = j->inp + r * C;
@@ -190,6 +196,12 @@ layernorm_bwd_cols (void *arg, size_t c0, size_t c1, int thread)
   const layernorm_job *j = arg;
   (void) thread;
   const float *z = j->z;
+  if (j->kept == j->C && j->dw && j->db)
+    {
+      pmx_layernorm_grad_cols (j->dw, j->db, j->dout, j->inp, j->cmean, j->crstd, j->R,
+                               j->C, (int) c0, (int) c1);
+      return;
+    }
   for (size_t r = 0; r < (size_t) j->R; r++)
     {
       const float *x = j->inp + r * j->C;
