@@ -173,6 +173,13 @@ pmx_vadd (float *restrict y, const float *restrict x, size_t n)
     y[i] += x[i];
 }
 
+MULTIVERSION void
+pmx_vscale (float *x, float a, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    x[i] *= a;
+}
+
 MULTIVERSION double
 pmx_sum_squares (const float *x, size_t n)
 {

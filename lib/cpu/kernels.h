@@ -60,7 +60,8 @@ size_t pmx_count_nonfinite (const float *x, size_t n);
    AdamW on N parameters X with gradients G and moments M, V:
    x = x DECAY - STEP_SIZE m / (sqrt (v) / BC2_SQRT + EPS) after the moment
    updates (optim.c says why).  GELU's backward from the saved input PRE
-   and output OUT = gelu (PRE): DINP += DOUT gelu' (PRE).  Y += X.  The sum
+   and output OUT = gelu (PRE): DINP += DOUT gelu' (PRE).  Y += X.  X *= A.
+   The sum
    of squares of X in double, in an order that does not depend on the
    clone.  The arrays of one call must not overlap.  */
 void pmx_adamw_update (float *x, const float *g, float *m, float *v, size_t n,
@@ -69,6 +70,7 @@ void pmx_adamw_update (float *x, const float *g, float *m, float *v, size_t n,
 void pmx_gelu_bwd_acc (float *dinp, const float *pre, const float *out,
                        const float *dout, size_t n);
 void pmx_vadd (float *y, const float *x, size_t n);
+void pmx_vscale (float *x, float a, size_t n);
 double pmx_sum_squares (const float *x, size_t n);
 /* LayerNorm's backward over every column, for ROWS rows of N from the
    input X, the output's gradient D, the weight W and the forward's MEAN

@@ -144,9 +144,7 @@ scale_range (void *arg, size_t i0, size_t i1, int thread)
       size_t b = p->offset + p->size < i1 ? p->offset + p->size : i1;
       if (a >= b || !pmx_adamw_trains (j->o, p))
         continue;
-      float *g = model->grads;
-      for (size_t i = a; i < b; i++)
-        g[i] *= j->coef;
+      pmx_vscale (model->grads + a, j->coef, b - a);
     }
 }
 
