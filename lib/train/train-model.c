@@ -302,17 +302,42 @@ pmx_tmodel_find (const pmx_tmodel *m, const char *name)
   return NULL;
 }
 
-static void
-zero_range (void *arg, size_t i0, size_t i1, int thread)
+/* X[0..N) = 0, and Y[0..N) = X[0..N): in blocks on PAR's threads (the
+   backward's buffers are megabytes, a step's grads tens).  */
+typedef struct copy_job
 {
+  float *y;
+  const float *x;               /* NULL: zero */
+} copy_job;
+
+static void
+copy_range (void *arg, size_t i0, size_t i1, int thread)
+{
+  const copy_job *j = arg;
   (void) thread;
-  memset ((float *) arg + i0, 0, (i1 - i0) * sizeof (float));
+  if (j->x)
+    memcpy (j->y + i0, j->x + i0, (i1 - i0) * sizeof (float));
+  else
+    memset (j->y + i0, 0, (i1 - i0) * sizeof (float));
+}
+
+static void
+par_copy (const pmx_par *par, float *y, const float *x, size_t n)
+{
+  copy_job j = { y, x };
+  pmx_par_for (par, n, 1 << 16, copy_range, &j);
+}
+
+static void
+zero (const pmx_par *par, float *x, size_t n)
+{
+  par_copy (par, x, NULL, n);
 }
 
 void
 pmx_tmodel_zero_grad (pmx_tmodel *m)
 {
-  pmx_par_for (m->par, m->total, 1 << 18, zero_range, m->grads);
+  zero (m->par, m->grads, m->total);
 }
 
 /* A standard normal from a counter (Box-Muller), so that initialisation
@@ -641,12 +666,6 @@ get_act (pmx_tmodel *m, int B, int T, int masked)
 }
 
 /* ---- Forward ------------------------------------------------------------ */
-
-static void
-zero (float *x, size_t n)
-{
-  memset (x, 0, n * sizeof *x);
-}
 
 static void
 dropout (float *x, float *mask, size_t n, float p, int training,
@@ -1175,12 +1194,12 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
       if (c->num_labels > 0)
         {
           pub->dlogits = a->ext_dlogits;
-          zero (a->ext_dlogits, (size_t) B * c->num_labels);
+          zero (m->par, a->ext_dlogits, (size_t) B * c->num_labels);
         }
       for (int l = 0; l <= c->layers; l++)
         {
           pub->dhidden[l] = a->ext_dhidden[l];
-          zero (a->ext_dhidden[l], RH);
+          zero (m->par, a->ext_dhidden[l], RH);
         }
     }
   a->have_forward = 1;
@@ -1256,13 +1275,13 @@ task_head_bwd (pmx_tmodel *m, head_act *h, const float *ext, const float *X,
   const pmx_train_config *c = &m->cfg;
   const pmx_tweights *w = &m->w, *g = &m->g;
   int rows = h->rows, H = c->hidden, D = c->demux_hidden, C = c->num_labels;
-  zero (h->dlogits, (size_t) rows * C);
+  zero (m->par, h->dlogits, (size_t) rows * C);
   pmx_softmax_xent_bwd (h->dlogits, h->probs, h->target, rows, C, h->scale);
   if (ext)
     pmx_add (h->dlogits, ext, (size_t) rows * C);
   if (!c->muxed)
     {
-      zero (h->dz0, (size_t) rows * H);
+      zero (m->par, h->dz0, (size_t) rows * H);
       pmx_linear_bwd (m->par, h->dz0, g->cls_w, g->cls_b, h->dlogits, h->z0, w->cls_w,
                       rows, H, C);
       for (int r = 0; r < rows; r++)
@@ -1270,7 +1289,7 @@ task_head_bwd (pmx_tmodel *m, head_act *h, const float *ext, const float *X,
       return;
     }
   /* logits = cls (z3), z3 the head's output.  */
-  zero (h->dz3, (size_t) rows * D);
+  zero (m->par, h->dz3, (size_t) rows * D);
   pmx_linear_bwd (m->par, h->dz3, g->cls_w, g->cls_b, h->dlogits, h->z3, w->cls_w,
                   rows, D, C);
   pmx_demux_head hd = demux_head_of (m);
@@ -1292,32 +1311,32 @@ ret_head_bwd (pmx_tmodel *m, head_act *h, float *dX)
   const pmx_tweights *w = &m->w, *g = &m->g;
   int rows = h->rows, H = c->hidden, D = c->demux_hidden, V = c->vocab;
   size_t n = (size_t) rows * D;
-  zero (h->dlogits, (size_t) rows * V);
+  zero (m->par, h->dlogits, (size_t) rows * V);
   pmx_softmax_xent_bwd (h->dlogits, h->probs, h->target, rows, V, h->scale);
-  zero (h->dz3, n);             /* d pl */
+  zero (m->par, h->dz3, n);             /* d pl */
   pmx_linear_bwd (m->par, h->dz3, g->dec_w, g->dec_b, h->dlogits, h->pl, w->dec_w,
                   rows, D, V);
-  zero (h->dpg, n);
+  zero (m->par, h->dpg, n);
   pmx_layernorm_bwd (m->par, h->dpg, g->rpdln_w, g->rpdln_b, h->dz3, h->pg,
                      w->rpdln_w, h->pmean, h->prstd, rows, D);
-  zero (h->dp, n);
+  zero (m->par, h->dp, n);
   pmx_gelu_bwd (h->dp, h->p, h->dpg, n);
-  zero (h->dl2, n);
+  zero (m->par, h->dl2, n);
   pmx_linear_bwd (m->par, h->dl2, g->rpd_w, g->rpd_b, h->dp, h->l2, w->rpd_w, rows, D,
                   D);
-  zero (h->dz2, n);             /* d g2 */
+  zero (m->par, h->dz2, n);             /* d g2 */
   pmx_layernorm_bwd (m->par, h->dz2, g->dln2_w, g->dln2_b, h->dl2, h->g2, w->dln2_w,
                      h->mean2, h->rstd2, rows, D);
-  zero (h->dd2, n);
+  zero (m->par, h->dd2, n);
   pmx_gelu_bwd (h->dd2, h->d2, h->dz2, n);
-  zero (h->dl1, n);
+  zero (m->par, h->dl1, n);
   pmx_linear_bwd (m->par, h->dl1, g->d2_w, g->d2_b, h->dd2, h->l1, w->d2_w, rows, D, D);
-  zero (h->dz1, n);
+  zero (m->par, h->dz1, n);
   pmx_layernorm_bwd (m->par, h->dz1, g->dln1_w, g->dln1_b, h->dl1, h->z1, w->dln1_w,
                      h->mean1, h->rstd1, rows, D);
-  zero (h->dd1, n);
+  zero (m->par, h->dd1, n);
   pmx_gelu_bwd (h->dd1, h->d1, h->dz1, n);
-  zero (h->dz0, (size_t) rows * 2 * H);
+  zero (m->par, h->dz0, (size_t) rows * 2 * H);
   pmx_linear_bwd (m->par, h->dz0, g->d1_w, g->d1_b, h->dd1, h->z0, w->d1_w, rows,
                   2 * H, D);
   pmx_concat_bwd (g->demux_e, dX, h->dz0, h->inst, h->src, rows, H);
@@ -1406,35 +1425,35 @@ head_rows_layer_bwd (pmx_tmodel *m, act *a, int l, const float *dout, float *din
   float *dxg = a->dx1;          /* the FFN's input's gradient, then xg's */
   if (F)
     {
-      zero (a->dres, GH);
+      zero (m->par, a->dres, GH);
       pmx_layernorm_bwd (m->par, a->dres, Gw->ln2_w, Gw->ln2_b, dout, L->res2, W->ln2_w,
                          L->mean2, L->rstd2, G, H);
-      memcpy (dxg, a->dres, GH * sizeof (float));
+      par_copy (m->par, dxg, a->dres, GH);
       pmx_mul (a->dres, L->f2_mask, GH);
-      zero (a->dfg, GF);
+      zero (m->par, a->dfg, GF);
       pmx_linear_bwd (m->par, a->dfg, Gw->fo_w, Gw->fo_b, a->dres, L->fg, W->fo_w,
                       G, F, H);
-      zero (a->dff, GF);
+      zero (m->par, a->dff, GF);
       pmx_gelu_bwd_out (m->par, a->dff, L->f1, L->fg, a->dfg, GF);
       pmx_linear_bwd (m->par, dxg, Gw->fi_w, Gw->fi_b, a->dff, A ? L->x1 : a->xg,
                       W->fi_w, G, H, F);
     }
   else
-    memcpy (dxg, dout, GH * sizeof (float));
-  zero (din, (size_t) R * H);
+    par_copy (m->par, dxg, dout, GH);
+  zero (m->par, din, (size_t) R * H);
   if (A)
     {
-      zero (a->dres, GH);
+      zero (m->par, a->dres, GH);
       pmx_layernorm_bwd (m->par, a->dres, Gw->ln1_w, Gw->ln1_b, dxg, L->res1, W->ln1_w,
                          L->mean1, L->rstd1, G, H);
-      memcpy (dxg, a->dres, GH * sizeof (float));       /* the residual's */
+      par_copy (m->par, dxg, a->dres, GH);       /* the residual's */
       pmx_mul (a->dres, L->ao_mask, GH);
-      zero (a->dctx, GA);
+      zero (m->par, a->dctx, GA);
       pmx_linear_bwd (m->par, a->dctx, Gw->ao_w, Gw->ao_b, a->dres, L->ctx,
                       W->ao_w, G, A, H);
-      zero (a->dq, GA);
-      zero (a->dk, RA);
-      zero (a->dv, RA);
+      zero (m->par, a->dq, GA);
+      zero (m->par, a->dk, RA);
+      zero (m->par, a->dv, RA);
       pmx_attention_bwd (m->par, a->dq, a->dk, a->dv, a->datt, a->dctx, L->att,
                          L->q, L->k, L->v, G, T, 1, NH, HD);
       pmx_linear_bwd (m->par, dxg, Gw->q_w, Gw->q_b, a->dq, a->xg, W->q_w, G, H, A);
@@ -1475,7 +1494,7 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
 
   /* dA: gradient of the current layer's output.  */
   float *dout = a->dA, *din = a->dB;
-  zero (dout, RH);
+  zero (m->par, dout, RH);
   if (c->num_labels > 0 && (a->task.scale != 0 || a->open))
     task_head_bwd (m, &a->task, a->open ? a->ext_dlogits : NULL, a->X,
                    a->rows_only ? 1 : a->T, dout);
@@ -1516,19 +1535,19 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
               mul_cols (a->dy, dout, hz, 1, R, H);
               d = a->dy;
             }
-          zero (a->dres, RH);
+          zero (m->par, a->dres, RH);
           if (z)
             pmx_layernorm_z_bwd (m->par, a->dres, Gw->ln2_w, Gw->ln2_b, d, L->res2,
                                  W->ln2_w, hz, L->mean2, L->rstd2, R, H);
           else
             pmx_layernorm_bwd (m->par, a->dres, Gw->ln2_w, Gw->ln2_b, d, L->res2,
                                W->ln2_w, L->mean2, L->rstd2, R, H);
-          memcpy (dx1, a->dres, RH * sizeof (float));
+          par_copy (m->par, dx1, a->dres, RH);
           pmx_mul (a->dres, L->f2_mask, RH);
           if (z)
             dz->mlp[l] += (float) bwd_scaled (a->dres, L->f2_raw, hz,
                                               z->mlp[l], dhz, R, H);
-          zero (a->dfg, RF);
+          zero (m->par, a->dfg, RF);
           pmx_linear_bwd (m->par, a->dfg, Gw->fo_w, Gw->fo_b, a->dres,
                           z ? L->fgz : L->fg, W->fo_w, R, F, H);
           if (z)
@@ -1543,7 +1562,7 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
                 dz->intermediate[l][j] += (float) a->dcol[j];
               mul_cols (a->dfg, a->dfg, z->intermediate[l], 1, R, F);
             }
-          zero (a->dff, RF);
+          zero (m->par, a->dff, RF);
           pmx_gelu_bwd_out (m->par, a->dff, L->f1, L->fg, a->dfg, RF);
           pmx_linear_bwd (m->par, dx1, Gw->fi_w, Gw->fi_b, a->dff, x1, W->fi_w, R, H,
                           F);
@@ -1552,11 +1571,11 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
         {
           dz->head_layer[l] += (float) dot (dx1, L->ao_raw, RH);
           if (dx1 != dout)
-            memcpy (dout, dx1, RH * sizeof (float));
+            par_copy (m->par, dout, dx1, RH);
         }
       else if (A)
         {
-          zero (din, RH);
+          zero (m->par, din, RH);
           const float *d = dx1;
           if (z)
             {
@@ -1564,7 +1583,7 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
               mul_cols (a->dy, dx1, hz, 1, R, H);
               d = a->dy;
             }
-          zero (a->dres, RH);
+          zero (m->par, a->dres, RH);
           if (z)
             pmx_layernorm_z_bwd (m->par, a->dres, Gw->ln1_w, Gw->ln1_b, d, L->res1,
                                  W->ln1_w, hz, L->mean1, L->rstd1, R, H);
@@ -1577,7 +1596,7 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
             dz->head_layer[l] += (float) bwd_scaled (a->dres, L->ao_raw, hz,
                                                      z->head_layer[l], dhz, R,
                                                      H);
-          zero (a->dctx, RA);
+          zero (m->par, a->dctx, RA);
           pmx_linear_bwd (m->par, a->dctx, Gw->ao_w, Gw->ao_b, a->dres, L->ctx,
                           W->ao_w, R, A, H);
           if (z)
@@ -1596,9 +1615,9 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
                   dz->head[l][h] += (float) t;
                 }
             }
-          zero (a->dq, RA);
-          zero (a->dk, RA);
-          zero (a->dv, RA);
+          zero (m->par, a->dq, RA);
+          zero (m->par, a->dk, RA);
+          zero (m->par, a->dv, RA);
           pmx_attention_bwd (m->par, a->dq, a->dk, a->dv, a->datt, a->dctx, L->att,
                              L->q, L->k, L->v, G, T, T, NH, HD);
           pmx_linear_bwd (m->par, din, Gw->q_w, Gw->q_b, a->dq, x_in, W->q_w, R, H, A);
@@ -1609,7 +1628,7 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
           din = t;
         }
       else if (dx1 != dout)
-        memcpy (dout, dx1, RH * sizeof (float));
+        par_copy (m->par, dout, dx1, RH);
       if (a->open)
         pmx_add (dout, a->ext_dhidden[l], RH);
     }
@@ -1621,7 +1640,7 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
       mul_cols (dout, dout, hz, 1, R, H);
     }
   pmx_mul (dout, a->emask, RH);
-  zero (a->dres, RH);
+  zero (m->par, a->dres, RH);
   if (z)
     {
       pmx_layernorm_z_bwd (m->par, a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,
@@ -1637,9 +1656,9 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
       /* es = mx + pos + type0; then mx = mux(e1), e1 = LN(word+pos+type0).  */
       pmx_embed_sum_bwd (NULL, g->pos, g->type, a->dres, NULL, NULL, R, T, H);
       size_t BTH = (size_t) B * T * H;
-      zero (a->de1, BTH);
+      zero (m->par, a->de1, BTH);
       pmx_mux_bwd (a->de1, a->dres, w->keys, G, N, T, H);
-      zero (a->des1, BTH);
+      zero (m->par, a->des1, BTH);
       if (z)
         {
           colsum_prod (dhz, a->de1, a->e1, B * T, H);
