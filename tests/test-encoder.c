@@ -115,17 +115,22 @@ test_kernels (void)
   CHECK (max_diff (a, b, R * N) <= 2e-5, "bias+LayerNorm: error %g",
          max_diff (a, b, R * N));
 
-  fill (a, R * LD, 20.0f, 0.0f);
-  memcpy (b, a, sizeof a);
-  pmx_softmax_rows (a, LD, R, N);
-  pmx_ref_softmax_rows (b, LD, R, N);
-  double ws = 0;
-  for (int r = 0; r < R; r++)
+  /* Plain, and scaled as attention's (scores of head size 64).  */
+  static const float scales[] = { 1.0f, 0.125f };
+  for (int k = 0; k < 2; k++)
     {
-      double d = max_diff (a + r * LD, b + r * LD, N);
-      ws = d > ws ? d : ws;
+      fill (a, R * LD, 20.0f / scales[k], 0.0f);
+      memcpy (b, a, sizeof a);
+      pmx_softmax_rows (a, LD, R, N, scales[k]);
+      pmx_ref_softmax_rows (b, LD, R, N, scales[k]);
+      double ws = 0;
+      for (int r = 0; r < R; r++)
+        {
+          double d = max_diff (a + r * LD, b + r * LD, N);
+          ws = d > ws ? d : ws;
+        }
+      CHECK (ws <= 1e-6, "softmax (scale %g): error %g", scales[k], ws);
     }
-  CHECK (ws <= 1e-6, "softmax: error %g", ws);
 }
 
 /* ---- Pool ------------------------------------------------------------- */

@@ -460,9 +460,9 @@ attention_direct (const attention_job *j, int h, int nq, int L, const float *Q,
   const float *wk = j->wk + (size_t) h * dh * H, *wv = j->wv + (size_t) h * dh * H;
   pmx_sgemm (0, 0, nq, H, dh, 1.0f, Q, j->ldq,
                wk, H, 0.0f, QP, H, NULL);
-  pmx_sgemm (0, 1, nq, L, H, e->scale, QP, H, X, H,
+  pmx_sgemm (0, 1, nq, L, H, 1.0f, QP, H, X, H,
                0.0f, S, L, NULL);
-  pmx_softmax_rows (S, L, nq, L);
+  pmx_softmax_rows (S, L, nq, L, e->scale);
   pmx_sgemm (0, 0, nq, H, L, 1.0f, S, L, X, H,
                0.0f, U, H, NULL);
   pmx_sgemm (0, 1, nq, dh, H, 1.0f, U, H, wv, H,
@@ -471,14 +471,17 @@ attention_direct (const attention_job *j, int h, int nq, int L, const float *Q,
 }
 
 /* One head of attention: C (nq, dh) = softmax (SCALE Q K^T) V for Q
-   (nq, dh) against K and V (L, dh), through S (nq, L).  */
+   (nq, dh) against K and V (L, dh), through S (nq, L).  SCALE goes to the
+   softmax: as an ALPHA, our kernels would pack Q to scale it (3 % of
+   MiniLM-L6's encoder where OpenBLAS is not native), and OpenBLAS applies
+   it to the sums, as the softmax now does (the same bits).  */
 static void
 head_attention (const float *Q, int ldq, const float *K, const float *V, int ldkv,
                 int nq, int L, int dh, float scale, float *S, float *C, int ldc)
 {
-  pmx_sgemm (0, 1, nq, L, dh, scale, Q, ldq, K,
+  pmx_sgemm (0, 1, nq, L, dh, 1.0f, Q, ldq, K,
                ldkv, 0.0f, S, L, NULL);
-  pmx_softmax_rows (S, L, nq, L);
+  pmx_softmax_rows (S, L, nq, L, scale);
   pmx_sgemm (0, 0, nq, dh, L, 1.0f, S, L, V,
                ldkv, 0.0f, C, ldc, NULL);
 }
@@ -863,7 +866,7 @@ static int
 cpu_softmax (const void *dev, float *x, int rows, int n)
 {
   (void) dev;
-  pmx_softmax_rows (x, n, rows, n);
+  pmx_softmax_rows (x, n, rows, n, 1.0f);
   return 0;
 }
 

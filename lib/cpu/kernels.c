@@ -318,20 +318,20 @@ pmx_layernorm_stats (float *out, float *mean, float *rstd, const float *inp,
 }
 
 MULTIVERSION void
-pmx_softmax_rows (float *x, int ld, int rows, int n)
+pmx_softmax_rows (float *x, int ld, int rows, int n, float scale)
 {
   for (int r = 0; r < rows; r++)
     {
       float *restrict row = x + (size_t) r * ld;
-      float m = row[0];
+      float m = row[0] * scale;
 #pragma omp simd reduction(max:m)
       for (int j = 1; j < n; j++)
-        m = row[j] > m ? row[j] : m;
+        m = row[j] * scale > m ? row[j] * scale : m;
       float sum = 0.0f;
 #pragma omp simd reduction(+:sum)
       for (int j = 0; j < n; j++)
         {
-          row[j] = exp1 (row[j] - m);
+          row[j] = exp1 (row[j] * scale - m);
           sum += row[j];
         }
       float inv = 1.0f / sum;
@@ -378,17 +378,17 @@ pmx_ref_bias_residual_layernorm (float *x, const float *y, int ldy,
 }
 
 void
-pmx_ref_softmax_rows (float *x, int ld, int rows, int n)
+pmx_ref_softmax_rows (float *x, int ld, int rows, int n, float scale)
 {
   for (int r = 0; r < rows; r++)
     {
       float *row = x + (size_t) r * ld;
-      double m = row[0], sum = 0;
+      double m = (double) row[0] * scale, sum = 0;
       for (int j = 1; j < n; j++)
-        m = row[j] > m ? row[j] : m;
+        m = (double) row[j] * scale > m ? (double) row[j] * scale : m;
       for (int j = 0; j < n; j++)
-        sum += exp (row[j] - m);
+        sum += exp ((double) row[j] * scale - m);
       for (int j = 0; j < n; j++)
-        row[j] = (float) (exp (row[j] - m) / sum);
+        row[j] = (float) (exp ((double) row[j] * scale - m) / sum);
     }
 }

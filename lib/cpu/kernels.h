@@ -49,8 +49,10 @@ void pmx_bias_residual_layernorm (float *x, const float *y, int ldy,
 void pmx_layernorm_stats (float *out, float *mean, float *rstd,
                           const float *inp, const float *gamma,
                           const float *beta, int rows, int n, float eps);
-/* Softmax of each row of X in place.  */
-void pmx_softmax_rows (float *x, int ld, int rows, int n);
+/* Softmax of SCALE times each row of X (SCALE > 0), in place: attention's
+   1/sqrt(dh) applied here rather than to Q or the scores (no pass of its
+   own; with SCALE 1 the plain softmax).  */
+void pmx_softmax_rows (float *x, int ld, int rows, int n, float scale);
 
 /* How many of the N floats at X are NaN or infinite (weights are checked
    with it at load, activations after each stage).  */
@@ -94,6 +96,6 @@ void pmx_ref_bias_residual_layernorm (float *x, const float *y, int ldy,
                                       const float *bias, const float *gamma,
                                       const float *beta, int rows, int n,
                                       float eps);
-void pmx_ref_softmax_rows (float *x, int ld, int rows, int n);
+void pmx_ref_softmax_rows (float *x, int ld, int rows, int n, float scale);
 
 #endif
