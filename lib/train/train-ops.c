@@ -407,27 +407,13 @@ attention_fwd_task (void *arg, int task, int thread)
   pmx_sgemm_ws *ws = pmx_par_ws (j->par, thread);
   int64_t off = head_offset (j, task, T), offq = head_offset (j, task, TQ);
   float *a = j->att + (int64_t) task * TQ * T;  // (TQ, T)
-  pmx_sgemm (0, 1, TQ, T, j->HD, j->scale, j->q + offq, C, j->k + off, C, 0.0f, a, T,
-             ws);
+  pmx_sgemm (0, 1, TQ, T, j->HD, 1.0f, j->q + offq, C, j->k + off, C, 0.0f, a, T, ws);
+  /* The encoder's softmax, the scale applied as it reads (inference's
+     arithmetic); masked keys get probability 0.  */
   int len = j->lengths ? j->lengths[b] : T;
-  for (int i = 0; i < TQ; i++)
-    {
-      float *row = a + (int64_t) i * T;
-      float mx = -INFINITY;
-      for (int c = 0; c < len; c++)
-        mx = row[c] > mx ? row[c] : mx;
-      double sum = 0;
-      for (int c = 0; c < len; c++)
-        {
-          row[c] = expf (row[c] - mx);
-          sum += row[c];
-        }
-      float inv = (float) (1.0 / sum);
-      for (int c = 0; c < len; c++)
-        row[c] *= inv;
-      for (int c = len; c < T; c++)
-        row[c] = 0.0f;
-    }
+  pmx_softmax_rows (a, T, TQ, len, j->scale);
+  for (int i = 0; i < TQ && len < T; i++)
+    memset (a + (int64_t) i * T + len, 0, (size_t) (T - len) * sizeof *a);
   pmx_sgemm (0, 0, TQ, j->HD, T, 1.0f, a, T, j->v + off, C, 0.0f, j->out + offq, C,
              ws);
 }
