@@ -13,13 +13,15 @@ torch_bench=${2:-$(dirname "$0")/train_bench.py}
 name=train-bench
 . "$(dirname "$0")/bench-setup.sh"
 printf 'N\tprumux_ex_per_s\ttorch_ex_per_s\tratio\n'
+v=-v    # the first run says (on standard error) which kernels run
 # Best of 3 alternating runs each (best (), bench-setup.sh).
 for n in 1 2 5; do
   c=0 t=0
   for r in 1 2 3; do
     prumux-train --init=$spec,n=$n,labels=8 --vocab="$dir/vocab.txt" -t "$dir/data.pmxs" \
-      -b $batch -s $steps -E $steps --dropout=0 -l 1e-4 -j $threads -q \
+      -b $batch -s $steps -E $steps --dropout=0 -l 1e-4 -j $threads -q $v \
       --log="$dir/log-$n-$r.tsv" -o "$dir/m-$n.pmx"
+    v=
     c=$(best "$c" "$(tail -n 1 "$dir/log-$n-$r.tsv" | cut -f 10)")
     t=$(best "$t" "$(OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=1 "$py" \
         "$torch_bench" $n $steps $batch $T $V $threads $shape)")

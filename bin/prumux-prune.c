@@ -113,7 +113,9 @@ Output:\n\
       --log=FILE          append metrics to FILE, tab-separated: a header\n\
                             line when FILE is new, a '# run' line when a\n\
                             run is appended\n\
-  -q, --quiet             no progress on standard error\n", stdout);
+  -q, --quiet             no progress on standard error\n\
+  -v, --verbose           say on standard error how many threads a step runs\n\
+                            on and which kernels its matrix products use\n", stdout);
   fputs (CLI_STANDARD_HELP, stdout);
   fputs ("\
 \n\
@@ -138,7 +140,7 @@ typedef struct options
   long long steps, seed, pause_after;
   float lr, reg_lr, alpha_ce, alpha_layer, temperature, clip, dropout;
   float finetune_lr;
-  int batch, threads, eval_every, resume, quiet;
+  int batch, threads, eval_every, resume, quiet, verbose;
 } options;
 
 enum
@@ -175,6 +177,7 @@ static const struct option long_options[] = {
   {"eval-every", required_argument, NULL, 'E'},
   {"log", required_argument, NULL, OPT_LOG},
   {"quiet", no_argument, NULL, 'q'},
+  {"verbose", no_argument, NULL, 'v'},
   CLI_STANDARD_LONGOPTS,
   {NULL, 0, NULL, 0}
 };
@@ -326,7 +329,7 @@ main (int argc, char **argv)
   o.seed = 42;
   o.finetune_lr = -1;
   int c;
-  while ((c = getopt_long (argc, argv, "m:t:d:S:b:e:s:j:o:rP:E:q"
+  while ((c = getopt_long (argc, argv, "m:t:d:S:b:e:s:j:o:rP:E:qv"
                            CLI_STANDARD_SHORTOPTS, long_options, NULL)) != -1)
     switch (cli_standard_option (c, usage))
       {
@@ -368,6 +371,7 @@ main (int argc, char **argv)
       case 'E': o.eval_every = (int) cli_parse_int ("--eval-every", optarg, 1, 1 << 30); break;
       case OPT_LOG: o.log = optarg; break;
       case 'q': o.quiet = 1; break;
+      case 'v': o.verbose = 1; break;
       default: usage_error (NULL);
       }
   if (optind < argc)
@@ -415,6 +419,12 @@ main (int argc, char **argv)
   if (pmx_tmodel_set_threads (m, o.threads) < 0
       || pmx_tmodel_set_threads (teacher, o.threads) < 0)
     die_lib (NULL);
+  if (o.verbose)
+    {
+      char what[160];
+      pmx_tmodel_describe (m, what, sizeof what);
+      fprintf (stderr, "%s: %s\n", program_name, what);
+    }
   const pmx_train_config *mc = &m->cfg;
   int N = mc->mux_n;
   if (o.batch % N)

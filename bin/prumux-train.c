@@ -118,7 +118,9 @@ Output:\n\
                             run is appended\n\
       --progress-every=N  off a terminal, a progress line every N steps\n\
                             (default: every 5% of the run; 0: none)\n\
-  -q, --quiet             no progress on standard error\n", stdout);
+  -q, --quiet             no progress on standard error\n\
+  -v, --verbose           say on standard error how many threads a step runs\n\
+                            on and which kernels its matrix products use\n", stdout);
   fputs (CLI_STANDARD_HELP, stdout);
   fputs ("\
 \n\
@@ -139,7 +141,7 @@ typedef struct options
 {
   const char *init, *vocab, *task, *train, *dev, *output, *log;
   float task_w, ret_w, mlm_w;
-  int batch, accumulate, threads, eval_every, resume, quiet;
+  int batch, accumulate, threads, eval_every, resume, quiet, verbose;
   long long progress_every;     /* -1: the default, 5% of the run */
   long long pause_after;
   double epochs, warmup;
@@ -476,6 +478,7 @@ static const struct option long_options[] = {
   {"eval-every", required_argument, NULL, 'E'},
   {"log", required_argument, NULL, OPT_LOG},
   {"quiet", no_argument, NULL, 'q'},
+  {"verbose", no_argument, NULL, 'v'},
   {"progress-every", required_argument, NULL, OPT_PROGRESS_EVERY},
   CLI_STANDARD_LONGOPTS,
   {NULL, 0, NULL, 0}
@@ -499,7 +502,7 @@ main (int argc, char **argv)
   o.seed = 42;
   o.progress_every = -1;
   int c;
-  while ((c = getopt_long (argc, argv, "i:T:t:d:O:b:a:e:s:l:w:j:o:rP:E:L:q"
+  while ((c = getopt_long (argc, argv, "i:T:t:d:O:b:a:e:s:l:w:j:o:rP:E:L:qv"
                            CLI_STANDARD_SHORTOPTS,
                            long_options, NULL)) != -1)
     switch (cli_standard_option (c, usage))
@@ -544,6 +547,7 @@ main (int argc, char **argv)
       case 'L':
       case OPT_LOG: o.log = optarg; break;
       case 'q': o.quiet = 1; break;
+      case 'v': o.verbose = 1; break;
       case OPT_PROGRESS_EVERY:
         o.progress_every = cli_parse_int ("--progress-every", optarg, 0, 1LL << 40);
         break;
@@ -593,6 +597,12 @@ main (int argc, char **argv)
     }
   if (pmx_tmodel_set_threads (m, o.threads) < 0)
     die_lib (NULL);
+  if (o.verbose)
+    {
+      char what[160];
+      pmx_tmodel_describe (m, what, sizeof what);
+      fprintf (stderr, "%s: %s\n", program_name, what);
+    }
   /* Nothing here reads the hidden states: the task's steps may run the
      last layer on the head's rows alone.  */
   m->head_rows_only = 1;

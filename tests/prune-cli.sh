@@ -13,6 +13,7 @@
 prumux-prune --help > help || fail_ "--help failed"
 grep -q -- '--sparsity' help || fail_ "--help lacks --sparsity"
 prumux-prune --version > /dev/null || fail_ "--version failed"
+grep -q -- '--verbose' help || fail_ "--help lacks --verbose"
 
 spec=layers=2,hidden=16,heads=2,ffn=32,labels=3,max-length=16
 for n in 1 2; do
@@ -43,10 +44,12 @@ test ! -e p.pmx && test ! -e p.pmx.state || fail_ "output written on bad input"
 # Prune both; the masks TSV fits the model (prumux-model shrink reads it).
 for n in 1 2; do
   prumux-prune -m t$n.pmx -t train.pmxs -d dev.pmxs -b 16 -e 4 --lr=1e-3 \
-    --reg-lr=0.05 --sparsity=0.5 --masks=m$n.tsv --log=p$n.tsv -o p$n.pmx \
+    --reg-lr=0.05 --sparsity=0.5 --masks=m$n.tsv --log=p$n.tsv -o p$n.pmx -v \
     2> p$n.err || { cat p$n.err >&2; fail_ "pruning N=$n"; }
   grep -q 'expected_sparsity .* target 0.5000 lambda1' p$n.err \
     || fail_ "N=$n: no progress line"
+  grep -q '^prumux-prune: 1 thread, matrix products on ' p$n.err \
+    || fail_ "N=$n: -v: no kernel line"
   test $(wc -l < p$n.tsv) = 5 || fail_ "N=$n: metrics TSV"
   head -n 1 m$n.tsv | grep -q '^layer	kind	index	z$' || fail_ "N=$n: masks header"
   prumux-model shrink -M m$n.tsv -o s$n.pmx t$n.pmx || fail_ "N=$n: masks unreadable"

@@ -32,10 +32,14 @@ expect_fail 1 'cut.pmxs' prumux-train $new --vocab=vocab.txt -t cut.pmxs -o m.pm
 # A state saved with other options is refused.
 prumux-train $new --vocab=vocab.txt -t train.pmxs -o m.pmx -s 2 -q || fail_ "2 steps"
 expect_fail 1 'other options' prumux-train $new --vocab=vocab.txt -t train.pmxs -o m.pmx -s 3 -r
-# Starting from an archive.
-prumux-train -i m.pmx -t train.pmxs -o m2.pmx --seed=1 -s 1 -b 4 -q \
+# Starting from an archive; -v names the threads and kernels (and -q
+# keeps the progress off).
+prumux-train -i m.pmx -t train.pmxs -o m2.pmx --seed=1 -s 1 -b 4 -q -v -j 2 2> verbose \
   || fail_ "training from an archive failed"
 test -s m2.pmx || fail_ "no m2.pmx"
+grep -q '^prumux-train: 2 threads, matrix products on ' verbose \
+  || fail_ "-v: no kernel line: $(cat verbose)"
+test "$(wc -l < verbose)" -eq 1 || fail_ "-v -q: more than one line: $(cat verbose)"
 
 # Off a terminal: a progress line every --progress-every steps (not on the
 # evaluation steps, which have their own line); the log of an appended

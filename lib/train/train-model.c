@@ -264,6 +264,14 @@ pmx_tmodel_set_threads (pmx_tmodel *m, int threads)
 }
 
 void
+pmx_tmodel_describe (const pmx_tmodel *m, char *buf, size_t size)
+{
+  int t = pmx_par_threads (m->par);
+  snprintf (buf, size, "%d thread%s, matrix products on %s", t, t == 1 ? "" : "s",
+            pmx_sgemm_name ());
+}
+
+void
 pmx_tmodel_free (pmx_tmodel *m)
 {
   if (!m)

@@ -197,6 +197,10 @@ void pmx_tmodel_free (pmx_tmodel *m);
    model starts with one): the same results whatever the number (par.h).
    0, or -1 with an error (a thread that cannot start).  */
 int pmx_tmodel_set_threads (pmx_tmodel *m, int threads);
+/* What runs M's steps, for --verbose, into BUF (SIZE bytes): its threads
+   and the kernels of the matrix products ("2 threads, matrix products on
+   avx512").  */
+void pmx_tmodel_describe (const pmx_tmodel *m, char *buf, size_t size);
 
 /* BERT initialisation from SEED: weights N(0, 0.02), biases 0, LayerNorm
    1/0, instance keys N(0,1) rows normalised to norm 1, demux instance
