@@ -366,7 +366,10 @@ main (void)
       /* Rows of A 4 KiB apart (lda = K + 3 = 1024), which are packed; all
          the others are read in place but for the last micro-panel.  */
       check_case (kind, 29, 40, 1021, 0, 40, 1);
-      cases += 4;
+      /* No depth: C = 0, or C unchanged.  */
+      check_case (kind, 7, 20, 0, 0, 20, 0);
+      check_case (kind, 7, 20, 0, 0, 20, 1);
+      cases += 6;
       cases += sgemm_cases (kind);
       printf ("%s: %d cases\n", pmx_gemm_kind_name (kind), cases);
       cases = 0;

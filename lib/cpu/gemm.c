@@ -515,6 +515,12 @@ pmx_gemm_packed (const pmx_packed *p, const float *A, int lda, float *C, int ldc
   int mr = kind_mr (p->kind), nr = p->nr, K = p->K;
   if (M <= 0 || N1 <= N0)
     return;
+  if (K <= 0)                   /* an empty sum: C = 0, or C unchanged */
+    {
+      for (int i = 0; i < M && !accumulate; i++)
+        memset (C + (size_t) i * ldc + N0, 0, (size_t) (N1 - N0) * sizeof *C);
+      return;
+    }
   int kc = block_depth (K);
   for (int k0 = 0; k0 < K; k0 += kc)
     {
@@ -865,11 +871,12 @@ pmx_sgemm_pack (pmx_gemm_kind kind, int operand, int trans, int len, int K, floa
                 const float *X, int ldx, int p0, int p1, float *dst)
 {
 #ifdef HAVE_X86_KERNELS
-  int w = operand == 'A' ? kind_mr (kind) : NR, kc = block_depth (K);
-  size_t padded = round_up (len, w);
+  int w = operand == 'A' ? kind_mr (kind) : NR;
   int x0 = p0 * w, x1 = p1 * w < len ? p1 * w : len;
-  if (x1 <= x0)
+  if (x1 <= x0 || K <= 0)
     return;
+  int kc = block_depth (K);
+  size_t padded = round_up (len, w);
   for (int k0 = 0; k0 < K; k0 += kc)
     {
       int kd = K - k0 < kc ? K - k0 : kc;
