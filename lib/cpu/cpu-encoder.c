@@ -473,8 +473,7 @@ attention_direct (const attention_job *j, int h, int nq, int L, const float *Q,
 /* One head of attention: C (nq, dh) = softmax (SCALE Q K^T) V for Q
    (nq, dh) against K and V (L, dh), through S (nq, L).  SCALE goes to the
    softmax: as an ALPHA, our kernels would pack Q to scale it (3 % of
-   MiniLM-L6's encoder where OpenBLAS is not native), and OpenBLAS applies
-   it to the sums, as the softmax now does (the same bits).  */
+   MiniLM-L6's encoder where OpenBLAS is not native).  */
 static void
 head_attention (const float *Q, int ldq, const float *K, const float *V, int ldkv,
                 int nq, int L, int dh, float scale, float *S, float *C, int ldc)

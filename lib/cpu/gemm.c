@@ -842,17 +842,24 @@ round_up (int n, int m)
   return ((size_t) (n > 0 ? n : 0) + m - 1) / m * m;
 }
 
+/* Rows (A) or columns (B) of one panel of OPERAND.  */
+static int
+panel_width (pmx_gemm_kind kind, int operand)
+{
+  return operand == 'A' ? kind_mr (kind) : NR;
+}
+
 int
 pmx_sgemm_panels (pmx_gemm_kind kind, int operand, int len)
 {
-  int w = operand == 'A' ? kind_mr (kind) : NR;
+  int w = panel_width (kind, operand);
   return (int) (round_up (len, w) / w);
 }
 
 size_t
 pmx_sgemm_packed_size (pmx_gemm_kind kind, int operand, int len, int K)
 {
-  return round_up (len, operand == 'A' ? kind_mr (kind) : NR) * (size_t) (K > 0 ? K : 0);
+  return round_up (len, panel_width (kind, operand)) * (size_t) (K > 0 ? K : 0);
 }
 
 int
@@ -871,7 +878,7 @@ pmx_sgemm_pack (pmx_gemm_kind kind, int operand, int trans, int len, int K, floa
                 const float *X, int ldx, int p0, int p1, float *dst)
 {
 #ifdef HAVE_X86_KERNELS
-  int w = operand == 'A' ? kind_mr (kind) : NR;
+  int w = panel_width (kind, operand);
   int x0 = p0 * w, x1 = p1 * w < len ? p1 * w : len;
   if (x1 <= x0 || K <= 0)
     return;

@@ -160,8 +160,7 @@ share_operand (const pmx_par *par, sgemm_job *j, int tasks)
                                                                  j->K)) != 0)
     return;
   pack_job p = { j, pmx_sgemm_panels (j->kind, operand, len), 0 };
-  int parts = 4 * pmx_par_threads (par);
-  p.per = (p.panels + parts - 1) / parts;
+  p.per = (int) pmx_par_chunk (par, (size_t) p.panels, 1);
   j->shared = par->shared->buf;
   pmx_par_tasks (par, (p.panels + p.per - 1) / p.per, pack_task, &p);
 }
@@ -198,6 +197,14 @@ pmx_sgemm_par (const pmx_par *par, int transa, int transb, int M, int N, int K,
 }
 
 /* ---- Loops --------------------------------------------------------------- */
+
+size_t
+pmx_par_chunk (const pmx_par *par, size_t n, size_t least)
+{
+  size_t parts = 4 * (size_t) pmx_par_threads (par);
+  size_t per = (n + parts - 1) / parts;
+  return per < least ? least : per;
+}
 
 typedef struct for_job
 {

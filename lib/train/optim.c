@@ -58,6 +58,18 @@ bias_corrections (float lr, float beta1, float beta2, int64_t t, float *step_siz
   *bc2_sqrt = sqrtf (1.0f - powf (beta2, (float) t));
 }
 
+/* The part [*A, *B) of trained parameter P that lies in the flat range
+   I0..I1: nonzero if there is one.  The optimizer's and clipping's passes
+   go over the flat parameters in ranges; a parameter may straddle them.  */
+static int
+trained_slice (const pmx_adamw *o, const pmx_tparam *p, size_t i0, size_t i1,
+               size_t *a, size_t *b)
+{
+  *a = p->offset > i0 ? p->offset : i0;
+  *b = p->offset + p->size < i1 ? p->offset + p->size : i1;
+  return *a < *b && pmx_adamw_trains (o, p);
+}
+
 /* The update of the flat range I0..I1 of every parameter's values (a
    parameter may straddle ranges: each element's update is its own, so the
    ranges, and the threads that take them, change no bit).  */
@@ -78,9 +90,8 @@ adamw_range (void *arg, size_t i0, size_t i1, int thread)
   for (int k = 0; k < model->nparams; k++)
     {
       const pmx_tparam *p = &model->param[k];
-      size_t a = p->offset > i0 ? p->offset : i0;
-      size_t b = p->offset + p->size < i1 ? p->offset + p->size : i1;
-      if (a >= b || !pmx_adamw_trains (o, p))
+      size_t a, b;
+      if (!trained_slice (o, p, i0, i1, &a, &b))
         continue;
       float decay = p->decay ? 1.0f - j->lr * o->weight_decay : 1.0f;
       pmx_adamw_update (model->params + a, model->grads + a, o->m + a, o->v + a, b - a,
@@ -139,10 +150,8 @@ scale_range (void *arg, size_t i0, size_t i1, int thread)
   (void) thread;
   for (int k = 0; k < model->nparams; k++)
     {
-      const pmx_tparam *p = &model->param[k];
-      size_t a = p->offset > i0 ? p->offset : i0;
-      size_t b = p->offset + p->size < i1 ? p->offset + p->size : i1;
-      if (a >= b || !pmx_adamw_trains (j->o, p))
+      size_t a, b;
+      if (!trained_slice (j->o, &model->param[k], i0, i1, &a, &b))
         continue;
       pmx_vscale (model->grads + a, j->coef, b - a);
     }

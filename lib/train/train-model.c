@@ -906,8 +906,7 @@ residual_layernorm (const pmx_par *par, float *res, const float *x, const float 
                     const float *b, const float *hz, int R, int H, float eps)
 {
   tail_job j = { res, out, outz, mean, rstd, x, y, g, b, hz, H, eps };
-  int parts = 4 * pmx_par_threads (par);
-  pmx_par_for (par, (size_t) R, (size_t) (R + parts - 1) / parts, tail_rows, &j);
+  pmx_par_for (par, (size_t) R, pmx_par_chunk (par, (size_t) R, 16), tail_rows, &j);
   return hz ? outz : out;
 }
 

@@ -67,14 +67,11 @@ kept_columns (const float *z, int C)
   return kept;
 }
 
-/* Rows of a row-wise pass a task: about four tasks a thread of PAR, at
-   least 16 rows.  No result depends on it.  */
+/* Rows of a row-wise pass a task (no result depends on it).  */
 static size_t
 rows_chunk (const pmx_par *par, size_t R)
 {
-  size_t parts = 4 * (size_t) pmx_par_threads (par);
-  size_t per = (R + parts - 1) / parts;
-  return per < 16 ? 16 : per;
+  return pmx_par_chunk (par, R, 16);
 }
 
 /* Columns of a column-wise sum a task: each column is summed over the rows
