@@ -9,6 +9,7 @@
 
 #include <config.h>
 #include "train-ops.h"
+#include "kernels.h"
 #include "mux.h"
 #include "par.h"
 
@@ -784,6 +785,162 @@ test_par (void)
   pmx_par_free (par);
 }
 
+/* Each _to form writes what zeroing the gradient and accumulating gives
+   (the same values; NaN in the buffer beforehand shows any read of it),
+   on no pool and on 2 threads; and the kernels behind the one-pass
+   forms give the bits of the passes they replace.  */
+static int
+same_values (const char *what, const float *a, const float *b, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (!(a[i] == b[i]))
+      {
+        printf ("FAIL %s: element %zu is %g, accumulating gives %g\n", what, i, a[i],
+                b[i]);
+        failures++;
+        return 0;
+      }
+  return 1;
+}
+
+static float *
+nans (size_t n)
+{
+  float *x = malloc (n * sizeof *x);
+  if (!x)
+    exit (99);
+  for (size_t i = 0; i < n; i++)
+    x[i] = NAN;
+  return x;
+}
+
+static void
+test_to_forms (void)
+{
+  enum { R = 70, C = 48, F = 80, B = 2, T = 9, NH = 3, HD = 4 };
+  pmx_par *par = pmx_par_new (2);
+  if (!par)
+    exit (99);
+  float *x = frand_array (R * C, 21), *d = frand_array (R * C, 22);
+  float *w = frand_array (C, 23), *b = frand_array (C, 24), *z = frand_array (C, 25);
+  float *fw = frand_array (F * C, 26), *dl = frand_array (R * F, 27);
+  float *pre = frand_array (R * F, 28), *out = malloc (R * F * sizeof (float));
+  float *mean = malloc (R * sizeof (float)), *rstd = malloc (R * sizeof (float));
+  if (!out || !mean || !rstd)
+    exit (99);
+  for (int j = 0; j < C; j += 4)
+    z[j] = 0;
+  pmx_gelu_fwd (out, pre, R * F);
+  int ok = 1;
+  for (int t = 0; t < 2; t++)
+    {
+      const pmx_par *p = t ? par : NULL;
+      for (int masked = 0; masked < 2; masked++)
+        {
+          const float *zz = masked ? z : NULL;
+          float *o = malloc (R * C * sizeof (float));
+          float *acc = fzeros (R * C), *to = nans (R * C);
+          float *dw = fzeros (C), *db = fzeros (C);
+          if (!o)
+            exit (99);
+          pmx_layernorm_z_fwd (p, o, mean, rstd, x, w, b, zz, R, C, 1e-12f);
+          pmx_layernorm_z_bwd (p, acc, dw, db, d, x, w, zz, mean, rstd, R, C);
+          if (masked)
+            pmx_layernorm_z_bwd_to (p, to, dw, db, d, x, w, zz, mean, rstd, R, C);
+          else
+            pmx_layernorm_bwd_to (p, to, dw, db, d, x, w, mean, rstd, R, C);
+          ok &= same_values (masked ? "layernorm_z_bwd_to" : "layernorm_bwd_to", to,
+                             acc, R * C);
+          free (o); free (acc); free (to); free (dw); free (db);
+        }
+      float *acc = fzeros (R * C), *to = nans (R * C);
+      float *dw = fzeros (F * C), *db = fzeros (F);
+      pmx_linear_bwd (p, acc, dw, db, dl, x, fw, R, C, F);
+      pmx_linear_bwd_to (p, to, dw, db, dl, x, fw, R, C, F);
+      ok &= same_values ("linear_bwd_to", to, acc, R * C);
+      free (to);
+      to = nans (R * C);
+      pmx_linear_bwd_to (p, to, NULL, NULL, dl, x, fw, R, C, 0);
+      for (int i = 0; i < R * C; i++)
+        acc[i] = 0;
+      ok &= same_values ("linear_bwd_to of no outputs", to, acc, R * C);
+      free (acc); free (to); free (dw); free (db);
+      acc = fzeros (R * F);
+      to = nans (R * F);
+      pmx_gelu_bwd_out (p, acc, pre, out, dl, R * F);
+      pmx_gelu_bwd_out_to (p, to, pre, out, dl, R * F);
+      ok &= same_values ("gelu_bwd_out_to", to, acc, R * F);
+      free (acc); free (to);
+      for (int tq = 1; tq <= T; tq += T - 1)
+        {
+          size_t nk = (size_t) B * T * NH * HD, nq = (size_t) B * tq * NH * HD;
+          float *q = frand_array (nq, 30), *k = frand_array (nk, 31);
+          float *v = frand_array (nk, 32), *dout = frand_array (nq, 33);
+          float *ctx = malloc (nq * sizeof (float));
+          float *att = malloc ((size_t) B * NH * tq * T * sizeof (float));
+          float *scratch = malloc ((size_t) 2 * tq * T * sizeof (float));
+          float *g[2][3];
+          if (!ctx || !att || !scratch)
+            exit (99);
+          pmx_attention_fwd (p, ctx, att, q, k, v, NULL, B, T, tq, NH, HD);
+          for (int f = 0; f < 2; f++)
+            {
+              g[f][0] = f ? nans (nq) : fzeros (nq);
+              g[f][1] = f ? nans (nk) : fzeros (nk);
+              g[f][2] = f ? nans (nk) : fzeros (nk);
+              (f ? pmx_attention_bwd_to : pmx_attention_bwd)
+                (p, g[f][0], g[f][1], g[f][2], scratch, dout, att, q, k, v, B, T, tq,
+                 NH, HD);
+            }
+          ok &= same_values ("attention_bwd_to dq", g[1][0], g[0][0], nq)
+            && same_values ("attention_bwd_to dk", g[1][1], g[0][1], nk)
+            && same_values ("attention_bwd_to dv", g[1][2], g[0][2], nk);
+          for (int f = 0; f < 2; f++)
+            for (int i = 0; i < 3; i++)
+              free (g[f][i]);
+          free (q); free (k); free (v); free (dout); free (ctx); free (att);
+          free (scratch);
+        }
+    }
+  /* pmx_bias_gelu_keep: pmx_bias_gelu's bits, and the sum it kept.  */
+  float *g1 = malloc (R * F * sizeof (float)), *g2 = malloc (R * F * sizeof (float));
+  float *kept = malloc (R * F * sizeof (float));
+  if (!g1 || !g2 || !kept)
+    exit (99);
+  memcpy (g1, dl, R * F * sizeof (float));
+  memcpy (g2, dl, R * F * sizeof (float));
+  pmx_bias_gelu (g1, F, pre, R, F);
+  pmx_bias_gelu_keep (g2, kept, F, pre, R, F);
+  int keep_ok = !memcmp (g1, g2, R * F * sizeof (float));
+  for (int i = 0; i < R * F && keep_ok; i++)
+    keep_ok = kept[i] == dl[i] + pre[i % F];
+  if (!keep_ok)
+    {
+      printf ("FAIL pmx_bias_gelu_keep is not pmx_bias_gelu with its input\n");
+      failures++;
+    }
+  /* pmx_colsum_acc: a column at a time, in row order.  */
+  float ys[F], yk[F];
+  for (int j = 0; j < F; j++)
+    ys[j] = yk[j] = pre[j];
+  for (int r = 0; r < R; r++)
+    for (int j = 5; j < 61; j++)
+      ys[j] += dl[r * F + j];
+  pmx_colsum_acc (yk, dl, F, R, 5, 61);
+  if (memcmp (ys, yk, sizeof ys))
+    {
+      printf ("FAIL pmx_colsum_acc differs from the column sums in row order\n");
+      failures++;
+      keep_ok = 0;
+    }
+  if (ok && keep_ok)
+    printf ("ok   _to forms                    accumulating's values, one pass\n");
+  free (g1); free (g2); free (kept);
+  free (x); free (d); free (w); free (b); free (z); free (fw); free (dl); free (pre);
+  free (out); free (mean); free (rstd);
+  pmx_par_free (par);
+}
+
 int
 main (void)
 {
@@ -800,5 +957,6 @@ main (void)
   test_concat ();
   test_dropout ();
   test_par ();
+  test_to_forms ();
   return failures ? 1 : 0;
 }

@@ -106,29 +106,39 @@ pmx_adamw_update (float *restrict x, const float *restrict g, float *restrict m,
     }
 }
 
-MULTIVERSION void
-pmx_gelu_bwd_acc (float *restrict dinp, const float *restrict pre,
-                  const float *restrict out, const float *restrict dout, size_t n)
+/* The derivative of gelu at X from its output OUT = gelu (X).  */
+INLINE float
+gelu_grad (float x, float out)
 {
   const float k = 0.398942280401432678f;        /* 1 / sqrt (2 pi) */
-  for (size_t i = 0; i < n; i++)
-    {
-      float x = pre[i];
-      /* Phi (x) = gelu (x) / x, except near 0 where that loses digits (and
-         far below, where gelu underflows to 0 and Phi is 0 too); both sides
-         are computed, the division's infinities thrown away.  */
-      float q = out[i] / x;
-      float cdf = fabsf (x) > 1e-2f ? q : 0.5f + k * x;
-      float pdf = k * exp1 (-0.5f * x * x);
-      dinp[i] += dout[i] * (cdf + x * pdf);
-    }
+  /* Phi (x) = gelu (x) / x, except near 0 where that loses digits (and
+     far below, where gelu underflows to 0 and Phi is 0 too); both sides
+     are computed, the division's infinities thrown away.  */
+  float q = out / x;
+  float cdf = fabsf (x) > 1e-2f ? q : 0.5f + k * x;
+  float pdf = k * exp1 (-0.5f * x * x);
+  return cdf + x * pdf;
+}
+
+MULTIVERSION void
+pmx_gelu_bwd_vec (float *restrict dinp, const float *restrict pre,
+                  const float *restrict out, const float *restrict dout, size_t n,
+                  int acc)
+{
+  /* 0 + v, not v, without ACC: the bits of zeroing DINP, then adding.  */
+  if (acc)
+    for (size_t i = 0; i < n; i++)
+      dinp[i] += dout[i] * gelu_grad (pre[i], out[i]);
+  else
+    for (size_t i = 0; i < n; i++)
+      dinp[i] = 0.0f + dout[i] * gelu_grad (pre[i], out[i]);
 }
 
 MULTIVERSION void
 pmx_layernorm_bwd_rows (float *restrict dx, const float *restrict d,
                         const float *restrict x, const float *restrict w,
                         const float *restrict mean, const float *restrict rstd,
-                        int rows, int n)
+                        int rows, int n, int acc)
 {
   for (int r = 0; r < rows; r++)
     {
@@ -144,8 +154,12 @@ pmx_layernorm_bwd_rows (float *restrict dx, const float *restrict d,
           dnn += dn * ((xr[j] - m) * s);
         }
       float a = (float) (dmean / n), c = (float) (dnn / n);
-      for (int j = 0; j < n; j++)
-        dxr[j] += s * (dr[j] * w[j] - a - (xr[j] - m) * s * c);
+      if (acc)
+        for (int j = 0; j < n; j++)
+          dxr[j] += s * (dr[j] * w[j] - a - (xr[j] - m) * s * c);
+      else
+        for (int j = 0; j < n; j++)
+          dxr[j] = 0.0f + s * (dr[j] * w[j] - a - (xr[j] - m) * s * c);
     }
 }
 
@@ -163,6 +177,18 @@ pmx_layernorm_grad_cols (float *restrict dw, float *restrict db, const float *re
           dw[j] += dr[j] * ((xr[j] - m) * s);
           db[j] += dr[j];
         }
+    }
+}
+
+MULTIVERSION void
+pmx_colsum_acc (float *restrict y, const float *restrict x, int ld, int rows, int c0,
+                int c1)
+{
+  for (int r = 0; r < rows; r++)
+    {
+      const float *restrict xr = x + (size_t) r * ld;
+      for (int j = c0; j < c1; j++)
+        y[j] += xr[j];
     }
 }
 
@@ -247,6 +273,23 @@ pmx_bias_gelu (float *x, int ld, const float *bias, int rows, int n)
 #pragma omp simd
       for (int j = 0; j < n; j++)
         row[j] = gelu1 (row[j] + b[j]);
+    }
+}
+
+MULTIVERSION void
+pmx_bias_gelu_keep (float *x, float *pre, int ld, const float *bias, int rows, int n)
+{
+  for (int r = 0; r < rows; r++)
+    {
+      float *restrict row = x + (size_t) r * ld, *restrict p = pre + (size_t) r * ld;
+      const float *restrict b = bias;
+#pragma omp simd
+      for (int j = 0; j < n; j++)
+        {
+          float t = row[j] + b[j];
+          p[j] = t;
+          row[j] = gelu1 (t);
+        }
     }
 }
 

@@ -35,6 +35,11 @@ pmx_gelu_erf (float x)
 void pmx_add_bias (float *x, int ld, const float *bias, int rows, int n);
 /* X[r, j] = gelu (X[r, j] + BIAS[j]).  */
 void pmx_bias_gelu (float *x, int ld, const float *bias, int rows, int n);
+/* The same, keeping GELU's input: PRE[r, j] = X[r, j] + BIAS[j] (PRE's
+   rows LD apart too), X[r, j] = gelu (PRE[r, j]) with pmx_bias_gelu's
+   bits; one pass for training's FFN, whose backward reads PRE.  */
+void pmx_bias_gelu_keep (float *x, float *pre, int ld, const float *bias, int rows,
+                         int n);
 /* X[r] = LayerNorm (X[r] + Y[r] + BIAS) * GAMMA + BETA over N elements, the
    post-LN residual of BERT (X is the residual stream, updated in place;
    rows of X are N apart).  Y or BIAS may be NULL (left out).  The encoder
@@ -62,26 +67,31 @@ size_t pmx_count_nonfinite (const float *x, size_t n);
    AdamW on N parameters X with gradients G and moments M, V:
    x = x DECAY - STEP_SIZE m / (sqrt (v) / BC2_SQRT + EPS) after the moment
    updates (optim.c says why).  GELU's backward from the saved input PRE
-   and output OUT = gelu (PRE): DINP += DOUT gelu' (PRE).  Y += X.  X *= A.
-   The sum
-   of squares of X in double, in an order that does not depend on the
-   clone.  The arrays of one call must not overlap.  */
+   and output OUT = gelu (PRE): DINP += DOUT gelu' (PRE), or with ACC 0
+   DINP = 0 + DOUT gelu' (PRE) (the bits of zeroing DINP first, without
+   the pass).  Y += X.  X *= A.  The sum of squares of X in double, in an
+   order that does not depend on the clone.  Y[C0..C1) += the sums of
+   those columns of X (ROWS rows, LD apart), each column in row order (a
+   bias's gradient).  The arrays of one call must not overlap.  */
 void pmx_adamw_update (float *x, const float *g, float *m, float *v, size_t n,
                        float decay, float beta1, float beta2, float step_size,
                        float bc2_sqrt, float eps);
-void pmx_gelu_bwd_acc (float *dinp, const float *pre, const float *out,
-                       const float *dout, size_t n);
+void pmx_gelu_bwd_vec (float *dinp, const float *pre, const float *out,
+                       const float *dout, size_t n, int acc);
 void pmx_vadd (float *y, const float *x, size_t n);
 void pmx_vscale (float *x, float a, size_t n);
 double pmx_sum_squares (const float *x, size_t n);
+void pmx_colsum_acc (float *y, const float *x, int ld, int rows, int c0, int c1);
 /* LayerNorm's backward over every column, for ROWS rows of N from the
    input X, the output's gradient D, the weight W and the forward's MEAN
    and RSTD: DX += rstd (d w - mean (d w) - x^ mean (d w x^)), x^ =
-   (x - mean) rstd, the two means summed in double (in lanes); and the
+   (x - mean) rstd, the two means summed in double (in lanes), or with ACC
+   0 DX = 0 + that (as gelu's backward above); and the
    weight's and bias's gradients for columns C0..C1: DW += d x^, DB += d,
    each column summed over the rows in order.  */
 void pmx_layernorm_bwd_rows (float *dx, const float *d, const float *x, const float *w,
-                             const float *mean, const float *rstd, int rows, int n);
+                             const float *mean, const float *rstd, int rows, int n,
+                             int acc);
 void pmx_layernorm_grad_cols (float *dw, float *db, const float *d, const float *x,
                               const float *mean, const float *rstd, int rows, int n,
                               int c0, int c1);

@@ -481,6 +481,7 @@ typedef struct act
   float *dy;                            /* (R, H) under masks */
   float *de1, *des1;
   int have_forward;
+  int dropped;                  /* the forward drew dropout masks (else none) */
 } act;
 
 static void
@@ -680,11 +681,7 @@ dropout (float *x, float *mask, size_t n, float p, int training,
          uint64_t seed, uint64_t stream)
 {
   if (!training || p == 0)
-    {
-      for (size_t i = 0; i < n; i++)
-        mask[i] = 1.0f;
-      return;
-    }
+    return;                     /* no mask: act.dropped is 0 */
   pmx_dropout_mask (mask, n, p, seed, stream, 0);
   pmx_mul (x, mask, n);
 }
@@ -697,11 +694,7 @@ dropout_rows (float *x, float *mask, int G, int T, int H, float p,
 {
   size_t n = (size_t) G * H;
   if (!training || p == 0)
-    {
-      for (size_t i = 0; i < n; i++)
-        mask[i] = 1.0f;
-      return;
-    }
+    return;
   for (int g = 0; g < G; g++)
     pmx_dropout_mask (mask + (size_t) g * H, H, p, seed, stream,
                       (int64_t) g * T * H);
@@ -992,6 +985,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
   for (int r = 0; r < B; r++)
     a->lengths[r] = b->lengths ? b->lengths[r] : T;
   float p = c->dropout;
+  a->dropped = training && p != 0;
   uint64_t dseed = pmx_mix64 (seed ^ pmx_mix64 (step + 0x5eed));
 
   /* Embeddings.  Under masks each pass is CoFi's: the sum times hidden_z,
@@ -1427,46 +1421,50 @@ head_rows_layer_bwd (pmx_tmodel *m, act *a, int l, const float *dout, float *din
   layer_act *L = &a->L[l];
   int G = a->G, T = a->T, R = a->R, H = c->hidden;
   int NH = c->heads[l], HD = c->head_dim, A = NH * HD, F = c->ffn[l];
-  size_t GH = (size_t) G * H, GA = (size_t) G * A, GF = (size_t) G * F;
-  size_t RA = (size_t) R * A;
+  size_t GH = (size_t) G * H, GF = (size_t) G * F;
   float *dxg = a->dx1;          /* the FFN's input's gradient, then xg's */
   if (F)
     {
-      zero (m->par, a->dres, GH);
-      pmx_layernorm_bwd (m->par, a->dres, Gw->ln2_w, Gw->ln2_b, dout, L->res2, W->ln2_w,
-                         L->mean2, L->rstd2, G, H);
-      par_copy (m->par, dxg, a->dres, GH);
-      pmx_mul (a->dres, L->f2_mask, GH);
-      zero (m->par, a->dfg, GF);
-      pmx_linear_bwd (m->par, a->dfg, Gw->fo_w, Gw->fo_b, a->dres, L->fg, W->fo_w,
-                      G, F, H);
-      zero (m->par, a->dff, GF);
-      pmx_gelu_bwd_out (m->par, a->dff, L->f1, L->fg, a->dfg, GF);
+      /* The LayerNorm's input gradient is the residual's and, times the
+         dropout mask, the sublayer output's: one buffer without dropout.  */
+      float *dres = a->dropped ? a->dres : dxg;
+      pmx_layernorm_bwd_to (m->par, dres, Gw->ln2_w, Gw->ln2_b, dout, L->res2, W->ln2_w,
+                            L->mean2, L->rstd2, G, H);
+      if (a->dropped)
+        {
+          par_copy (m->par, dxg, dres, GH);
+          pmx_mul (dres, L->f2_mask, GH);
+        }
+      pmx_linear_bwd_to (m->par, a->dfg, Gw->fo_w, Gw->fo_b, dres, L->fg, W->fo_w,
+                         G, F, H);
+      pmx_gelu_bwd_out_to (m->par, a->dff, L->f1, L->fg, a->dfg, GF);
       pmx_linear_bwd (m->par, dxg, Gw->fi_w, Gw->fi_b, a->dff, A ? L->x1 : a->xg,
                       W->fi_w, G, H, F);
     }
   else
     par_copy (m->par, dxg, dout, GH);
-  zero (m->par, din, (size_t) R * H);
   if (A)
     {
-      zero (m->par, a->dres, GH);
-      pmx_layernorm_bwd (m->par, a->dres, Gw->ln1_w, Gw->ln1_b, dxg, L->res1, W->ln1_w,
-                         L->mean1, L->rstd1, G, H);
-      par_copy (m->par, dxg, a->dres, GH);       /* the residual's */
-      pmx_mul (a->dres, L->ao_mask, GH);
-      zero (m->par, a->dctx, GA);
-      pmx_linear_bwd (m->par, a->dctx, Gw->ao_w, Gw->ao_b, a->dres, L->ctx,
-                      W->ao_w, G, A, H);
-      zero (m->par, a->dq, GA);
-      zero (m->par, a->dk, RA);
-      zero (m->par, a->dv, RA);
-      pmx_attention_bwd (m->par, a->dq, a->dk, a->dv, a->datt, a->dctx, L->att,
-                         L->q, L->k, L->v, G, T, 1, NH, HD);
+      pmx_layernorm_bwd_to (m->par, a->dres, Gw->ln1_w, Gw->ln1_b, dxg, L->res1,
+                            W->ln1_w, L->mean1, L->rstd1, G, H);
+      float *dres = a->dres;
+      if (a->dropped)
+        {
+          par_copy (m->par, dxg, dres, GH);       /* the residual's */
+          pmx_mul (dres, L->ao_mask, GH);
+        }
+      else
+        dxg = dres;             /* the same values: one buffer */
+      pmx_linear_bwd_to (m->par, a->dctx, Gw->ao_w, Gw->ao_b, dres, L->ctx,
+                         W->ao_w, G, A, H);
+      pmx_attention_bwd_to (m->par, a->dq, a->dk, a->dv, a->datt, a->dctx, L->att,
+                            L->q, L->k, L->v, G, T, 1, NH, HD);
       pmx_linear_bwd (m->par, dxg, Gw->q_w, Gw->q_b, a->dq, a->xg, W->q_w, G, H, A);
-      pmx_linear_bwd (m->par, din, Gw->k_w, Gw->k_b, a->dk, L->in, W->k_w, R, H, A);
+      pmx_linear_bwd_to (m->par, din, Gw->k_w, Gw->k_b, a->dk, L->in, W->k_w, R, H, A);
       pmx_linear_bwd (m->par, din, Gw->v_w, Gw->v_b, a->dv, L->in, W->v_w, R, H, A);
     }
+  else
+    zero (m->par, din, (size_t) R * H);
   for (int g = 0; g < G; g++)
     pmx_add (din + (size_t) g * T * H, dxg + (size_t) g * H, H);
 }
@@ -1517,7 +1515,7 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
       const pmx_tlayer_w *W = &w->layer[l], *Gw = &g->layer[l];
       layer_act *L = &a->L[l];
       int NH = c->heads[l], HD = c->head_dim, A = NH * HD, F = c->ffn[l];
-      size_t RA = (size_t) R * A, RF = (size_t) R * F;
+      size_t RF = (size_t) R * F;
       if (a->rows_only && l == c->layers - 1)
         {
           head_rows_layer_bwd (m, a, l, dout, din);
@@ -1542,21 +1540,22 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
               mul_cols (a->dy, dout, hz, 1, R, H);
               d = a->dy;
             }
-          zero (m->par, a->dres, RH);
+          /* The LayerNorm's input gradient is the residual's (dx1) and,
+             times the dropout mask (and under masks mlp_z hidden_z), the
+             FFN output's: one buffer when those change nothing.  */
+          int same = !a->dropped && !z;
+          float *dres = same ? dx1 : a->dres;
+          pmx_layernorm_z_bwd_to (m->par, dres, Gw->ln2_w, Gw->ln2_b, d, L->res2,
+                                  W->ln2_w, hz, L->mean2, L->rstd2, R, H);
+          if (!same)
+            par_copy (m->par, dx1, dres, RH);
+          if (a->dropped)
+            pmx_mul (dres, L->f2_mask, RH);
           if (z)
-            pmx_layernorm_z_bwd (m->par, a->dres, Gw->ln2_w, Gw->ln2_b, d, L->res2,
-                                 W->ln2_w, hz, L->mean2, L->rstd2, R, H);
-          else
-            pmx_layernorm_bwd (m->par, a->dres, Gw->ln2_w, Gw->ln2_b, d, L->res2,
-                               W->ln2_w, L->mean2, L->rstd2, R, H);
-          par_copy (m->par, dx1, a->dres, RH);
-          pmx_mul (a->dres, L->f2_mask, RH);
-          if (z)
-            dz->mlp[l] += (float) bwd_scaled (a->dres, L->f2_raw, hz,
+            dz->mlp[l] += (float) bwd_scaled (dres, L->f2_raw, hz,
                                               z->mlp[l], dhz, R, H);
-          zero (m->par, a->dfg, RF);
-          pmx_linear_bwd (m->par, a->dfg, Gw->fo_w, Gw->fo_b, a->dres,
-                          z ? L->fgz : L->fg, W->fo_w, R, F, H);
+          pmx_linear_bwd_to (m->par, a->dfg, Gw->fo_w, Gw->fo_b, dres,
+                             z ? L->fgz : L->fg, W->fo_w, R, F, H);
           if (z)
             {
               /* fgz = fg * intermediate_z.  Summed a row at a time (a
@@ -1569,8 +1568,7 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
                 dz->intermediate[l][j] += (float) a->dcol[j];
               mul_cols (a->dfg, a->dfg, z->intermediate[l], 1, R, F);
             }
-          zero (m->par, a->dff, RF);
-          pmx_gelu_bwd_out (m->par, a->dff, L->f1, L->fg, a->dfg, RF);
+          pmx_gelu_bwd_out_to (m->par, a->dff, L->f1, L->fg, a->dfg, RF);
           pmx_linear_bwd (m->par, dx1, Gw->fi_w, Gw->fi_b, a->dff, x1, W->fi_w, R, H,
                           F);
         }
@@ -1582,7 +1580,6 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
         }
       else if (A)
         {
-          zero (m->par, din, RH);
           const float *d = dx1;
           if (z)
             {
@@ -1590,22 +1587,23 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
               mul_cols (a->dy, dx1, hz, 1, R, H);
               d = a->dy;
             }
-          zero (m->par, a->dres, RH);
+          /* din, the layer input's gradient, starts as the residual's: the
+             LayerNorm's input gradient, which is also (as above) the
+             attention output's.  */
+          int same = !a->dropped && !z;
+          float *dres = same ? din : a->dres;
+          pmx_layernorm_z_bwd_to (m->par, din, Gw->ln1_w, Gw->ln1_b, d, L->res1,
+                                  W->ln1_w, hz, L->mean1, L->rstd1, R, H);
+          if (!same)
+            par_copy (m->par, dres, din, RH);
+          if (a->dropped)
+            pmx_mul (dres, L->ao_mask, RH);
           if (z)
-            pmx_layernorm_z_bwd (m->par, a->dres, Gw->ln1_w, Gw->ln1_b, d, L->res1,
-                                 W->ln1_w, hz, L->mean1, L->rstd1, R, H);
-          else
-            pmx_layernorm_bwd (m->par, a->dres, Gw->ln1_w, Gw->ln1_b, d, L->res1,
-                               W->ln1_w, L->mean1, L->rstd1, R, H);
-          pmx_add (din, a->dres, RH);
-          pmx_mul (a->dres, L->ao_mask, RH);
-          if (z)
-            dz->head_layer[l] += (float) bwd_scaled (a->dres, L->ao_raw, hz,
+            dz->head_layer[l] += (float) bwd_scaled (dres, L->ao_raw, hz,
                                                      z->head_layer[l], dhz, R,
                                                      H);
-          zero (m->par, a->dctx, RA);
-          pmx_linear_bwd (m->par, a->dctx, Gw->ao_w, Gw->ao_b, a->dres, L->ctx,
-                          W->ao_w, R, A, H);
+          pmx_linear_bwd_to (m->par, a->dctx, Gw->ao_w, Gw->ao_b, dres, L->ctx,
+                             W->ao_w, R, A, H);
           if (z)
             {
               /* ctx = ctx_raw * head_z (per head) */
@@ -1622,11 +1620,8 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
                   dz->head[l][h] += (float) t;
                 }
             }
-          zero (m->par, a->dq, RA);
-          zero (m->par, a->dk, RA);
-          zero (m->par, a->dv, RA);
-          pmx_attention_bwd (m->par, a->dq, a->dk, a->dv, a->datt, a->dctx, L->att,
-                             L->q, L->k, L->v, G, T, T, NH, HD);
+          pmx_attention_bwd_to (m->par, a->dq, a->dk, a->dv, a->datt, a->dctx, L->att,
+                                L->q, L->k, L->v, G, T, T, NH, HD);
           pmx_linear_bwd (m->par, din, Gw->q_w, Gw->q_b, a->dq, x_in, W->q_w, R, H, A);
           pmx_linear_bwd (m->par, din, Gw->k_w, Gw->k_b, a->dk, x_in, W->k_w, R, H, A);
           pmx_linear_bwd (m->par, din, Gw->v_w, Gw->v_b, a->dv, x_in, W->v_w, R, H, A);
@@ -1646,18 +1641,18 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
       colsum_prod (dhz, dout, a->e, R, H);
       mul_cols (dout, dout, hz, 1, R, H);
     }
-  pmx_mul (dout, a->emask, RH);
-  zero (m->par, a->dres, RH);
+  if (a->dropped)
+    pmx_mul (dout, a->emask, RH);
   if (z)
     {
-      pmx_layernorm_z_bwd (m->par, a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,
-                           hz, a->emean, a->erstd, R, H);
+      pmx_layernorm_z_bwd_to (m->par, a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,
+                              hz, a->emean, a->erstd, R, H);
       colsum_prod (dhz, a->dres, a->es_raw, R, H);
       mul_cols (a->dres, a->dres, hz, 1, R, H);
     }
   else
-    pmx_layernorm_bwd (m->par, a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,
-                       a->emean, a->erstd, R, H);
+    pmx_layernorm_bwd_to (m->par, a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,
+                          a->emean, a->erstd, R, H);
   if (c->muxed)
     {
       /* es = mx + pos + type0; then mx = mux(e1), e1 = LN(word+pos+type0).  */
@@ -1665,19 +1660,18 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
       size_t BTH = (size_t) B * T * H;
       zero (m->par, a->de1, BTH);
       pmx_mux_bwd (a->de1, a->dres, w->keys, G, N, T, H);
-      zero (m->par, a->des1, BTH);
       if (z)
         {
           colsum_prod (dhz, a->de1, a->e1, B * T, H);
           mul_cols (a->de1, a->de1, hz, 1, B * T, H);
-          pmx_layernorm_z_bwd (m->par, a->des1, g->eln_w, g->eln_b, a->de1, a->es1,
+          pmx_layernorm_z_bwd_to (m->par, a->des1, g->eln_w, g->eln_b, a->de1, a->es1,
                                w->eln_w, hz, a->emean1, a->erstd1, B * T, H);
           colsum_prod (dhz, a->des1, a->es1_raw, B * T, H);
           mul_cols (a->des1, a->des1, hz, 1, B * T, H);
         }
       else
-        pmx_layernorm_bwd (m->par, a->des1, g->eln_w, g->eln_b, a->de1, a->es1,
-                           w->eln_w, a->emean1, a->erstd1, B * T, H);
+        pmx_layernorm_bwd_to (m->par, a->des1, g->eln_w, g->eln_b, a->de1, a->es1,
+                              w->eln_w, a->emean1, a->erstd1, B * T, H);
       pmx_embed_sum_bwd (g->word, g->pos, g->type, a->des1, a->ids, NULL,
                          B * T, T, H);
     }

@@ -84,6 +84,7 @@ typedef struct layernorm_job
   float *dinp, *dw, *db;        /* backward */
   const float *inp, *dout, *w, *b, *z, *cmean, *crstd;
   int R, C, kept;               /* rows, columns, kept columns */
+  int acc;                      /* dinp += (1) or = 0 + (0) */
   float eps;
 } layernorm_job;
 
@@ -149,7 +150,7 @@ layernorm_bwd_rows (void *arg, size_t r0, size_t r1, int thread)
   if (kept == C)
     {
       pmx_layernorm_bwd_rows (j->dinp + r0 * C, j->dout + r0 * C, j->inp + r0 * C, w,
-                              j->cmean + r0, j->crstd + r0, (int) (r1 - r0), C);
+                              j->cmean + r0, j->crstd + r0, (int) (r1 - r0), C, j->acc);
       return;
     }
   for (size_t r = r0; r < r1; r++)
@@ -158,6 +159,9 @@ layernorm_bwd_rows (void *arg, size_t r0, size_t r1, int thread)
       const float *d = j->dout + r * C;
       float *dx = j->dinp + r * C;
       float m = j->cmean[r], s = j->crstd[r];
+      if (!j->acc)
+        for (int c = 0; c < C; c++)
+          dx[c] = 0.0f;
       /* dx = s (dnorm - mean (dnorm) - norm * mean (dnorm * norm)),
          dnorm = dout * w.  */
       double dmean = 0, dnn = 0;
@@ -217,17 +221,34 @@ layernorm_bwd_cols (void *arg, size_t c0, size_t c1, int thread)
     }
 }
 
+static void
+layernorm_bwd (const pmx_par *par, float *dinp, int acc, float *dw, float *db,
+               const float *dout, const float *inp, const float *w, const float *z,
+               const float *mean, const float *rstd, int R, int C)
+{
+  layernorm_job j = { .dinp = dinp, .dw = dw, .db = db, .inp = inp, .dout = dout,
+                      .w = w, .z = z, .cmean = mean, .crstd = rstd, .C = C,
+                      .kept = kept_columns (z, C), .R = R, .acc = acc };
+  pmx_par_for (par, (size_t) R, rows_chunk (par, (size_t) R), layernorm_bwd_rows, &j);
+  if (dw || db)
+    pmx_par_for (par, (size_t) C, COLS_CHUNK, layernorm_bwd_cols, &j);
+}
+
 void
 pmx_layernorm_z_bwd (const pmx_par *par, float *dinp, float *dw, float *db,
                      const float *dout, const float *inp, const float *w,
                      const float *z, const float *mean, const float *rstd, int R, int C)
 {
-  layernorm_job j = { .dinp = dinp, .dw = dw, .db = db, .inp = inp, .dout = dout,
-                      .w = w, .z = z, .cmean = mean, .crstd = rstd, .C = C,
-                      .kept = kept_columns (z, C), .R = R };
-  pmx_par_for (par, (size_t) R, rows_chunk (par, (size_t) R), layernorm_bwd_rows, &j);
-  if (dw || db)
-    pmx_par_for (par, (size_t) C, COLS_CHUNK, layernorm_bwd_cols, &j);
+  layernorm_bwd (par, dinp, 1, dw, db, dout, inp, w, z, mean, rstd, R, C);
+}
+
+void
+pmx_layernorm_z_bwd_to (const pmx_par *par, float *dinp, float *dw, float *db,
+                        const float *dout, const float *inp, const float *w,
+                        const float *z, const float *mean, const float *rstd, int R,
+                        int C)
+{
+  layernorm_bwd (par, dinp, 0, dw, db, dout, inp, w, z, mean, rstd, R, C);
 }
 
 void
@@ -243,7 +264,15 @@ pmx_layernorm_bwd (const pmx_par *par, float *dinp, float *dw, float *db,
                    const float *dout, const float *inp, const float *w,
                    const float *mean, const float *rstd, int R, int C)
 {
-  pmx_layernorm_z_bwd (par, dinp, dw, db, dout, inp, w, NULL, mean, rstd, R, C);
+  layernorm_bwd (par, dinp, 1, dw, db, dout, inp, w, NULL, mean, rstd, R, C);
+}
+
+void
+pmx_layernorm_bwd_to (const pmx_par *par, float *dinp, float *dw, float *db,
+                      const float *dout, const float *inp, const float *w,
+                      const float *mean, const float *rstd, int R, int C)
+{
+  layernorm_bwd (par, dinp, 0, dw, db, dout, inp, w, NULL, mean, rstd, R, C);
 }
 
 /* ---- Linear ------------------------------------------------------------- */
@@ -284,19 +313,24 @@ bias_grad_cols (void *arg, size_t c0, size_t c1, int thread)
 {
   const rows_job *j = arg;
   (void) thread;
-  for (size_t r = 0; r < (size_t) j->rows; r++)
-    pmx_add (j->out + c0, j->x + r * j->O + c0, (int64_t) (c1 - c0));
+  pmx_colsum_acc (j->out, j->x, j->O, j->rows, (int) c0, (int) c1);
 }
 
-void
-pmx_linear_bwd (const pmx_par *par, float *dinp, float *dw, float *dbias,
-                const float *dout, const float *inp, const float *w, int R, int In,
-                int O)
+static void
+linear_bwd (const pmx_par *par, float *dinp, int acc, float *dw, float *dbias,
+            const float *dout, const float *inp, const float *w, int R, int In, int O)
 {
-  if (R == 0 || O == 0)
+  if (R == 0)
     return;
+  if (O == 0)                   /* an empty sum */
+    {
+      if (dinp && !acc)
+        memset (dinp, 0, (size_t) R * In * sizeof *dinp);
+      return;
+    }
   if (dinp)                     /* (R, In) += (R, O) (O, In) */
-    pmx_sgemm_par (par, 0, 0, R, In, O, 1.0f, dout, O, w, In, 1.0f, dinp, In);
+    pmx_sgemm_par (par, 0, 0, R, In, O, 1.0f, dout, O, w, In, acc ? 1.0f : 0.0f,
+                   dinp, In);
   if (dw)                       /* (O, In) += (R, O)^T (R, In) */
     pmx_sgemm_par (par, 1, 0, O, In, R, 1.0f, dout, O, inp, In, 1.0f, dw, In);
   if (dbias)
@@ -304,6 +338,22 @@ pmx_linear_bwd (const pmx_par *par, float *dinp, float *dw, float *dbias,
       rows_job j = { .out = dbias, .x = dout, .O = O, .rows = R };
       pmx_par_for (par, (size_t) O, COLS_CHUNK, bias_grad_cols, &j);
     }
+}
+
+void
+pmx_linear_bwd (const pmx_par *par, float *dinp, float *dw, float *dbias,
+                const float *dout, const float *inp, const float *w, int R, int In,
+                int O)
+{
+  linear_bwd (par, dinp, 1, dw, dbias, dout, inp, w, R, In, O);
+}
+
+void
+pmx_linear_bwd_to (const pmx_par *par, float *dinp, float *dw, float *dbias,
+                   const float *dout, const float *inp, const float *w, int R, int In,
+                   int O)
+{
+  linear_bwd (par, dinp, 0, dw, dbias, dout, inp, w, R, In, O);
 }
 
 /* ---- GELU (exact) ------------------------------------------------------- */
@@ -336,9 +386,8 @@ bias_gelu_rows (void *arg, size_t r0, size_t r1, int thread)
   const rows_job *j = arg;
   (void) thread;
   size_t O = (size_t) j->O;
-  memcpy (j->pre + r0 * O, j->out + r0 * O, (r1 - r0) * O * sizeof *j->pre);
-  pmx_add_bias (j->pre + r0 * O, j->O, j->bias, (int) (r1 - r0), j->O);
-  pmx_bias_gelu (j->out + r0 * O, j->O, j->bias, (int) (r1 - r0), j->O);
+  pmx_bias_gelu_keep (j->out + r0 * O, j->pre + r0 * O, j->O, j->bias, (int) (r1 - r0),
+                      j->O);
 }
 
 void
@@ -356,6 +405,7 @@ typedef struct gelu_bwd_job
 {
   float *dinp;
   const float *pre, *out, *dout;
+  int acc;
 } gelu_bwd_job;
 
 static void
@@ -363,14 +413,23 @@ gelu_bwd_range (void *arg, size_t i0, size_t i1, int thread)
 {
   const gelu_bwd_job *j = arg;
   (void) thread;
-  pmx_gelu_bwd_acc (j->dinp + i0, j->pre + i0, j->out + i0, j->dout + i0, i1 - i0);
+  pmx_gelu_bwd_vec (j->dinp + i0, j->pre + i0, j->out + i0, j->dout + i0, i1 - i0,
+                    j->acc);
 }
 
 void
 pmx_gelu_bwd_out (const pmx_par *par, float *dinp, const float *pre, const float *out,
                   const float *dout, int n)
 {
-  gelu_bwd_job j = { dinp, pre, out, dout };
+  gelu_bwd_job j = { dinp, pre, out, dout, 1 };
+  pmx_par_for (par, (size_t) n, 1 << 14, gelu_bwd_range, &j);
+}
+
+void
+pmx_gelu_bwd_out_to (const pmx_par *par, float *dinp, const float *pre,
+                     const float *out, const float *dout, int n)
+{
+  gelu_bwd_job j = { dinp, pre, out, dout, 0 };
   pmx_par_for (par, (size_t) n, 1 << 14, gelu_bwd_range, &j);
 }
 
@@ -386,6 +445,7 @@ typedef struct attention_job
   const int32_t *lengths;
   int T, TQ, NH, HD;
   float scale;
+  float beta;                   /* 1: dq, dk, dv +=; 0: = */
 } attention_job;
 
 /* Where task TASK's head starts in a (B*ROWS, NH*HD) matrix: ROWS is T for
@@ -438,7 +498,7 @@ attention_bwd_task (void *arg, int task, int thread)
   /* da = dout v^T; dv += a^T dout.  */
   pmx_sgemm (0, 1, TQ, T, j->HD, 1.0f, j->dout + offq, C, j->v + off, C, 0.0f, da, T,
              ws);
-  pmx_sgemm (1, 0, T, j->HD, TQ, 1.0f, a, T, j->dout + offq, C, 1.0f, j->dv + off, C,
+  pmx_sgemm (1, 0, T, j->HD, TQ, 1.0f, a, T, j->dout + offq, C, j->beta, j->dv + off, C,
              ws);
   /* Softmax backward: ds = a (da - sum_j a da); masked keys have a = 0
      and so get no gradient.  */
@@ -453,10 +513,22 @@ attention_bwd_task (void *arg, int task, int thread)
         dr[c] = ar[c] * (dr[c] - (float) dot);
     }
   /* scores = scale q k^T: dq += scale ds k; dk += scale ds^T q.  */
-  pmx_sgemm (0, 0, TQ, j->HD, T, j->scale, da, T, j->k + off, C, 1.0f, j->dq + offq, C,
-             ws);
-  pmx_sgemm (1, 0, T, j->HD, TQ, j->scale, da, T, j->q + offq, C, 1.0f, j->dk + off, C,
-             ws);
+  pmx_sgemm (0, 0, TQ, j->HD, T, j->scale, da, T, j->k + off, C, j->beta, j->dq + offq,
+             C, ws);
+  pmx_sgemm (1, 0, T, j->HD, TQ, j->scale, da, T, j->q + offq, C, j->beta, j->dk + off,
+             C, ws);
+}
+
+static void
+attention_bwd (const pmx_par *par, float beta, float *dq, float *dk, float *dv,
+               float *scratch, const float *dout, const float *att, const float *q,
+               const float *k, const float *v, int B, int T, int TQ, int NH, int HD)
+{
+  attention_job j = { .par = par, .dq = dq, .dk = dk, .dv = dv, .scratch = scratch,
+                      .dout = dout, .catt = att, .q = q, .k = k, .v = v, .T = T,
+                      .TQ = TQ, .NH = NH, .HD = HD, .scale = 1.0f / sqrtf ((float) HD),
+                      .beta = beta };
+  pmx_par_tasks (par, B * NH, attention_bwd_task, &j);
 }
 
 void
@@ -464,10 +536,16 @@ pmx_attention_bwd (const pmx_par *par, float *dq, float *dk, float *dv, float *s
                    const float *dout, const float *att, const float *q, const float *k,
                    const float *v, int B, int T, int TQ, int NH, int HD)
 {
-  attention_job j = { .par = par, .dq = dq, .dk = dk, .dv = dv, .scratch = scratch,
-                      .dout = dout, .catt = att, .q = q, .k = k, .v = v, .T = T,
-                      .TQ = TQ, .NH = NH, .HD = HD, .scale = 1.0f / sqrtf ((float) HD) };
-  pmx_par_tasks (par, B * NH, attention_bwd_task, &j);
+  attention_bwd (par, 1.0f, dq, dk, dv, scratch, dout, att, q, k, v, B, T, TQ, NH, HD);
+}
+
+void
+pmx_attention_bwd_to (const pmx_par *par, float *dq, float *dk, float *dv,
+                      float *scratch, const float *dout, const float *att,
+                      const float *q, const float *k, const float *v, int B, int T,
+                      int TQ, int NH, int HD)
+{
+  attention_bwd (par, 0.0f, dq, dk, dv, scratch, dout, att, q, k, v, B, T, TQ, NH, HD);
 }
 
 /* ---- Softmax cross-entropy --------------------------------------------- */

@@ -6,7 +6,10 @@
    buffers.  Every backward ACCUMULATES (+=) into the input and parameter
    gradients, so a tensor used twice (the embedding tables and LayerNorm of
    the multiplexer's two passes, a residual stream) simply receives both
-   contributions; callers zero the gradients once per step.  Matrices are
+   contributions; callers zero the gradients once per step.  The _to forms
+   WRITE the input's gradient instead (0 + the contribution: the values of
+   zeroing it and accumulating, without the pass over it), for a buffer's
+   first contribution; their parameter gradients still accumulate.  Matrices are
    row-major; weights have the nn.Linear layout (out, in).  Nothing here
    allocates, prints or fails.  The matrix products, LayerNorm, the
    linear layers' bias and GELU epilogues and gradients, GELU's backward and
@@ -45,6 +48,9 @@ void pmx_layernorm_fwd (const pmx_par *par, float *out, float *mean, float *rstd
 void pmx_layernorm_bwd (const pmx_par *par, float *dinp, float *dw, float *db,
                         const float *dout, const float *inp, const float *w,
                         const float *mean, const float *rstd, int R, int C);
+void pmx_layernorm_bwd_to (const pmx_par *par, float *dinp, float *dw, float *db,
+                           const float *dout, const float *inp, const float *w,
+                           const float *mean, const float *rstd, int R, int C);
 
 /* CoFi's LayerNorm under a hidden mask z (C): normalise each row over the
    columns whose z is nonzero only (their count in place of C); the other
@@ -58,6 +64,10 @@ void pmx_layernorm_z_bwd (const pmx_par *par, float *dinp, float *dw, float *db,
                           const float *dout, const float *inp, const float *w,
                           const float *z, const float *mean, const float *rstd,
                           int R, int C);
+void pmx_layernorm_z_bwd_to (const pmx_par *par, float *dinp, float *dw, float *db,
+                             const float *dout, const float *inp, const float *w,
+                             const float *z, const float *mean, const float *rstd,
+                             int R, int C);
 
 /* out (R, O) = inp (R, In) W^T + bias; bias may be NULL.  */
 void pmx_linear_fwd (const pmx_par *par, float *out, const float *inp,
@@ -67,6 +77,9 @@ void pmx_linear_fwd (const pmx_par *par, float *out, const float *inp,
 void pmx_linear_bwd (const pmx_par *par, float *dinp, float *dw, float *dbias,
                      const float *dout, const float *inp, const float *w, int R,
                      int In, int O);
+void pmx_linear_bwd_to (const pmx_par *par, float *dinp, float *dw, float *dbias,
+                        const float *dout, const float *inp, const float *w, int R,
+                        int In, int O);
 
 /* out = gelu (inp) = inp/2 (1 + erf (inp/sqrt 2)), exact, over N values.  */
 void pmx_gelu_fwd (float *out, const float *inp, int n);
@@ -82,6 +95,8 @@ void pmx_linear_gelu_fwd (const pmx_par *par, float *pre, float *out,
    (Phi (pre) + pre phi (pre)).  */
 void pmx_gelu_bwd_out (const pmx_par *par, float *dinp, const float *pre,
                        const float *out, const float *dout, int n);
+void pmx_gelu_bwd_out_to (const pmx_par *par, float *dinp, const float *pre,
+                          const float *out, const float *dout, int n);
 
 /* Multi-head self-attention of B sequences of T tokens, NH heads of HD,
    queried by each sequence's first TQ positions (T: all of them; 1:
@@ -99,6 +114,10 @@ void pmx_attention_bwd (const pmx_par *par, float *dq, float *dk, float *dv,
                         float *scratch, const float *dout, const float *att,
                         const float *q, const float *k, const float *v, int B,
                         int T, int TQ, int NH, int HD);
+void pmx_attention_bwd_to (const pmx_par *par, float *dq, float *dk, float *dv,
+                           float *scratch, const float *dout, const float *att,
+                           const float *q, const float *k, const float *v, int B,
+                           int T, int TQ, int NH, int HD);
 
 /* Softmax cross-entropy of R rows of C logits against TARGET (R); rows
    whose target is < 0 are ignored.  probs (R, C) keeps the softmax.
