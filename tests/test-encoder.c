@@ -131,6 +131,45 @@ test_kernels (void)
         }
       CHECK (ws <= 1e-6, "softmax (scale %g): error %g", scales[k], ws);
     }
+
+  /* Softmax at attention's widths, past a block of 16 rows (the kernels
+     go a block at a time) and with tails: the columns past N untouched,
+     a NaN in a row makes that row NaN and leaves the others alone; the
+     AVX-512 code where this CPU has it, and the portable one.  */
+  static const int widths[] = { 1, 5, 16, 32, 33, 128, 130 };
+  enum { SR = 37, SLD = 136 };
+  static float sa[SR * SLD], sb[SR * SLD];
+  static void (*const softmax[]) (float *, int, int, int, float) =
+    { pmx_softmax_rows, pmx_softmax_rows_portable };
+  for (size_t w = 0; w < 2 * sizeof widths / sizeof *widths; w++)
+    {
+      int n = widths[w / 2];
+      fill (sa, SR * SLD, 30.0f, 0.0f);
+      sa[3 * SLD + n / 2] = NAN;
+      memcpy (sb, sa, sizeof sa);
+      softmax[w % 2] (sa, SLD, SR, n, 0.17f);
+      pmx_ref_softmax_rows (sb, SLD, SR, n, 0.17f);
+      double ws = 0;
+      int nan_ok = 1, tail_ok = 1;
+      for (int r = 0; r < SR; r++)
+        for (int j = 0; j < SLD; j++)
+          {
+            float av = sa[r * SLD + j], bv = sb[r * SLD + j];
+            if (j >= n)
+              tail_ok &= !memcmp (&av, &bv, sizeof av);
+            else if (r == 3)
+              nan_ok &= isnan (av);
+            else
+              {
+                double d = fabs ((double) av - bv);
+                ws = isfinite (av) && d <= ws ? ws : isfinite (av) ? d : INFINITY;
+              }
+          }
+      const char *how = w % 2 ? " (portable)" : "";
+      CHECK (ws <= 1e-6, "softmax%s of width %d: error %g", how, n, ws);
+      CHECK (nan_ok, "softmax%s of width %d: a NaN did not make its row NaN", how, n);
+      CHECK (tail_ok, "softmax%s of width %d: wrote past the row", how, n);
+    }
 }
 
 /* ---- Pool ------------------------------------------------------------- */

@@ -15,6 +15,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined __x86_64__ && (defined __GNUC__ || defined __clang__)
+# include <immintrin.h>
+# define HAVE_X86_INTRINSICS 1
+#endif
+
 #if defined __x86_64__ && defined __GNUC__ && !defined __clang__ \
   && !defined __SANITIZE_ADDRESS__
 # define MULTIVERSION \
@@ -361,26 +366,157 @@ pmx_layernorm_stats (float *out, float *mean, float *rstd, const float *inp,
 }
 
 MULTIVERSION void
+pmx_softmax_rows_portable (float *x, int ld, int rows, int n, float scale)
+{
+  enum { BLOCK = 16 };
+  float m[BLOCK], inv[BLOCK];
+  for (int r0 = 0; r0 < rows; r0 += BLOCK)
+    {
+      int nb = rows - r0 < BLOCK ? rows - r0 : BLOCK;
+      for (int r = 0; r < nb; r++)
+        {
+          const float *restrict row = x + (size_t) (r0 + r) * ld;
+          float mr = row[0] * scale;
+#pragma omp simd reduction(max:mr)
+          for (int j = 1; j < n; j++)
+            mr = row[j] * scale > mr ? row[j] * scale : mr;
+          m[r] = mr;
+        }
+      for (int r = 0; r < nb; r++)
+        {
+          float *restrict row = x + (size_t) (r0 + r) * ld;
+          float mr = m[r], sum = 0.0f;
+#pragma omp simd reduction(+:sum)
+          for (int j = 0; j < n; j++)
+            {
+              row[j] = exp1 (row[j] * scale - mr);
+              sum += row[j];
+            }
+          inv[r] = 1.0f / sum;
+        }
+      for (int r = 0; r < nb; r++)
+        {
+          float *restrict row = x + (size_t) (r0 + r) * ld;
+          float ir = inv[r];
+          for (int j = 0; j < n; j++)
+            row[j] *= ir;
+        }
+    }
+}
+
+#ifdef HAVE_X86_INTRINSICS
+
+/* exp1's arithmetic on 16 lanes, shortened where AVX-512 has an
+   instruction for a step: the rounding of x log2(e) (vrndscaleps) and
+   the product by 2^n (vscalefps, which also keeps a NaN a NaN, with no
+   integer conversion to guard).  Clamped as exp1; the max and min take X
+   as their second operand, which they return when it is a NaN.  */
+__attribute__ ((target ("avx512f"), always_inline))
+static inline __m512
+exp_avx512 (__m512 x)
+{
+  x = _mm512_max_ps (_mm512_set1_ps (-87.3f), x);
+  x = _mm512_min_ps (_mm512_set1_ps (88.3f), x);
+  __m512 n = _mm512_roundscale_ps (_mm512_mul_ps (x, _mm512_set1_ps (1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps (n, _mm512_set1_ps (0.693359375f), x);
+  r = _mm512_fnmadd_ps (n, _mm512_set1_ps (-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps (1.9875691500e-4f);
+  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (1.3981999507e-3f));
+  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (8.3334519073e-3f));
+  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (4.1665795894e-2f));
+  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (1.6666665459e-1f));
+  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (5.0000001201e-1f));
+  __m512 y = _mm512_fmadd_ps (p, _mm512_mul_ps (r, r), r);
+  y = _mm512_add_ps (y, _mm512_set1_ps (1.0f));
+  return _mm512_scalef_ps (y, n);
+}
+
+/* Lanes J.. of a row of N.  */
+__attribute__ ((target ("avx512f"), always_inline))
+static inline __mmask16
+lanes (int j, int n)
+{
+  return n - j >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (n - j)) - 1);
+}
+
+/* pmx_softmax_rows with AVX-512: the rows' exp and sum two vectors at a
+   time, so that two of exp's chains of dependent operations are in
+   flight together (the compiler's loop kept one: 1.0 ns an element on a
+   Zen 4 core for rows of 128).  */
+__attribute__ ((target ("avx512f")))
+static void
+softmax_rows_avx512 (float *x, int ld, int rows, int n, float scale)
+{
+  enum { BLOCK = 16 };
+  const __m512 vs = _mm512_set1_ps (scale), ninf = _mm512_set1_ps (-INFINITY);
+  float mx[BLOCK], inv[BLOCK];
+  for (int r0 = 0; r0 < rows; r0 += BLOCK)
+    {
+      int nb = rows - r0 < BLOCK ? rows - r0 : BLOCK;
+      float *x0 = x + (size_t) r0 * ld;
+      for (int r = 0; r < nb; r++)
+        {
+          const float *row = x0 + (size_t) r * ld;
+          __m512 vm = ninf;
+          for (int j = 0; j < n; j += 16)
+            vm = _mm512_max_ps (vm, _mm512_mul_ps (_mm512_mask_loadu_ps (ninf, lanes (j, n),
+                                                                         row + j), vs));
+          mx[r] = _mm512_reduce_max_ps (vm);
+        }
+      for (int r = 0; r < nb; r++)
+        {
+          float *row = x0 + (size_t) r * ld;
+          __m512 m = _mm512_set1_ps (mx[r]);
+          __m512 s0 = _mm512_setzero_ps (), s1 = _mm512_setzero_ps ();
+          int j = 0;
+          for (; j + 32 <= n; j += 32)
+            {
+              __m512 e0 = exp_avx512 (_mm512_fmsub_ps (_mm512_loadu_ps (row + j), vs, m));
+              __m512 e1 = exp_avx512 (_mm512_fmsub_ps (_mm512_loadu_ps (row + j + 16), vs,
+                                                       m));
+              _mm512_storeu_ps (row + j, e0);
+              _mm512_storeu_ps (row + j + 16, e1);
+              s0 = _mm512_add_ps (s0, e0);
+              s1 = _mm512_add_ps (s1, e1);
+            }
+          for (; j < n; j += 16)
+            {
+              __mmask16 k = lanes (j, n);
+              __m512 e = exp_avx512 (_mm512_fmsub_ps (_mm512_maskz_loadu_ps (k, row + j), vs,
+                                                      m));
+              _mm512_mask_storeu_ps (row + j, k, e);
+              s0 = _mm512_mask_add_ps (s0, k, s0, e);
+            }
+          inv[r] = 1.0f / _mm512_reduce_add_ps (_mm512_add_ps (s0, s1));
+        }
+      for (int r = 0; r < nb; r++)
+        {
+          float *row = x0 + (size_t) r * ld;
+          __m512 vi = _mm512_set1_ps (inv[r]);
+          for (int j = 0; j < n; j += 16)
+            {
+              __mmask16 k = lanes (j, n);
+              _mm512_mask_storeu_ps (row + j, k,
+                                     _mm512_mul_ps (_mm512_maskz_loadu_ps (k, row + j), vi));
+            }
+        }
+    }
+}
+
+#endif
+
+void
 pmx_softmax_rows (float *x, int ld, int rows, int n, float scale)
 {
-  for (int r = 0; r < rows; r++)
+#ifdef HAVE_X86_INTRINSICS
+  if (__builtin_cpu_supports ("avx512f"))
     {
-      float *restrict row = x + (size_t) r * ld;
-      float m = row[0] * scale;
-#pragma omp simd reduction(max:m)
-      for (int j = 1; j < n; j++)
-        m = row[j] * scale > m ? row[j] * scale : m;
-      float sum = 0.0f;
-#pragma omp simd reduction(+:sum)
-      for (int j = 0; j < n; j++)
-        {
-          row[j] = exp1 (row[j] * scale - m);
-          sum += row[j];
-        }
-      float inv = 1.0f / sum;
-      for (int j = 0; j < n; j++)
-        row[j] *= inv;
+      softmax_rows_avx512 (x, ld, rows, n, scale);
+      return;
     }
+#endif
+  pmx_softmax_rows_portable (x, ld, rows, n, scale);
 }
 
 /* ---- References --------------------------------------------------------- */

@@ -58,6 +58,10 @@ void pmx_layernorm_stats (float *out, float *mean, float *rstd,
    1/sqrt(dh) applied here rather than to Q or the scores (no pass of its
    own; with SCALE 1 the plain softmax).  */
 void pmx_softmax_rows (float *x, int ld, int rows, int n, float scale);
+/* What pmx_softmax_rows runs on CPUs without AVX-512 (where they have
+   it, its own AVX-512 code: the same maths, other roundings), for tests
+   to check both.  */
+void pmx_softmax_rows_portable (float *x, int ld, int rows, int n, float scale);
 
 /* How many of the N floats at X are NaN or infinite (weights are checked
    with it at load, activations after each stage).  */
