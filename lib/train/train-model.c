@@ -1380,6 +1380,33 @@ bwd_scaled (float *d, const float *res, const float *hz, float s, double *dhz,
   return ds;
 }
 
+/* The backward of a sublayer's residual LayerNorm, x' = LN (x + y) (times
+   hidden_z under masks), y the sublayer's output after dropout (and
+   under masks its raw output times Z and hidden_z).  D is the gradient
+   of the LayerNorm's output; RESID receives (is written with) that of
+   its input, which is the residual's, x's.  Returns y's before dropout:
+   RESID itself where dropout and masks change nothing, else SCRATCH,
+   RESID's copy times the dropout MASK (and under masks scaled as
+   bwd_scaled says, adding d/dz to *DZ; DZ NULL without masks).  */
+static float *
+residual_ln_bwd (pmx_tmodel *m, act *a, float *resid, float *scratch, const float *d,
+                 float *dw, float *db, const float *res, const float *w,
+                 const float *mean, const float *rstd, const float *mask,
+                 const float *raw, float z, float *dz)
+{
+  int R = a->R, H = m->cfg.hidden;
+  const float *hz = a->z ? a->z->hidden_z : NULL;
+  pmx_layernorm_z_bwd_to (m->par, resid, dw, db, d, res, w, hz, mean, rstd, R, H);
+  if (!a->dropped && !a->z)
+    return resid;
+  par_copy (m->par, scratch, resid, (size_t) R * H);
+  if (a->dropped)
+    pmx_mul (scratch, mask, (size_t) R * H);
+  if (a->z)
+    *dz += (float) bwd_scaled (scratch, raw, hz, z, a->dhz, R, H);
+  return scratch;
+}
+
 static void
 zero_z (pmx_cofi_z *z)
 {
@@ -1540,20 +1567,10 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
               mul_cols (a->dy, dout, hz, 1, R, H);
               d = a->dy;
             }
-          /* The LayerNorm's input gradient is the residual's (dx1) and,
-             times the dropout mask (and under masks mlp_z hidden_z), the
-             FFN output's: one buffer when those change nothing.  */
-          int same = !a->dropped && !z;
-          float *dres = same ? dx1 : a->dres;
-          pmx_layernorm_z_bwd_to (m->par, dres, Gw->ln2_w, Gw->ln2_b, d, L->res2,
-                                  W->ln2_w, hz, L->mean2, L->rstd2, R, H);
-          if (!same)
-            par_copy (m->par, dx1, dres, RH);
-          if (a->dropped)
-            pmx_mul (dres, L->f2_mask, RH);
-          if (z)
-            dz->mlp[l] += (float) bwd_scaled (dres, L->f2_raw, hz,
-                                              z->mlp[l], dhz, R, H);
+          float *dres = residual_ln_bwd (m, a, dx1, a->dres, d, Gw->ln2_w, Gw->ln2_b,
+                                         L->res2, W->ln2_w, L->mean2, L->rstd2,
+                                         L->f2_mask, L->f2_raw, z ? z->mlp[l] : 0,
+                                         z ? &dz->mlp[l] : NULL);
           pmx_linear_bwd_to (m->par, a->dfg, Gw->fo_w, Gw->fo_b, dres,
                              z ? L->fgz : L->fg, W->fo_w, R, F, H);
           if (z)
@@ -1587,21 +1604,12 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
               mul_cols (a->dy, dx1, hz, 1, R, H);
               d = a->dy;
             }
-          /* din, the layer input's gradient, starts as the residual's: the
-             LayerNorm's input gradient, which is also (as above) the
-             attention output's.  */
-          int same = !a->dropped && !z;
-          float *dres = same ? din : a->dres;
-          pmx_layernorm_z_bwd_to (m->par, din, Gw->ln1_w, Gw->ln1_b, d, L->res1,
-                                  W->ln1_w, hz, L->mean1, L->rstd1, R, H);
-          if (!same)
-            par_copy (m->par, dres, din, RH);
-          if (a->dropped)
-            pmx_mul (dres, L->ao_mask, RH);
-          if (z)
-            dz->head_layer[l] += (float) bwd_scaled (dres, L->ao_raw, hz,
-                                                     z->head_layer[l], dhz, R,
-                                                     H);
+          /* din, the layer input's gradient, starts as the residual's.  */
+          float *dres = residual_ln_bwd (m, a, din, a->dres, d, Gw->ln1_w, Gw->ln1_b,
+                                         L->res1, W->ln1_w, L->mean1, L->rstd1,
+                                         L->ao_mask, L->ao_raw,
+                                         z ? z->head_layer[l] : 0,
+                                         z ? &dz->head_layer[l] : NULL);
           pmx_linear_bwd_to (m->par, a->dctx, Gw->ao_w, Gw->ao_b, dres, L->ctx,
                              W->ao_w, R, A, H);
           if (z)
