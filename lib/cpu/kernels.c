@@ -365,6 +365,11 @@ pmx_layernorm_stats (float *out, float *mean, float *rstd, const float *inp,
   layernorm_rows (out, NULL, 0, NULL, gamma, beta, rows, n, eps, mean, rstd);
 }
 
+/* Rows a block at a time, each step (max, exp and sum, scale) over the
+   block's rows before the next, so that the rows' chains of dependent
+   operations overlap: a row at a time waited on its own reductions (on a
+   Zen 4 core 1.0 -> 0.9 ns an element for rows of 128, 2.1 -> 1.4 for
+   rows of 32).  Each row gets the operations it got alone.  */
 MULTIVERSION void
 pmx_softmax_rows_portable (float *x, int ld, int rows, int n, float scale)
 {
@@ -440,10 +445,11 @@ lanes (int j, int n)
   return n - j >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (n - j)) - 1);
 }
 
-/* pmx_softmax_rows with AVX-512: the rows' exp and sum two vectors at a
-   time, so that two of exp's chains of dependent operations are in
-   flight together (the compiler's loop kept one: 1.0 ns an element on a
-   Zen 4 core for rows of 128).  */
+/* pmx_softmax_rows with AVX-512, blocked as the portable code, exp two
+   vectors at a time and shorter (exp_avx512): on a Zen 4 core 0.50 ns an
+   element for rows of 128 and 0.76 for rows of 32, against the portable
+   code's 0.9 and 1.4.  Tail lanes are masked: nothing past N is read or
+   written.  */
 __attribute__ ((target ("avx512f")))
 static void
 softmax_rows_avx512 (float *x, int ld, int rows, int n, float scale)

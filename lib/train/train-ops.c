@@ -495,7 +495,7 @@ attention_bwd_task (void *arg, int task, int thread)
   const float *a = j->catt + (int64_t) task * TQ * T;
   int64_t off = head_offset (j, task, T), offq = head_offset (j, task, TQ);
   float *da = j->scratch + (int64_t) thread * TQ * T;     // (TQ, T)
-  /* da = dout v^T; dv += a^T dout.  */
+  /* da = dout v^T; dv += a^T dout (= with BETA 0, as dq and dk below).  */
   pmx_sgemm (0, 1, TQ, T, j->HD, 1.0f, j->dout + offq, C, j->v + off, C, 0.0f, da, T,
              ws);
   pmx_sgemm (1, 0, T, j->HD, TQ, 1.0f, a, T, j->dout + offq, C, j->beta, j->dv + off, C,
