@@ -637,6 +637,8 @@ test_concat (void)
 
 /* ---- Dropout ------------------------------------------------------------ */
 
+static float *frand_array (size_t n, unsigned seed);
+
 static void
 test_dropout (void)
 {
@@ -671,6 +673,34 @@ test_dropout (void)
     }
   else
     printf ("ok   dropout                      %d zeros of %d\n", zeros, n);
+  /* pmx_dropout_fwd and _bwd: the mask and products of pmx_dropout_mask
+     and pmx_mul, with no pool and on 2 threads, from an offset.  */
+  pmx_par *par = pmx_par_new (2);
+  float *x = frand_array (n, 40), *want = malloc (n * sizeof *want);
+  float *got = malloc (n * sizeof *got), *mask = malloc (n * sizeof *mask);
+  if (!par || !want || !got || !mask)
+    exit (99);
+  for (int t = 0; t < 2; t++)
+    {
+      const pmx_par *p = t ? par : NULL;
+      pmx_dropout_mask (a, n - 7, 0.25f, 9, 5, 77);
+      memcpy (want, x, n * sizeof *x);
+      pmx_mul (want, a, n - 7);
+      memcpy (got, x, n * sizeof *x);
+      pmx_dropout_fwd (p, got, mask, n - 7, 0.25f, 9, 5, 77);
+      int fwd_ok = !memcmp (mask, a, (n - 7) * sizeof *a)
+        && !memcmp (got, want, n * sizeof *got);
+      pmx_mul (want, a, n - 7);
+      pmx_dropout_bwd (p, got, mask, n - 7);
+      if (!fwd_ok || memcmp (got, want, n * sizeof *got))
+        {
+          printf ("FAIL dropout_%s on %s differs from the mask and pmx_mul\n",
+                  fwd_ok ? "bwd" : "fwd", t ? "2 threads" : "no pool");
+          failures++;
+        }
+    }
+  free (x); free (want); free (got); free (mask);
+  pmx_par_free (par);
   free (a); free (b);
 }
 

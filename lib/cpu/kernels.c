@@ -205,6 +205,26 @@ pmx_vadd (float *restrict y, const float *restrict x, size_t n)
 }
 
 MULTIVERSION void
+pmx_dropout_kernel (float *restrict x, float *restrict mask, size_t n, float p, float keep,
+                    uint64_t base, uint64_t first)
+{
+  for (size_t i = 0; i < n; i++)
+    {
+      float u = (float) (pmx_splitmix64 (base + first + i) >> 40) * 0x1p-24f;
+      mask[i] = u < p ? 0.0f : keep;
+    }
+  if (x)
+    pmx_vmul (x, mask, n);
+}
+
+MULTIVERSION void
+pmx_vmul (float *restrict x, const float *restrict mask, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    x[i] *= mask[i];
+}
+
+MULTIVERSION void
 pmx_vscale (float *x, float a, size_t n)
 {
   for (size_t i = 0; i < n; i++)

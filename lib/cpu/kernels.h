@@ -19,6 +19,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* GELU with libm's erff, 0.5 x (1 + erf (x / sqrt 2)), as
    transformers.activations.gelu: the one exact GELU of the
@@ -99,6 +100,26 @@ void pmx_layernorm_bwd_rows (float *dx, const float *d, const float *x, const fl
 void pmx_layernorm_grad_cols (float *dw, float *db, const float *d, const float *x,
                               const float *mean, const float *rstd, int rows, int n,
                               int c0, int c1);
+
+/* splitmix64's finaliser of X + the golden gamma: the library's random
+   source (pmx_mix64, train-ops.h), inline for the dropout kernel.  */
+static inline uint64_t
+pmx_splitmix64 (uint64_t x)
+{
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+/* Inverted dropout's mask for elements FIRST.. FIRST+N of the stream BASE
+   (pmx_dropout_mask's draw: element i is 0 where the top 24 bits of
+   pmx_splitmix64 (BASE + FIRST + i), as a fraction, fall under P, else
+   KEEP), into MASK, and X *= MASK, in one pass; X may be NULL (the mask
+   alone).  X *= MASK over N values.  */
+void pmx_dropout_kernel (float *x, float *mask, size_t n, float p, float keep,
+                         uint64_t base, uint64_t first);
+void pmx_vmul (float *x, const float *mask, size_t n);
 
 /* Scalar GELU and exp used by the kernels, for tests.  */
 float pmx_gelu_fast (float x);

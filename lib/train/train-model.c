@@ -677,13 +677,12 @@ get_act (pmx_tmodel *m, int B, int T, int masked)
 /* ---- Forward ------------------------------------------------------------ */
 
 static void
-dropout (float *x, float *mask, size_t n, float p, int training,
+dropout (const pmx_par *par, float *x, float *mask, size_t n, float p, int training,
          uint64_t seed, uint64_t stream)
 {
   if (!training || p == 0)
     return;                     /* no mask: act.dropped is 0 */
-  pmx_dropout_mask (mask, n, p, seed, stream, 0);
-  pmx_mul (x, mask, n);
+  pmx_dropout_fwd (par, x, mask, (int64_t) n, p, seed, stream, 0);
 }
 
 /* dropout () of a (G*T, H) tensor at its rows g*T alone, held as (G, H):
@@ -1027,7 +1026,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
       mul_cols (a->es, a->es_raw, hz, 1, R, H);
       pmx_layernorm_z_fwd (m->par, a->e, a->emean, a->erstd, a->es, w->eln_w,
                            w->eln_b, hz, R, H, c->ln_eps);
-      dropout (a->e, a->emask, RH, p, training, dseed, 0);
+      dropout (m->par, a->e, a->emask, RH, p, training, dseed, 0);
       mul_cols (a->ez, a->e, hz, 1, R, H);
       x = a->ez;
     }
@@ -1035,7 +1034,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
     {
       pmx_layernorm_fwd (m->par, a->e, a->emean, a->erstd, a->es, w->eln_w, w->eln_b,
                          R, H, c->ln_eps);
-      dropout (a->e, a->emask, RH, p, training, dseed, 0);
+      dropout (m->par, a->e, a->emask, RH, p, training, dseed, 0);
     }
   a->pub.hidden[0] = x;
 
@@ -1080,7 +1079,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
             {
               if (z)
                 mul_cols (L->ao, L->ao_raw, hz, z->head_layer[l], R, H);
-              dropout (L->ao, L->ao_mask, RH, p, training, dseed, 2 * l + 1);
+              dropout (m->par, L->ao, L->ao_mask, RH, p, training, dseed, 2 * l + 1);
               x = residual_layernorm (m->par, L->res1, x, L->ao, L->x1, L->x1z,
                                       L->mean1, L->rstd1, W->ln1_w, W->ln1_b,
                                       hz, R, H, c->ln_eps);
@@ -1103,7 +1102,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
             {
               if (z)
                 mul_cols (L->f2, L->f2_raw, hz, z->mlp[l], R, H);
-              dropout (L->f2, L->f2_mask, RH, p, training, dseed, 2 * l + 2);
+              dropout (m->par, L->f2, L->f2_mask, RH, p, training, dseed, 2 * l + 2);
               x = residual_layernorm (m->par, L->res2, x, L->f2, L->x2, L->x2z,
                                       L->mean2, L->rstd2, W->ln2_w, W->ln2_b,
                                       hz, R, H, c->ln_eps);
@@ -1401,7 +1400,7 @@ residual_ln_bwd (pmx_tmodel *m, act *a, float *resid, float *scratch, const floa
     return resid;
   par_copy (m->par, scratch, resid, (size_t) R * H);
   if (a->dropped)
-    pmx_mul (scratch, mask, (size_t) R * H);
+    pmx_dropout_bwd (m->par, scratch, mask, (int64_t) R * H);
   if (a->z)
     *dz += (float) bwd_scaled (scratch, raw, hz, z, a->dhz, R, H);
   return scratch;
@@ -1460,7 +1459,7 @@ head_rows_layer_bwd (pmx_tmodel *m, act *a, int l, const float *dout, float *din
       if (a->dropped)
         {
           par_copy (m->par, dxg, dres, GH);
-          pmx_mul (dres, L->f2_mask, GH);
+          pmx_dropout_bwd (m->par, dres, L->f2_mask, (int64_t) GH);
         }
       pmx_linear_bwd_to (m->par, a->dfg, Gw->fo_w, Gw->fo_b, dres, L->fg, W->fo_w,
                          G, F, H);
@@ -1478,7 +1477,7 @@ head_rows_layer_bwd (pmx_tmodel *m, act *a, int l, const float *dout, float *din
       if (a->dropped)
         {
           par_copy (m->par, dxg, dres, GH);       /* the residual's */
-          pmx_mul (dres, L->ao_mask, GH);
+          pmx_dropout_bwd (m->par, dres, L->ao_mask, (int64_t) GH);
         }
       else
         dxg = dres;             /* the same values: one buffer */
@@ -1650,7 +1649,7 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
       mul_cols (dout, dout, hz, 1, R, H);
     }
   if (a->dropped)
-    pmx_mul (dout, a->emask, RH);
+    pmx_dropout_bwd (m->par, dout, a->emask, (int64_t) RH);
   if (z)
     {
       pmx_layernorm_z_bwd_to (m->par, a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,

@@ -626,31 +626,66 @@ pmx_concat_bwd (float *de, float *dh, const float *dout, const int32_t *inst,
 uint64_t
 pmx_mix64 (uint64_t x)
 {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
+  return pmx_splitmix64 (x);
 }
 
 void
 pmx_dropout_mask (float *mask, int64_t n, float p, uint64_t seed,
                   uint64_t stream, int64_t first)
 {
-  uint64_t base = pmx_mix64 (seed ^ pmx_mix64 (stream));
-  float keep = 1.0f / (1.0f - p);
-  for (int64_t i = 0; i < n; i++)
-    {
-      /* 24 random bits per element: a uniform in [0, 1).  */
-      float u = (float) (pmx_mix64 (base + (uint64_t) (first + i)) >> 40) * 0x1p-24f;
-      mask[i] = u < p ? 0.0f : keep;
-    }
+  pmx_dropout_kernel (NULL, mask, (size_t) n, p, 1.0f / (1.0f - p),
+                      pmx_mix64 (seed ^ pmx_mix64 (stream)), (uint64_t) first);
 }
 
 void
 pmx_mul (float *x, const float *mask, int64_t n)
 {
-  for (int64_t i = 0; i < n; i++)
-    x[i] *= mask[i];
+  pmx_vmul (x, mask, (size_t) n);
+}
+
+/* Elements of a task of dropout's passes.  */
+enum { DROPOUT_CHUNK = 1 << 14 };
+
+typedef struct dropout_job
+{
+  float *x, *mask;
+  const float *cmask;
+  float p, keep;
+  uint64_t base, first;
+} dropout_job;
+
+static void
+dropout_range (void *arg, size_t i0, size_t i1, int thread)
+{
+  const dropout_job *j = arg;
+  (void) thread;
+  pmx_dropout_kernel (j->x + i0, j->mask + i0, i1 - i0, j->p, j->keep, j->base,
+                      j->first + i0);
+}
+
+void
+pmx_dropout_fwd (const pmx_par *par, float *x, float *mask, int64_t n, float p,
+                 uint64_t seed, uint64_t stream, int64_t first)
+{
+  dropout_job j = { .x = x, .mask = mask, .p = p, .keep = 1.0f / (1.0f - p),
+                    .base = pmx_mix64 (seed ^ pmx_mix64 (stream)),
+                    .first = (uint64_t) first };
+  pmx_par_for (par, (size_t) n, DROPOUT_CHUNK, dropout_range, &j);
+}
+
+static void
+mul_range (void *arg, size_t i0, size_t i1, int thread)
+{
+  const dropout_job *j = arg;
+  (void) thread;
+  pmx_vmul (j->x + i0, j->cmask + i0, i1 - i0);
+}
+
+void
+pmx_dropout_bwd (const pmx_par *par, float *dx, const float *mask, int64_t n)
+{
+  dropout_job j = { .x = dx, .cmask = mask };
+  pmx_par_for (par, (size_t) n, DROPOUT_CHUNK, mul_range, &j);
 }
 
 void

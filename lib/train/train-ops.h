@@ -142,6 +142,12 @@ void pmx_concat_bwd (float *de, float *dh, const float *dout,
 void pmx_dropout_mask (float *mask, int64_t n, float p, uint64_t seed,
                        uint64_t stream, int64_t first);
 void pmx_mul (float *x, const float *mask, int64_t n);
+/* The same draw and product in one pass on PAR's threads (the mask of an
+   element depends on its index alone, so the same bits), and the
+   backward's dx *= mask on them.  */
+void pmx_dropout_fwd (const pmx_par *par, float *x, float *mask, int64_t n, float p,
+                      uint64_t seed, uint64_t stream, int64_t first);
+void pmx_dropout_bwd (const pmx_par *par, float *dx, const float *mask, int64_t n);
 
 /* y += x over N values.  */
 void pmx_add (float *y, const float *x, int64_t n);
