@@ -412,8 +412,7 @@ main (int argc, char **argv)
   pmx_tmodel *m = pmx_tmodel_new (&scfg);
   if (!m)
     die_lib (NULL);
-  pmx_tmodel_init (m, (uint64_t) o.seed);     /* identity transformation */
-  pmx_tmodel_copy (m, s0);
+  pmx_tmodel_init_from (m, (uint64_t) o.seed, s0);    /* identity transformation */
   pmx_tmodel_free (s0);
   m->open = 1;
   if (pmx_tmodel_set_threads (m, o.threads) < 0

@@ -413,7 +413,10 @@ new_model (const options *o, const char *spec, pmx_model_config *cfg,
   pmx_tmodel *m = pmx_tmodel_new (&c);
   if (!m)
     die_lib ("--init");
-  pmx_tmodel_init (m, (uint64_t) o->seed);
+  /* From a base, its encoder replaces the draws: only the rest is drawn.  */
+  for (int k = 0; k < m->nparams; k++)
+    if (!base || !pmx_tparam_in_encoder (&m->param[k]))
+      pmx_tmodel_init_param (m, k, (uint64_t) o->seed);
   if (base && pmx_tmodel_load_encoder (m, base) < 0)
     die_lib ("--init: base");
   pmx_model_close (base);

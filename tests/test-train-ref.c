@@ -199,6 +199,24 @@ main (int argc, char **argv)
   if (!m)
     check_fatal ("model");
   pmx_tmodel_init (m, 1234);
+  /* pmx_tmodel_init_from is pmx_tmodel_init and then pmx_tmodel_copy,
+     here for a student with a layer transformation that M lacks and one
+     more label (a classifier of another shape).  */
+  pmx_train_config lc = c;
+  lc.layer_transformation = 1;
+  lc.lt_out = c.hidden + 3;
+  lc.num_labels = c.num_labels + 1;
+  pmx_tmodel *s1 = pmx_tmodel_new (&lc), *s2 = pmx_tmodel_new (&lc);
+  if (!s1 || !s2)
+    check_fatal ("student");
+  pmx_tmodel_init (s1, 99);
+  pmx_tmodel_copy (s1, m);
+  pmx_tmodel_init_from (s2, 99, m);
+  CHECK (s1->total == s2->total
+         && !memcmp (s1->params, s2->params, s1->total * sizeof (float)),
+         "pmx_tmodel_init_from differs from pmx_tmodel_init and pmx_tmodel_copy");
+  pmx_tmodel_free (s1);
+  pmx_tmodel_free (s2);
   /* As prumux-train runs: it takes effect in plain alone (the others have
      retrieval inputs or are open), whose last layer PyTorch then checks
      on position 0's rows; check_head_rows compares it with the whole

@@ -66,7 +66,6 @@ pmx_tmodel_from_archive (const pmx_model *pm, int want_retrieval,
   pmx_tmodel *m = pmx_tmodel_new (&c);
   if (!m)
     return NULL;
-  pmx_tmodel_init (m, seed);
   for (int k = 0; k < m->nparams; k++)
     {
       const pmx_tparam *p = &m->param[k];
@@ -74,7 +73,10 @@ pmx_tmodel_from_archive (const pmx_model *pm, int want_retrieval,
       if (!t)
         {
           if (may_be_new (p->name))
-            continue;
+            {
+              pmx_tmodel_init_param (m, k, seed);   /* the rest is copied */
+              continue;
+            }
           pmx_error ("tensor '%s' is missing", p->name);
           goto fail;
         }
@@ -99,12 +101,18 @@ fail:
 }
 
 int
+pmx_tparam_in_encoder (const pmx_tparam *p)
+{
+  return !strncmp (p->name, "embeddings.", 11) || !strncmp (p->name, "encoder.", 8);
+}
+
+int
 pmx_tmodel_load_encoder (pmx_tmodel *m, const pmx_model *pm)
 {
   for (int k = 0; k < m->nparams; k++)
     {
       const pmx_tparam *p = &m->param[k];
-      if (strncmp (p->name, "embeddings.", 11) && strncmp (p->name, "encoder.", 8))
+      if (!pmx_tparam_in_encoder (p))
         continue;
       const pmx_tensor *t = pmx_model_tensor (pm, p->name);
       if (!t)

@@ -34,6 +34,9 @@ pmx_tmodel *pmx_tmodel_from_archive (const pmx_model *pm, int want_retrieval,
    initialisation it has.  -1 with an error naming the tensor that is
    missing or has another shape.  */
 int pmx_tmodel_load_encoder (pmx_tmodel *m, const pmx_model *pm);
+/* Whether P is one of those (embeddings.*, encoder.*): a caller that
+   loads them need not initialise them first.  */
+int pmx_tparam_in_encoder (const pmx_tparam *p);
 
 /* The archive configuration of M: shapes from M, names and the rest
    (labels, task, max_length, casing) kept from CFG, which is updated.  */

@@ -284,6 +284,14 @@ pmx_tmodel_free (pmx_tmodel *m)
   free (m);
 }
 
+/* Whether Q (may be NULL) has P's rank and shape.  */
+static int
+same_shape (const pmx_tparam *p, const pmx_tparam *q)
+{
+  return q && q->rank == p->rank && q->shape[0] == p->shape[0]
+    && q->shape[1] == p->shape[1];
+}
+
 int
 pmx_tmodel_copy (pmx_tmodel *dst, const pmx_tmodel *src)
 {
@@ -291,8 +299,7 @@ pmx_tmodel_copy (pmx_tmodel *dst, const pmx_tmodel *src)
   for (int k = 0; k < dst->nparams; k++)
     {
       const pmx_tparam *p = &dst->param[k], *q = pmx_tmodel_find (src, p->name);
-      if (!q || q->rank != p->rank || q->shape[0] != p->shape[0]
-          || q->shape[1] != p->shape[1])
+      if (!same_shape (p, q))
         continue;
       memcpy (dst->params + p->offset, src->params + q->offset,
               p->size * sizeof (float));
@@ -360,48 +367,66 @@ normal (uint64_t key, uint64_t i)
 }
 
 void
+pmx_tmodel_init_param (pmx_tmodel *m, int k, uint64_t seed)
+{
+  pmx_tparam *p = &m->param[k];
+  float *x = m->params + p->offset;
+  uint64_t key = pmx_mix64 (seed ^ pmx_mix64 (k + 1));
+  const char *n = p->name;
+  size_t len = strlen (n);
+  int is_ln = strstr (n, "LayerNorm") || strstr (n, "layer_norm");
+  int is_bias = len > 5 && !strcmp (n + len - 5, ".bias");
+  if (is_ln && !is_bias)
+    for (size_t i = 0; i < p->size; i++)
+      x[i] = 1.0f;
+  else if (is_bias)
+    memset (x, 0, p->size * sizeof *x);
+  else if (!strcmp (n, "instance_embedding"))
+    for (int64_t r = 0; r < p->shape[0]; r++)
+      {
+        /* MUX-PLM random_encoding: N(0,1) rows scaled to norm 1.  */
+        float *row = x + r * p->shape[1];
+        double ss = 0;
+        for (int64_t j = 0; j < p->shape[1]; j++)
+          {
+            row[j] = (float) normal (key, r * p->shape[1] + j);
+            ss += (double) row[j] * row[j];
+          }
+        for (int64_t j = 0; j < p->shape[1]; j++)
+          row[j] = (float) (row[j] / sqrt (ss));
+      }
+  else if (!strcmp (n, "layer_transformation.weight"))
+    {
+      memset (x, 0, p->size * sizeof *x);
+      for (int64_t r = 0; r < p->shape[0] && r < p->shape[1]; r++)
+        x[r * p->shape[1] + r] = 1.0f;
+    }
+  else if (!strcmp (n, "demux_module.demux_instance_embedding"))
+    for (size_t i = 0; i < p->size; i++)
+      x[i] = (float) normal (key, i);
+  else
+    for (size_t i = 0; i < p->size; i++)
+      x[i] = (float) (0.02 * normal (key, i));
+}
+
+void
 pmx_tmodel_init (pmx_tmodel *m, uint64_t seed)
 {
   for (int k = 0; k < m->nparams; k++)
+    pmx_tmodel_init_param (m, k, seed);
+}
+
+void
+pmx_tmodel_init_from (pmx_tmodel *m, uint64_t seed, const pmx_tmodel *src)
+{
+  for (int k = 0; k < m->nparams; k++)
     {
-      pmx_tparam *p = &m->param[k];
-      float *x = m->params + p->offset;
-      uint64_t key = pmx_mix64 (seed ^ pmx_mix64 (k + 1));
-      const char *n = p->name;
-      size_t len = strlen (n);
-      int is_ln = strstr (n, "LayerNorm") || strstr (n, "layer_norm");
-      int is_bias = len > 5 && !strcmp (n + len - 5, ".bias");
-      if (is_ln && !is_bias)
-        for (size_t i = 0; i < p->size; i++)
-          x[i] = 1.0f;
-      else if (is_bias)
-        memset (x, 0, p->size * sizeof *x);
-      else if (!strcmp (n, "instance_embedding"))
-        for (int64_t r = 0; r < p->shape[0]; r++)
-          {
-            /* MUX-PLM random_encoding: N(0,1) rows scaled to norm 1.  */
-            float *row = x + r * p->shape[1];
-            double ss = 0;
-            for (int64_t j = 0; j < p->shape[1]; j++)
-              {
-                row[j] = (float) normal (key, r * p->shape[1] + j);
-                ss += (double) row[j] * row[j];
-              }
-            for (int64_t j = 0; j < p->shape[1]; j++)
-              row[j] = (float) (row[j] / sqrt (ss));
-          }
-      else if (!strcmp (n, "layer_transformation.weight"))
-        {
-          memset (x, 0, p->size * sizeof *x);
-          for (int64_t r = 0; r < p->shape[0] && r < p->shape[1]; r++)
-            x[r * p->shape[1] + r] = 1.0f;
-        }
-      else if (!strcmp (n, "demux_module.demux_instance_embedding"))
-        for (size_t i = 0; i < p->size; i++)
-          x[i] = (float) normal (key, i);
+      const pmx_tparam *p = &m->param[k], *q = pmx_tmodel_find (src, p->name);
+      if (same_shape (p, q))
+        memcpy (m->params + p->offset, src->params + q->offset,
+                p->size * sizeof (float));
       else
-        for (size_t i = 0; i < p->size; i++)
-          x[i] = (float) (0.02 * normal (key, i));
+        pmx_tmodel_init_param (m, k, seed);
     }
 }
 
