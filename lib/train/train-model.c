@@ -1407,18 +1407,19 @@ bwd_scaled (float *d, const float *res, const float *hz, float s, double *dhz,
 /* The backward of a sublayer's residual LayerNorm, x' = LN (x + y) (times
    hidden_z under masks), y the sublayer's output after dropout (and
    under masks its raw output times Z and hidden_z).  D is the gradient
-   of the LayerNorm's output; RESID receives (is written with) that of
-   its input, which is the residual's, x's.  Returns y's before dropout:
-   RESID itself where dropout and masks change nothing, else SCRATCH,
-   RESID's copy times the dropout MASK (and under masks scaled as
-   bwd_scaled says, adding d/dz to *DZ; DZ NULL without masks).  */
+   of the LayerNorm's output (ROWS rows); RESID receives (is written
+   with) that of its input, which is the residual's, x's.  Returns y's
+   before dropout: RESID itself where dropout and masks change nothing,
+   else SCRATCH (which may be D), RESID's copy times the dropout MASK (and
+   under masks scaled as bwd_scaled says, adding d/dz to *DZ; DZ NULL
+   without masks).  */
 static float *
-residual_ln_bwd (pmx_tmodel *m, act *a, float *resid, float *scratch, const float *d,
-                 float *dw, float *db, const float *res, const float *w,
+residual_ln_bwd (pmx_tmodel *m, act *a, int rows, float *resid, float *scratch,
+                 const float *d, float *dw, float *db, const float *res, const float *w,
                  const float *mean, const float *rstd, const float *mask,
                  const float *raw, float z, float *dz)
 {
-  int R = a->R, H = m->cfg.hidden;
+  int R = rows, H = m->cfg.hidden;
   const float *hz = a->z ? a->z->hidden_z : NULL;
   pmx_layernorm_z_bwd_to (m->par, resid, dw, db, d, res, w, hz, mean, rstd, R, H);
   if (!a->dropped && !a->z)
@@ -1476,16 +1477,9 @@ head_rows_layer_bwd (pmx_tmodel *m, act *a, int l, const float *dout, float *din
   float *dxg = a->dx1;          /* the FFN's input's gradient, then xg's */
   if (F)
     {
-      /* The LayerNorm's input gradient is the residual's and, times the
-         dropout mask, the sublayer output's: one buffer without dropout.  */
-      float *dres = a->dropped ? a->dres : dxg;
-      pmx_layernorm_bwd_to (m->par, dres, Gw->ln2_w, Gw->ln2_b, dout, L->res2, W->ln2_w,
-                            L->mean2, L->rstd2, G, H);
-      if (a->dropped)
-        {
-          par_copy (m->par, dxg, dres, GH);
-          pmx_dropout_bwd (m->par, dres, L->f2_mask, (int64_t) GH);
-        }
+      float *dres = residual_ln_bwd (m, a, G, dxg, a->dres, dout, Gw->ln2_w, Gw->ln2_b,
+                                     L->res2, W->ln2_w, L->mean2, L->rstd2, L->f2_mask,
+                                     NULL, 0, NULL);
       pmx_linear_bwd_to (m->par, a->dfg, Gw->fo_w, Gw->fo_b, dres, L->fg, W->fo_w,
                          G, F, H);
       pmx_gelu_bwd_out_to (m->par, a->dff, L->f1, L->fg, a->dfg, GF);
@@ -1496,16 +1490,13 @@ head_rows_layer_bwd (pmx_tmodel *m, act *a, int l, const float *dout, float *din
     par_copy (m->par, dxg, dout, GH);
   if (A)
     {
-      pmx_layernorm_bwd_to (m->par, a->dres, Gw->ln1_w, Gw->ln1_b, dxg, L->res1,
-                            W->ln1_w, L->mean1, L->rstd1, G, H);
-      float *dres = a->dres;
-      if (a->dropped)
-        {
-          par_copy (m->par, dxg, dres, GH);       /* the residual's */
-          pmx_dropout_bwd (m->par, dres, L->ao_mask, (int64_t) GH);
-        }
-      else
-        dxg = dres;             /* the same values: one buffer */
+      /* The residual's gradient goes to a->dres (q's is added to it
+         below), the attention output's to dres: a->dres too without
+         dropout, else dxg's buffer, free once read.  */
+      float *dres = residual_ln_bwd (m, a, G, a->dres, dxg, dxg, Gw->ln1_w, Gw->ln1_b,
+                                     L->res1, W->ln1_w, L->mean1, L->rstd1, L->ao_mask,
+                                     NULL, 0, NULL);
+      dxg = a->dres;
       pmx_linear_bwd_to (m->par, a->dctx, Gw->ao_w, Gw->ao_b, dres, L->ctx,
                          W->ao_w, G, A, H);
       pmx_attention_bwd_to (m->par, a->dq, a->dk, a->dv, a->datt, a->dctx, L->att,
@@ -1591,7 +1582,7 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
               mul_cols (a->dy, dout, hz, 1, R, H);
               d = a->dy;
             }
-          float *dres = residual_ln_bwd (m, a, dx1, a->dres, d, Gw->ln2_w, Gw->ln2_b,
+          float *dres = residual_ln_bwd (m, a, R, dx1, a->dres, d, Gw->ln2_w, Gw->ln2_b,
                                          L->res2, W->ln2_w, L->mean2, L->rstd2,
                                          L->f2_mask, L->f2_raw, z ? z->mlp[l] : 0,
                                          z ? &dz->mlp[l] : NULL);
@@ -1629,7 +1620,7 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
               d = a->dy;
             }
           /* din, the layer input's gradient, starts as the residual's.  */
-          float *dres = residual_ln_bwd (m, a, din, a->dres, d, Gw->ln1_w, Gw->ln1_b,
+          float *dres = residual_ln_bwd (m, a, R, din, a->dres, d, Gw->ln1_w, Gw->ln1_b,
                                          L->res1, W->ln1_w, L->mean1, L->rstd1,
                                          L->ao_mask, L->ao_raw,
                                          z ? z->head_layer[l] : 0,
