@@ -761,11 +761,13 @@ main (int argc, char **argv)
             die_lib ("training");
           step_loss += l;
         }
-      norm = pmx_clip_grad_norm (opt, m, o.clip);
+      float lr = pmx_lr_at (o.lr, step, warmup, total, o.decay);
+      /* Clip and step in one pass; it leaves the gradients zero (the
+         next zero_grad has nothing to do).  A diverged run stops here,
+         its parameters never saved.  */
+      norm = pmx_adamw_clip_step (opt, m, lr, o.clip);
       if (!isfinite (norm))
         diverged (step, "the gradient norm", norm);
-      float lr = pmx_lr_at (o.lr, step, warmup, total, o.decay);
-      pmx_adamw_step (opt, m, lr);
       loss_sum += step_loss;
       loss_n++;
       done_here++;

@@ -383,24 +383,45 @@ main (int argc, char **argv)
   dump_params (&rec, m, m->grads);
   write_stream (dir, "grads.pmxs", NULL, &rec);
 
-  /* Ten AdamW steps on the same batch.  */
+  /* Ten AdamW steps on the same batch; a twin of M takes them by
+     pmx_adamw_clip_step, which must give the same bits and leave the
+     gradients 0.  */
   pmx_adamw *o = pmx_adamw_new (m);
-  if (!o)
+  pmx_tmodel *m2 = pmx_tmodel_new (&c);
+  pmx_adamw *o2 = m2 ? pmx_adamw_new (m2) : NULL;
+  if (!o || !o2)
     check_fatal ("optimizer");
-  o->weight_decay = wd;
-  o->freeze_embeddings = freeze;
+  pmx_tmodel_copy (m2, m);
+  m2->head_rows_only = m->head_rows_only;
+  o->weight_decay = o2->weight_decay = wd;
+  o->freeze_embeddings = o2->freeze_embeddings = freeze;
   pmx_record_reset (&rec);
   double *losses = add (&rec, "losses", PMX_F64, 1, steps, 0);
   double *norms = add (&rec, "grad_norms", PMX_F64, 1, steps, 0);
+  int fused_same = 1;
   for (int step = 0; step < steps; step++)
     {
+      float lr_t = pmx_lr_at (lr, step, warmup, steps, 1);
       pmx_tmodel_zero_grad (m);
       losses[step] = pmx_tmodel_forward_z (m, &b, z, 0, 0, step);
       if (isnan (losses[step]) || pmx_tmodel_backward (m) < 0)
         check_fatal ("step");
       norms[step] = pmx_clip_grad_norm (o, m, clip);
-      pmx_adamw_step (o, m, pmx_lr_at (lr, step, warmup, steps, 1));
+      pmx_adamw_step (o, m, lr_t);
+      pmx_tmodel_zero_grad (m2);
+      if (isnan (pmx_tmodel_forward_z (m2, &b, z, 0, 0, step))
+          || pmx_tmodel_backward (m2) < 0)
+        check_fatal ("twin step");
+      double n2 = pmx_adamw_clip_step (o2, m2, lr_t, clip);
+      fused_same &= n2 == norms[step]
+        && !memcmp (m->params, m2->params, m->total * sizeof (float));
+      for (size_t i = 0; i < m2->total; i++)
+        fused_same &= m2->grads[i] == 0;
     }
+  CHECK (fused_same, "pmx_adamw_clip_step differs from clipping and stepping, "
+         "or left a gradient nonzero");
+  pmx_adamw_free (o2);
+  pmx_tmodel_free (m2);
   write_stream (dir, "losses.pmxs", NULL, &rec);
 
   if (!c.muxed && B >= 6)

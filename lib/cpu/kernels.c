@@ -95,20 +95,22 @@ exp1 (float x)
 /* ---- Training's elementwise steps (train-ops.c, optim.c) ------------- */
 
 MULTIVERSION void
-pmx_adamw_update (float *restrict x, const float *restrict g, float *restrict m,
+pmx_adamw_update (float *restrict x, float *restrict g, float *restrict m,
                   float *restrict v, size_t n, float decay, float beta1, float beta2,
-                  float step_size, float bc2_sqrt, float eps)
+                  float step_size, float bc2_sqrt, float eps, float gscale, int zero_g)
 {
   float a1 = 1.0f - beta1, a2 = 1.0f - beta2;
   for (size_t i = 0; i < n; i++)
     {
-      float gi = g[i];
+      float gi = g[i] * gscale;
       float mi = m[i] * beta1 + a1 * gi;
       float vi = v[i] * beta2 + a2 * gi * gi;
       m[i] = mi;
       v[i] = vi;
       x[i] = x[i] * decay - step_size * (mi / (sqrtf (vi) / bc2_sqrt + eps));
     }
+  if (zero_g)
+    memset (g, 0, n * sizeof *g);
 }
 
 /* The derivative of gelu at X from its output OUT = gelu (X).  */

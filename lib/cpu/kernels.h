@@ -69,18 +69,19 @@ void pmx_softmax_rows_portable (float *x, int ld, int rows, int n, float scale);
 size_t pmx_count_nonfinite (const float *x, size_t n);
 
 /* Training's elementwise steps, vectorised like the encoder's kernels.
-   AdamW on N parameters X with gradients G and moments M, V:
-   x = x DECAY - STEP_SIZE m / (sqrt (v) / BC2_SQRT + EPS) after the moment
-   updates (optim.c says why).  GELU's backward from the saved input PRE
+   AdamW on N parameters X with gradients G times GSCALE (exact for 1)
+   and moments M, V: x = x DECAY - STEP_SIZE m / (sqrt (v) / BC2_SQRT +
+   EPS) after the moment updates (optim.c says why); then, with ZERO_G, G
+   = 0 (the next step's zeroing, while G is in cache).  GELU's backward from the saved input PRE
    and output OUT = gelu (PRE): DINP += DOUT gelu' (PRE), or with ACC 0
    DINP = 0 + DOUT gelu' (PRE) (the bits of zeroing DINP first, without
    the pass).  Y += X.  X *= A.  The sum of squares of X in double, in an
    order that does not depend on the clone.  Y[C0..C1) += the sums of
    those columns of X (ROWS rows, LD apart), each column in row order (a
    bias's gradient).  The arrays of one call must not overlap.  */
-void pmx_adamw_update (float *x, const float *g, float *m, float *v, size_t n,
-                       float decay, float beta1, float beta2, float step_size,
-                       float bc2_sqrt, float eps);
+void pmx_adamw_update (float *x, float *g, float *m, float *v, size_t n, float decay,
+                       float beta1, float beta2, float step_size, float bc2_sqrt,
+                       float eps, float gscale, int zero_g);
 void pmx_gelu_bwd_vec (float *dinp, const float *pre, const float *out,
                        const float *dout, size_t n, int acc);
 void pmx_vadd (float *y, const float *x, size_t n);

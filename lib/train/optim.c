@@ -62,12 +62,18 @@ bias_corrections (float lr, float beta1, float beta2, int64_t t, float *step_siz
    I0..I1: nonzero if there is one.  The optimizer's and clipping's passes
    go over the flat parameters in ranges; a parameter may straddle them.  */
 static int
-trained_slice (const pmx_adamw *o, const pmx_tparam *p, size_t i0, size_t i1,
-               size_t *a, size_t *b)
+slice (const pmx_tparam *p, size_t i0, size_t i1, size_t *a, size_t *b)
 {
   *a = p->offset > i0 ? p->offset : i0;
   *b = p->offset + p->size < i1 ? p->offset + p->size : i1;
-  return *a < *b && pmx_adamw_trains (o, p);
+  return *a < *b;
+}
+
+static int
+trained_slice (const pmx_adamw *o, const pmx_tparam *p, size_t i0, size_t i1,
+               size_t *a, size_t *b)
+{
+  return slice (p, i0, i1, a, b) && pmx_adamw_trains (o, p);
 }
 
 /* The update of the flat range I0..I1 of every parameter's values (a
@@ -78,6 +84,8 @@ typedef struct adamw_job
   pmx_adamw *o;
   pmx_tmodel *model;
   float lr, step_size, bc2_sqrt;
+  float gscale;                 /* the gradients' clipping factor */
+  int zero;                     /* leave every gradient 0 */
 } adamw_job;
 
 static void
@@ -91,26 +99,41 @@ adamw_range (void *arg, size_t i0, size_t i1, int thread)
     {
       const pmx_tparam *p = &model->param[k];
       size_t a, b;
-      if (!trained_slice (o, p, i0, i1, &a, &b))
+      if (!slice (p, i0, i1, &a, &b))
         continue;
+      if (!pmx_adamw_trains (o, p))
+        {
+          if (j->zero)
+            memset (model->grads + a, 0, (b - a) * sizeof (float));
+          continue;
+        }
       float decay = p->decay ? 1.0f - j->lr * o->weight_decay : 1.0f;
       pmx_adamw_update (model->params + a, model->grads + a, o->m + a, o->v + a, b - a,
-                        decay, o->beta1, o->beta2, j->step_size, j->bc2_sqrt, o->eps);
+                        decay, o->beta1, o->beta2, j->step_size, j->bc2_sqrt, o->eps,
+                        j->gscale, j->zero);
     }
 }
 
 /* Elements of a task of the optimizer's and clipping's passes.  */
 enum { RANGE = 1 << 16 };
 
-void
-pmx_adamw_step (pmx_adamw *o, pmx_tmodel *model, float lr)
+/* One step over every parameter, the gradients times GSCALE, zeroed
+   after with ZERO.  */
+static void
+adamw_pass (pmx_adamw *o, pmx_tmodel *model, float lr, float gscale, int zero)
 {
   o->t++;
   /* As torch.optim.AdamW (single-tensor path): decay first, then the
      bias-corrected Adam update, in float.  */
-  adamw_job j = { o, model, lr, 0, 0 };
+  adamw_job j = { o, model, lr, 0, 0, gscale, zero };
   bias_corrections (lr, o->beta1, o->beta2, o->t, &j.step_size, &j.bc2_sqrt);
   pmx_par_for (model->par, model->total, RANGE, adamw_range, &j);
+}
+
+void
+pmx_adamw_step (pmx_adamw *o, pmx_tmodel *model, float lr)
+{
+  adamw_pass (o, model, lr, 1.0f, 0);
 }
 
 void
@@ -119,7 +142,8 @@ pmx_adam_update (float *x, const float *g, float *m, float *v, size_t n,
 {
   float step_size, bc2_sqrt;
   bias_corrections (lr, beta1, beta2, t, &step_size, &bc2_sqrt);
-  pmx_adamw_update (x, g, m, v, n, 1.0f, beta1, beta2, step_size, bc2_sqrt, eps);
+  pmx_adamw_update (x, (float *) g, m, v, n, 1.0f, beta1, beta2, step_size, bc2_sqrt,
+                    eps, 1.0f, 0);      /* G is not written */
 }
 
 /* Each trained parameter's sum of squares (one pmx_sum_squares a
@@ -157,8 +181,9 @@ scale_range (void *arg, size_t i0, size_t i1, int thread)
     }
 }
 
-double
-pmx_clip_grad_norm (const pmx_adamw *o, pmx_tmodel *model, float max_norm)
+/* The global L2 norm of the trained parameters' gradients.  */
+static double
+grad_norm (const pmx_adamw *o, pmx_tmodel *model)
 {
   double ss = 0;
   clip_job j = { o, model, calloc ((size_t) model->nparams + 1, sizeof (double)), 0 };
@@ -176,12 +201,35 @@ pmx_clip_grad_norm (const pmx_adamw *o, pmx_tmodel *model, float max_norm)
         if (pmx_adamw_trains (o, p))
           ss += pmx_sum_squares (model->grads + p->offset, p->size);
       }
-  double norm = sqrt (ss);
-  if (max_norm > 0 && norm > max_norm)
+  return sqrt (ss);
+}
+
+/* The factor clipping scales the gradients by, 1 for none.  */
+static float
+clip_coef (double norm, float max_norm)
+{
+  return max_norm > 0 && norm > max_norm ? (float) (max_norm / (norm + 1e-6)) : 1.0f;
+}
+
+double
+pmx_clip_grad_norm (const pmx_adamw *o, pmx_tmodel *model, float max_norm)
+{
+  double norm = grad_norm (o, model);
+  float coef = clip_coef (norm, max_norm);
+  if (coef != 1.0f)
     {
-      j.coef = (float) (max_norm / (norm + 1e-6));
+      clip_job j = { o, model, NULL, coef };
       pmx_par_for (model->par, model->total, RANGE, scale_range, &j);
     }
+  return norm;
+}
+
+double
+pmx_adamw_clip_step (pmx_adamw *o, pmx_tmodel *model, float lr, float max_norm)
+{
+  double norm = grad_norm (o, model);
+  adamw_pass (o, model, lr, clip_coef (norm, max_norm), 1);
+  pmx_tmodel_grads_zeroed (model);
   return norm;
 }
 

@@ -51,6 +51,13 @@ void pmx_adam_update (float *x, const float *g, float *m, float *v, size_t n,
 double pmx_clip_grad_norm (const pmx_adamw *o, pmx_tmodel *model,
                            float max_norm);
 
+/* pmx_clip_grad_norm and then pmx_adamw_step in one pass over the
+   gradients (the clipping factor applied as each is read: the same
+   bits), which it leaves 0, so that the next pmx_tmodel_zero_grad has
+   nothing to do: the two passes of scaling and zeroing saved.  Returns
+   the norm before clipping.  */
+double pmx_adamw_clip_step (pmx_adamw *o, pmx_tmodel *model, float lr, float max_norm);
+
 /* The learning rate of optimizer step STEP (0-based) of TOTAL: linear
    warm-up over WARMUP steps from 0, then linear decay to 0 at TOTAL; or,
    with DECAY = 0, constant after the warm-up.  */

@@ -245,6 +245,7 @@ pmx_tmodel_new (const pmx_train_config *cfg)
     }
   memset (m->params, 0, m->total * sizeof (float));
   memset (m->grads, 0, m->total * sizeof (float));
+  m->grads_zero = 1;
   layout (m, m->params, &m->w);
   layout (m, m->grads, &m->g);
   return m;
@@ -352,7 +353,15 @@ zero (const pmx_par *par, float *x, size_t n)
 void
 pmx_tmodel_zero_grad (pmx_tmodel *m)
 {
-  zero (m->par, m->grads, m->total);
+  if (!m->grads_zero)
+    zero (m->par, m->grads, m->total);
+  m->grads_zero = 1;
+}
+
+void
+pmx_tmodel_grads_zeroed (pmx_tmodel *m)
+{
+  m->grads_zero = 1;
 }
 
 /* A standard normal from a counter (Box-Muller), so that initialisation
@@ -991,6 +1000,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
   const pmx_tweights *w = &m->w;
   if (check_batch (c, b) < 0 || (z && check_masks (c, z) < 0))
     return NAN;
+  m->grads_zero = 0;            /* a backward or a loss outside may follow */
   act *a = get_act (m, b->B, b->T, z != NULL);
   if (!a)
     return NAN;

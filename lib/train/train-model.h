@@ -169,6 +169,10 @@ struct pmx_tmodel
                                    pmx_tacts is then NULL.  */
   void *act;                    /* private: activations of the last forward */
   struct pmx_par *par;          /* private: the threads (pmx_tmodel_set_threads) */
+  int grads_zero;               /* private: every gradient is 0 (set by
+                                   pmx_tmodel_zero_grad and
+                                   pmx_tmodel_grads_zeroed, cleared by a
+                                   forward, after which they may be written) */
 };
 
 /* What the last forward computed that a loss outside the model (such as
@@ -268,6 +272,10 @@ int pmx_tmodel_backward (pmx_tmodel *m);
    differentiated includes whatever the caller put into the pmx_tacts
    gradient buffers.  */
 int pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dz);
+/* Zero m->grads, unless they are known to be 0 already.  */
 void pmx_tmodel_zero_grad (pmx_tmodel *m);
+/* Tell M its gradients are all 0 (pmx_adamw_clip_step zeroes them as it
+   reads them), until its next forward.  */
+void pmx_tmodel_grads_zeroed (pmx_tmodel *m);
 
 #endif

@@ -153,8 +153,7 @@ pmx_prune_update (pmx_pruner *p, int64_t step, float lr, pmx_prune_stats *st)
 {
   pmx_l0 *l0 = p->l0;
   pmx_adamw *o = p->opt;
-  st->grad_norm = pmx_clip_grad_norm (o, p->student, p->clip);
-  pmx_adamw_step (o, p->student, lr);
+  st->grad_norm = pmx_adamw_clip_step (o, p->student, lr, p->clip);
   if (!l0)
     return;
   pmx_adam_update (l0->loga, l0->grad, p->l0_m, p->l0_v, l0->n, step + 1,
