@@ -72,10 +72,10 @@ size_t pmx_count_nonfinite (const float *x, size_t n);
    AdamW on N parameters X with gradients G times GSCALE (exact for 1)
    and moments M, V: x = x DECAY - STEP_SIZE m / (sqrt (v) / BC2_SQRT +
    EPS) after the moment updates (optim.c says why); then, with ZERO_G, G
-   = 0 (the next step's zeroing, while G is in cache).  GELU's backward from the saved input PRE
-   and output OUT = gelu (PRE): DINP += DOUT gelu' (PRE), or with ACC 0
-   DINP = 0 + DOUT gelu' (PRE) (the bits of zeroing DINP first, without
-   the pass).  Y += X.  X *= A.  The sum of squares of X in double, in an
+   = 0 (the next step's zeroing, while G is in cache).  GELU's backward
+   from the saved input PRE and output OUT = gelu (PRE): DINP += DOUT
+   gelu' (PRE), or with ACC 0 DINP = 0 + DOUT gelu' (PRE) (the bits of
+   zeroing DINP first, without the pass).  Y += X.  X *= A.  The sum of squares of X in double, in an
    order that does not depend on the clone.  Y[C0..C1) += the sums of
    those columns of X (ROWS rows, LD apart), each column in row order (a
    bias's gradient).  The arrays of one call must not overlap.  */

@@ -52,12 +52,13 @@ void pmx_par_tasks (const pmx_par *par, int tasks, pmx_task_fn fn, void *arg);
 
 /* FN (ARG, i0, i1, thread) over [0, N) in blocks of CHUNK (the last may be
    shorter), spread over PAR's threads.  */
+typedef void (*pmx_range_fn) (void *arg, size_t i0, size_t i1, int thread);
+void pmx_par_for (const pmx_par *par, size_t n, size_t chunk, pmx_range_fn fn,
+                  void *arg);
+
 /* A CHUNK for pmx_par_for (or a task size) that gives about four tasks to
    each of PAR's threads, and at least LEAST items a task; for work whose
    results do not depend on how it is cut.  */
 size_t pmx_par_chunk (const pmx_par *par, size_t n, size_t least);
-typedef void (*pmx_range_fn) (void *arg, size_t i0, size_t i1, int thread);
-void pmx_par_for (const pmx_par *par, size_t n, size_t chunk, pmx_range_fn fn,
-                  void *arg);
 
 #endif

@@ -58,9 +58,9 @@ bias_corrections (float lr, float beta1, float beta2, int64_t t, float *step_siz
   *bc2_sqrt = sqrtf (1.0f - powf (beta2, (float) t));
 }
 
-/* The part [*A, *B) of trained parameter P that lies in the flat range
-   I0..I1: nonzero if there is one.  The optimizer's and clipping's passes
-   go over the flat parameters in ranges; a parameter may straddle them.  */
+/* The part [*A, *B) of parameter P that lies in the flat range I0..I1:
+   nonzero if there is one.  The optimizer's and clipping's passes go over
+   the flat parameters in ranges; a parameter may straddle them.  */
 static int
 slice (const pmx_tparam *p, size_t i0, size_t i1, size_t *a, size_t *b)
 {
@@ -69,6 +69,7 @@ slice (const pmx_tparam *p, size_t i0, size_t i1, size_t *a, size_t *b)
   return *a < *b;
 }
 
+/* The same for a parameter the optimizer trains (else 0).  */
 static int
 trained_slice (const pmx_adamw *o, const pmx_tparam *p, size_t i0, size_t i1,
                size_t *a, size_t *b)

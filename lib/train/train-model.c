@@ -725,13 +725,11 @@ static void
 dropout_rows (float *x, float *mask, int G, int T, int H, float p,
               int training, uint64_t seed, uint64_t stream)
 {
-  size_t n = (size_t) G * H;
   if (!training || p == 0)
     return;
-  for (int g = 0; g < G; g++)
-    pmx_dropout_mask (mask + (size_t) g * H, H, p, seed, stream,
-                      (int64_t) g * T * H);
-  pmx_mul (x, mask, n);
+  for (int g = 0; g < G; g++)   /* H values: on this thread */
+    pmx_dropout_fwd (NULL, x + (size_t) g * H, mask + (size_t) g * H, H, p, seed,
+                     stream, (int64_t) g * T * H);
 }
 
 /* The index_pos head as demux-head.c reads it: M's weights, or with
