@@ -18,6 +18,8 @@
      two panel ranges) gives pmx_sgemm_kind's bits, and so does
      pmx_sgemm_par, whose blocks share a packed operand, against the
      same blocks with nothing shared;
+   - a bias added as the kernels store (pmx_sgemm_pre_bias,
+     pmx_sgemm_par_bias) gives the bits of C filled with it, then added to;
    - asking for a kernel the CPU lacks fails with a message.
 
    Exit 77 (skipped) on CPUs with neither kernel, where the encoder uses
@@ -201,6 +203,79 @@ check_par (pmx_par *par, int ta, int tb, int M, int N, int K, float alpha)
   free (R);
 }
 
+/* pmx_sgemm_pre_bias (BETA 0) against filling C with the bias and
+   pmx_sgemm_kind with BETA 1: the same bits, C's canaries untouched; with
+   BETA 1 the bias is ignored.  Then pmx_sgemm_par_bias on 2 threads
+   (blocks of rows or of columns, as the shape says) against the fill and
+   pmx_sgemm_par with no pool.  */
+static void
+check_bias (pmx_par *par, pmx_gemm_kind kind, int ta, int tb, int M, int N, int K)
+{
+  int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+  int ldc = N + 3;
+  size_t nc = (size_t) (M + 1) * ldc;
+  float *A = malloc (sizeof (float) * ((size_t) ar * ac + 1));
+  float *B = malloc (sizeof (float) * ((size_t) br * bc + 1));
+  float *bias = malloc (sizeof (float) * ((size_t) N + 1));
+  float *C = malloc (sizeof (float) * nc), *R = malloc (sizeof (float) * nc);
+  if (!A || !B || !bias || !C || !R)
+    exit (99);
+  for (size_t i = 0; i < (size_t) ar * ac; i++)
+    A[i] = frand ();
+  for (size_t i = 0; i < (size_t) br * bc; i++)
+    B[i] = frand ();
+  for (int j = 0; j < N; j++)
+    bias[j] = 4 * frand ();
+  const char *kn = pmx_gemm_kind_name (kind);
+  for (int beta = 0; beta <= 1; beta++)
+    {
+      for (size_t i = 0; i < nc; i++)
+        C[i] = R[i] = (i / ldc < (size_t) M && (int) (i % ldc) < N) ? frand () : CANARY;
+      for (int i = 0; i < M && !beta; i++)
+        memcpy (R + (size_t) i * ldc, bias, sizeof (float) * (size_t) N);
+      pmx_sgemm_pre_bias (kind, ta, tb, M, N, K, 1.0f, A, ac, NULL, B, bc, NULL,
+                          (float) beta, C, ldc, NULL, bias);
+      CHECK (pmx_sgemm_kind (kind, ta, tb, M, N, K, 1.0f, A, ac, B, bc, 1.0f, R, ldc,
+                             NULL) == 0, "sgemm %s: %s", kn, pmx_errmsg ());
+      CHECK (memcmp (C, R, sizeof (float) * nc) == 0,
+             "pmx_sgemm_pre_bias %s trans %d%d %dx%dx%d beta %d: not the bits of a "
+             "C filled with the bias", kn, ta, tb, M, N, K, beta);
+    }
+  if (par)
+    {
+      for (size_t i = 0; i < nc; i++)
+        C[i] = R[i] = frand ();
+      for (int i = 0; i < M; i++)
+        memcpy (R + (size_t) i * N, bias, sizeof (float) * (size_t) N);
+      pmx_sgemm_par_bias (par, ta, tb, M, N, K, 1.0f, A, ac, B, bc, C, N, bias);
+      pmx_sgemm_par (NULL, ta, tb, M, N, K, 1.0f, A, ac, B, bc, 1.0f, R, N);
+      CHECK (memcmp (C, R, sizeof (float) * (size_t) M * N) == 0,
+             "pmx_sgemm_par_bias trans %d%d %dx%dx%d: not the bits of a C filled "
+             "with the bias", ta, tb, M, N, K);
+    }
+  free (A);
+  free (B);
+  free (bias);
+  free (C);
+  free (R);
+}
+
+static int
+bias_cases (pmx_par *par, pmx_gemm_kind kind)
+{
+  /* Whole and partial tiles, rows a few at a time (the row kernels), one
+     and two depth blocks, no depth; blocks of rows and of columns.  */
+  static const int shapes[][3] = {
+    { 1, 1, 1 }, { 3, 17, 40 }, { 12, 32, 64 }, { 13, 33, 5 }, { 25, 100, 769 },
+    { 7, 20, 0 }, { 600, 200, 64 }, { 40, 1100, 300 },
+  };
+  int n = 0;
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+    for (int t = 0; t < 4; t++, n++)
+      check_bias (par, kind, t & 1, t >> 1, shapes[s][0], shapes[s][1], shapes[s][2]);
+  return n;
+}
+
 /* pmx_sgemm: C = ALPHA op(A) op(B) + BETA C for one transposition case,
    strides wider than the rows, canaries around C, the same error bound, and
    row independence (bit for bit).  */
@@ -371,6 +446,7 @@ main (void)
       check_case (kind, 7, 20, 0, 0, 20, 1);
       cases += 6;
       cases += sgemm_cases (kind);
+      cases += bias_cases (NULL, kind);
       printf ("%s: %d cases\n", pmx_gemm_kind_name (kind), cases);
       cases = 0;
     }
@@ -393,8 +469,10 @@ main (void)
       check_par (par, t & 1, t >> 1, 1300, 64, 1000, 1.0f);
       check_par (par, t & 1, t >> 1, 3000, 48, 20, 1.0f);
     }
+  int nb = par ? bias_cases (par, PMX_GEMM_NONE) : 0;
   pmx_par_free (par);
-  printf ("pmx_sgemm_par: 16 cases, the bits of unshared blocks\n");
+  printf ("pmx_sgemm_par: 16 cases, the bits of unshared blocks; with a bias, %d "
+          "cases\n", nb);
 
   /* pmx_sgemm's OpenBLAS path takes the same arguments.  */
   printf ("blas (%s): %d cases; pmx_sgemm runs %s\n", pmx_blas_corename (),

@@ -154,9 +154,11 @@ pmx_gemm_scratch (pmx_gemm_kind kind, int M)
 
 /* ---- Micro-kernels ------------------------------------------------------
 
-   C[0..mr, 0..nr) (ldc) = (ACC ? C : 0) + sum over k < KDEPTH of
-   a[k * MR + i] * b[k * NR + j], for a packed A micro-panel and a packed
-   weight slice.  mr <= MR and nr <= NR cut off a partial tile.  */
+   C[0..mr, 0..nr) (ldc) = (ACC ? C : BIAS ? BIAS[j] : 0) + sum over k <
+   KDEPTH of a[k * MR + i] * b[k * NR + j], for a packed A micro-panel and
+   a packed weight slice.  mr <= MR and nr <= NR cut off a partial tile.
+   BIAS (the tile's columns, or NULL) is what a C filled with it would
+   add, with the same bits, without the pass that fills C.  */
 
 #ifdef HAVE_X86_KERNELS
 
@@ -164,14 +166,15 @@ pmx_gemm_scratch (pmx_gemm_kind kind, int M)
    whole tile, NR floats a row; only mr x nr of it is C's.  Every access to
    the accumulators uses a constant index, so they stay in registers.  */
 static void
-tile_out (const float *t, int nr_max, float *c, int ldc, int mr, int nr, int acc)
+tile_out (const float *t, int nr_max, float *c, int ldc, int mr, int nr, int acc,
+          const float *bias)
 {
   for (int i = 0; i < mr; i++)
     {
       float *ci = c + (size_t) i * ldc;
       const float *ti = t + i * nr_max;
       for (int j = 0; j < nr; j++)
-        ci[j] = acc ? ci[j] + ti[j] : ti[j];
+        ci[j] = acc ? ci[j] + ti[j] : bias ? bias[j] + ti[j] : ti[j];
     }
 }
 
@@ -185,7 +188,7 @@ __attribute__ ((target ("avx512f"), always_inline))
 static inline void
 tile_avx512 (int np, int direct, int lda, int kdepth, const float *a,
              const float *b0p, const float *b1p, float *c, int ldc, int mr, int nr,
-             int acc)
+             int acc, const float *bias)
 {
   __m512 c0[12], c1[12];
 #pragma GCC unroll 12
@@ -216,17 +219,29 @@ tile_avx512 (int np, int direct, int lda, int kdepth, const float *a,
     }
   if (mr == 12 && nr == 16 * np)
     {
+      int add_bias = !acc && bias;
+      __m512 bias0 = _mm512_setzero_ps (), bias1 = bias0;
+      if (add_bias)
+        {
+          bias0 = _mm512_loadu_ps (bias);
+          if (np == 2)
+            bias1 = _mm512_loadu_ps (bias + 16);
+        }
 #pragma GCC unroll 12
       for (int i = 0; i < 12; i++)
         {
           float *ci = c + (size_t) i * ldc;
           if (acc)
             c0[i] = _mm512_add_ps (c0[i], _mm512_loadu_ps (ci));
+          else if (add_bias)
+            c0[i] = _mm512_add_ps (c0[i], bias0);
           _mm512_storeu_ps (ci, c0[i]);
           if (np == 2)
             {
               if (acc)
                 c1[i] = _mm512_add_ps (c1[i], _mm512_loadu_ps (ci + 16));
+              else if (add_bias)
+                c1[i] = _mm512_add_ps (c1[i], bias1);
               _mm512_storeu_ps (ci + 16, c1[i]);
             }
         }
@@ -240,42 +255,43 @@ tile_avx512 (int np, int direct, int lda, int kdepth, const float *a,
       if (np == 2)
         _mm512_store_ps (t + i * 32 + 16, c1[i]);
     }
-  tile_out (t, 32, c, ldc, mr, nr, acc);
+  tile_out (t, 32, c, ldc, mr, nr, acc, bias);
 }
 
 /* 12 x 16: one panel (a lone last panel).  */
 __attribute__ ((target ("avx512f")))
 static void
 kernel_avx512 (int kdepth, const float *a, const float *b, float *c, int ldc, int mr,
-               int nr, int acc)
+               int nr, int acc, const float *bias)
 {
-  tile_avx512 (1, 0, 0, kdepth, a, b, b, c, ldc, mr, nr, acc);
+  tile_avx512 (1, 0, 0, kdepth, a, b, b, c, ldc, mr, nr, acc, bias);
 }
 
 /* 12 x 32: two adjacent panels.  */
 __attribute__ ((target ("avx512f")))
 static void
 kernel_avx512_wide (int kdepth, const float *a, const float *b0, const float *b1,
-                    float *c, int ldc, int mr, int nr, int acc)
+                    float *c, int ldc, int mr, int nr, int acc, const float *bias)
 {
-  tile_avx512 (2, 0, 0, kdepth, a, b0, b1, c, ldc, mr, nr, acc);
+  tile_avx512 (2, 0, 0, kdepth, a, b0, b1, c, ldc, mr, nr, acc, bias);
 }
 
 /* The same two on 12 rows of A itself, LDA > 0 apart.  */
 __attribute__ ((target ("avx512f")))
 static void
 kernel_avx512_direct (int kdepth, const float *a, int lda, const float *b, float *c,
-                      int ldc, int nr, int acc)
+                      int ldc, int nr, int acc, const float *bias)
 {
-  tile_avx512 (1, 1, lda, kdepth, a, b, b, c, ldc, 12, nr, acc);
+  tile_avx512 (1, 1, lda, kdepth, a, b, b, c, ldc, 12, nr, acc, bias);
 }
 
 __attribute__ ((target ("avx512f")))
 static void
 kernel_avx512_wide_direct (int kdepth, const float *a, int lda, const float *b0,
-                           const float *b1, float *c, int ldc, int nr, int acc)
+                           const float *b1, float *c, int ldc, int nr, int acc,
+                           const float *bias)
 {
-  tile_avx512 (2, 1, lda, kdepth, a, b0, b1, c, ldc, 12, nr, acc);
+  tile_avx512 (2, 1, lda, kdepth, a, b0, b1, c, ldc, 12, nr, acc, bias);
 }
 
 /* 6 x 16 on a packed micro-panel (6 floats a k), or where DIRECT (a
@@ -283,7 +299,7 @@ kernel_avx512_wide_direct (int kdepth, const float *a, int lda, const float *b0,
 __attribute__ ((target ("avx2,fma"), always_inline))
 static inline void
 tile_avx2 (int direct, int lda, int kdepth, const float *a, const float *b, float *c,
-           int ldc, int mr, int nr, int acc)
+           int ldc, int mr, int nr, int acc, const float *bias)
 {
   __m256 c0[6], c1[6];
 #pragma GCC unroll 6
@@ -307,6 +323,13 @@ tile_avx2 (int direct, int lda, int kdepth, const float *a, const float *b, floa
     }
   if (mr == 6 && nr == 16)
     {
+      int add_bias = !acc && bias;
+      __m256 bias0 = _mm256_setzero_ps (), bias1 = bias0;
+      if (add_bias)
+        {
+          bias0 = _mm256_loadu_ps (bias);
+          bias1 = _mm256_loadu_ps (bias + 8);
+        }
 #pragma GCC unroll 6
       for (int i = 0; i < 6; i++)
         {
@@ -315,6 +338,11 @@ tile_avx2 (int direct, int lda, int kdepth, const float *a, const float *b, floa
             {
               c0[i] = _mm256_add_ps (c0[i], _mm256_loadu_ps (ci));
               c1[i] = _mm256_add_ps (c1[i], _mm256_loadu_ps (ci + 8));
+            }
+          else if (add_bias)
+            {
+              c0[i] = _mm256_add_ps (c0[i], bias0);
+              c1[i] = _mm256_add_ps (c1[i], bias1);
             }
           _mm256_storeu_ps (ci, c0[i]);
           _mm256_storeu_ps (ci + 8, c1[i]);
@@ -328,23 +356,23 @@ tile_avx2 (int direct, int lda, int kdepth, const float *a, const float *b, floa
       _mm256_store_ps (t + i * 16, c0[i]);
       _mm256_store_ps (t + i * 16 + 8, c1[i]);
     }
-  tile_out (t, 16, c, ldc, mr, nr, acc);
+  tile_out (t, 16, c, ldc, mr, nr, acc, bias);
 }
 
 __attribute__ ((target ("avx2,fma")))
 static void
 kernel_avx2 (int kdepth, const float *a, const float *b, float *c, int ldc, int mr,
-             int nr, int acc)
+             int nr, int acc, const float *bias)
 {
-  tile_avx2 (0, 0, kdepth, a, b, c, ldc, mr, nr, acc);
+  tile_avx2 (0, 0, kdepth, a, b, c, ldc, mr, nr, acc, bias);
 }
 
 __attribute__ ((target ("avx2,fma")))
 static void
 kernel_avx2_direct (int kdepth, const float *a, int lda, const float *b, float *c,
-                    int ldc, int nr, int acc)
+                    int ldc, int nr, int acc, const float *bias)
 {
-  tile_avx2 (1, lda, kdepth, a, b, c, ldc, 6, nr, acc);
+  tile_avx2 (1, lda, kdepth, a, b, c, ldc, 6, nr, acc, bias);
 }
 
 /* One row of a tile, for the few rows of a last micro-panel (padded to a
@@ -354,7 +382,7 @@ kernel_avx2_direct (int kdepth, const float *a, int lda, const float *b, float *
 __attribute__ ((target ("avx512f"), always_inline))
 static inline void
 row_avx512 (int np, int kdepth, const float *a, int as, const float *b0p,
-            const float *b1p, float *c, int nr, int acc)
+            const float *b1p, float *c, int nr, int acc, const float *bias)
 {
   __m512 c0 = _mm512_setzero_ps (), c1 = _mm512_setzero_ps ();
   for (int k = 0; k < kdepth; k++)
@@ -367,28 +395,29 @@ row_avx512 (int np, int kdepth, const float *a, int as, const float *b0p,
   float t[32] __attribute__ ((aligned (64)));
   _mm512_store_ps (t, c0);
   _mm512_store_ps (t + 16, c1);
-  tile_out (t, 32, c, 0, 1, nr, acc);
+  tile_out (t, 32, c, 0, 1, nr, acc, bias);
 }
 
 __attribute__ ((target ("avx512f")))
 static void
 row_avx512_1 (int kdepth, const float *a, int as, const float *b, float *c, int nr,
-              int acc)
+              int acc, const float *bias)
 {
-  row_avx512 (1, kdepth, a, as, b, b, c, nr, acc);
+  row_avx512 (1, kdepth, a, as, b, b, c, nr, acc, bias);
 }
 
 __attribute__ ((target ("avx512f")))
 static void
 row_avx512_2 (int kdepth, const float *a, int as, const float *b0, const float *b1,
-              float *c, int nr, int acc)
+              float *c, int nr, int acc, const float *bias)
 {
-  row_avx512 (2, kdepth, a, as, b0, b1, c, nr, acc);
+  row_avx512 (2, kdepth, a, as, b0, b1, c, nr, acc, bias);
 }
 
 __attribute__ ((target ("avx2,fma")))
 static void
-row_avx2 (int kdepth, const float *a, int as, const float *b, float *c, int nr, int acc)
+row_avx2 (int kdepth, const float *a, int as, const float *b, float *c, int nr, int acc,
+          const float *bias)
 {
   __m256 c0 = _mm256_setzero_ps (), c1 = _mm256_setzero_ps ();
   for (int k = 0; k < kdepth; k++)
@@ -400,7 +429,7 @@ row_avx2 (int kdepth, const float *a, int as, const float *b, float *c, int nr, 
   float t[16] __attribute__ ((aligned (32)));
   _mm256_store_ps (t, c0);
   _mm256_store_ps (t + 8, c1);
-  tile_out (t, 16, c, 0, 1, nr, acc);
+  tile_out (t, 16, c, 0, 1, nr, acc, bias);
 }
 
 /* Every micro-panel of A (M rows, MR a panel, KD deep) times the panels
@@ -409,10 +438,12 @@ row_avx2 (int kdepth, const float *a, int as, const float *b, float *c, int nr, 
    has a wide tile.  The micro-panels come packed from A0, except that with
    AD not NULL the whole ones (MR rows) are read from AD itself (row-major,
    LDA) and A0 holds the rest packed.  A last micro-panel of at most a
-   quarter of MR rows goes a row at a time.  */
+   quarter of MR rows goes a row at a time.  ACC and BIAS (C's columns) as
+   the kernels take them.  */
 static void
 run_panels (pmx_gemm_kind kind, int kd, const float *ad, int lda, const float *a0,
-            int M, const float *b, size_t pstride, float *C, int ldc, int ncols, int acc)
+            int M, const float *b, size_t pstride, float *C, int ldc, int ncols, int acc,
+            const float *bias)
 {
   int mr = kind_mr (kind), wide = kind == PMX_GEMM_AVX512;
   int direct = ad ? M / mr * mr : 0;
@@ -420,7 +451,7 @@ run_panels (pmx_gemm_kind kind, int kd, const float *ad, int lda, const float *a
     {
       int np = wide && ncols - c0 > NR ? 2 : 1;
       int nr = ncols - c0 < np * NR ? ncols - c0 : np * NR;
-      const float *a = a0, *b1 = b + pstride;
+      const float *a = a0, *b1 = b + pstride, *bc = bias ? bias + c0 : NULL;
       for (int r0 = 0; r0 < M; r0 += mr)
         {
           float *c = C + (size_t) r0 * ldc + c0;
@@ -429,23 +460,23 @@ run_panels (pmx_gemm_kind kind, int kd, const float *ad, int lda, const float *a
             {
               const float *ar = ad + (size_t) r0 * lda;
               if (np == 2)
-                kernel_avx512_wide_direct (kd, ar, lda, b, b1, c, ldc, nr, acc);
+                kernel_avx512_wide_direct (kd, ar, lda, b, b1, c, ldc, nr, acc, bc);
               else
                 (wide ? kernel_avx512_direct : kernel_avx2_direct)
-                  (kd, ar, lda, b, c, ldc, nr, acc);
+                  (kd, ar, lda, b, c, ldc, nr, acc, bc);
               continue;
             }
           if (4 * rows <= mr)
             for (int i = 0; i < rows; i++)
               if (np == 2)
-                row_avx512_2 (kd, a + i, mr, b, b1, c + (size_t) i * ldc, nr, acc);
+                row_avx512_2 (kd, a + i, mr, b, b1, c + (size_t) i * ldc, nr, acc, bc);
               else
                 (wide ? row_avx512_1 : row_avx2) (kd, a + i, mr, b, c + (size_t) i * ldc,
-                                                  nr, acc);
+                                                  nr, acc, bc);
           else if (np == 2)
-            kernel_avx512_wide (kd, a, b, b1, c, ldc, rows, nr, acc);
+            kernel_avx512_wide (kd, a, b, b1, c, ldc, rows, nr, acc, bc);
           else
-            (wide ? kernel_avx512 : kernel_avx2) (kd, a, b, c, ldc, rows, nr, acc);
+            (wide ? kernel_avx512 : kernel_avx2) (kd, a, b, c, ldc, rows, nr, acc, bc);
           a += (size_t) kd * mr;
         }
       c0 += np * NR;
@@ -530,7 +561,7 @@ pmx_gemm_packed (const pmx_packed *p, const float *A, int lda, float *C, int ldc
       pack_a (A + (size_t) direct * lda, lda, M - direct, k0, kd, mr, scratch);
       run_panels (p->kind, kd, direct ? A + k0 : NULL, lda, scratch, M,
                   p->panels + (size_t) (N0 / nr) * K * nr + (size_t) k0 * nr,
-                  (size_t) K * nr, C + N0, ldc, N1 - N0, acc);
+                  (size_t) K * nr, C + N0, ldc, N1 - N0, acc, NULL);
     }
 #else
   (void) p, (void) A, (void) lda, (void) C, (void) ldc, (void) M, (void) N0;
@@ -905,24 +936,53 @@ pmx_sgemm_pre (pmx_gemm_kind kind, int transa, int transb, int M, int N, int K,
                int ldb, const float *pb, float beta, float *C, int ldc,
                pmx_sgemm_ws *ws)
 {
+  pmx_sgemm_pre_bias (kind, transa, transb, M, N, K, alpha, A, lda, pa, B, ldb, pb,
+                      beta, C, ldc, ws, NULL);
+}
+
+/* cblas_sgemm's product, with BIAS (not NULL: C filled with it first,
+   BETA then 1).  */
+static void
+blas_bias (int transa, int transb, int M, int N, int K, float alpha, const float *A,
+           int lda, const float *B, int ldb, float beta, float *C, int ldc,
+           const float *bias)
+{
+  if (bias)
+    {
+      for (int i = 0; i < M; i++)
+        memcpy (C + (size_t) i * ldc, bias, (size_t) N * sizeof *C);
+      beta = 1.0f;
+    }
+  cblas_sgemm (CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
+               transb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+               B, ldb, beta, C, ldc);
+}
+
+void
+pmx_sgemm_pre_bias (pmx_gemm_kind kind, int transa, int transb, int M, int N, int K,
+                    float alpha, const float *A, int lda, const float *pa,
+                    const float *B, int ldb, const float *pb, float beta, float *C,
+                    int ldc, pmx_sgemm_ws *ws, const float *bias)
+{
   if (M <= 0 || N <= 0)
     return;
+  if (beta != 0.0f)
+    bias = NULL;
   if (kind == PMX_GEMM_NONE)
     {
-      cblas_sgemm (CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
-                   transb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
-                   B, ldb, beta, C, ldc);
+      blas_bias (transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
       return;
     }
 #ifdef HAVE_X86_KERNELS
   /* C = BETA C first, unless the first depth block overwrites it (BETA 0)
-     or adds to it (BETA 1).  K = 0 leaves BETA C.  */
+     or adds to it (BETA 1).  K = 0 leaves BETA C, or the bias.  */
   int acc0 = beta != 0.0f;
   if ((beta != 0.0f && beta != 1.0f) || (K <= 0 && beta == 0.0f))
     {
       for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++)
-          C[(size_t) i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t) i * ldc + j];
+          C[(size_t) i * ldc + j] = beta == 0.0f ? (bias ? bias[j] : 0.0f)
+            : beta * C[(size_t) i * ldc + j];
     }
   if (K <= 0)
     return;
@@ -939,9 +999,8 @@ pmx_sgemm_pre (pmx_gemm_kind kind, int transa, int transb, int M, int N, int K,
       /* No room to pack: OpenBLAS's product, slower where its kernels are
          not native, never wrong.  BETA has been applied.  Packed operands
          come with their A and B (pmx_sgemm_par).  */
-      cblas_sgemm (CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
-                   transb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
-                   B, ldb, acc0 ? 1.0f : 0.0f, C, ldc);
+      blas_bias (transa, transb, M, N, K, alpha, A, lda, B, ldb, acc0 ? 1.0f : 0.0f, C,
+                 ldc, bias);
       return;
     }
   float *wa = ws->buf, *wb = ws->buf + (pa ? 0 : ((size_t) mc * kc + 15) / 16 * 16);
@@ -970,9 +1029,11 @@ pmx_sgemm_pre (pmx_gemm_kind kind, int transa, int transb, int M, int N, int K,
               else if (mcb > direct)
                 sg_pack_a (transa, A, lda, i0 + direct, mcb - direct, k0, kd, mr, alpha,
                            wa);
+              /* The bias goes in with the first depth block, where a C
+                 filled with it would be read.  */
               run_panels (kind, kd, direct ? A + (size_t) i0 * lda + k0 : NULL, lda, a,
                           mcb, b, (size_t) kd * NR, C + (size_t) i0 * ldc + j0, ldc,
-                          ncb, acc);
+                          ncb, acc, bias && k0 == 0 ? bias + j0 : NULL);
             }
         }
     }

@@ -168,4 +168,13 @@ void pmx_sgemm_pre (pmx_gemm_kind kind, int transa, int transb, int M, int N, in
                     const float *B, int ldb, const float *pb, float beta, float *C,
                     int ldc, pmx_sgemm_ws *ws);
 
+/* The same with a bias: with BETA 0 and BIAS not NULL (N floats, by
+   column), C = BIAS + ALPHA op(A) op(B), the bits of filling C with BIAS
+   and taking BETA 1, without that pass over C (the kernels add BIAS where
+   they would add C's old value).  BIAS is ignored with BETA not 0.  */
+void pmx_sgemm_pre_bias (pmx_gemm_kind kind, int transa, int transb, int M, int N,
+                         int K, float alpha, const float *A, int lda, const float *pa,
+                         const float *B, int ldb, const float *pb, float beta, float *C,
+                         int ldc, pmx_sgemm_ws *ws, const float *bias);
+
 #endif

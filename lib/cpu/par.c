@@ -87,6 +87,7 @@ typedef struct sgemm_job
      for blocks of columns), packed once for KIND; NULL if not shared.  */
   pmx_gemm_kind kind;
   const float *shared;
+  const float *bias;            /* NULL: none; with beta 0 */
 } sgemm_job;
 
 static void
@@ -104,16 +105,15 @@ sgemm_task (void *arg, int task, int thread)
     A = j->transa ? A + b0 : A + (size_t) b0 * j->lda;
   else
     B = j->transb ? B + (size_t) b0 * j->ldb : B + b0;
+  const float *bias = j->bias && !j->by_rows ? j->bias + b0 : j->bias;
   /* Each block on the kernel pmx_sgemm would pick for it alone (a short
      last block may fall under its threshold), so sharing changes no bit.  */
   pmx_gemm_kind kind = pmx_sgemm_kind_for ((double) m * n * j->K);
-  if (j->shared && kind == j->kind)
-    pmx_sgemm_pre (kind, j->transa, j->transb, m, n, j->K, j->alpha, A, j->lda,
-                   j->by_rows ? NULL : j->shared, B, j->ldb,
-                   j->by_rows ? j->shared : NULL, j->beta, C, j->ldc, ws);
-  else
-    pmx_sgemm (j->transa, j->transb, m, n, j->K, j->alpha, A, j->lda, B, j->ldb,
-               j->beta, C, j->ldc, ws);
+  int shared = j->shared && kind == j->kind;
+  pmx_sgemm_pre_bias (kind, j->transa, j->transb, m, n, j->K, j->alpha, A, j->lda,
+                      shared && !j->by_rows ? j->shared : NULL, B, j->ldb,
+                      shared && j->by_rows ? j->shared : NULL, j->beta, C, j->ldc, ws,
+                      bias);
 }
 
 /* Panels of the shared operand, packed by the pool's threads in tasks of
@@ -178,15 +178,16 @@ block_step (int len, int align, double other)
   return step < len ? (int) step : len;
 }
 
-void
-pmx_sgemm_par (const pmx_par *par, int transa, int transb, int M, int N, int K,
-               float alpha, const float *A, int lda, const float *B, int ldb,
-               float beta, float *C, int ldc)
+/* pmx_sgemm_par and pmx_sgemm_par_bias.  */
+static void
+sgemm_par (const pmx_par *par, int transa, int transb, int M, int N, int K,
+           float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+           float *C, int ldc, const float *bias)
 {
   if (M <= 0 || N <= 0)
     return;
   sgemm_job j = { par, transa, transb, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C,
-                  M >= N, 0, PMX_GEMM_NONE, NULL };
+                  M >= N, 0, PMX_GEMM_NONE, NULL, bias };
   /* Rows in multiples of 24 (whole micro-panels of every kernel's tile),
      columns in multiples of 32 (whole pairs of 16-wide panels).  */
   j.step = j.by_rows ? block_step (M, 24, (double) N * K)
@@ -194,6 +195,22 @@ pmx_sgemm_par (const pmx_par *par, int transa, int transb, int M, int N, int K,
   int len = j.by_rows ? M : N, tasks = (len + j.step - 1) / j.step;
   share_operand (par, &j, tasks);
   pmx_par_tasks (par, tasks, sgemm_task, &j);
+}
+
+void
+pmx_sgemm_par (const pmx_par *par, int transa, int transb, int M, int N, int K,
+               float alpha, const float *A, int lda, const float *B, int ldb,
+               float beta, float *C, int ldc)
+{
+  sgemm_par (par, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+void
+pmx_sgemm_par_bias (const pmx_par *par, int transa, int transb, int M, int N, int K,
+                    float alpha, const float *A, int lda, const float *B, int ldb,
+                    float *C, int ldc, const float *bias)
+{
+  sgemm_par (par, transa, transb, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc, bias);
 }
 
 /* ---- Loops --------------------------------------------------------------- */

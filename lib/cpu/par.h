@@ -45,6 +45,11 @@ pmx_sgemm_ws *pmx_par_ws (const pmx_par *par, int thread);
 void pmx_sgemm_par (const pmx_par *par, int transa, int transb, int M, int N, int K,
                     float alpha, const float *A, int lda, const float *B, int ldb,
                     float beta, float *C, int ldc);
+/* The same with BETA 0 and BIAS added to each row of C (NULL: none), as
+   pmx_sgemm_pre_bias does it.  */
+void pmx_sgemm_par_bias (const pmx_par *par, int transa, int transb, int M, int N,
+                         int K, float alpha, const float *A, int lda, const float *B,
+                         int ldb, float *C, int ldc, const float *bias);
 
 /* FN (ARG, t, thread) for the tasks t = 0..TASKS-1, spread over PAR's
    threads (each task must write only what is its own).  */

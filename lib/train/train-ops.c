@@ -284,27 +284,15 @@ typedef struct rows_job
   int O, rows;
 } rows_job;
 
-static void
-fill_bias_rows (void *arg, size_t r0, size_t r1, int thread)
-{
-  const rows_job *j = arg;
-  (void) thread;
-  for (size_t r = r0; r < r1; r++)
-    memcpy (j->out + r * j->O, j->bias, j->O * sizeof *j->out);
-}
-
 void
 pmx_linear_fwd (const pmx_par *par, float *out, const float *inp, const float *w,
                 const float *bias, int R, int In, int O)
 {
   if (R == 0 || O == 0)
     return;
-  if (bias)
-    {
-      rows_job j = { .out = out, .bias = bias, .O = O };
-      pmx_par_for (par, (size_t) R, rows_chunk (par, (size_t) R), fill_bias_rows, &j);
-    }
-  pmx_sgemm_par (par, 0, 1, R, O, In, 1.0f, inp, In, w, In, bias ? 1.0f : 0.0f, out, O);
+  /* The bias as the kernels store the first sums (gemm.h): the bits of
+     filling OUT with it and adding, without that pass over OUT.  */
+  pmx_sgemm_par_bias (par, 0, 1, R, O, In, 1.0f, inp, In, w, In, out, O, bias);
 }
 
 /* dbias[c0..c1) += the column sums of dout (R rows), in row order.  */
