@@ -2,9 +2,9 @@
 # by both after they read their arguments: the model's shape (SHAPE small
 # or minilm; STEPS, THREADS), a temporary directory removed on exit, a
 # vocabulary of 6000 words and 800 rows of exactly T = 32 tokens, so that
-# prumux and PyTorch compute the same shapes, and best () for the best of
-# alternating runs.  NAME is the caller's name (messages, directory).
-# Sets threads batch T steps shape spec dir V; replaces the positional
+# prumux and PyTorch compute the same shapes, best () for the best of
+# alternating runs and steady () for a rate after WARM untimed steps.  NAME is the caller's name (messages, directory).
+# Sets threads batch T steps shape spec dir V warm; replaces the positional
 # parameters with the shape's four numbers.
 threads=${THREADS:-2} batch=40 T=32 words=6000
 case ${SHAPE:-small} in
@@ -28,3 +28,17 @@ V=$(wc -l < "$dir/vocab.txt")
 # Best of alternating runs: the machine is shared, and the best run is the
 # one least disturbed.
 best () { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 > b + 0 ? a : b) }'; }
+# Examples/s of the steps after the first WARM, from the progress lines of
+# a run (ERR, its standard error: "step K/TOTAL ... RATE ex/s", RATE the
+# mean since the first step): the time to step K is K BATCH / RATE.
+warm=3
+steady () {
+  awk -v w="$2" -v b="$3" '{
+      k = 0; r = 0
+      for (i = 1; i < NF; i++) { if ($i == "step") { split ($(i + 1), s, "/"); k = s[1] }
+                                 if ($(i + 1) == "ex/s") r = $i }
+      if (k > 0 && r > 0) { t[k] = k * b / r; if (k > last) last = k }
+    }
+    END { if (!(w in t) || last <= w) { print "no progress lines" > "/dev/stderr"; exit 1 }
+          printf "%.1f\n", (last - w) * b / (t[last] - t[w]) }' "$1"
+}

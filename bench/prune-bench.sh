@@ -8,7 +8,8 @@
 # layers, hidden 384, 12 heads, FFN 1536; STEPS default 10), the shape of
 # the PruMUX experiment (prumux-grid(7)).
 # Usage: prune-bench.sh PYTHON PRUNE_BENCH_PY (prumux-tokenize,
-# prumux-train and prumux-prune from PATH).
+# prumux-train and prumux-prune from PATH).  Both sides time the steps
+# after 3 untimed ones.
 set -eu
 py=${1:-/usr/bin/python3}
 torch_bench=${2:-$(dirname "$0")/prune_bench.py}
@@ -22,11 +23,15 @@ for n in 1 2; do
     -b $batch -s 1 -q -o "$dir/t-$n.pmx"
   c=0 t=0
   for r in 1 2 3; do
-    prumux-prune -m "$dir/t-$n.pmx" -t "$dir/data.pmxs" -b $batch -s $steps -E $steps \
-      --sparsity=0.5 --dropout=0 -j $threads -q $v --log="$dir/log-$n-$r.tsv" \
-      -o "$dir/p-$n.pmx"
+    # WARM steps more, not timed (steady (), bench-setup.sh), as
+    # prune_bench.py does not time its first 3.
+    prumux-prune -m "$dir/t-$n.pmx" -t "$dir/data.pmxs" -b $batch -s $((warm + steps)) \
+      -E $((warm + steps)) --sparsity=0.5 --dropout=0 -j $threads --progress-every=1 $v \
+      -o "$dir/p-$n.pmx" 2> "$dir/err" \
+      || { cat "$dir/err" >&2; exit 1; }
+    grep 'matrix products' "$dir/err" >&2 || :
     v=
-    c=$(best "$c" "$(tail -n 1 "$dir/log-$n-$r.tsv" | cut -f 14)")
+    c=$(best "$c" "$(steady "$dir/err" $warm $batch)")
     t=$(best "$t" "$(OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=1 "$py" \
         "$torch_bench" $n $steps $batch $T $V $threads $shape)")
   done

@@ -6,7 +6,10 @@
 # model of all-MiniLM-L6-v2's size instead of the small one (6 layers,
 # hidden 384, 12 heads, FFN 1536; STEPS default 10).  Usage: train-bench.sh PYTHON TRAIN_BENCH_PY
 # (prumux-tokenize and prumux-train from PATH).  Rows are exactly T = 32
-# tokens, so both sides compute the same shapes.
+# tokens, so both sides compute the same shapes.  Both sides time the
+# steps after 3 untimed ones (the first step allocates and faults in the
+# activations and the optimizer's moments; it was 7 % of 10 MiniLM-size
+# steps).
 set -eu
 py=${1:-/usr/bin/python3}
 torch_bench=${2:-$(dirname "$0")/train_bench.py}
@@ -18,11 +21,15 @@ v=-v    # the first run says (on standard error) which kernels run
 for n in 1 2 5; do
   c=0 t=0
   for r in 1 2 3; do
+    # WARM steps more, not timed (steady (), bench-setup.sh), as
+    # train_bench.py does not time its first 3.
     prumux-train --init=$spec,n=$n,labels=8 --vocab="$dir/vocab.txt" -t "$dir/data.pmxs" \
-      -b $batch -s $steps -E $steps --dropout=0 -l 1e-4 -j $threads -q $v \
-      --log="$dir/log-$n-$r.tsv" -o "$dir/m-$n.pmx"
+      -b $batch -s $((warm + steps)) -E $((warm + steps)) --dropout=0 -l 1e-4 \
+      -j $threads --progress-every=1 $v -o "$dir/m-$n.pmx" 2> "$dir/err" \
+      || { cat "$dir/err" >&2; exit 1; }
+    grep 'matrix products' "$dir/err" >&2 || :
     v=
-    c=$(best "$c" "$(tail -n 1 "$dir/log-$n-$r.tsv" | cut -f 10)")
+    c=$(best "$c" "$(steady "$dir/err" $warm $batch)")
     t=$(best "$t" "$(OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=1 "$py" \
         "$torch_bench" $n $steps $batch $T $V $threads $shape)")
   done

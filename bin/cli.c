@@ -289,6 +289,28 @@ cli_open_log (const char *path, const char *header, const char *output,
   return log;
 }
 
+double
+cli_now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void
+cli_progress_bar (long long step, long long total, double loss, double rate,
+                  double eta)
+{
+  int width = 30, fill = total ? (int) (width * step / total) : width;
+  char bar[64];
+  for (int i = 0; i < width; i++)
+    bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+  bar[width] = 0;
+  fprintf (stderr, "\r[%s] %3d%% %lld/%lld loss %.4f %.1f ex/s ETA %d:%02d  ",
+           bar, (int) (100 * step / (total ? total : 1)), step, total, loss,
+           rate, (int) eta / 60, (int) eta % 60);
+}
+
 void
 cli_refuse_tty (const char *path, int force)
 {

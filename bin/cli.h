@@ -81,6 +81,14 @@ void cli_output_commit (cli_output *o);
 FILE *cli_open_log (const char *path, const char *header, const char *output,
                     long long start);
 
+/* Seconds on a monotonic clock.  */
+double cli_now (void);
+/* The progress bar of a run on a terminal (standard error), redrawn in
+   place: STEP of TOTAL, the mean LOSS, RATE examples/s and ETA seconds
+   left.  A line printed after it starts with a newline.  */
+void cli_progress_bar (long long step, long long total, double loss, double rate,
+                       double eta);
+
 /* A binary stream written to a terminal garbles it and helps nobody: die,
    as gzip does, when PATH ("-" or NULL: standard output) is a terminal,
    unless FORCE (the programs' --force).  Call it before any work.  */

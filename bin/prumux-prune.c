@@ -113,6 +113,8 @@ Output:\n\
       --log=FILE          append metrics to FILE, tab-separated: a header\n\
                             line when FILE is new, a '# run' line when a\n\
                             run is appended\n\
+      --progress-every=N  off a terminal, a progress line every N steps\n\
+                            (default: every 5% of the run; 0: none)\n\
   -q, --quiet             no progress on standard error\n\
   -v, --verbose           say on standard error how many threads a step runs\n\
                             on and which kernels its matrix products use\n", stdout);
@@ -138,6 +140,7 @@ typedef struct options
   const char *model, *train, *dev, *output, *masks, *log;
   double sparsity, epochs, warmup_epochs, finetune_epochs;
   long long steps, seed, pause_after;
+  long long progress_every;     /* -1: the default, 5% of the run */
   float lr, reg_lr, alpha_ce, alpha_layer, temperature, clip, dropout;
   float finetune_lr;
   int batch, threads, eval_every, resume, quiet, verbose;
@@ -147,7 +150,7 @@ enum
 {
   OPT_REG_LR = 256, OPT_WARMUP, OPT_ALPHA_CE, OPT_ALPHA_LAYER, OPT_TEMP,
   OPT_CLIP, OPT_DROPOUT, OPT_SEED, OPT_FT_EPOCHS, OPT_FT_LR, OPT_MASKS,
-  OPT_LR, OPT_LOG
+  OPT_LR, OPT_LOG, OPT_PROGRESS_EVERY
 };
 
 static const struct option long_options[] = {
@@ -176,19 +179,12 @@ static const struct option long_options[] = {
   {"pause-after", required_argument, NULL, 'P'},
   {"eval-every", required_argument, NULL, 'E'},
   {"log", required_argument, NULL, OPT_LOG},
+  {"progress-every", required_argument, NULL, OPT_PROGRESS_EVERY},
   {"quiet", no_argument, NULL, 'q'},
   {"verbose", no_argument, NULL, 'v'},
   CLI_STANDARD_LONGOPTS,
   {NULL, 0, NULL, 0}
 };
-
-static double
-now (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ---- Data --------------------------------------------------------------- */
 
@@ -315,6 +311,7 @@ main (int argc, char **argv)
   options o;
   memset (&o, 0, sizeof o);
   o.sparsity = -1;
+  o.progress_every = -1;
   o.batch = 32;
   o.threads = 1;
   o.epochs = 1;
@@ -370,6 +367,9 @@ main (int argc, char **argv)
       case 'P': o.pause_after = cli_parse_int ("--pause-after", optarg, 1, 1LL << 40); break;
       case 'E': o.eval_every = (int) cli_parse_int ("--eval-every", optarg, 1, 1 << 30); break;
       case OPT_LOG: o.log = optarg; break;
+      case OPT_PROGRESS_EVERY:
+        o.progress_every = cli_parse_int ("--progress-every", optarg, 0, 1LL << 40);
+        break;
       case 'q': o.quiet = 1; break;
       case 'v': o.verbose = 1; break;
       default: usage_error (NULL);
@@ -522,7 +522,12 @@ main (int argc, char **argv)
     die_lib (NULL);
   double prunable = pmx_model_prunable (pm);
 
-  double t0 = now (), sum[4] = { 0, 0, 0, 0 }, s_hat = 0, target = 0, lag = 0;
+  /* On a terminal a bar, off it a line every PROGRESS_EVERY steps
+     (prumux-train's progress).  */
+  int tty = isatty (2) && !o.quiet;
+  long long progress_every = o.quiet || tty ? 0 : o.progress_every >= 0 ? o.progress_every
+    : (total + 19) / 20;
+  double t0 = cli_now (), sum[4] = { 0, 0, 0, 0 }, s_hat = 0, target = 0, lag = 0;
   long long sum_n = 0, done_here = 0;
   int status = EXIT_SUCCESS, stopped = 0;
   float lr = o.lr;
@@ -550,9 +555,17 @@ main (int argc, char **argv)
       int last = step + 1 == total;
       int eval_now = (step + 1) % eval_every == 0 || last;
       int stop = interrupted || pause;
+      double el = cli_now () - t0;
+      double rate = done_here * (double) o.batch / el;
+      double eta = (total - step - 1) * el / done_here;
+      if (tty)
+        cli_progress_bar (step + 1, total, sum[0] / sum_n, rate, eta);
+      if (progress_every && (step + 1) % progress_every == 0 && !eval_now)
+        fprintf (stderr, "%s: step %lld/%lld loss %.4f expected_sparsity %.4f"
+                 " %.1f ex/s ETA %d:%02d\n", program_name, step + 1, total,
+                 sum[0] / sum_n, s_hat, rate, (int) eta / 60, (int) eta % 60);
       if (!eval_now && !stop)
         continue;
-      double rate = done_here * (double) o.batch / (now () - t0);
       if (eval_now)
         {
           pmx_l0_deterministic (l0, zdet);
@@ -577,11 +590,11 @@ main (int argc, char **argv)
             }
           if (!o.quiet)
             {
-              fprintf (stderr, "step %lld/%lld epoch %.2f loss %.4f"
+              fprintf (stderr, "%sstep %lld/%lld epoch %.2f loss %.4f"
                        " (pred %.4f layer %.4f lagrangian %.4f)"
                        " expected_sparsity %.4f target %.4f lambda1 %.4g"
-                       " lambda2 %.4g sparsity %.4f", step + 1, total, epoch,
-                       sum[0] / sum_n, sum[1] / sum_n, sum[2] / sum_n,
+                       " lambda2 %.4g sparsity %.4f", tty ? "\n" : "", step + 1,
+                       total, epoch, sum[0] / sum_n, sum[1] / sum_n, sum[2] / sum_n,
                        sum[3] / sum_n, s_hat, target, l0->lambda[0],
                        l0->lambda[1], sp);
               if (dev && r.have_task)
@@ -600,8 +613,8 @@ main (int argc, char **argv)
       pmx_meta_free (&meta);
       if (stop)
         {
-          fprintf (stderr, "%s: %s after step %lld; state saved in %s,"
-                   " continue with --resume\n", program_name,
+          fprintf (stderr, "%s%s: %s after step %lld; state saved in %s,"
+                   " continue with --resume\n", tty ? "\n" : "", program_name,
                    interrupted ? "interrupted" : "paused", step + 1,
                    state_path);
           status = interrupted ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -423,30 +423,6 @@ new_model (const options *o, const char *spec, pmx_model_config *cfg,
   return m;
 }
 
-/* ---- Progress ----------------------------------------------------------- */
-
-static double
-now (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void
-progress_bar (long long step, long long total, double loss, double rate,
-              double eta)
-{
-  int width = 30, fill = total ? (int) (width * step / total) : width;
-  char bar[64];
-  for (int i = 0; i < width; i++)
-    bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
-  bar[width] = 0;
-  fprintf (stderr, "\r[%s] %3d%% %lld/%lld loss %.4f %.1f ex/s ETA %d:%02d  ",
-           bar, (int) (100 * step / (total ? total : 1)), step, total, loss,
-           rate, (int) eta / 60, (int) eta % 60);
-}
-
 /* ---- Main --------------------------------------------------------------- */
 
 enum
@@ -737,7 +713,7 @@ main (int argc, char **argv)
       || (dev && pmx_batcher_init (&db, dev, o.batch, &m->cfg, max_len,
                                    (uint64_t) o.seed, cls_id, mask_id) < 0))
     die_lib (NULL);
-  double t0 = now (), loss_sum = 0, norm = 0;
+  double t0 = cli_now (), loss_sum = 0, norm = 0;
   long long loss_n = 0, done_here = 0;
   int status = EXIT_SUCCESS;
   for (long long step = start; step < total; step++)
@@ -772,10 +748,10 @@ main (int argc, char **argv)
       loss_n++;
       done_here++;
       int pause = done_here == o.pause_after && step + 1 < total;
-      double el = now () - t0;
+      double el = cli_now () - t0;
       double rate = done_here * (double) o.batch * o.accumulate / el;
       if (tty)
-        progress_bar (step + 1, total, loss_sum / loss_n, rate,
+        cli_progress_bar (step + 1, total, loss_sum / loss_n, rate,
                       (total - step - 1) * el / done_here);
       int last = step + 1 == total;
       int stop = interrupted || pause;

@@ -1,7 +1,7 @@
 #!/bin/sh
 # prumux-prune end to end on the synthetic task of the training tests:
 # usage errors and bad input (nothing written), N = 1 and N = 2 teachers
-# pruned to a target, an N = 1 (cls pooling) run that cuts hidden
+# pruned to a target, progress lines, an N = 1 (cls pooling) run that cuts hidden
 # dimensions, the masks TSV (read back by prumux-model shrink),
 # a run paused and resumed ending bit for bit where an unbroken run ends,
 # and where runs on 1 and 3 threads end,
@@ -65,6 +65,17 @@ for n in 1 2; do
     | prumux-demux -m p$n.pmx > pred$n.tsv || fail_ "N=$n: pipeline"
   test $(wc -l < pred$n.tsv) -ge 100 || fail_ "N=$n: $(wc -l < pred$n.tsv) predictions"
 done
+# Off a terminal: a progress line every --progress-every steps, as
+# prumux-train has them (not on the evaluation steps); none with -q.
+prumux-prune -m t2.pmx -t train.pmxs -b 16 -s 6 -E 3 --sparsity=0.5 \
+  --progress-every=2 -o g.pmx 2> progress || fail_ "--progress-every"
+grep -Eq '^prumux-prune: step 2/6 loss [0-9.]+ expected_sparsity [0-9.]+ [0-9.]+ ex/s ETA [0-9]+:[0-9]{2}$' \
+  progress || { cat progress >&2; fail_ "no progress line at step 2"; }
+[ "$(grep -c '^prumux-prune: step' progress)" = 2 ] || { cat progress >&2; fail_ "progress lines"; }
+grep -q '^step 3/6' progress || fail_ "no evaluation line"
+prumux-prune -m t2.pmx -t train.pmxs -b 16 -s 6 -E 3 --sparsity=0.5 -q -o g.pmx \
+  2> progress || fail_ "-q run"
+[ ! -s progress ] || fail_ "--quiet printed progress"
 # N = 1 without a pooler (the classifier reads h_0) prunes hidden
 # dimensions too (a fast --reg-lr: hidden masks start near 1): the
 # classifier loses the cut input columns, and the model runs.
