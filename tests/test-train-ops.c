@@ -963,6 +963,28 @@ test_to_forms (void)
       failures++;
       keep_ok = 0;
     }
+  /* pmx_colsum_prod: each column's products in double, in row order;
+     pmx_mul_cols, in place too: x s hz[j].  */
+  double cs[F], ck[F];
+  for (int j = 0; j < F; j++)
+    cs[j] = ck[j] = pre[j];
+  for (int r = 0; r < R; r++)
+    for (int j = 3; j < 50; j++)
+      cs[j] += (double) dl[r * F + j] * g1[r * F + j];
+  pmx_colsum_prod (ck, dl, g1, F, R, 3, 50);
+  memcpy (g2, dl, R * F * sizeof (float));
+  pmx_mul_cols (kept, dl, pre, 0.3f, R, F);
+  pmx_mul_cols (g2, g2, pre, 0.3f, R, F);
+  int cols_ok = !memcmp (cs, ck, sizeof cs)
+    && !memcmp (kept, g2, R * F * sizeof (float));
+  for (int i = 0; i < R * F && cols_ok; i++)
+    cols_ok = kept[i] == dl[i] * 0.3f * pre[i % F];
+  if (!cols_ok)
+    {
+      printf ("FAIL pmx_colsum_prod or pmx_mul_cols: not the loops' bits\n");
+      failures++;
+      keep_ok = 0;
+    }
   if (ok && keep_ok)
     printf ("ok   _to forms                    accumulating's values, one pass\n");
   free (g1); free (g2); free (kept);

@@ -200,6 +200,33 @@ pmx_colsum_acc (float *restrict y, const float *restrict x, int ld, int rows, in
 }
 
 MULTIVERSION void
+pmx_colsum_prod (double *restrict acc, const float *restrict x, const float *restrict y,
+                 int ld, int rows, int c0, int c1)
+{
+  for (int r = 0; r < rows; r++)
+    {
+      const float *restrict xr = x + (size_t) r * ld, *restrict yr = y + (size_t) r * ld;
+#pragma omp simd
+      for (int j = c0; j < c1; j++)
+        acc[j] += (double) xr[j] * yr[j];
+    }
+}
+
+MULTIVERSION void
+pmx_mul_cols (float *y, const float *x, const float *hz, float s, int rows, int n)
+{
+  for (int r = 0; r < rows; r++)
+    {
+      float *yr = y + (size_t) r * n;
+      const float *xr = x + (size_t) r * n;
+      /* Y may be X: each element is read before it is written.  */
+#pragma omp simd
+      for (int j = 0; j < n; j++)
+        yr[j] = xr[j] * s * hz[j];
+    }
+}
+
+MULTIVERSION void
 pmx_vadd (float *restrict y, const float *restrict x, size_t n)
 {
   for (size_t i = 0; i < n; i++)

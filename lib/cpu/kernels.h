@@ -88,6 +88,12 @@ void pmx_vadd (float *y, const float *x, size_t n);
 void pmx_vscale (float *x, float a, size_t n);
 double pmx_sum_squares (const float *x, size_t n);
 void pmx_colsum_acc (float *y, const float *x, int ld, int rows, int c0, int c1);
+/* CoFi's masks: ACC[C0..C1) += the sums of X Y (elementwise, in double)
+   over those columns of ROWS rows (both LD apart), each column in row
+   order; Y = X * S * HZ[j] column-wise for ROWS rows of N (Y may be X).  */
+void pmx_colsum_prod (double *acc, const float *x, const float *y, int ld, int rows,
+                      int c0, int c1);
+void pmx_mul_cols (float *y, const float *x, const float *hz, float s, int rows, int n);
 /* LayerNorm's backward over every column, for ROWS rows of N from the
    input X, the output's gradient D, the weight W and the forward's MEAN
    and RSTD: DX += rstd (d w - mean (d w) - x^ mean (d w x^)), x^ =

@@ -9,6 +9,7 @@
 #include <config.h>
 #include "train-model.h"
 #include "train-ops.h"
+#include "kernels.h"
 #include "par.h"
 #include "mux.h"
 #include "demux-head.h"
@@ -495,6 +496,7 @@ typedef struct act
   pmx_cofi_z *dz;                       /* their gradient (owned) */
   double *dhz;                          /* (H) hidden_z gradient, in double */
   double *dcol;                         /* (max FFN) intermediate_z's, likewise */
+  double *dhead;                        /* (max heads) head_z's, likewise */
   int masked;                           /* the arena has the mask buffers */
   int open;                             /* ... and the caller's gradients */
   int threads;                          /* datt holds T*T for each */
@@ -528,6 +530,7 @@ act_free (void *p)
       pmx_cofi_z_free (a->dz);
       free (a->dhz);
       free (a->dcol);
+      free (a->dhead);
     }
   free (a);
 }
@@ -691,7 +694,11 @@ get_act (pmx_tmodel *m, int B, int T, int masked)
       a->dz = pmx_cofi_z_new (c->layers, c->hidden, c->heads, c->ffn);
       a->dhz = calloc (c->hidden, sizeof *a->dhz);
       a->dcol = calloc (fmax, sizeof *a->dcol);
-      if (!a->dz || !a->dhz || !a->dcol)
+      int hmax = 1;
+      for (int l = 0; l < c->layers; l++)
+        hmax = c->heads[l] > hmax ? c->heads[l] : hmax;
+      a->dhead = calloc (hmax, sizeof *a->dhead);
+      if (!a->dz || !a->dhz || !a->dcol || !a->dhead)
         return pmx_error ("out of memory"), NULL;
     }
   size_t need = plan (&m->cfg, a, NULL, B, T);
@@ -892,9 +899,79 @@ check_masks (const pmx_train_config *c, const pmx_cofi_z *z)
 static void
 mul_cols (float *y, const float *x, const float *hz, float s, int R, int H)
 {
-  for (int r = 0; r < R; r++)
-    for (int j = 0; j < H; j++)
-      y[(size_t) r * H + j] = x[(size_t) r * H + j] * s * hz[j];
+  pmx_mul_cols (y, x, hz, s, R, H);
+}
+
+/* Masks' elementwise steps on PAR's threads: what mul_cols, colsum_prod
+   and a head's mask do, in blocks of rows (mul_cols) or of columns and
+   heads (the sums), each sum still in row order, so the same bits as on
+   one thread.  On one thread they were 7 % of a MiniLM-size pruning step,
+   during which the other thread had nothing to do.  */
+typedef struct cols_job
+{
+  float *y;
+  const float *x, *hz;
+  double *acc;
+  float s;
+  int R, H, HD;
+} cols_job;
+
+static void
+mul_cols_rows (void *arg, size_t r0, size_t r1, int thread)
+{
+  const cols_job *j = arg;
+  (void) thread;
+  size_t H = (size_t) j->H;
+  mul_cols (j->y + r0 * H, j->x + r0 * H, j->hz, j->s, (int) (r1 - r0), j->H);
+}
+
+/* y (R, H) = x * s * hz[j] column-wise (Y may be X).  */
+static void
+par_mul_cols (const pmx_par *par, float *y, const float *x, const float *hz, float s,
+              int R, int H)
+{
+  cols_job j = { .y = y, .x = x, .hz = hz, .s = s, .H = H };
+  pmx_par_for (par, (size_t) R, pmx_par_chunk (par, (size_t) R, 16), mul_cols_rows, &j);
+}
+
+static void
+colsum_prod_cols (void *arg, size_t c0, size_t c1, int thread)
+{
+  const cols_job *j = arg;
+  (void) thread;
+  pmx_colsum_prod (j->acc, j->x, j->y, j->H, j->R, (int) c0, (int) c1);
+}
+
+/* acc[j] += sum_r x[r, j] y[r, j] over R rows of H, each column in row
+   order.  */
+static void
+par_colsum_prod (const pmx_par *par, double *acc, const float *x, const float *y, int R,
+                 int H)
+{
+  cols_job j = { .y = (float *) y, .x = x, .acc = acc, .R = R, .H = H };
+  pmx_par_for (par, (size_t) H, 64, colsum_prod_cols, &j);
+}
+
+/* For heads H0..H1 of HD columns of D and RAW (R rows of H = NH HD):
+   ACC[h] = the sum of D RAW over the head's elements, in row order, then D
+   = D * Z[h] (the backward of ctx = ctx_raw * head_z).  */
+static void
+head_z_heads (void *arg, size_t h0, size_t h1, int thread)
+{
+  const cols_job *j = arg;
+  (void) thread;
+  for (size_t h = h0; h < h1; h++)
+    {
+      double t = 0;
+      for (int r = 0; r < j->R; r++)
+        for (size_t c = h * j->HD; c < (h + 1) * j->HD; c++)
+          {
+            size_t i = (size_t) r * j->H + c;
+            t += (double) j->y[i] * j->x[i];
+            j->y[i] *= j->hz[h];
+          }
+      j->acc[h] = t;
+    }
 }
 
 /* A sublayer's tail, the same after attention and after the FFN:
@@ -1030,10 +1107,10 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
         {
           pmx_embed_sum_fwd (a->es1_raw, a->ids, NULL, w->word, w->pos,
                              w->type, B * T, T, H);
-          mul_cols (a->es1, a->es1_raw, hz, 1, B * T, H);
+          par_mul_cols (m->par, a->es1, a->es1_raw, hz, 1, B * T, H);
           pmx_layernorm_z_fwd (m->par, a->e1, a->emean1, a->erstd1, a->es1, w->eln_w,
                                w->eln_b, hz, B * T, H, c->ln_eps);
-          mul_cols (a->e1z, a->e1, hz, 1, B * T, H);
+          par_mul_cols (m->par, a->e1z, a->e1, hz, 1, B * T, H);
           e1 = a->e1z;
         }
       else
@@ -1056,11 +1133,11 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
   const float *x = a->e;
   if (z)
     {
-      mul_cols (a->es, a->es_raw, hz, 1, R, H);
+      par_mul_cols (m->par, a->es, a->es_raw, hz, 1, R, H);
       pmx_layernorm_z_fwd (m->par, a->e, a->emean, a->erstd, a->es, w->eln_w,
                            w->eln_b, hz, R, H, c->ln_eps);
       dropout (m->par, a->e, a->emask, RH, p, training, dseed, 0);
-      mul_cols (a->ez, a->e, hz, 1, R, H);
+      par_mul_cols (m->par, a->ez, a->e, hz, 1, R, H);
       x = a->ez;
     }
   else
@@ -1111,7 +1188,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
           else
             {
               if (z)
-                mul_cols (L->ao, L->ao_raw, hz, z->head_layer[l], R, H);
+                par_mul_cols (m->par, L->ao, L->ao_raw, hz, z->head_layer[l], R, H);
               dropout (m->par, L->ao, L->ao_mask, RH, p, training, dseed, 2 * l + 1);
               x = residual_layernorm (m->par, L->res1, x, L->ao, L->x1, L->x1z,
                                       L->mean1, L->rstd1, W->ln1_w, W->ln1_b,
@@ -1124,7 +1201,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
           const float *fg = L->fg;
           if (z)
             {
-              mul_cols (L->fgz, L->fg, z->intermediate[l], 1, R, F);
+              par_mul_cols (m->par, L->fgz, L->fg, z->intermediate[l], 1, R, F);
               fg = L->fgz;
             }
           pmx_linear_fwd (m->par, z ? L->f2_raw : L->f2, fg, W->fo_w, W->fo_b, R, F,
@@ -1134,7 +1211,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
           else
             {
               if (z)
-                mul_cols (L->f2, L->f2_raw, hz, z->mlp[l], R, H);
+                par_mul_cols (m->par, L->f2, L->f2_raw, hz, z->mlp[l], R, H);
               dropout (m->par, L->f2, L->f2_mask, RH, p, training, dseed, 2 * l + 2);
               x = residual_layernorm (m->par, L->res2, x, L->f2, L->x2, L->x2z,
                                       L->mean2, L->rstd2, W->ln2_w, W->ln2_b,
@@ -1375,15 +1452,6 @@ ret_head_bwd (pmx_tmodel *m, head_act *h, float *dX)
   pmx_concat_bwd (g->demux_e, dX, h->dz0, h->inst, h->src, rows, H);
 }
 
-/* acc[j] += sum_r x[r, j] y[r, j] over R rows of H.  */
-static void
-colsum_prod (double *acc, const float *x, const float *y, int R, int H)
-{
-  for (int r = 0; r < R; r++)
-    for (int j = 0; j < H; j++)
-      acc[j] += (double) x[(size_t) r * H + j] * y[(size_t) r * H + j];
-}
-
 static double
 dot (const float *x, const float *y, size_t n)
 {
@@ -1586,8 +1654,8 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
           if (z)
             {
               /* out = x2 * hz */
-              colsum_prod (dhz, dout, L->x2, R, H);
-              mul_cols (a->dy, dout, hz, 1, R, H);
+              par_colsum_prod (m->par, dhz, dout, L->x2, R, H);
+              par_mul_cols (m->par, a->dy, dout, hz, 1, R, H);
               d = a->dy;
             }
           float *dres = residual_ln_bwd (m, a, R, dx1, a->dres, d, Gw->ln2_w, Gw->ln2_b,
@@ -1598,15 +1666,15 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
                              z ? L->fgz : L->fg, W->fo_w, R, F, H);
           if (z)
             {
-              /* fgz = fg * intermediate_z.  Summed a row at a time (a
-                 column at a time, every term was a cache miss: 7 % of a
-                 MiniLM-size pruning step), each column still in row
-                 order, so the same sums.  */
+              /* fgz = fg * intermediate_z.  Summed a row of a block of
+                 columns at a time (a column at a time, every term was a
+                 cache miss: 7 % of a MiniLM-size pruning step), each
+                 column still in row order, so the same sums.  */
               memset (a->dcol, 0, F * sizeof *a->dcol);
-              colsum_prod (a->dcol, a->dfg, L->fg, R, F);
+              par_colsum_prod (m->par, a->dcol, a->dfg, L->fg, R, F);
               for (int j = 0; j < F; j++)
                 dz->intermediate[l][j] += (float) a->dcol[j];
-              mul_cols (a->dfg, a->dfg, z->intermediate[l], 1, R, F);
+              par_mul_cols (m->par, a->dfg, a->dfg, z->intermediate[l], 1, R, F);
             }
           pmx_gelu_bwd_out_to (m->par, a->dff, L->f1, L->fg, a->dfg, RF);
           pmx_linear_bwd (m->par, dx1, Gw->fi_w, Gw->fi_b, a->dff, x1, W->fi_w, R, H,
@@ -1623,8 +1691,8 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
           const float *d = dx1;
           if (z)
             {
-              colsum_prod (dhz, dx1, L->x1, R, H);
-              mul_cols (a->dy, dx1, hz, 1, R, H);
+              par_colsum_prod (m->par, dhz, dx1, L->x1, R, H);
+              par_mul_cols (m->par, a->dy, dx1, hz, 1, R, H);
               d = a->dy;
             }
           /* din, the layer input's gradient, starts as the residual's.  */
@@ -1638,18 +1706,11 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
           if (z)
             {
               /* ctx = ctx_raw * head_z (per head) */
+              cols_job hj = { .y = a->dctx, .x = L->ctx_raw, .hz = z->head[l],
+                              .acc = a->dhead, .R = R, .H = A, .HD = HD };
+              pmx_par_for (m->par, (size_t) NH, 1, head_z_heads, &hj);
               for (int h = 0; h < NH; h++)
-                {
-                  double t = 0;
-                  for (int r = 0; r < R; r++)
-                    for (int j = h * HD; j < (h + 1) * HD; j++)
-                      {
-                        size_t i = (size_t) r * A + j;
-                        t += (double) a->dctx[i] * L->ctx_raw[i];
-                        a->dctx[i] *= z->head[l][h];
-                      }
-                  dz->head[l][h] += (float) t;
-                }
+                dz->head[l][h] += (float) a->dhead[h];
             }
           pmx_attention_bwd_to (m->par, a->dq, a->dk, a->dv, a->datt, a->dctx, L->att,
                                 L->q, L->k, L->v, G, T, T, NH, HD);
@@ -1669,8 +1730,8 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
   /* Embeddings: dout is the gradient of the encoder's input.  */
   if (z)
     {
-      colsum_prod (dhz, dout, a->e, R, H);
-      mul_cols (dout, dout, hz, 1, R, H);
+      par_colsum_prod (m->par, dhz, dout, a->e, R, H);
+      par_mul_cols (m->par, dout, dout, hz, 1, R, H);
     }
   if (a->dropped)
     pmx_dropout_bwd (m->par, dout, a->emask, (int64_t) RH);
@@ -1678,8 +1739,8 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
     {
       pmx_layernorm_z_bwd_to (m->par, a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,
                               hz, a->emean, a->erstd, R, H);
-      colsum_prod (dhz, a->dres, a->es_raw, R, H);
-      mul_cols (a->dres, a->dres, hz, 1, R, H);
+      par_colsum_prod (m->par, dhz, a->dres, a->es_raw, R, H);
+      par_mul_cols (m->par, a->dres, a->dres, hz, 1, R, H);
     }
   else
     pmx_layernorm_bwd_to (m->par, a->dres, g->eln_w, g->eln_b, dout, a->es, w->eln_w,
@@ -1693,12 +1754,12 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
       pmx_mux_bwd (a->de1, a->dres, w->keys, G, N, T, H);
       if (z)
         {
-          colsum_prod (dhz, a->de1, a->e1, B * T, H);
-          mul_cols (a->de1, a->de1, hz, 1, B * T, H);
+          par_colsum_prod (m->par, dhz, a->de1, a->e1, B * T, H);
+          par_mul_cols (m->par, a->de1, a->de1, hz, 1, B * T, H);
           pmx_layernorm_z_bwd_to (m->par, a->des1, g->eln_w, g->eln_b, a->de1, a->es1,
                                w->eln_w, hz, a->emean1, a->erstd1, B * T, H);
-          colsum_prod (dhz, a->des1, a->es1_raw, B * T, H);
-          mul_cols (a->des1, a->des1, hz, 1, B * T, H);
+          par_colsum_prod (m->par, dhz, a->des1, a->es1_raw, B * T, H);
+          par_mul_cols (m->par, a->des1, a->des1, hz, 1, B * T, H);
         }
       else
         pmx_layernorm_bwd_to (m->par, a->des1, g->eln_w, g->eln_b, a->de1, a->es1,
