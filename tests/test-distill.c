@@ -11,6 +11,7 @@
 #include <config.h>
 #include "distill.h"
 #include "error.h"
+#include "par.h"
 #include "stream.h"
 #include "train-ops.h"
 
@@ -94,8 +95,30 @@ run_case (pmx_writer *w, int LS, int LT, int R, int H, int B, int C,
   float *scratch = malloc ((LS + 1) * RH * sizeof (float));
   if (!scratch)
     check_fatal ("memory");
-  loss[1] = pmx_distill_layers (sp, LS, tp, NT, W, b, exists, R, HS, H, scratch,
+  /* On 2 threads first, then on one, whose results are written: the
+     same bits.  */
+  pmx_par *par = pmx_par_new (2);
+  float *pdsh = calloc ((size_t) LS * RS, sizeof *pdsh);
+  float *pdW = calloc ((size_t) H * HS, sizeof *pdW), *pdb = calloc (H, sizeof *pdb);
+  float *pdsp[PMX_DISTILL_MAX_LAYERS];
+  int palign[PMX_DISTILL_MAX_LAYERS];
+  if (!par || !pdsh || !pdW || !pdb)
+    check_fatal ("memory");
+  for (int j = 0; j < LS; j++)
+    pdsp[j] = pdsh + j * RS;
+  double ploss = pmx_distill_layers (par, sp, LS, tp, NT, W, b, exists, R, HS, H,
+                                     scratch, palign, pdsp, pdW, pdb, 0.3);
+  loss[1] = pmx_distill_layers (NULL, sp, LS, tp, NT, W, b, exists, R, HS, H, scratch,
                                 align, dsp, dW, db, 0.3);
+  CHECK (ploss == loss[1] && !memcmp (palign, align, NT * sizeof *align)
+         && !memcmp (pdsh, dsh, (size_t) LS * RS * sizeof *dsh)
+         && !memcmp (pdW, dW, (size_t) H * HS * sizeof *dW)
+         && !memcmp (pdb, db, H * sizeof *db),
+         "case LS=%d LT=%d: 2 threads give other bits than one", LS, LT);
+  pmx_par_free (par);
+  free (pdsh);
+  free (pdW);
+  free (pdb);
   free (scratch);
   int32_t *al = add (&rec, "align", PMX_I32, 1, NT, 0);
   int32_t *tls = add (&rec, "teacher_layers", PMX_I32, 1, NT, 0);

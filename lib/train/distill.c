@@ -2,6 +2,7 @@
 
 #include <config.h>
 #include "distill.h"
+#include "par.h"
 #include "train-ops.h"
 
 #include <math.h>
@@ -53,11 +54,51 @@ pmx_distill_teacher_layers (int layers, int *out)
   return n;
 }
 
+/* The mean squared errors of pairs (teacher layer k, student layer j),
+   a pair a task, each summed in order: the bits of one thread.  */
+typedef struct mse_job
+{
+  const float *const *t;
+  const float *y, *tk;
+  float *dy;
+  size_t RH;
+  int LS;
+  double scale;
+  double (*mse)[PMX_DISTILL_MAX_LAYERS];
+} mse_job;
+
+static void
+mse_pairs (void *arg, size_t p0, size_t p1, int thread)
+{
+  const mse_job *m = arg;
+  (void) thread;
+  for (size_t p = p0; p < p1; p++)
+    {
+      size_t k = p / m->LS, j = p % m->LS, RH = m->RH;
+      const float *yj = m->y + j * RH, *tk = m->t[k];
+      double sum = 0;
+      for (size_t i = 0; i < RH; i++)
+        sum += ((double) tk[i] - yj[i]) * ((double) tk[i] - yj[i]);
+      m->mse[k][j] = sum / RH;
+    }
+}
+
+/* d MSE / d y_j = 2 (y_j - t_k) / (R H), times SCALE, for elements
+   I0..I1.  */
+static void
+mse_grad (void *arg, size_t i0, size_t i1, int thread)
+{
+  const mse_job *m = arg;
+  (void) thread;
+  for (size_t i = i0; i < i1; i++)
+    m->dy[i] = (float) (m->scale * 2.0 * ((double) m->y[i] - m->tk[i]) / m->RH);
+}
+
 double
-pmx_distill_layers (const float *const *s, int LS, const float *const *t,
-                    int NT, const float *W, const float *b, const int *exists,
-                    size_t R, int HS, int HT, float *scratch, int *align,
-                    float *const *ds, float *dW, float *db, double scale)
+pmx_distill_layers (const pmx_par *par, const float *const *s, int LS,
+                    const float *const *t, int NT, const float *W, const float *b,
+                    const int *exists, size_t R, int HS, int HT, float *scratch,
+                    int *align, float *const *ds, float *dW, float *db, double scale)
 {
   size_t RH = R * HT;
   float *y = scratch;                   /* (LS, R, H) transformed */
@@ -67,16 +108,10 @@ pmx_distill_layers (const float *const *s, int LS, const float *const *t,
   if (LS < 1 || NT < 1)
     return 0;
   for (int j = 0; j < LS; j++)
-    pmx_linear_fwd (NULL, y + j * RH, s[j], W, b, (int) R, HS, HT);
-  for (int k = 0; k < NT; k++)
-    for (int j = 0; j < LS; j++)
-      {
-        double sum = 0;
-        const float *yj = y + j * RH, *tk = t[k];
-        for (size_t i = 0; i < RH; i++)
-          sum += ((double) tk[i] - yj[i]) * ((double) tk[i] - yj[i]);
-        mse[k][j] = sum / RH;
-      }
+    pmx_linear_fwd (par, y + j * RH, s[j], W, b, (int) R, HS, HT);
+  mse_job mj = { .t = t, .y = y, .dy = dy, .RH = RH, .LS = LS, .scale = scale,
+                 .mse = mse };
+  pmx_par_for (par, (size_t) NT * LS, 1, mse_pairs, &mj);
   /* Greedy alignment from the last teacher layer backwards.  */
   int last = LS;
   for (int k = NT - 1; k >= 0; k--)
@@ -99,11 +134,10 @@ pmx_distill_layers (const float *const *s, int LS, const float *const *t,
         align[k] = j;
       if (scale == 0)
         continue;
-      /* d MSE / d y_j = 2 (y_j - t_k) / (R H).  */
-      const float *yj = y + j * RH, *tk = t[k];
-      for (size_t i = 0; i < RH; i++)
-        dy[i] = (float) (scale * 2.0 * ((double) yj[i] - tk[i]) / RH);
-      pmx_linear_bwd (NULL, ds && ds[j] ? ds[j] : NULL, dW, db, dy, s[j], W,
+      mj.y = y + j * RH;
+      mj.tk = t[k];
+      pmx_par_for (par, RH, 1 << 14, mse_grad, &mj);
+      pmx_linear_bwd (par, ds && ds[j] ? ds[j] : NULL, dW, db, dy, s[j], W,
                       (int) R, HS, HT);
     }
   return loss;

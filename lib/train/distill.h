@@ -30,6 +30,8 @@
 
 #include <stddef.h>
 
+typedef struct pmx_par pmx_par;         /* lib/cpu/par.h */
+
 #define PMX_DISTILL_MAX_LAYERS 64
 
 /* L_pred of student logits S and teacher logits T (B, C) at temperature
@@ -48,8 +50,9 @@ int pmx_distill_teacher_layers (int layers, int *out);
    EXISTS (LS) says which student layers may be chosen (NULL: all).
    SCRATCH holds (LS + 1) * R * HT floats.  ALIGN (NT), if not NULL, gets
    the student layer chosen for each teacher layer.  DS[j] (R, HS), DW,
-   DB += SCALE * the gradients (DS or any DS[j] may be NULL).  */
-double pmx_distill_layers (const float *const *s, int LS,
+   DB += SCALE * the gradients (DS or any DS[j] may be NULL).  On PAR's
+   threads (NULL: the caller's alone), with the same bits.  */
+double pmx_distill_layers (const pmx_par *par, const float *const *s, int LS,
                            const float *const *t, int NT, const float *W,
                            const float *b, const int *exists, size_t R,
                            int HS, int HT, float *scratch, int *align,

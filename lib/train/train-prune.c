@@ -93,8 +93,8 @@ pmx_prune_distil (pmx_pruner *p, const pmx_cofi_z *z, double *pred,
     exists[j] = !z || z->head_layer[j] != 0;
   for (int k = 0; k < p->nt; k++)
     tp[k] = ta->hidden[p->tl[k] + 1];
-  *layer = pmx_distill_layers (sa->hidden + 1, L, tp, p->nt, s->w.lt_w,
-                               s->w.lt_b, z ? exists : NULL, R, sa->H, ta->H,
+  *layer = pmx_distill_layers (s->par, sa->hidden + 1, L, tp, p->nt,
+                               s->w.lt_w, s->w.lt_b, z ? exists : NULL, R, sa->H, ta->H,
                                p->scratch, NULL, sa->dhidden + 1, s->g.lt_w,
                                s->g.lt_b, p->alpha_layer);
   return 0;
