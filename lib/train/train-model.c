@@ -952,6 +952,16 @@ par_colsum_prod (const pmx_par *par, double *acc, const float *x, const float *y
   pmx_par_for (par, (size_t) H, 64, colsum_prod_cols, &j);
 }
 
+/* Y = X * HZ[j / HD] (a head's mask on its columns) for rows R0..R1.  */
+static void
+head_mul_rows (void *arg, size_t r0, size_t r1, int thread)
+{
+  const cols_job *j = arg;
+  (void) thread;
+  for (size_t i = r0 * j->H; i < r1 * j->H; i++)
+    j->y[i] = j->x[i] * j->hz[(i % j->H) / j->HD];
+}
+
 /* For heads H0..H1 of HD columns of D and RAW (R rows of H = NH HD):
    ACC[h] = the sum of D RAW over the head's elements, in row order, then D
    = D * Z[h] (the backward of ctx = ctx_raw * head_z).  */
@@ -1177,10 +1187,13 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
           pmx_attention_fwd (m->par, z ? L->ctx_raw : L->ctx, L->att, L->q, L->k,
                              L->v, mask, G, T, T, NH, HD);
           if (z)
-            for (int r = 0; r < R; r++)
-              for (int j = 0; j < A; j++)
-                L->ctx[(size_t) r * A + j] = L->ctx_raw[(size_t) r * A + j]
-                  * z->head[l][j / HD];
+            {
+              /* ctx = ctx_raw * head_z (per head) */
+              cols_job hj = { .y = L->ctx, .x = L->ctx_raw, .hz = z->head[l], .H = A,
+                              .HD = HD };
+              pmx_par_for (m->par, (size_t) R, pmx_par_chunk (m->par, (size_t) R, 16),
+                           head_mul_rows, &hj);
+            }
           pmx_linear_fwd (m->par, z ? L->ao_raw : L->ao, L->ctx, W->ao_w, W->ao_b, R,
                           A, H);
           if (z && z->head_layer[l] == 0)
