@@ -143,11 +143,28 @@ test_embed (void)
   float *ft = to_float (typ, 2 * H_), *fW = to_float (W, R_ * H_);
   float out[R_ * H_];
   double ref[R_ * H_];
-  pmx_embed_sum_fwd (out, ids, types, fw, fp, ft, R_, T_, H_);
+  pmx_embed_sum_fwd (NULL, out, ids, types, fw, fp, ft, R_, T_, H_);
   ref_embed (ref);
   check_forward ("embedding", out, ref, R_ * H_);
   float *dw = fzeros (V_ * H_), *dp = fzeros (T_ * H_), *dt = fzeros (2 * H_);
-  pmx_embed_sum_bwd (dw, dp, dt, fW, ids, types, R_, T_, H_);
+  pmx_embed_sum_bwd (NULL, dw, dp, dt, fW, ids, types, R_, T_, H_);
+  /* On 2 threads (rows, and columns of the tables, split between them):
+     the same bits.  */
+  pmx_par *par = pmx_par_new (2);
+  float out2[R_ * H_];
+  float *dw2 = fzeros (V_ * H_), *dp2 = fzeros (T_ * H_), *dt2 = fzeros (2 * H_);
+  if (!par)
+    exit (99);
+  pmx_embed_sum_fwd (par, out2, ids, types, fw, fp, ft, R_, T_, H_);
+  pmx_embed_sum_bwd (par, dw2, dp2, dt2, fW, ids, types, R_, T_, H_);
+  if (memcmp (out, out2, sizeof out) || memcmp (dw, dw2, V_ * H_ * sizeof *dw)
+      || memcmp (dp, dp2, T_ * H_ * sizeof *dp) || memcmp (dt, dt2, 2 * H_ * sizeof *dt))
+    {
+      printf ("FAIL embedding: 2 threads give other bits than one\n");
+      failures++;
+    }
+  pmx_par_free (par);
+  free (dw2); free (dp2); free (dt2);
   ref_loss = loss_embed;
   check_grad ("embedding word", word, dw, V_ * H_);
   check_grad ("embedding position", pos, dp, T_ * H_);

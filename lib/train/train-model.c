@@ -984,6 +984,47 @@ head_z_heads (void *arg, size_t h0, size_t h1, int thread)
     }
 }
 
+/* The multiplexer's forward and backward (mux.h) a block of groups a task
+   (groups are independent: the same bits), and the muxed embedding sum
+   es = mx + pos + type 0 a block of rows a task.  */
+typedef struct mux_job
+{
+  float *out;
+  const float *inp, *keys, *pos, *type;
+  int N, T, H;
+} mux_job;
+
+static void
+mux_fwd_groups (void *arg, size_t g0, size_t g1, int thread)
+{
+  const mux_job *j = arg;
+  (void) thread;
+  size_t TH = (size_t) j->T * j->H;
+  pmx_mux_fwd (j->out + g0 * TH, j->inp + g0 * j->N * TH, j->keys, (int) (g1 - g0), j->N,
+               j->T, j->H);
+}
+
+static void
+mux_bwd_groups (void *arg, size_t g0, size_t g1, int thread)
+{
+  const mux_job *j = arg;
+  (void) thread;
+  size_t TH = (size_t) j->T * j->H;
+  pmx_mux_bwd (j->out + g0 * j->N * TH, j->inp + g0 * TH, j->keys, (int) (g1 - g0), j->N,
+               j->T, j->H);
+}
+
+static void
+mux_embed_rows (void *arg, size_t r0, size_t r1, int thread)
+{
+  const mux_job *j = arg;
+  (void) thread;
+  size_t H = (size_t) j->H;
+  for (size_t r = r0; r < r1; r++)
+    for (size_t c = 0; c < H; c++)
+      j->out[r * H + c] = j->inp[r * H + c] + j->pos[(r % j->T) * H + c] + j->type[c];
+}
+
 /* A sublayer's tail, the same after attention and after the FFN:
    RES = X + Y, then LayerNorm into OUT with MEAN and RSTD kept for the
    backward; under hidden masks HZ (NULL: none) CoFi's LayerNorm over the
@@ -1115,7 +1156,7 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
       const float *e1 = a->e1;
       if (z)
         {
-          pmx_embed_sum_fwd (a->es1_raw, a->ids, NULL, w->word, w->pos,
+          pmx_embed_sum_fwd (m->par, a->es1_raw, a->ids, NULL, w->word, w->pos,
                              w->type, B * T, T, H);
           par_mul_cols (m->par, a->es1, a->es1_raw, hz, 1, B * T, H);
           pmx_layernorm_z_fwd (m->par, a->e1, a->emean1, a->erstd1, a->es1, w->eln_w,
@@ -1125,20 +1166,20 @@ pmx_tmodel_forward_z (pmx_tmodel *m, const pmx_tbatch *b,
         }
       else
         {
-          pmx_embed_sum_fwd (a->es1, a->ids, NULL, w->word, w->pos, w->type,
+          pmx_embed_sum_fwd (m->par, a->es1, a->ids, NULL, w->word, w->pos, w->type,
                              B * T, T, H);
           pmx_layernorm_fwd (m->par, a->e1, a->emean1, a->erstd1, a->es1, w->eln_w,
                              w->eln_b, B * T, H, c->ln_eps);
         }
-      pmx_mux_fwd (a->mx, e1, w->keys, G, N, T, H);
-      float *es = z ? a->es_raw : a->es;
-      for (int r = 0; r < R; r++)
-        for (int j = 0; j < H; j++)
-          es[(size_t) r * H + j] = a->mx[(size_t) r * H + j]
-            + w->pos[(size_t) (r % T) * H + j] + w->type[j];
+      mux_job mj = { .out = a->mx, .inp = e1, .keys = w->keys, .N = N, .T = T, .H = H };
+      pmx_par_for (m->par, (size_t) G, 1, mux_fwd_groups, &mj);
+      mux_job ej = { .out = z ? a->es_raw : a->es, .inp = a->mx, .pos = w->pos,
+                     .type = w->type, .T = T, .H = H };
+      pmx_par_for (m->par, (size_t) R, pmx_par_chunk (m->par, (size_t) R, 16),
+                   mux_embed_rows, &ej);
     }
   else
-    pmx_embed_sum_fwd (z ? a->es_raw : a->es, a->ids, a->types, w->word,
+    pmx_embed_sum_fwd (m->par, z ? a->es_raw : a->es, a->ids, a->types, w->word,
                        w->pos, w->type, R, T, H);
   const float *x = a->e;
   if (z)
@@ -1761,10 +1802,12 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
   if (c->muxed)
     {
       /* es = mx + pos + type0; then mx = mux(e1), e1 = LN(word+pos+type0).  */
-      pmx_embed_sum_bwd (NULL, g->pos, g->type, a->dres, NULL, NULL, R, T, H);
+      pmx_embed_sum_bwd (m->par, NULL, g->pos, g->type, a->dres, NULL, NULL, R, T, H);
       size_t BTH = (size_t) B * T * H;
       zero (m->par, a->de1, BTH);
-      pmx_mux_bwd (a->de1, a->dres, w->keys, G, N, T, H);
+      mux_job mj = { .out = a->de1, .inp = a->dres, .keys = w->keys, .N = N, .T = T,
+                     .H = H };
+      pmx_par_for (m->par, (size_t) G, 1, mux_bwd_groups, &mj);
       if (z)
         {
           par_colsum_prod (m->par, dhz, a->de1, a->e1, B * T, H);
@@ -1777,11 +1820,11 @@ pmx_tmodel_backward_z (pmx_tmodel *m, pmx_cofi_z *dzout)
       else
         pmx_layernorm_bwd_to (m->par, a->des1, g->eln_w, g->eln_b, a->de1, a->es1,
                               w->eln_w, a->emean1, a->erstd1, B * T, H);
-      pmx_embed_sum_bwd (g->word, g->pos, g->type, a->des1, a->ids, NULL,
+      pmx_embed_sum_bwd (m->par, g->word, g->pos, g->type, a->des1, a->ids, NULL,
                          B * T, T, H);
     }
   else
-    pmx_embed_sum_bwd (g->word, g->pos, g->type, a->dres, a->ids, a->types, R,
+    pmx_embed_sum_bwd (m->par, g->word, g->pos, g->type, a->dres, a->ids, a->types, R,
                        T, H);
   if (z)
     {

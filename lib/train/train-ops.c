@@ -13,37 +13,71 @@
 
 /* ---- Embedding sum ------------------------------------------------------ */
 
-void
-pmx_embed_sum_fwd (float *out, const int32_t *ids, const int32_t *types,
-                   const float *word, const float *pos, const float *type,
-                   int R, int T, int H)
+/* The embedding sum's rows (forward) or columns (backward), a block a
+   task: the backward adds each row into the tables in row order, over its
+   own columns, so repeated ids give one thread's bits.  */
+typedef struct embed_job
 {
-  for (int r = 0; r < R; r++)
+  float *out, *dword, *dpos, *dtype;
+  const float *word, *pos, *type, *dout;
+  const int32_t *ids, *types;
+  int R, T, H;
+} embed_job;
+
+static void
+embed_fwd_rows (void *arg, size_t r0, size_t r1, int thread)
+{
+  const embed_job *e = arg;
+  (void) thread;
+  int H = e->H;
+  for (size_t r = r0; r < r1; r++)
     {
-      const float *w = word + (int64_t) ids[r] * H;
-      const float *p = pos + (int64_t) (r % T) * H;
-      const float *s = type + (int64_t) (types ? types[r] : 0) * H;
-      float *o = out + (int64_t) r * H;
+      const float *w = e->word + (int64_t) e->ids[r] * H;
+      const float *p = e->pos + (int64_t) (r % e->T) * H;
+      const float *s = e->type + (int64_t) (e->types ? e->types[r] : 0) * H;
+      float *o = e->out + (int64_t) r * H;
       for (int j = 0; j < H; j++)
         o[j] = w[j] + p[j] + s[j];
     }
 }
 
 void
-pmx_embed_sum_bwd (float *dword, float *dpos, float *dtype, const float *dout,
-                   const int32_t *ids, const int32_t *types, int R, int T,
-                   int H)
+pmx_embed_sum_fwd (const pmx_par *par, float *out, const int32_t *ids,
+                   const int32_t *types, const float *word, const float *pos,
+                   const float *type, int R, int T, int H)
 {
-  for (int r = 0; r < R; r++)
+  embed_job e = { .out = out, .word = word, .pos = pos, .type = type, .ids = ids,
+                  .types = types, .R = R, .T = T, .H = H };
+  pmx_par_for (par, (size_t) R, pmx_par_chunk (par, (size_t) R, 16), embed_fwd_rows,
+               &e);
+}
+
+static void
+embed_bwd_cols (void *arg, size_t c0, size_t c1, int thread)
+{
+  const embed_job *e = arg;
+  (void) thread;
+  int64_t H = e->H, n = (int64_t) (c1 - c0);
+  for (int r = 0; r < e->R; r++)
     {
-      const float *d = dout + (int64_t) r * H;
-      if (dword)
-        pmx_add (dword + (int64_t) ids[r] * H, d, H);
-      if (dpos)
-        pmx_add (dpos + (int64_t) (r % T) * H, d, H);
-      if (dtype)
-        pmx_add (dtype + (int64_t) (types ? types[r] : 0) * H, d, H);
+      const float *d = e->dout + r * H + c0;
+      if (e->dword)
+        pmx_add (e->dword + (int64_t) e->ids[r] * H + c0, d, n);
+      if (e->dpos)
+        pmx_add (e->dpos + (int64_t) (r % e->T) * H + c0, d, n);
+      if (e->dtype)
+        pmx_add (e->dtype + (int64_t) (e->types ? e->types[r] : 0) * H + c0, d, n);
     }
+}
+
+void
+pmx_embed_sum_bwd (const pmx_par *par, float *dword, float *dpos, float *dtype,
+                   const float *dout, const int32_t *ids, const int32_t *types, int R,
+                   int T, int H)
+{
+  embed_job e = { .dword = dword, .dpos = dpos, .dtype = dtype, .dout = dout,
+                  .ids = ids, .types = types, .R = R, .T = T, .H = H };
+  pmx_par_for (par, (size_t) H, 64, embed_bwd_cols, &e);
 }
 
 /* ---- LayerNorm ---------------------------------------------------------- */

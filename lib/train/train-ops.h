@@ -31,11 +31,12 @@ typedef struct pmx_par pmx_par;
 
 /* out (R, H) = word[ids[r]] + pos[r % T] + type[types ? types[r] : 0]:
    R = B*T token rows.  The ids must be in range (checked by the caller).  */
-void pmx_embed_sum_fwd (float *out, const int32_t *ids, const int32_t *types,
-                        const float *word, const float *pos, const float *type,
-                        int R, int T, int H);
-/* Scatter-add dout into the tables (any may be NULL: frozen).  */
-void pmx_embed_sum_bwd (float *dword, float *dpos, float *dtype,
+void pmx_embed_sum_fwd (const pmx_par *par, float *out, const int32_t *ids,
+                        const int32_t *types, const float *word, const float *pos,
+                        const float *type, int R, int T, int H);
+/* Scatter-add dout into the tables (any may be NULL: frozen), each
+   table row's additions in row order whatever the threads.  */
+void pmx_embed_sum_bwd (const pmx_par *par, float *dword, float *dpos, float *dtype,
                         const float *dout, const int32_t *ids,
                         const int32_t *types, int R, int T, int H);
 
