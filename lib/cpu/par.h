@@ -66,4 +66,12 @@ void pmx_par_for (const pmx_par *par, size_t n, size_t chunk, pmx_range_fn fn,
    results do not depend on how it is cut.  */
 size_t pmx_par_chunk (const pmx_par *par, size_t n, size_t least);
 
+/* Columns a task of a sum over rows cut by columns (bias, LayerNorm
+   weight, embedding table and mask gradients): each column is summed over
+   the rows in row order, as a single thread would.  64 (256 bytes of a
+   row, four cache lines) rather than 32: a bias gradient of 1280 rows took
+   0.10 ms instead of 0.20 at 384 columns, 0.48 instead of 0.83 at 1536
+   (2-core Zen 4, 2 threads; 128 was slower at 1536).  */
+enum { PMX_PAR_COLS = 64 };
+
 #endif

@@ -895,17 +895,10 @@ check_masks (const pmx_train_config *c, const pmx_cofi_z *z)
   return 0;
 }
 
-/* y (R, H) = x * s * hz[j] column-wise.  */
-static void
-mul_cols (float *y, const float *x, const float *hz, float s, int R, int H)
-{
-  pmx_mul_cols (y, x, hz, s, R, H);
-}
-
-/* Masks' elementwise steps on PAR's threads: what mul_cols, colsum_prod
-   and a head's mask do, in blocks of rows (mul_cols) or of columns and
-   heads (the sums), each sum still in row order, so the same bits as on
-   one thread.  On one thread they took 3.3 % of a MiniLM-size pruning
+/* Masks' elementwise steps on PAR's threads: what pmx_mul_cols,
+   pmx_colsum_prod and a head's mask do, in blocks of rows (the products)
+   or of columns and heads (the sums), each sum still in row order, so the
+   same bits as on one thread.  On one thread they took 3.3 % of a MiniLM-size pruning
    step's CPU time on two threads, the other waiting meanwhile.  */
 typedef struct cols_job
 {
@@ -922,7 +915,7 @@ mul_cols_rows (void *arg, size_t r0, size_t r1, int thread)
   const cols_job *j = arg;
   (void) thread;
   size_t H = (size_t) j->H;
-  mul_cols (j->y + r0 * H, j->x + r0 * H, j->hz, j->s, (int) (r1 - r0), j->H);
+  pmx_mul_cols (j->y + r0 * H, j->x + r0 * H, j->hz, j->s, (int) (r1 - r0), j->H);
 }
 
 /* y (R, H) = x * s * hz[j] column-wise (Y may be X).  */
@@ -949,7 +942,7 @@ par_colsum_prod (const pmx_par *par, double *acc, const float *x, const float *y
                  int H)
 {
   cols_job j = { .x = x, .x2 = y, .acc = acc, .R = R, .H = H };
-  pmx_par_for (par, (size_t) H, 64, colsum_prod_cols, &j);
+  pmx_par_for (par, (size_t) H, PMX_PAR_COLS, colsum_prod_cols, &j);
 }
 
 /* Y = X * HZ[j / HD] (a head's mask on its columns) for rows R0..R1.  */
@@ -1049,7 +1042,7 @@ tail_rows (void *arg, size_t r0, size_t r1, int thread)
   pmx_layernorm_z_fwd (NULL, j->out + r0 * H, j->mean + r0, j->rstd + r0,
                        j->res + r0 * H, j->g, j->b, j->hz, (int) n, j->H, j->eps);
   if (j->hz)
-    mul_cols (j->outz + r0 * H, j->out + r0 * H, j->hz, 1, (int) n, j->H);
+    pmx_mul_cols (j->outz + r0 * H, j->out + r0 * H, j->hz, 1, (int) n, j->H);
 }
 
 static const float *

@@ -77,7 +77,7 @@ pmx_embed_sum_bwd (const pmx_par *par, float *dword, float *dpos, float *dtype,
 {
   embed_job e = { .dword = dword, .dpos = dpos, .dtype = dtype, .dout = dout,
                   .ids = ids, .types = types, .R = R, .T = T, .H = H };
-  pmx_par_for (par, (size_t) H, 64, embed_bwd_cols, &e);
+  pmx_par_for (par, (size_t) H, PMX_PAR_COLS, embed_bwd_cols, &e);
 }
 
 /* ---- LayerNorm ---------------------------------------------------------- */
@@ -107,13 +107,6 @@ rows_chunk (const pmx_par *par, size_t R)
 {
   return pmx_par_chunk (par, R, 16);
 }
-
-/* Columns of a column-wise sum a task: each column is summed over the rows
-   in row order, as a single thread would.  64 (256 bytes of a row, four
-   cache lines) rather than 32: a bias gradient of 1280 rows took 0.10 ms
-   instead of 0.20 at 384 columns, 0.48 instead of 0.83 at 1536 (2-core
-   Zen 4, 2 threads; 128 was slower at 1536).  */
-enum { COLS_CHUNK = 64 };
 
 typedef struct layernorm_job
 {
@@ -268,7 +261,7 @@ layernorm_bwd (const pmx_par *par, float *dinp, int acc, float *dw, float *db,
                       .kept = kept_columns (z, C), .R = R, .acc = acc };
   pmx_par_for (par, (size_t) R, rows_chunk (par, (size_t) R), layernorm_bwd_rows, &j);
   if (dw || db)
-    pmx_par_for (par, (size_t) C, COLS_CHUNK, layernorm_bwd_cols, &j);
+    pmx_par_for (par, (size_t) C, PMX_PAR_COLS, layernorm_bwd_cols, &j);
 }
 
 void
@@ -361,7 +354,7 @@ linear_bwd (const pmx_par *par, float *dinp, int acc, float *dw, float *dbias,
   if (dbias)
     {
       rows_job j = { .out = dbias, .x = dout, .O = O, .rows = R };
-      pmx_par_for (par, (size_t) O, COLS_CHUNK, bias_grad_cols, &j);
+      pmx_par_for (par, (size_t) O, PMX_PAR_COLS, bias_grad_cols, &j);
     }
 }
 
