@@ -176,7 +176,9 @@ check_prepacked (pmx_gemm_kind kind, int ta, int tb, int M, int N, int K, float 
 
 /* pmx_sgemm_par on 2 threads, whose blocks share op(B) (blocks of rows) or
    op(A) (of columns, where A is packed), against the same blocks on no
-   pool, nothing shared: the same bits.  */
+   pool, nothing shared: the same bits; and against a double-precision
+   product within the bound of check_case, which a block missed or run
+   twice would break (both runs share the cutting).  */
 static void
 check_par (pmx_par *par, int ta, int tb, int M, int N, int K, float alpha)
 {
@@ -194,6 +196,26 @@ check_par (pmx_par *par, int ta, int tb, int M, int N, int K, float alpha)
   for (size_t i = 0; i < (size_t) M * N; i++)
     C[i] = R[i] = frand ();
   pmx_sgemm_par (par, ta, tb, M, N, K, alpha, A, ac, B, bc, 1.0f, C, N);
+  int bad = 0;
+  for (int i = 0; i < M && !bad; i++)
+    for (int j = 0; j < N && !bad; j++)
+      {
+        double sum = R[(size_t) i * N + j], mag = fabs (sum);
+        for (int k = 0; k < K; k++)
+          {
+            double p = (double) alpha * (ta ? A[(size_t) k * ac + i] : A[(size_t) i * ac + k])
+              * (tb ? B[(size_t) j * bc + k] : B[(size_t) k * bc + j]);
+            sum += p;
+            mag += fabs (p);
+          }
+        double err = fabs (C[(size_t) i * N + j] - sum);
+        if (err > 2.0 * (K + 1) * (FLT_EPSILON / 2) * mag + 1e-30)
+          {
+            CHECK (0, "pmx_sgemm_par trans %d%d %dx%dx%d: C[%d][%d] = %g, not %g",
+                   ta, tb, M, N, K, i, j, C[(size_t) i * N + j], sum);
+            bad = 1;
+          }
+      }
   pmx_sgemm_par (NULL, ta, tb, M, N, K, alpha, A, ac, B, bc, 1.0f, R, N);
   CHECK (memcmp (C, R, sizeof (float) * (size_t) M * N) == 0,
          "pmx_sgemm_par trans %d%d %dx%dx%d: shared packing differs", ta, tb, M, N, K);
@@ -468,11 +490,15 @@ main (void)
       check_par (par, t & 1, t >> 1, 40, 1100, 700, t ? 0.5f : 1.0f);
       check_par (par, t & 1, t >> 1, 1300, 64, 1000, 1.0f);
       check_par (par, t & 1, t >> 1, 3000, 48, 20, 1.0f);
+      /* Blocks of unequal numbers of whole units (rows: 54 units of 24,
+         the last one short; columns: 42 of 32) */
+      check_par (par, t & 1, t >> 1, 1280, 384, 384, 1.0f);
+      check_par (par, t & 1, t >> 1, 100, 1315, 64, 1.0f);
     }
   int nb = par ? bias_cases (par, PMX_GEMM_NONE) : 0;
   pmx_par_free (par);
-  printf ("pmx_sgemm_par: 16 cases, the bits of unshared blocks; with a bias, %d "
-          "cases\n", nb);
+  printf ("pmx_sgemm_par: 24 cases, the bits of unshared blocks and the double "
+          "product; with a bias, %d cases\n", nb);
 
   /* pmx_sgemm's OpenBLAS path takes the same arguments.  */
   printf ("blas (%s): %d cases; pmx_sgemm runs %s\n", pmx_blas_corename (),

@@ -82,7 +82,10 @@ typedef struct sgemm_job
   float alpha, beta;
   const float *A, *B;
   float *C;
-  int by_rows, step;            /* blocks of STEP rows, or of STEP columns */
+  /* Blocks of rows (BY_ROWS) or of columns: TASKS blocks of whole units
+     of ALIGN rows or columns, UNITS in all, the first UNITS % TASKS
+     blocks a unit longer (block_start).  */
+  int by_rows, align, units, tasks;
   /* The operand every block reads whole (op(B) for blocks of rows, op(A)
      for blocks of columns), packed once for KIND; NULL if not shared.  */
   pmx_gemm_kind kind;
@@ -90,14 +93,26 @@ typedef struct sgemm_job
   const float *bias;            /* NULL: none; with beta 0 */
 } sgemm_job;
 
+/* Where block TASK of J starts: blocks of equal numbers of units, the
+   longer ones first, so that no block is much shorter than the others (a
+   product of 1280 rows in blocks of 168 ended with one of 104: one of 2
+   threads ran 4 full blocks while the other waited, 5 % of the product's
+   time).  */
+static int
+block_start (const sgemm_job *j, int task)
+{
+  int per = j->units / j->tasks, extra = j->units % j->tasks;
+  return (task * per + (task < extra ? task : extra)) * j->align;
+}
+
 static void
 sgemm_task (void *arg, int task, int thread)
 {
   const sgemm_job *j = arg;
   pmx_sgemm_ws *ws = pmx_par_ws (j->par, thread);
-  int b0 = task * j->step;
-  int len = (j->by_rows ? j->M : j->N) - b0;
-  len = len < j->step ? len : j->step;
+  int all = j->by_rows ? j->M : j->N;
+  int b0 = block_start (j, task), b1 = block_start (j, task + 1);
+  int len = (b1 < all ? b1 : all) - b0;
   int m = j->by_rows ? len : j->M, n = j->by_rows ? j->N : len;
   const float *A = j->A, *B = j->B;
   float *C = j->by_rows ? j->C + (size_t) b0 * j->ldc : j->C + b0;
@@ -139,18 +154,18 @@ pack_task (void *arg, int task, int thread)
                     p1, (float *) j->shared);
 }
 
-/* Pack the operand that all of J's TASKS blocks read whole into PAR's
+/* Pack the operand that all of J's blocks read whole into PAR's
    shared buffer, where they run on our kernels: every block would
    otherwise pack a copy of it (in a training step of the MiniLM-size
    model on one Zen 4 thread, the packs took 9.9 % of the time, 5.1 %
    shared).  Nothing is shared where A is read in place, or where there is
    no memory for it.  */
 static void
-share_operand (const pmx_par *par, sgemm_job *j, int tasks)
+share_operand (const pmx_par *par, sgemm_job *j)
 {
-  if (!par || tasks < 2 || j->K <= 0)
+  if (!par || j->tasks < 2 || j->K <= 0)
     return;
-  double first = (double) j->step * (j->by_rows ? j->N : j->M) * j->K;
+  double first = (double) block_start (j, 1) * (j->by_rows ? j->N : j->M) * j->K;
   j->kind = pmx_sgemm_kind_for (first);
   if (j->kind == PMX_GEMM_NONE
       || (!j->by_rows && pmx_sgemm_a_direct (j->transa, j->alpha, j->lda)))
@@ -165,17 +180,20 @@ share_operand (const pmx_par *par, sgemm_job *j, int tasks)
   pmx_par_tasks (par, (p.panels + p.per - 1) / p.per, pack_task, &p);
 }
 
-/* The block size along a dimension of LEN, in multiples of ALIGN, for
-   products of OTHER multiply-adds per unit of LEN: at most MAX_BLOCKS
-   blocks, none under MIN_BLOCK_MACS.  The shapes alone decide it.  */
-static int
-block_step (int len, int align, double other)
+/* Cut a dimension of LEN into blocks of whole units of ALIGN, for
+   products of OTHER multiply-adds per row or column of LEN: at most
+   MAX_BLOCKS blocks, none under MIN_BLOCK_MACS.  The shapes alone decide
+   it.  */
+static void
+cut_blocks (sgemm_job *j, int len, int align, double other)
 {
-  long step = (len + MAX_BLOCKS - 1) / MAX_BLOCKS;
-  long least = other > 0 ? (long) (MIN_BLOCK_MACS / other) + 1 : len;
-  step = step > least ? step : least;
-  step = (step + align - 1) / align * align;
-  return step < len ? (int) step : len;
+  long units = (len + align - 1) / align;
+  long least = other > 0 ? (long) (MIN_BLOCK_MACS / (other * align)) + 1 : units;
+  long tasks = units / least;
+  tasks = tasks < MAX_BLOCKS ? tasks : MAX_BLOCKS;
+  j->align = align;
+  j->units = (int) units;
+  j->tasks = tasks > 1 ? (int) tasks : 1;
 }
 
 /* pmx_sgemm_par and pmx_sgemm_par_bias.  */
@@ -186,15 +204,18 @@ sgemm_par (const pmx_par *par, int transa, int transb, int M, int N, int K,
 {
   if (M <= 0 || N <= 0)
     return;
-  sgemm_job j = { par, transa, transb, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C,
-                  M >= N, 0, PMX_GEMM_NONE, NULL, bias };
+  sgemm_job j = { .par = par, .transa = transa, .transb = transb, .M = M, .N = N,
+                  .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha,
+                  .beta = beta, .A = A, .B = B, .C = C, .by_rows = M >= N,
+                  .kind = PMX_GEMM_NONE, .bias = bias };
   /* Rows in multiples of 24 (whole micro-panels of every kernel's tile),
      columns in multiples of 32 (whole pairs of 16-wide panels).  */
-  j.step = j.by_rows ? block_step (M, 24, (double) N * K)
-    : block_step (N, 32, (double) M * K);
-  int len = j.by_rows ? M : N, tasks = (len + j.step - 1) / j.step;
-  share_operand (par, &j, tasks);
-  pmx_par_tasks (par, tasks, sgemm_task, &j);
+  if (j.by_rows)
+    cut_blocks (&j, M, 24, (double) N * K);
+  else
+    cut_blocks (&j, N, 32, (double) M * K);
+  share_operand (par, &j);
+  pmx_par_tasks (par, j.tasks, sgemm_task, &j);
 }
 
 void
