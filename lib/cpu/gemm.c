@@ -178,15 +178,20 @@ tile_out (const float *t, int nr_max, float *c, int ldc, int mr, int nr, int acc
     }
 }
 
+/* How a tile reads its micro-panel of A, a constant after inlining:
+   packed (MR floats a k), twelve (six) rows of A itself LDA apart, or
+   twelve (six) columns of A itself, LDA apart a k: op(A) = A^T, whose
+   packed micro-panel would be a copy of those columns (sg_pack_a).  The
+   same products in the same order each way.  */
+enum a_read { A_PACKED, A_ROWS, A_COLS };
+
 /* A 12 x 16 NP tile: NP (1 or 2, a constant after inlining) panels, B0
    for columns 0..15 and B1 for 16..31, each NR floats a k; nr <= 16 NP.
-   A is a packed micro-panel (12 floats a k), or where DIRECT (a constant
-   too) twelve rows of A itself, LDA apart (mr is then 12).  Written once
-   for both widths and both kinds of A; the wrappers below are the
-   kernels.  */
+   A as READ says (mr is 12 unless packed).  Written once for both widths
+   and every kind of A; the wrappers below are the kernels.  */
 __attribute__ ((target ("avx512f"), always_inline))
 static inline void
-tile_avx512 (int np, int direct, int lda, int kdepth, const float *a,
+tile_avx512 (int np, enum a_read read, int lda, int kdepth, const float *a,
              const float *b0p, const float *b1p, float *c, int ldc, int mr, int nr,
              int acc, const float *bias)
 {
@@ -208,12 +213,12 @@ tile_avx512 (int np, int direct, int lda, int kdepth, const float *a,
 #pragma GCC unroll 12
       for (int i = 0; i < 12; i++)
         {
-          __m512 ai = _mm512_set1_ps (direct ? a[(size_t) i * lda] : a[i]);
+          __m512 ai = _mm512_set1_ps (read == A_ROWS ? a[(size_t) i * lda] : a[i]);
           c0[i] = _mm512_fmadd_ps (ai, b0, c0[i]);
           if (np == 2)
             c1[i] = _mm512_fmadd_ps (ai, b1, c1[i]);
         }
-      a += direct ? 1 : 12;
+      a += read == A_ROWS ? 1 : read == A_COLS ? (size_t) lda : 12;
       b0p += 16;
       b1p += 16 * (np == 2);
     }
@@ -264,7 +269,7 @@ static void
 kernel_avx512 (int kdepth, const float *a, const float *b, float *c, int ldc, int mr,
                int nr, int acc, const float *bias)
 {
-  tile_avx512 (1, 0, 0, kdepth, a, b, b, c, ldc, mr, nr, acc, bias);
+  tile_avx512 (1, A_PACKED, 0, kdepth, a, b, b, c, ldc, mr, nr, acc, bias);
 }
 
 /* 12 x 32: two adjacent panels.  */
@@ -273,7 +278,7 @@ static void
 kernel_avx512_wide (int kdepth, const float *a, const float *b0, const float *b1,
                     float *c, int ldc, int mr, int nr, int acc, const float *bias)
 {
-  tile_avx512 (2, 0, 0, kdepth, a, b0, b1, c, ldc, mr, nr, acc, bias);
+  tile_avx512 (2, A_PACKED, 0, kdepth, a, b0, b1, c, ldc, mr, nr, acc, bias);
 }
 
 /* The same two on 12 rows of A itself, LDA > 0 apart.  */
@@ -282,7 +287,7 @@ static void
 kernel_avx512_direct (int kdepth, const float *a, int lda, const float *b, float *c,
                       int ldc, int nr, int acc, const float *bias)
 {
-  tile_avx512 (1, 1, lda, kdepth, a, b, b, c, ldc, 12, nr, acc, bias);
+  tile_avx512 (1, A_ROWS, lda, kdepth, a, b, b, c, ldc, 12, nr, acc, bias);
 }
 
 __attribute__ ((target ("avx512f")))
@@ -291,14 +296,31 @@ kernel_avx512_wide_direct (int kdepth, const float *a, int lda, const float *b0,
                            const float *b1, float *c, int ldc, int nr, int acc,
                            const float *bias)
 {
-  tile_avx512 (2, 1, lda, kdepth, a, b0, b1, c, ldc, 12, nr, acc, bias);
+  tile_avx512 (2, A_ROWS, lda, kdepth, a, b0, b1, c, ldc, 12, nr, acc, bias);
 }
 
-/* 6 x 16 on a packed micro-panel (6 floats a k), or where DIRECT (a
-   constant after inlining) on 6 rows of A itself, LDA apart (mr 6).  */
+/* And on 12 columns of A itself, op(A) = A^T.  */
+__attribute__ ((target ("avx512f")))
+static void
+kernel_avx512_cols (int kdepth, const float *a, int lda, const float *b, float *c,
+                    int ldc, int nr, int acc, const float *bias)
+{
+  tile_avx512 (1, A_COLS, lda, kdepth, a, b, b, c, ldc, 12, nr, acc, bias);
+}
+
+__attribute__ ((target ("avx512f")))
+static void
+kernel_avx512_wide_cols (int kdepth, const float *a, int lda, const float *b0,
+                         const float *b1, float *c, int ldc, int nr, int acc,
+                         const float *bias)
+{
+  tile_avx512 (2, A_COLS, lda, kdepth, a, b0, b1, c, ldc, 12, nr, acc, bias);
+}
+
+/* 6 x 16, A as READ says (as tile_avx512's, mr 6 unless packed).  */
 __attribute__ ((target ("avx2,fma"), always_inline))
 static inline void
-tile_avx2 (int direct, int lda, int kdepth, const float *a, const float *b, float *c,
+tile_avx2 (enum a_read read, int lda, int kdepth, const float *a, const float *b, float *c,
            int ldc, int mr, int nr, int acc, const float *bias)
 {
   __m256 c0[6], c1[6];
@@ -314,11 +336,11 @@ tile_avx2 (int direct, int lda, int kdepth, const float *a, const float *b, floa
 #pragma GCC unroll 6
       for (int i = 0; i < 6; i++)
         {
-          __m256 ai = _mm256_broadcast_ss (direct ? a + (size_t) i * lda : a + i);
+          __m256 ai = _mm256_broadcast_ss (read == A_ROWS ? a + (size_t) i * lda : a + i);
           c0[i] = _mm256_fmadd_ps (ai, b0, c0[i]);
           c1[i] = _mm256_fmadd_ps (ai, b1, c1[i]);
         }
-      a += direct ? 1 : 6;
+      a += read == A_ROWS ? 1 : read == A_COLS ? (size_t) lda : 6;
       b += 16;
     }
   if (mr == 6 && nr == 16)
@@ -364,7 +386,7 @@ static void
 kernel_avx2 (int kdepth, const float *a, const float *b, float *c, int ldc, int mr,
              int nr, int acc, const float *bias)
 {
-  tile_avx2 (0, 0, kdepth, a, b, c, ldc, mr, nr, acc, bias);
+  tile_avx2 (A_PACKED, 0, kdepth, a, b, c, ldc, mr, nr, acc, bias);
 }
 
 __attribute__ ((target ("avx2,fma")))
@@ -372,7 +394,15 @@ static void
 kernel_avx2_direct (int kdepth, const float *a, int lda, const float *b, float *c,
                     int ldc, int nr, int acc, const float *bias)
 {
-  tile_avx2 (1, lda, kdepth, a, b, c, ldc, 6, nr, acc, bias);
+  tile_avx2 (A_ROWS, lda, kdepth, a, b, c, ldc, 6, nr, acc, bias);
+}
+
+__attribute__ ((target ("avx2,fma")))
+static void
+kernel_avx2_cols (int kdepth, const float *a, int lda, const float *b, float *c,
+                  int ldc, int nr, int acc, const float *bias)
+{
+  tile_avx2 (A_COLS, lda, kdepth, a, b, c, ldc, 6, nr, acc, bias);
 }
 
 /* One row of a tile, for the few rows of a last micro-panel (padded to a
@@ -436,14 +466,15 @@ row_avx2 (int kdepth, const float *a, int as, const float *b, float *c, int nr, 
    from B (NCOLS columns, PSTRIDE floats from one 16-wide panel to the
    next, each NR floats a k) into C: two panels at a time where the kernel
    has a wide tile.  The micro-panels come packed from A0, except that with
-   AD not NULL the whole ones (MR rows) are read from AD itself (row-major,
-   LDA) and A0 holds the rest packed.  A last micro-panel of at most a
+   AD not NULL the whole ones (MR rows) are read from AD itself, as READ
+   says (A_ROWS: AD is op(A), row-major with LDA; A_COLS: AD is A =
+   op(A)^T, LDA a k), and A0 holds the rest packed.  A last micro-panel of at most a
    quarter of MR rows goes a row at a time.  ACC and BIAS (C's columns) as
    the kernels take them.  */
 static void
-run_panels (pmx_gemm_kind kind, int kd, const float *ad, int lda, const float *a0,
-            int M, const float *b, size_t pstride, float *C, int ldc, int ncols, int acc,
-            const float *bias)
+run_panels (pmx_gemm_kind kind, int kd, const float *ad, enum a_read read, int lda,
+            const float *a0, int M, const float *b, size_t pstride, float *C, int ldc,
+            int ncols, int acc, const float *bias)
 {
   int mr = kind_mr (kind), wide = kind == PMX_GEMM_AVX512;
   int direct = ad ? M / mr * mr : 0;
@@ -456,6 +487,16 @@ run_panels (pmx_gemm_kind kind, int kd, const float *ad, int lda, const float *a
         {
           float *c = C + (size_t) r0 * ldc + c0;
           int rows = M - r0 < mr ? M - r0 : mr;
+          if (r0 < direct && read == A_COLS)
+            {
+              const float *ar = ad + r0;
+              if (np == 2)
+                kernel_avx512_wide_cols (kd, ar, lda, b, b1, c, ldc, nr, acc, bc);
+              else
+                (wide ? kernel_avx512_cols : kernel_avx2_cols)
+                  (kd, ar, lda, b, c, ldc, nr, acc, bc);
+              continue;
+            }
           if (r0 < direct)
             {
               const float *ar = ad + (size_t) r0 * lda;
@@ -528,8 +569,11 @@ pack_a (const float *A, int lda, int M, int k0, int kd, int mr, float *dst)
    and the pruned one's about 1 %).  Not where the rows lie a multiple of
    4 KiB apart: all 12 then share one set of the L1 cache (64 sets of 64
    bytes), more than its ways, and the AVX-512 kernel ran 10 to 30 %
-   slower (rows of 1024, 2048, 3072 floats: BERT's FFN output).  The
-   results are the same bits either way.  */
+   slower (rows of 1024, 2048, 3072 floats: BERT's FFN output).  So too
+   for op(A) = A^T read in place (A_COLS, a row of A a k): products of
+   op(A) 384 or 1536 x 1280 (a training step's weight gradients) 2 to 4 %
+   faster on 2 threads than with A^T packed, but 5 to 13 % slower at 1024
+   floats a row.  The results are the same bits either way.  */
 static int
 a_direct (int lda)
 {
@@ -559,7 +603,7 @@ pmx_gemm_packed (const pmx_packed *p, const float *A, int lda, float *C, int ldc
       int acc = accumulate || k0 > 0;
       int direct = a_direct (lda) ? M / mr * mr : 0;
       pack_a (A + (size_t) direct * lda, lda, M - direct, k0, kd, mr, scratch);
-      run_panels (p->kind, kd, direct ? A + k0 : NULL, lda, scratch, M,
+      run_panels (p->kind, kd, direct ? A + k0 : NULL, A_ROWS, lda, scratch, M,
                   p->panels + (size_t) (N0 / nr) * K * nr + (size_t) k0 * nr,
                   (size_t) K * nr, C + N0, ldc, N1 - N0, acc, NULL);
     }
@@ -897,7 +941,8 @@ int
 pmx_sgemm_a_direct (int transa, float alpha, int lda)
 {
 #ifdef HAVE_X86_KERNELS
-  return !transa && alpha == 1.0f && a_direct (lda);
+  (void) transa;                /* A's rows or columns: the same bound */
+  return alpha == 1.0f && a_direct (lda);
 #else
   (void) transa, (void) alpha, (void) lda;
   return 0;
@@ -1019,8 +1064,9 @@ pmx_sgemm_pre_bias (pmx_gemm_kind kind, int transa, int transb, int M, int N, in
           for (int i0 = 0; i0 < M; i0 += SG_MC)
             {
               int mcb = M - i0 < SG_MC ? M - i0 : SG_MC;
-              /* Whole micro-panels of A in place where pmx_gemm_packed
-                 would read them so (a_direct); the rest packed.  */
+              /* Whole micro-panels of op(A) in place (rows of A, or its
+                 columns where op(A) = A^T) where a_direct allows; the
+                 rest packed.  */
               int direct = !pa && pmx_sgemm_a_direct (transa, alpha, lda)
                 ? mcb / mr * mr : 0;
               const float *a = wa;
@@ -1031,7 +1077,9 @@ pmx_sgemm_pre_bias (pmx_gemm_kind kind, int transa, int transb, int M, int N, in
                            wa);
               /* The bias goes in with the first depth block, where a C
                  filled with it would be read.  */
-              run_panels (kind, kd, direct ? A + (size_t) i0 * lda + k0 : NULL, lda, a,
+              const float *ad = !direct ? NULL
+                : transa ? A + (size_t) k0 * lda + i0 : A + (size_t) i0 * lda + k0;
+              run_panels (kind, kd, ad, transa ? A_COLS : A_ROWS, lda, a,
                           mcb, b, (size_t) kd * NR, C + (size_t) i0 * ldc + j0, ldc,
                           ncb, acc, bias && k0 == 0 ? bias + j0 : NULL);
             }
