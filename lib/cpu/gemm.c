@@ -468,9 +468,9 @@ row_avx2 (int kdepth, const float *a, int as, const float *b, float *c, int nr, 
    has a wide tile.  The micro-panels come packed from A0, except that with
    AD not NULL the whole ones (MR rows) are read from AD itself, as READ
    says (A_ROWS: AD is op(A), row-major with LDA; A_COLS: AD is A =
-   op(A)^T, LDA a k), and A0 holds the rest packed.  A last micro-panel of at most a
-   quarter of MR rows goes a row at a time.  ACC and BIAS (C's columns) as
-   the kernels take them.  */
+   op(A)^T, LDA a k), and A0 holds the rest packed.  A last micro-panel
+   of at most a quarter of MR rows goes a row at a time.  ACC and BIAS
+   (C's columns) as the kernels take them.  */
 static void
 run_panels (pmx_gemm_kind kind, int kd, const float *ad, enum a_read read, int lda,
             const float *a0, int M, const float *b, size_t pstride, float *C, int ldc,
