@@ -3,7 +3,8 @@
 # or minilm; STEPS, THREADS), a temporary directory removed on exit, a
 # vocabulary of 6000 words and 800 rows of exactly T = 32 tokens, so that
 # prumux and PyTorch compute the same shapes, best () for the best of
-# alternating runs and steady () for a rate after WARM untimed steps.  NAME is the caller's name (messages, directory).
+# alternating runs and steady () for a rate after WARM untimed steps.
+# NAME is the caller's name (messages, directory).
 # Sets threads batch T steps shape spec dir V warm; replaces the positional
 # parameters with the shape's four numbers.
 threads=${THREADS:-2} batch=40 T=32 words=6000

@@ -487,23 +487,18 @@ run_panels (pmx_gemm_kind kind, int kd, const float *ad, enum a_read read, int l
         {
           float *c = C + (size_t) r0 * ldc + c0;
           int rows = M - r0 < mr ? M - r0 : mr;
-          if (r0 < direct && read == A_COLS)
-            {
-              const float *ar = ad + r0;
-              if (np == 2)
-                kernel_avx512_wide_cols (kd, ar, lda, b, b1, c, ldc, nr, acc, bc);
-              else
-                (wide ? kernel_avx512_cols : kernel_avx2_cols)
-                  (kd, ar, lda, b, c, ldc, nr, acc, bc);
-              continue;
-            }
           if (r0 < direct)
             {
-              const float *ar = ad + (size_t) r0 * lda;
+              int cols = read == A_COLS;
+              const float *ar = cols ? ad + r0 : ad + (size_t) r0 * lda;
               if (np == 2)
-                kernel_avx512_wide_direct (kd, ar, lda, b, b1, c, ldc, nr, acc, bc);
+                (cols ? kernel_avx512_wide_cols : kernel_avx512_wide_direct)
+                  (kd, ar, lda, b, b1, c, ldc, nr, acc, bc);
+              else if (wide)
+                (cols ? kernel_avx512_cols : kernel_avx512_direct)
+                  (kd, ar, lda, b, c, ldc, nr, acc, bc);
               else
-                (wide ? kernel_avx512_direct : kernel_avx2_direct)
+                (cols ? kernel_avx2_cols : kernel_avx2_direct)
                   (kd, ar, lda, b, c, ldc, nr, acc, bc);
               continue;
             }
@@ -1075,10 +1070,10 @@ pmx_sgemm_pre_bias (pmx_gemm_kind kind, int transa, int transb, int M, int N, in
               else if (mcb > direct)
                 sg_pack_a (transa, A, lda, i0 + direct, mcb - direct, k0, kd, mr, alpha,
                            wa);
-              /* The bias goes in with the first depth block, where a C
-                 filled with it would be read.  */
               const float *ad = !direct ? NULL
                 : transa ? A + (size_t) k0 * lda + i0 : A + (size_t) i0 * lda + k0;
+              /* The bias goes in with the first depth block, where a C
+                 filled with it would be read.  */
               run_panels (kind, kd, ad, transa ? A_COLS : A_ROWS, lda, a,
                           mcb, b, (size_t) kd * NR, C + (size_t) i0 * ldc + j0, ldc,
                           ncb, acc, bias && k0 == 0 ? bias + j0 : NULL);

@@ -898,8 +898,9 @@ check_masks (const pmx_train_config *c, const pmx_cofi_z *z)
 /* Masks' elementwise steps on PAR's threads: what pmx_mul_cols,
    pmx_colsum_prod and a head's mask do, in blocks of rows (the products)
    or of columns and heads (the sums), each sum still in row order, so the
-   same bits as on one thread.  On one thread they took 3.3 % of a MiniLM-size pruning
-   step's CPU time on two threads, the other waiting meanwhile.  */
+   same bits as on one thread.  Left on one thread, they took 3.3 % of a
+   MiniLM-size pruning step's CPU time on two threads, the other thread
+   waiting meanwhile.  */
 typedef struct cols_job
 {
   float *y;
